@@ -1,0 +1,1 @@
+"""The embedded runtime: the whole stack as local processes, no Docker engine needed."""

@@ -1,0 +1,69 @@
+"""Settings of the embedded runtime: one object, from SOMMELIER_* environment variables."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class StackConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SOMMELIER_", frozen=True)
+
+    state_dir: pathlib.Path = ROOT / ".sommelier"
+    emulator_port: int = 4566
+    frontend_port: int = 8080
+    prefix: str = "sommelier"
+    stack_name: str = "sommelier"
+    region: str = "us-east-1"
+    dataset_prefix: str = "datasets/wine"
+    ready_timeout_seconds: float = 60
+
+    @property
+    def root(self) -> pathlib.Path:
+        return ROOT
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def frontend_url(self) -> str:
+        return f"http://127.0.0.1:{self.frontend_port}"
+
+    @property
+    def logs_dir(self) -> pathlib.Path:
+        return self.state_dir / "logs"
+
+    @property
+    def stack_info_file(self) -> pathlib.Path:
+        return self.state_dir / "stack.json"
+
+    def aws_env(self) -> dict[str, str]:
+        """What any local client of the emulator needs: boto3 reads these by itself."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
+
+    def hook_env(self) -> dict[str, str]:
+        """The variables the localstack-init hooks read (compose sets the same ones)."""
+        return {
+            **self.aws_env(),
+            "SOMMELIER_ROOT": str(self.root),
+            "SOMMELIER_PREFIX": self.prefix,
+            "SOMMELIER_STACK_NAME": self.stack_name,
+            "SOMMELIER_CODE_BUCKET": f"{self.prefix}-code",
+            "SOMMELIER_DATASET_PREFIX": self.dataset_prefix,
+            "SOMMELIER_PUBLIC_ENDPOINT": self.endpoint,
+            "SOMMELIER_STACK_INFO_FILE": str(self.stack_info_file),
+        }
+
+    def stack_info(self) -> dict[str, Any]:
+        return json.loads(self.stack_info_file.read_text())

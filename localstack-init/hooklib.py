@@ -1,0 +1,96 @@
+"""Shared helpers of the provisioning hooks in ready.d/.
+
+The hooks run in two places: inside the LocalStack container (LocalStack executes
+`.py` files of /etc/localstack/init/ready.d with its own Python, which has boto3)
+and in the embedded runtime, whose runner executes the same files after MiniStack
+is healthy. So this module uses the standard library and boto3 only, and takes
+every name from environment variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import pathlib
+import zipfile
+
+import boto3
+from botocore.exceptions import ClientError
+
+log = logging.getLogger("sommelier.init")
+if not logging.getLogger().handlers:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s init %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+
+# A zip entry's timestamp is part of its bytes; a fixed one makes bundles reproducible.
+_ZIP_EPOCH = (2020, 1, 1, 0, 0, 0)
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise RuntimeError(f"environment variable {name} is required by the init hooks")
+    return value
+
+
+def session() -> boto3.session.Session:
+    # Inside the LocalStack container the emulator listens on localhost:4566;
+    # the embedded runner sets AWS_ENDPOINT_URL to its own port.
+    os.environ.setdefault("AWS_ENDPOINT_URL", "http://localhost:4566")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    return boto3.session.Session(region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
+def repo_root() -> pathlib.Path:
+    return pathlib.Path(env("SOMMELIER_ROOT"))
+
+
+def build_bundle(package_dir: pathlib.Path) -> bytes:
+    """Zip a Python package (its .py and .json files) reproducibly, rooted at its parent."""
+    buf = io.BytesIO()
+    files = sorted(
+        p for p in package_dir.rglob("*") if p.is_file() and p.suffix in {".py", ".json"} and "__pycache__" not in p.parts
+    )
+    if not files:
+        raise RuntimeError(f"no source files under {package_dir}")
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            info = zipfile.ZipInfo(str(path.relative_to(package_dir.parent)), _ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def ensure_bucket(s3, name: str) -> None:
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError as err:
+        if err.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
+            raise
+        log.info("creating bucket %s", name)
+        s3.create_bucket(Bucket=name)
+        s3.get_waiter("bucket_exists").wait(Bucket=name)
+
+
+def upload_if_changed(s3, bucket: str, key: str, body: bytes) -> bool:
+    """Put an object unless one with the same sha256 is already there. Returns True if written."""
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        if head.get("Metadata", {}).get("sha256") == digest:
+            return False
+    except ClientError as err:
+        if err.response["Error"]["Code"] not in {"404", "NoSuchKey", "NotFound"}:
+            raise
+    s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest})
+    log.info("uploaded s3://%s/%s (%d bytes)", bucket, key, len(body))
+    return True
+
+
+def stack_outputs(cfn, stack_name: str) -> dict[str, str]:
+    stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}

@@ -1,0 +1,91 @@
+"""Hook 10: bundle the Lambda code and deploy infra/template.yaml as a CloudFormation stack.
+
+Idempotent: bundles are content-addressed, an unchanged stack is left alone, and a stack
+left failed by an interrupted run is deleted and created again.
+"""
+
+import hashlib
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from botocore.exceptions import ClientError  # noqa: E402
+from hooklib import build_bundle, ensure_bucket, env, log, repo_root, session, stack_outputs, upload_if_changed  # noqa: E402
+
+_RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
+_WAITER_FOR = {
+    "CREATE_IN_PROGRESS": "stack_create_complete",
+    "UPDATE_IN_PROGRESS": "stack_update_complete",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS": "stack_update_complete",
+    "DELETE_IN_PROGRESS": "stack_delete_complete",
+    "ROLLBACK_IN_PROGRESS": "stack_rollback_complete",
+    "UPDATE_ROLLBACK_IN_PROGRESS": "stack_update_complete",
+}
+
+
+def _status(cfn, name: str) -> str | None:
+    try:
+        return cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+    except ClientError as err:
+        if "does not exist" in err.response["Error"]["Message"]:
+            return None
+        raise
+
+
+def _parameters(code_bucket: str, predictor_key: str) -> list[dict]:
+    params = {"Prefix": env("SOMMELIER_PREFIX"), "CodeBucket": code_bucket, "PredictorCodeKey": predictor_key}
+    for pair in filter(None, os.environ.get("SOMMELIER_STACK_PARAMETERS", "").split(",")):
+        key, _, value = pair.partition("=")
+        params[key.strip()] = value.strip()
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+
+
+def main() -> None:
+    aws = session()
+    s3, cfn = aws.client("s3"), aws.client("cloudformation")
+    root = repo_root()
+    stack_name, code_bucket = env("SOMMELIER_STACK_NAME"), env("SOMMELIER_CODE_BUCKET")
+
+    ensure_bucket(s3, code_bucket)
+    bundle = build_bundle(root / "services" / "predictor" / "predictor")
+    predictor_key = f"lambda/predictor-{hashlib.sha256(bundle).hexdigest()[:16]}.zip"
+    upload_if_changed(s3, code_bucket, predictor_key, bundle)
+
+    args = {
+        "StackName": stack_name,
+        "TemplateBody": (root / "infra" / "template.yaml").read_text(),
+        "Parameters": _parameters(code_bucket, predictor_key),
+        "Capabilities": ["CAPABILITY_NAMED_IAM"],
+    }
+    status = _status(cfn, stack_name)
+    if status in _WAITER_FOR:
+        log.info("stack %s is %s; waiting for it to settle", stack_name, status)
+        cfn.get_waiter(_WAITER_FOR[status]).wait(StackName=stack_name)
+        status = _status(cfn, stack_name)
+    if status in _RECREATE:
+        log.warning("stack %s was left %s by an earlier run; deleting and creating it again", stack_name, status)
+        cfn.delete_stack(StackName=stack_name)
+        cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name)
+        status = None
+
+    if status is None:
+        log.info("creating stack %s", stack_name)
+        cfn.create_stack(**args)
+        cfn.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    else:
+        try:
+            cfn.update_stack(**args)
+        except ClientError as err:
+            if "No updates are to be performed" not in err.response["Error"]["Message"]:
+                raise
+            log.info("stack %s is up to date", stack_name)
+        else:
+            log.info("updating stack %s", stack_name)
+            cfn.get_waiter("stack_update_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    for key, value in sorted(stack_outputs(cfn, stack_name).items()):
+        log.info("output %s = %s", key, value)
+
+
+main()

@@ -1,0 +1,43 @@
+"""Hook 30: write what clients need to reach the stack (API URL, demo key, names) to a JSON file.
+
+The file is how the runner, the trainer, the frontend and the tests find the stack
+without copying names around. The API URL uses the emulator's path-style invoke URL
+as seen from the host (SOMMELIER_PUBLIC_ENDPOINT). The file holds an API key, so it
+is written owner-readable only.
+"""
+
+import json
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from hooklib import env, log, session, stack_outputs  # noqa: E402
+
+
+def main() -> None:
+    aws = session()
+    stack_name = env("SOMMELIER_STACK_NAME")
+    outputs = stack_outputs(aws.client("cloudformation"), stack_name)
+    key = aws.client("apigateway").get_api_key(apiKey=outputs["DemoApiKeyId"], includeValue=True)["value"]
+    public = env("SOMMELIER_PUBLIC_ENDPOINT").rstrip("/")
+    info = {
+        "stack_name": stack_name,
+        "region": aws.region_name,
+        "aws_endpoint": public,
+        "api_url": f"{public}/restapis/{outputs['RestApiId']}/{outputs['StageName']}/_user_request_",
+        "api_key": key,
+        "outputs": outputs,
+    }
+    path = pathlib.Path(env("SOMMELIER_STACK_INFO_FILE"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f, indent=2)
+    os.replace(tmp, path)  # readers never see half a file
+    log.info("stack info written to %s", path)
+
+
+main()

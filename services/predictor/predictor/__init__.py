@@ -1,0 +1,1 @@
+"""Sommelier prediction function: API Gateway (REST, Lambda proxy) -> this package."""

@@ -1,0 +1,231 @@
+"""Routing and request handling, free of Lambda wiring so tests can pass their own collaborators."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from predictor.config import Settings
+from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
+from predictor.records import PredictionRecorder, RecordWriteError
+from predictor.validation import FieldError, json_type
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: list[FieldError] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or []
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: ModelStore
+    recorder: PredictionRecorder
+    logger: Any
+    clock: Callable[[], float] = time.time
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class Request:
+    event: dict[str, Any]
+    request_id: str
+    lambda_request_id: str
+    deps: Deps
+    model_version: str | None = None
+    records: int = 0
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def parse_body(event: dict[str, Any]) -> Any:
+    raw = event.get("body")
+    if raw is None or raw == "":
+        raise ApiError(400, "empty_body", 'the request body is empty; send a JSON object such as {"features": {...}}')
+    if event.get("isBase64Encoded"):
+        raw = base64.b64decode(raw).decode("utf-8", errors="replace")
+    if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as err:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from err
+    except ValueError as err:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from err
+
+
+def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list[dict[str, Any]], bool]:
+    """The records to predict and whether the request was a single record."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", f'the body must be a JSON object with "features" or "instances", got {json_type(body)}')
+    unknown = sorted(set(body) - {"features", "instances"})
+    if unknown:
+        details = [FieldError(k, 'is not allowed; send "features" (one record) or "instances" (a batch)') for k in unknown]
+        raise ApiError(400, "validation_error", f"unknown field {unknown[0]!r} in the body", details)
+    if ("features" in body) == ("instances" in body):
+        raise ApiError(400, "validation_error", 'send exactly one of "features" (one record) or "instances" (a batch)')
+    if "features" in body:
+        records, single, prefix = [body["features"]], True, "features"
+    else:
+        records, single = body["instances"], False
+        if not isinstance(records, list) or not records:
+            raise ApiError(400, "validation_error", '"instances" must be a non-empty array of records',
+                           [FieldError("instances", f"must be a non-empty array, got {json_type(records)}")])
+        if len(records) > max_batch:
+            raise ApiError(413, "batch_too_large", f"a batch holds at most {max_batch} records, got {len(records)}")
+    errors: list[FieldError] = []
+    for i, record in enumerate(records):
+        errors.extend(model.validator.errors(record, prefix if single else f"instances[{i}]"))
+    if errors:
+        first = errors[0]
+        summary = f"{first.field} {first.message}" + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else "")
+        raise ApiError(400, "validation_error", summary, errors)
+    return records, single
+
+
+def to_matrix(records: list[dict[str, Any]], model: LoadedModel) -> np.ndarray:
+    names = model.feature_names
+    numeric = all(f["type"] == "numeric" for f in model.manifest["features"])
+    return np.array([[r[n] for n in names] for r in records], dtype=float if numeric else object)
+
+
+def _now_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def predict(req: Request) -> tuple[int, dict[str, Any]]:
+    deps = req.deps
+    body = parse_body(req.event)
+    model = deps.store.current()
+    req.model_version = model.version
+    records, single = extract_records(body, model, deps.settings.max_batch)
+    req.records = len(records)
+    started = time.perf_counter()
+    proba = model.pipeline.predict_proba(to_matrix(records, model))
+    labels = [str(c) for c in model.label_encoder.inverse_transform(model.pipeline.classes_)]
+    predict_ms = (time.perf_counter() - started) * 1000
+    now = deps.clock()
+    identity = req.event.get("requestContext", {}).get("identity") or {}
+    results, rows = [], []
+    for i, (record, p) in enumerate(zip(records, proba)):
+        best = int(np.argmax(p))
+        result = {
+            "prediction_id": deps.new_id(),
+            "label": labels[best],
+            "confidence": round(float(p[best]), 6),
+            "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p)},
+        }
+        results.append(result)
+        rows.append({
+            **result,
+            "request_id": req.request_id,
+            "lambda_request_id": req.lambda_request_id,
+            "caller_key_id": identity.get("apiKeyId"),
+            "created_at": _now_iso(now),
+            "model_version": model.version,
+            "input": record,
+            "batch_size": len(records),
+            "batch_index": i,
+            "latency_ms": round(predict_ms, 3),
+            "expires_at": int(now) + deps.recorder.ttl_seconds,
+        })
+    deps.recorder.write(rows)
+    if single:
+        return 200, {"request_id": req.request_id, "model_version": model.version, **results[0]}
+    return 200, {"request_id": req.request_id, "model_version": model.version, "count": len(results), "predictions": results}
+
+
+def health(req: Request) -> tuple[int, dict[str, Any]]:
+    return 200, {"status": "ok", "model_version": req.deps.store.loaded_version}
+
+
+ROUTES: dict[tuple[str, str], Callable[[Request], tuple[int, dict[str, Any]]]] = {
+    ("POST", "/predict"): predict,
+    ("GET", "/health"): health,
+}
+_PATHS = {path for _, path in ROUTES}
+
+
+def _headers(settings: Settings, request_id: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Request-Id": request_id,
+        "Access-Control-Allow-Origin": settings.cors_allow_origin,
+        "Access-Control-Allow-Headers": "Content-Type,X-Api-Key",
+        "Access-Control-Allow-Methods": "GET,POST,OPTIONS",
+        "Access-Control-Expose-Headers": "X-Request-Id",
+    }
+
+
+def error_body(request_id: str, code: str, message: str, details: list[FieldError] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = [d.as_dict() for d in details]
+    return {"error": error, "request_id": request_id}
+
+
+def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[str, Any]:
+    started = time.perf_counter()
+    context = event.get("requestContext") or {}
+    request_id = context.get("requestId") or lambda_request_id
+    method = event.get("httpMethod", "")
+    route = event.get("resource") or event.get("path") or ""
+    req = Request(event=event, request_id=request_id, lambda_request_id=lambda_request_id, deps=deps)
+    code = "ok"
+    try:
+        if method == "OPTIONS":
+            status, body = 204, None
+        elif (method, route) in ROUTES:
+            status, body = ROUTES[(method, route)](req)
+        elif route in _PATHS:
+            raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {route}")
+        else:
+            raise ApiError(404, "not_found", f"no route {method} {route}")
+    except ApiError as err:
+        status, code = err.status, err.code
+        body = error_body(request_id, err.code, err.message, err.details)
+    except ModelUnavailable as err:
+        status, code = 503, "no_model"
+        body = error_body(request_id, code, str(err))
+    except RecordWriteError as err:
+        deps.logger.exception("prediction not recorded", extra={"request_id": request_id})
+        status, code = 503, "record_failed"
+        body = error_body(request_id, code, f"the prediction could not be recorded, so it was not returned: {err}")
+    except Exception:
+        deps.logger.exception("unhandled error", extra={"request_id": request_id})
+        status, code = 500, "internal_error"
+        body = error_body(request_id, code, "internal error; quote the request id when reporting it")
+    deps.logger.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "lambda_request_id": lambda_request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "outcome": code,
+            "model_version": req.model_version,
+            "records": req.records,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        },
+    )
+    return {
+        "statusCode": status,
+        "headers": _headers(deps.settings, request_id),
+        "body": "" if body is None else json.dumps(body),
+    }

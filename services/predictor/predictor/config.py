@@ -1,0 +1,49 @@
+"""The predictor's settings, read once from the environment at cold start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} must be set for the predictor")
+    return value
+
+
+def _number(name: str, default: str) -> float:
+    raw = os.environ.get(name, default)
+    try:
+        return float(raw)
+    except ValueError as err:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from err
+
+
+@dataclass(frozen=True)
+class Settings:
+    # A dataclass rather than pydantic-settings: this module is on the cold-start path.
+    model_bucket: str
+    predictions_table: str
+    metrics_namespace: str
+    champion_refresh_seconds: float
+    prediction_ttl_days: float
+    max_batch: int
+    cors_allow_origin: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            model_bucket=_required("MODEL_BUCKET"),
+            predictions_table=_required("PREDICTIONS_TABLE"),
+            metrics_namespace=_required("METRICS_NAMESPACE"),
+            champion_refresh_seconds=_number("CHAMPION_REFRESH_SECONDS", "30"),
+            prediction_ttl_days=_number("PREDICTION_TTL_DAYS", "90"),
+            max_batch=int(_number("MAX_BATCH", "1000")),
+            cors_allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"),
+        )

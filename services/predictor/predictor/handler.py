@@ -1,0 +1,27 @@
+"""Lambda entry point: wiring only. Clients, settings and the model cache live at module level,
+built once per cold start; the work is done by predictor.api with these passed in."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from predictor.api import Deps, handle
+from predictor.config import Settings
+from predictor.model_store import ModelStore
+from predictor.records import PredictionRecorder
+
+logger = Logger(service=os.environ.get("SERVICE_NAME", "predictor"))
+settings = Settings.from_env()
+store = ModelStore(boto3.client("s3"), settings.model_bucket, settings.champion_refresh_seconds)
+recorder = PredictionRecorder(boto3.client("dynamodb"), settings.predictions_table, settings.prediction_ttl_days)
+deps = Deps(settings=settings, store=store, recorder=recorder, logger=logger)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context.aws_request_id, deps)

@@ -1,0 +1,132 @@
+"""Loads the promoted ("champion") model from the model bucket and keeps it warm.
+
+Artifacts are unpickled only after their sha256 matches the manifest and the manifest's
+scikit-learn version matches the one installed here. The champion pointer is re-read at
+most every `refresh_seconds`; a newly promoted model replaces the cached one between
+requests, and a broken new one never replaces a working one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version as installed_version
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from predictor.validation import RecordValidator
+
+CHAMPION_KEY = "champion.json"
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(Exception):
+    """No promoted model can be served (none promoted yet, or the promoted one was refused)."""
+
+
+class ArtifactRejected(Exception):
+    """An artifact failed its integrity or compatibility check and was not loaded."""
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    manifest: dict[str, Any]
+    pipeline: Any
+    label_encoder: Any
+    validator: RecordValidator = field(repr=False)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.manifest["features"]]
+
+
+def _read(s3, bucket: str, key: str, version_id: str | None = None) -> bytes:
+    kwargs = {"Bucket": bucket, "Key": key}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    return s3.get_object(**kwargs)["Body"].read()
+
+
+def load_model(s3, bucket: str, version: str) -> LoadedModel:
+    """Fetch, verify and unpickle one model version from `bucket`."""
+    import joblib  # deferred: only needed once per model version
+
+    prefix = f"models/{version}/"
+    manifest = json.loads(_read(s3, bucket, prefix + "manifest.json"))
+    if manifest.get("version") != version:
+        raise ArtifactRejected(f"manifest under {prefix} names version {manifest.get('version')!r}")
+    trained_with = manifest.get("libraries", {}).get("scikit-learn")
+    here = installed_version("scikit-learn")
+    if trained_with != here:
+        raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}, this function has {here}")
+    loaded = {}
+    for name in ("pipeline", "label_encoder"):
+        meta = manifest["artifacts"][name]
+        if not meta["key"].startswith(prefix):
+            raise ArtifactRejected(f"artifact {name} of {version} points outside {prefix}: {meta['key']}")
+        body = _read(s3, bucket, meta["key"], meta.get("version_id"))
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != meta["sha256"]:
+            raise ArtifactRejected(f"artifact {meta['key']} has sha256 {digest}, manifest says {meta['sha256']}")
+        loaded[name] = joblib.load(io.BytesIO(body))
+    return LoadedModel(
+        version=version,
+        manifest=manifest,
+        pipeline=loaded["pipeline"],
+        label_encoder=loaded["label_encoder"],
+        validator=RecordValidator(manifest["features"]),
+    )
+
+
+class ModelStore:
+    def __init__(self, s3, bucket: str, refresh_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self._s3 = s3
+        self._bucket = bucket
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._model: LoadedModel | None = None
+        self._checked_at = float("-inf")
+
+    @property
+    def loaded_version(self) -> str | None:
+        return self._model.version if self._model else None
+
+    def current(self) -> LoadedModel:
+        now = self._clock()
+        if self._model is not None and now - self._checked_at < self._refresh:
+            return self._model
+        try:
+            pointer = json.loads(_read(self._s3, self._bucket, CHAMPION_KEY))
+        except ClientError as err:
+            if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+                raise ModelUnavailable("no model has been promoted yet; train one with `make train`") from err
+            return self._keep_serving(err)
+        except BotoCoreError as err:
+            return self._keep_serving(err)
+        self._checked_at = now
+        version = pointer["version"]
+        if self._model is not None and self._model.version == version:
+            return self._model
+        try:
+            self._model = load_model(self._s3, self._bucket, version)
+        except (ArtifactRejected, ClientError, KeyError) as err:
+            log.error("refused champion %s: %s", version, err)
+            if self._model is None:
+                raise ModelUnavailable(f"the promoted model {version} could not be loaded: {err}") from err
+            log.warning("still serving %s", self._model.version)
+            return self._model
+        log.info("loaded model %s", version)
+        return self._model
+
+    def _keep_serving(self, err: Exception) -> LoadedModel:
+        if self._model is None:
+            raise ModelUnavailable(f"cannot read the champion pointer: {err}") from err
+        log.warning("cannot re-check the champion pointer (%s); still serving %s", err, self._model.version)
+        return self._model

@@ -1,0 +1,91 @@
+"""Input validation against the feature schema in the model manifest.
+
+The manifest lists features with their type and declared ranges or categories; this
+compiles that into a JSON Schema once per model and turns each violation into a
+field-level error a caller can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+_JSON_TYPE = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object", type(None): "null"}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
+    kind = feature["type"]
+    if kind == "numeric":
+        prop: dict[str, Any] = {"type": "number"}
+        for bound in ("minimum", "maximum"):
+            if feature.get(bound) is not None:
+                prop[bound] = feature[bound]
+        return prop
+    if kind == "categorical":
+        prop = {"type": "string", "minLength": 1, "maxLength": 200}
+        if feature.get("categories"):
+            prop["enum"] = list(feature["categories"])
+        return prop
+    if kind == "text":
+        return {"type": "string", "maxLength": int(feature.get("max_length", 5000))}
+    raise ValueError(f"feature {feature['name']!r} has unknown type {kind!r}")
+
+
+def record_schema(features: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {f["name"]: feature_property(f) for f in features},
+        "required": [f["name"] for f in features],
+        "additionalProperties": False,
+    }
+
+
+def json_type(value: Any) -> str:
+    return _JSON_TYPE.get(type(value), type(value).__name__)
+
+
+class RecordValidator:
+    def __init__(self, features: list[dict[str, Any]]):
+        self.schema = record_schema(features)
+        self._names = [f["name"] for f in features]
+        self._validator = Draft202012Validator(self.schema)
+
+    def errors(self, record: Any, where: str) -> list[FieldError]:
+        """All problems of one record; `where` prefixes field paths (e.g. "features", "instances[3]")."""
+        if not isinstance(record, dict):
+            return [FieldError(where, f"must be an object of feature values, got {json_type(record)}")]
+        found = dict.fromkeys(e for err in self._validator.iter_errors(record) for e in self._describe(err, record, where))
+        return sorted(found, key=lambda e: (self._order(e.field), e.field))
+
+    def _order(self, field: str) -> int:
+        name = field.rsplit(".", 1)[-1]
+        return self._names.index(name) if name in self._names else len(self._names)
+
+    def _describe(self, err, record: dict, where: str) -> list[FieldError]:
+        path = ".".join([where, *map(str, err.absolute_path)])
+        kind, expected, value = err.validator, err.validator_value, err.instance
+        # jsonschema reports each missing or unknown property as an error of its own
+        if kind == "required":
+            return [FieldError(f"{where}.{name}", "is required") for name in expected if name not in record]
+        if kind == "additionalProperties":
+            return [FieldError(f"{where}.{name}", "is not a feature of this model") for name in record if name not in self._names]
+        if kind == "type":
+            return [FieldError(path, f"must be a {expected}, got {json_type(value)}")]
+        if kind == "minimum":
+            return [FieldError(path, f"must be >= {expected}, got {value}")]
+        if kind == "maximum":
+            return [FieldError(path, f"must be <= {expected}, got {value}")]
+        if kind == "enum":
+            return [FieldError(path, f"must be one of {', '.join(map(str, expected))}; got {value!r}")]
+        return [FieldError(path, err.message)]

@@ -1,0 +1,1 @@
+"""Sommelier trainer: S3 data + spec -> evaluated, versioned scikit-learn artifacts."""

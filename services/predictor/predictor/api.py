@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,7 @@ def to_matrix(records: list[dict[str, Any]], model: LoadedModel) -> np.ndarray:
 
 
 def _now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def predict(req: Request) -> tuple[int, dict[str, Any]]:
@@ -122,13 +122,13 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
     now = deps.clock()
     identity = req.event.get("requestContext", {}).get("identity") or {}
     results, rows = [], []
-    for i, (record, p) in enumerate(zip(records, proba)):
+    for i, (record, p) in enumerate(zip(records, proba, strict=True)):
         best = int(np.argmax(p))
         result = {
             "prediction_id": deps.new_id(),
             "label": labels[best],
             "confidence": round(float(p[best]), 6),
-            "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p)},
+            "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p, strict=True)},
         }
         results.append(result)
         rows.append({

@@ -7,7 +7,7 @@ import platform
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
 from typing import Any
 
@@ -43,7 +43,7 @@ def _check_classes(y: np.ndarray) -> None:
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise DataError(f"the target has a single class ({classes[0] if len(classes) else 'none'}); at least two are needed")
-    small = {str(c): int(n) for c, n in zip(classes, counts) if n < MIN_ROWS_PER_CLASS}
+    small = {str(c): int(n) for c, n in zip(classes, counts, strict=True) if n < MIN_ROWS_PER_CLASS}
     if small:
         raise DataError(f"class(es) with fewer than {MIN_ROWS_PER_CLASS} rows: {small}")
 
@@ -97,7 +97,7 @@ def run(settings: Settings, s3, *, only_if_no_champion: bool = False, promote: b
         log.info("champion %s exists; nothing to train", champion["version"])
         return Outcome(version=champion["version"], promoted=False, reason="champion exists")
     started = time.perf_counter()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     log.info("reading s3://%s/%s", settings.dataset_bucket, settings.dataset_prefix)
     ds = load_dataset(s3, settings.dataset_bucket, settings.dataset_prefix)
     log.info("dataset %s: %d rows, %d features, target %r", ds.spec.get("name"), len(ds.frame), len(ds.features), ds.target)

@@ -1,0 +1,92 @@
+"""The integration suite runs against a `Stack`: by default an embedded stack this session
+starts on free ports in a temporary directory (so it never collides with `make up`), or
+the stack described by $SOMMELIER_STACK_INFO (a stack.json written by the init hooks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from devstack import runner
+from devstack.config import StackConfig
+
+
+@dataclass(frozen=True)
+class Stack:
+    api_url: str
+    api_key: str
+    aws_endpoint: str
+    region: str
+    outputs: dict[str, str]
+    config: StackConfig | None  # set when this session runs the stack itself
+
+    def client(self, service: str, **overrides: Any):
+        """The one place tests build AWS clients."""
+        kwargs = {"endpoint_url": self.aws_endpoint, "region_name": self.region,
+                  "aws_access_key_id": "test", "aws_secret_access_key": "test", **overrides}
+        return boto3.client(service, **kwargs)
+
+    def post(self, path: str, body: Any = None, key: str | None = "default", **kw) -> requests.Response:
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["x-api-key"] = self.api_key if key == "default" else key
+        data = kw.pop("data", None)
+        return requests.post(f"{self.api_url}{path}", headers=headers, data=data if data is not None else json.dumps(body), timeout=30, **kw)
+
+    def get(self, path: str, key: str | None = "default") -> requests.Response:
+        headers = {"x-api-key": self.api_key} if key else {}
+        return requests.get(f"{self.api_url}{path}", headers=headers, timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _from_info(info: dict[str, Any], config: StackConfig | None) -> Stack:
+    return Stack(info["api_url"], info["api_key"], info["aws_endpoint"], info["region"], info["outputs"], config)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    external = os.environ.get("SOMMELIER_STACK_INFO")
+    if external:
+        yield _from_info(json.loads(Path(external).read_text()), None)
+        return
+    cfg = StackConfig(
+        state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port()
+    )
+    try:
+        info = runner.up(cfg)
+        yield _from_info(info, cfg)
+    finally:
+        runner.down(cfg)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Any]:
+    """Poll `check` until it stops raising AssertionError, for up to `timeout` seconds."""
+
+    def wait(check: Callable[[], Any], timeout: float = 15) -> Any:
+        for attempt in Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.2),
+                                retry=retry_if_exception_type(AssertionError), reraise=True):
+            with attempt:
+                return check()
+
+    return wait
+
+
+@pytest.fixture(scope="session")
+def example() -> dict[str, float]:
+    return json.loads((Path(__file__).resolve().parents[2] / "examples/predict.json").read_text())["features"]

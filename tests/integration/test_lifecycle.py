@@ -1,0 +1,89 @@
+"""make up / make down behaviour of the embedded runtime (skipped against an external stack)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import requests
+
+from devstack import runner
+from devstack.config import StackConfig
+
+from .conftest import free_port
+
+
+@pytest.fixture
+def own(stack):
+    if stack.config is None:
+        pytest.skip("the stack under test was started elsewhere; lifecycle tests need the embedded runner")
+    return stack.config
+
+
+def _model_versions(stack) -> set[str]:
+    listed = stack.client("s3").list_objects_v2(Bucket=stack.outputs["ModelBucketName"], Prefix="models/")
+    return {o["Key"].split("/")[1] for o in listed.get("Contents", [])}
+
+
+def test_a_second_up_changes_nothing(stack, own):
+    versions = _model_versions(stack)
+    info = runner.up(own)
+    assert (info["api_url"], info["api_key"]) == (stack.api_url, stack.api_key)
+    assert len(stack.client("apigateway").get_rest_apis()["items"]) == 1
+    assert len(stack.client("cloudformation").describe_stacks()["Stacks"]) == 1
+    assert _model_versions(stack) == versions  # no retraining while a champion exists
+
+
+def test_the_frontend_serves_the_page_and_the_api_location(stack, own):
+    page = requests.get(own.frontend_url, timeout=5)
+    assert page.status_code == 200 and "Sommelier" in page.text
+    config = requests.get(f"{own.frontend_url}/config.js", timeout=5).text
+    assert json.loads(config.split("= ", 1)[1].rstrip(";\n"))["apiUrl"] == stack.api_url
+
+
+def test_function_logs_reach_cloudwatch_with_the_request_id(stack, own, example, eventually):
+    request_id = stack.post("/predict", {"features": example}).json()["request_id"]
+
+    def logged():
+        lines = [line for line in runner.function_logs(own, 500) if request_id in line]
+        assert lines, f"no log line with request id {request_id}"
+        return lines
+
+    line = json.loads(eventually(logged)[-1])
+    assert line["status"] == 200 and line["route"] == "/predict"
+    assert stack.api_key not in json.dumps(line)
+
+
+def test_state_survives_down_and_up(stack, own, example):
+    prediction = stack.post("/predict", {"features": example}).json()
+    versions = _model_versions(stack)
+    assert runner.down(own)
+    for port in (own.emulator_port, own.frontend_port):
+        assert not runner.port_in_use(port), f"port {port} still listening after down"
+    info = runner.up(own)
+    assert info["api_key"] == stack.api_key
+    assert _model_versions(stack) == versions
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.outputs["PredictionsTableName"], Key={"prediction_id": {"S": prediction["prediction_id"]}}
+    )
+    assert item["Item"]["request_id"]["S"] == prediction["request_id"]
+    assert stack.post("/predict", {"features": example}).status_code == 200
+
+
+def test_up_refuses_a_port_taken_by_another_process(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        cfg = StackConfig(state_dir=tmp_path, emulator_port=port, frontend_port=free_port())
+        with pytest.raises(runner.StackError, match=f"port {port} \\(emulator\\) is already in use.*EMULATOR_PORT"):
+            runner.up(cfg)
+    assert not (tmp_path / "supervisord.pid").exists()
+
+
+def test_a_stale_pid_file_is_cleared(tmp_path):
+    cfg = StackConfig(state_dir=tmp_path, emulator_port=free_port(), frontend_port=free_port())
+    (tmp_path / "supervisord.pid").write_text("999999999")
+    assert runner.down(cfg) is False
+    assert not (tmp_path / "supervisord.pid").exists()

@@ -1,0 +1,28 @@
+import json
+
+from frontend import create_app
+
+
+def test_config_js_comes_from_the_stack_info_file(tmp_path):
+    info = tmp_path / "stack.json"
+    info.write_text(json.dumps({"api_url": "http://api.example/v1", "api_key": "k-123"}))
+    client = create_app({"STACK_INFO_FILE": str(info)}).test_client()
+    body = client.get("/config.js").get_data(as_text=True)
+    assert body.startswith("window.SOMMELIER_CONFIG = ")
+    assert json.loads(body.split("= ", 1)[1].rstrip(";\n")) == {"apiUrl": "http://api.example/v1", "apiKey": "k-123"}
+
+
+def test_config_js_is_503_before_the_stack_is_provisioned(tmp_path):
+    client = create_app({"STACK_INFO_FILE": str(tmp_path / "missing.json")}).test_client()
+    resp = client.get("/config.js")
+    assert resp.status_code == 503
+    assert "is the stack provisioned" in resp.get_data(as_text=True)
+
+
+def test_the_page_and_its_assets_are_served():
+    client = create_app({"API_URL": "http://x", "API_KEY": "k"}).test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert '<script src="/config.js">' in page
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    assert client.get("/healthz").get_json() == {"status": "ok"}

@@ -1,0 +1,70 @@
+import hashlib
+import json
+
+import pytest
+
+from trainer import artifacts
+from trainer import train as trainer_train
+from trainer.data import DataError
+
+from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
+
+
+def test_a_run_writes_checksummed_artifacts_a_manifest_and_promotes_the_first_model(s3, trained):
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
+    for name in ("pipeline", "label_encoder"):
+        meta = manifest["artifacts"][name]
+        body = s3.get_object(Bucket=MODEL_BUCKET, Key=meta["key"])["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == meta["sha256"]
+        assert meta["key"].startswith(f"models/{trained.version}/")
+    assert manifest["classes"] == ["class_0", "class_1", "class_2"]
+    assert manifest["libraries"]["scikit-learn"]
+    assert [s["key"] for s in manifest["dataset"]["sources"]] == [f"{PREFIX}/spec.json", f"{PREFIX}/data.csv"]
+    assert all(s["version_id"] for s in manifest["dataset"]["sources"])
+    assert manifest["metrics"]["holdout"]["accuracy"] >= trainer_train.ACCURACY_FLOOR
+    assert sum(map(sum, manifest["metrics"]["holdout"]["confusion_matrix"]["matrix"])) == manifest["metrics"]["holdout"]["rows"]
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+
+
+def test_if_no_champion_does_not_retrain(s3, trainer_settings, trained):
+    again = trainer_train.run(trainer_settings, s3, only_if_no_champion=True)
+    assert again.version == trained.version and not again.promoted
+    listed = s3.list_objects_v2(Bucket=MODEL_BUCKET, Prefix="models/")["Contents"]
+    assert {o["Key"].split("/")[1] for o in listed} == {trained.version}
+
+
+def test_no_promote_keeps_the_champion(s3, trainer_settings, trained):
+    challenger = trainer_train.run(trainer_settings, s3, promote=False)
+    assert challenger.version != trained.version and not challenger.promoted
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+
+
+def _put_csv(s3, text: str) -> None:
+    s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv", Body=text.encode())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda lines: [lines[0].replace("alcohol,", "")] + [line.split(",", 1)[1] for line in lines[1:]], "lacks column(s) ['alcohol']"),
+        (lambda lines: [lines[0], lines[1].replace("14.23", "strong", 1), *lines[2:]], "column 'alcohol' is numeric but row 2 holds 'strong'"),
+        (lambda lines: [lines[0] + ",extra"] + [line + ",1" for line in lines[1:]], "column(s) ['extra'] that the spec does not declare"),
+        (lambda lines: [lines[0]], "the data has no rows"),
+        (lambda lines: [lines[0]] + [line for line in lines[1:] if line.endswith("class_0")], "single class"),
+        (lambda lines: [lines[0]] + [line for line in lines[1:] if not line.endswith("class_2")] + [lines[-1]], "fewer than 5 rows"),
+    ],
+)
+def test_bad_data_fails_with_a_message_naming_the_problem(s3, trainer_settings, trained, mutate, message):
+    lines = s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv")["Body"].read().decode().splitlines()
+    _put_csv(s3, "\n".join(mutate(lines)) + "\n")
+    with pytest.raises(DataError) as err:
+        trainer_train.run(trainer_settings, s3)
+    assert message in str(err.value)
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+
+
+def test_an_invalid_spec_is_refused(s3, trainer_settings):
+    spec = {"target": "cultivar", "features": [{"name": "alcohol", "type": "float"}]}
+    s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/spec.json", Body=json.dumps(spec).encode())
+    with pytest.raises(DataError, match="has type 'float'"):
+        trainer_train.run(trainer_settings, s3)

@@ -64,7 +64,7 @@ stopwaitsecs=30
 autorestart=unexpected
 
 [program:frontend]
-command={BIN}/gunicorn --bind 127.0.0.1:{cfg.frontend_port} --workers 2 --access-logfile - "frontend:create_app()"
+command={BIN}/gunicorn --bind 127.0.0.1:{cfg.frontend_port} --workers 2 --no-control-socket --access-logfile - "frontend:create_app()"
 directory={cfg.root}/services/frontend
 environment={_env({"FRONTEND_STACK_INFO_FILE": str(cfg.stack_info_file)})}
 stdout_logfile={logs}/frontend.log

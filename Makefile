@@ -11,7 +11,7 @@ export SOMMELIER_EMULATOR_PORT := $(EMULATOR_PORT)
 export SOMMELIER_FRONTEND_PORT := $(FRONTEND_PORT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs train test test-unit test-integration lint clean
+.PHONY: help install up down status logs train promote rollback history test test-unit test-integration lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,8 +37,18 @@ status: install ## show the stack's processes
 logs: install ## show emulator, predictor-function and frontend logs
 	@$(PY) -m devstack logs
 
-train: install ## train, evaluate and (if it passes the gate) promote a model on the running stack
-	@$(PY) -m devstack train
+train: install ## train on the running stack: compare families, evaluate, promote if the gate passes
+	@$(PY) -m devstack trainer train
+
+promote: install ## make VERSION=<model version> the champion (artifacts verified first)
+	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<model version>  (see: make history)"; exit 2; }
+	@$(PY) -m devstack trainer promote "$(VERSION)"
+
+rollback: install ## restore the champion before the current one
+	@$(PY) -m devstack trainer rollback
+
+history: install ## list the champion pointers, newest first
+	@$(PY) -m devstack trainer history
 
 test: install ## run every test: unit, then integration against a fresh embedded stack
 	$(PY) -m pytest

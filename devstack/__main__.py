@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="show the stack's processes")
     logs = sub.add_parser("logs", help="show emulator, function and frontend logs")
     logs.add_argument("--lines", type=int, default=40)
-    train = sub.add_parser("train", help="run the trainer against the running stack")
-    train.add_argument("args", nargs=argparse.REMAINDER)
+    trainer = sub.add_parser("trainer", help="run the trainer CLI (train, promote, rollback, history) against the running stack")
+    trainer.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     cfg = StackConfig()
@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n".join(runner.function_logs(cfg, args.lines)) or "(no log events yet)")
             else:
                 print("(the stack is not running: start it with `make up` to read CloudWatch Logs)")
-        elif args.command == "train":
+        elif args.command == "trainer":
+            if not runner.Supervisor(cfg).pid():
+                raise runner.StackError("the stack is not running; start it with `make up`")
             runner.train(cfg, *args.args)
     except runner.StackError as err:
         print(f"error: {err}", file=sys.stderr)

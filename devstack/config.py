@@ -22,6 +22,7 @@ class StackConfig(BaseSettings):
     region: str = "us-east-1"
     dataset_prefix: str = "datasets/wine"
     ready_timeout_seconds: float = 60
+    stack_parameters: str = ""  # extra template parameters, "Key=Value,Key=Value"
 
     @property
     def root(self) -> pathlib.Path:
@@ -63,6 +64,7 @@ class StackConfig(BaseSettings):
             "SOMMELIER_DATASET_PREFIX": self.dataset_prefix,
             "SOMMELIER_PUBLIC_ENDPOINT": self.endpoint,
             "SOMMELIER_STACK_INFO_FILE": str(self.stack_info_file),
+            "SOMMELIER_STACK_PARAMETERS": self.stack_parameters,
         }
 
     def stack_info(self) -> dict[str, Any]:

@@ -100,9 +100,9 @@ def trainer_env(cfg: StackConfig) -> dict[str, str]:
 
 
 def train(cfg: StackConfig, *args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "trainer", *args], env=trainer_env(cfg))
+    proc = subprocess.run([sys.executable, "-m", "trainer", *(args or ("train",))], env=trainer_env(cfg))
     if proc.returncode != 0:
-        raise StackError(f"training failed (exit {proc.returncode}); see the messages above")
+        raise StackError(f"the trainer failed (exit {proc.returncode}); see the messages above")
 
 
 def up(cfg: StackConfig) -> dict:
@@ -129,7 +129,7 @@ def up(cfg: StackConfig) -> dict:
         log.info("provisioning (localstack-init/ready.d)")
         run_hooks(cfg)
         log.info("making sure a model is promoted")
-        train(cfg, "--if-no-champion")
+        train(cfg, "train", "--if-no-champion")
         sup.ctl("start", "frontend")
         try:
             _wait_until("the frontend", lambda: _http_ok(f"{cfg.frontend_url}/healthz"), cfg.ready_timeout_seconds)

@@ -34,8 +34,14 @@ def _status(cfn, name: str) -> str | None:
         raise
 
 
-def _parameters(code_bucket: str, predictor_key: str) -> list[dict]:
-    params = {"Prefix": env("SOMMELIER_PREFIX"), "CodeBucket": code_bucket, "PredictorCodeKey": predictor_key}
+def _parameters(code_bucket: str, keys: dict[str, str]) -> list[dict]:
+    params = {
+        "Prefix": env("SOMMELIER_PREFIX"),
+        "CodeBucket": code_bucket,
+        "PredictorCodeKey": keys["predictor"],
+        "TrainerCodeKey": keys["trainer"],
+        "DatasetPrefix": env("SOMMELIER_DATASET_PREFIX"),
+    }
     for pair in filter(None, os.environ.get("SOMMELIER_STACK_PARAMETERS", "").split(",")):
         key, _, value = pair.partition("=")
         params[key.strip()] = value.strip()
@@ -49,14 +55,16 @@ def main() -> None:
     stack_name, code_bucket = env("SOMMELIER_STACK_NAME"), env("SOMMELIER_CODE_BUCKET")
 
     ensure_bucket(s3, code_bucket)
-    bundle = build_bundle(root / "services" / "predictor" / "predictor")
-    predictor_key = f"lambda/predictor-{hashlib.sha256(bundle).hexdigest()[:16]}.zip"
-    upload_if_changed(s3, code_bucket, predictor_key, bundle)
+    keys = {}
+    for name in ("predictor", "trainer"):
+        bundle = build_bundle(root / "services" / name / name)
+        keys[name] = f"lambda/{name}-{hashlib.sha256(bundle).hexdigest()[:16]}.zip"
+        upload_if_changed(s3, code_bucket, keys[name], bundle)
 
     args = {
         "StackName": stack_name,
         "TemplateBody": (root / "infra" / "template.yaml").read_text(),
-        "Parameters": _parameters(code_bucket, predictor_key),
+        "Parameters": _parameters(code_bucket, keys),
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
     status = _status(cfn, stack_name)

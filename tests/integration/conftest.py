@@ -20,6 +20,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from devstack import runner
 from devstack.config import StackConfig
 
+SCHEDULE = "rate(1 minute)"
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -65,7 +67,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield _from_info(json.loads(Path(external).read_text()), None)
         return
     cfg = StackConfig(
-        state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port()
+        state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port(),
+        # the template's own training rule fires within this session, so a test can watch it
+        stack_parameters=f"TrainingSchedule={SCHEDULE}",
     )
     try:
         info = runner.up(cfg)

@@ -45,7 +45,8 @@ def s3(aws):
 
 @pytest.fixture
 def trainer_settings() -> TrainerSettings:
-    return TrainerSettings(dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX, model_bucket=MODEL_BUCKET)
+    return TrainerSettings(dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX, model_bucket=MODEL_BUCKET, cv_folds=3,
+                           families="logistic_regression_c1")  # one family keeps these tests fast; test_lifecycle compares all
 
 
 @pytest.fixture

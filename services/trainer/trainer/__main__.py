@@ -1,33 +1,69 @@
-"""`python -m trainer`: one training run (the ECS task's and `make train`'s entry point)."""
+"""`python -m trainer`: train (the ECS task's and `make train`'s entry point), promote, rollback, history."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
+from datetime import UTC, datetime
 
 import boto3
 
+from trainer import artifacts
 from trainer.config import Settings
 from trainer.data import DataError
 from trainer.train import run
 
 
+def _print(doc: object) -> None:
+    json.dump(doc, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainer", description=__doc__)
-    parser.add_argument("--if-no-champion", action="store_true", help="train only when no model has been promoted yet")
-    parser.add_argument("--no-promote", action="store_true", help="write the artifacts but never move the champion")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="train, evaluate and (if the gate passes) promote a model (the default)")
+    train.add_argument("--if-no-champion", action="store_true", help="train only when no model has been promoted yet")
+    train.add_argument("--no-promote", action="store_true", help="write the artifacts but never move the champion")
+    promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
+    promote.add_argument("version")
+    sub.add_parser("rollback", help="restore the champion before the current one")
+    sub.add_parser("history", help="list champion pointers, newest first")
+    args = parser.parse_args(argv or None)
+    command = args.command or "train"
+    if os.environ.get("LOG_FORMAT") == "json":  # the container (ECS task) logs JSON, like the function
+        from aws_lambda_powertools import Logger
+
+        Logger(service="trainer")
+    else:  # a person at a terminal reads progress lines
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     settings = Settings()
+    s3 = boto3.client("s3")
+    now = datetime.now(UTC).isoformat()
     try:
-        outcome = run(settings, boto3.client("s3"), only_if_no_champion=args.if_no_champion, promote=not args.no_promote)
-    except DataError as err:
-        logging.getLogger("trainer").error("training failed: %s", err)
+        if command == "train":
+            outcome = run(settings, s3, boto3.client("cloudwatch"), only_if_no_champion=args.if_no_champion,
+                          promote=not args.no_promote)
+            _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
+                    "quarantined": outcome.quarantined})
+        elif command == "promote":
+            artifacts.load_verified(s3, settings.model_bucket, args.version)
+            _print(artifacts.promote(s3, settings.model_bucket, args.version, "manual promotion", now))
+        elif command == "rollback":
+            target = artifacts.rollback_target(s3, settings.model_bucket)
+            artifacts.load_verified(s3, settings.model_bucket, target["version"])
+            current = artifacts.read_champion(s3, settings.model_bucket)
+            _print(artifacts.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version']}", now,
+                                     previous=target.get("previous")))
+        elif command == "history":
+            _print(artifacts.history(s3, settings.model_bucket))
+    except (DataError, artifacts.ArtifactError) as err:
+        print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message
         return 2
-    json.dump({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason}, sys.stdout)
-    sys.stdout.write("\n")
     return 0
 
 

@@ -47,14 +47,67 @@ def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
     return json.loads(s3.get_object(Bucket=bucket, Key=f"models/{version}/manifest.json")["Body"].read())
 
 
-def promote(s3, bucket: str, version: str, reason: str, promoted_at: str) -> dict[str, Any]:
-    previous = read_champion(s3, bucket)
+def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previous: str | None = ...) -> dict[str, Any]:
+    """Point the champion at `version`. `previous` defaults to the current champion (a rollback passes its own)."""
+    if previous is ...:
+        current = read_champion(s3, bucket)
+        previous = current["version"] if current else None
     pointer = {
         "version": version,
         "manifest_key": f"models/{version}/manifest.json",
         "promoted_at": promoted_at,
         "reason": reason,
-        "previous": previous["version"] if previous else None,
+        "previous": previous,
     }
     put_json(s3, bucket, CHAMPION_KEY, pointer)  # the bucket is versioned: every pointer is kept
     return pointer
+
+
+class ArtifactError(Exception):
+    """A stored model cannot be used: missing, tampered with, or from another scikit-learn."""
+
+
+def load_verified(s3, bucket: str, version: str) -> tuple[dict[str, Any], Any, Any]:
+    """(manifest, pipeline, label encoder) of a version, unpickled only after the checks pass."""
+    from importlib.metadata import version as installed_version
+
+    try:
+        manifest = read_manifest(s3, bucket, version)
+    except ClientError as err:
+        raise ArtifactError(f"model version {version} has no manifest in s3://{bucket}") from err
+    ours, theirs = installed_version("scikit-learn"), manifest.get("libraries", {}).get("scikit-learn")
+    if ours != theirs:
+        raise ArtifactError(f"model {version} was trained with scikit-learn {theirs}; this trainer has {ours}")
+    objects = []
+    for name in ("pipeline", "label_encoder"):
+        meta = manifest["artifacts"][name]
+        args = {"Bucket": bucket, "Key": meta["key"], **({"VersionId": meta["version_id"]} if meta.get("version_id") else {})}
+        body = s3.get_object(**args)["Body"].read()
+        if hashlib.sha256(body).hexdigest() != meta["sha256"] or not meta["key"].startswith(f"models/{version}/"):
+            raise ArtifactError(f"artifact {meta['key']} does not match its manifest; refusing to load it")
+        objects.append(joblib.load(io.BytesIO(body)))
+    return manifest, objects[0], objects[1]
+
+
+def history(s3, bucket: str) -> list[dict[str, Any]]:
+    """Every champion pointer ever written, newest first (the bucket is versioned)."""
+    pointers = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=CHAMPION_KEY):
+        for v in page.get("Versions", []):
+            if v["Key"] == CHAMPION_KEY:
+                body = s3.get_object(Bucket=bucket, Key=CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read()
+                pointers.append((v["LastModified"], json.loads(body)))
+    return [p for _, p in sorted(pointers, key=lambda t: t[0], reverse=True)]
+
+
+def rollback_target(s3, bucket: str) -> dict[str, Any]:
+    """The pointer to restore: the champion before the current one, skipping what was rolled back."""
+    current = read_champion(s3, bucket)
+    if current is None:
+        raise ArtifactError("no model is promoted, so there is nothing to roll back")
+    if not current.get("previous"):
+        raise ArtifactError(f"{current['version']} is the first champion; there is nothing before it")
+    for pointer in history(s3, bucket):
+        if pointer["version"] == current["previous"]:
+            return pointer
+    raise ArtifactError(f"the champion history has no pointer for {current['previous']}")

@@ -7,9 +7,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
 
-    dataset_bucket: str = Field(description="bucket holding <prefix>/data.csv and <prefix>/spec.json")
+    dataset_bucket: str = Field(description="bucket holding <prefix>/data.csv, <prefix>/spec.json and <prefix>/feedback/")
     dataset_prefix: str = "datasets/wine"
     model_bucket: str
     metrics_namespace: str = "Sommelier"
     holdout_fraction: float = Field(0.2, gt=0, lt=0.5)
+    cv_folds: int = Field(5, ge=2, le=10)
     seed: int = 42
+    accuracy_floor: float = Field(0.7, ge=0, le=1, description="a challenger below this holdout accuracy is never promoted")
+    regression_tolerance: float = Field(0.02, ge=0, le=1, description="how much macro F1 a challenger may lose to the champion")
+    families: str = Field("", description="comma-separated candidate names to compare; empty compares all")
+
+    @property
+    def feedback_prefix(self) -> str:
+        return f"{self.dataset_prefix.strip('/')}/feedback/"
+
+    @property
+    def quarantine_prefix(self) -> str:
+        return f"{self.dataset_prefix.strip('/')}/quarantine/"

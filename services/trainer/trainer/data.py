@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from dataclasses import dataclass
@@ -98,8 +99,84 @@ def load_dataset(s3, bucket: str, prefix: str) -> Dataset:
     except json.JSONDecodeError as err:
         raise DataError(f"s3://{bucket}/{prefix}/spec.json is not valid JSON: {err}") from err
     data_body, data_src = _get(s3, bucket, f"{prefix}/data.csv")
+    return Dataset(spec=spec, frame=check_frame(read_csv(data_body, f"s3://{bucket}/{prefix}/data.csv"), spec), sources=[spec_src, data_src])
+
+
+def _ragged_row(body: bytes) -> str | None:
+    """The first row whose field count differs from the header's (pandas pads short rows silently)."""
+    rows = csv.reader(io.StringIO(body.decode("utf-8", errors="replace")))
+    width = len(next(rows, []))
+    for number, row in enumerate(rows, start=2):
+        if row and len(row) != width:
+            return f"row {number} has {len(row)} fields, the header has {width}"
+    return None
+
+
+def read_csv(body: bytes, where: str) -> pd.DataFrame:
+    """A strict CSV read: every row has as many fields as the header."""
+    problem = _ragged_row(body)
+    if problem:
+        raise DataError(f"{where} is not a readable CSV: {problem}")
     try:
-        frame = pd.read_csv(io.BytesIO(data_body))
+        return pd.read_csv(io.BytesIO(body), index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"s3://{bucket}/{prefix}/data.csv is not a readable CSV: {err}") from err
-    return Dataset(spec=spec, frame=check_frame(frame, spec), sources=[spec_src, data_src])
+        raise DataError(f"{where} is not a readable CSV: {err}") from err
+
+
+@dataclass
+class Feedback:
+    rows: pd.DataFrame
+    sources: list[dict[str, Any]]
+    quarantined: list[dict[str, str]]
+
+
+def _feedback_problem(record: Any, spec: dict[str, Any], classes: set[str]) -> str | None:
+    """Why a feedback record cannot be trained on, or None if it can."""
+    if not isinstance(record, dict) or not isinstance(record.get("features"), dict) or "label" not in record:
+        return 'expected an object with "features" (object) and "label"'
+    names = [f["name"] for f in spec["features"]]
+    missing = [n for n in names if n not in record["features"]]
+    if missing:
+        return f"features missing: {missing}"
+    unknown = sorted(set(record["features"]) - set(names))
+    if unknown:
+        return f"unknown features: {unknown}"
+    for f in spec["features"]:
+        value = record["features"][f["name"]]
+        if f["type"] == "numeric" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"feature {f['name']!r} must be a number, got {value!r}"
+        if f["type"] != "numeric" and not isinstance(value, str):
+            return f"feature {f['name']!r} must be a string, got {value!r}"
+    if str(record["label"]) not in classes:
+        return f"label {record['label']!r} is not one of the known classes {sorted(classes)}"
+    return None
+
+
+def quarantine(s3, bucket: str, key: str, quarantine_prefix: str, feedback_prefix: str, body: bytes, reason: str, now: str) -> str:
+    """Move a bad feedback object aside with the reason; the copy is written before the original goes."""
+    target = quarantine_prefix + key[len(feedback_prefix):]
+    doc = {"source_key": key, "reason": reason, "quarantined_at": now, "record": body.decode("utf-8", errors="replace")}
+    s3.put_object(Bucket=bucket, Key=target, Body=json.dumps(doc, indent=2).encode(), ContentType="application/json")
+    s3.delete_object(Bucket=bucket, Key=key)
+    return target
+
+
+def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str, spec: dict[str, Any], classes: set[str], now: str) -> Feedback:
+    rows, sources, quarantined = [], [], []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=feedback_prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            body, src = _get(s3, bucket, key)
+            try:
+                record = json.loads(body)
+                problem = _feedback_problem(record, spec, classes)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                problem = f"not valid JSON: {err}"
+            if problem:
+                quarantine(s3, bucket, key, quarantine_prefix, feedback_prefix, body, problem, now)
+                quarantined.append({"key": key, "reason": problem})
+                continue
+            rows.append({**record["features"], spec["target"]: str(record["label"])})
+            sources.append({"key": key, "version_id": src["version_id"]})
+    frame = pd.DataFrame(rows, columns=[*(f["name"] for f in spec["features"]), spec["target"]])
+    return Feedback(rows=frame, sources=sources, quarantined=quarantined)

@@ -1,4 +1,9 @@
-"""One training run: data from S3 -> fitted, evaluated, versioned artifacts -> maybe promoted."""
+"""One training run: data + feedback from S3 -> compared, evaluated, versioned artifacts -> the gate.
+
+Families are compared by stratified cross-validation on the training split only; the
+winner is refit on that split and scored once on the held-out split, where the current
+champion is scored too, so the gate compares like with like.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,18 @@ from importlib.metadata import version as installed_version
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.base import clone
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
 from sklearn.preprocessing import LabelEncoder
 
-from trainer import artifacts
+from trainer import artifacts, metrics
 from trainer.config import Settings
-from trainer.data import DataError, Dataset, load_dataset
-from trainer.pipeline import build, candidates, to_matrix
+from trainer.data import DataError, load_dataset, load_feedback
+from trainer.pipeline import build, candidates, family, to_matrix
 
 log = logging.getLogger("trainer")
-MIN_ROWS_PER_CLASS = 5
-ACCURACY_FLOOR = 0.7
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Outcome:
     promoted: bool
     reason: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    quarantined: list[dict[str, str]] = field(default_factory=list)
 
 
 def _libraries() -> dict[str, str]:
@@ -39,69 +45,164 @@ def _libraries() -> dict[str, str]:
     return {**libs, "python": platform.python_version()}
 
 
-def _check_classes(y: np.ndarray) -> None:
+def check_classes(y: np.ndarray, folds: int) -> None:
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise DataError(f"the target has a single class ({classes[0] if len(classes) else 'none'}); at least two are needed")
-    small = {str(c): int(n) for c, n in zip(classes, counts, strict=True) if n < MIN_ROWS_PER_CLASS}
+    needed = folds + 2  # every CV fold and the holdout need members of each class
+    small = {str(c): int(n) for c, n in zip(classes, counts, strict=True) if n < needed}
     if small:
-        raise DataError(f"class(es) with fewer than {MIN_ROWS_PER_CLASS} rows: {small}")
+        raise DataError(f"class(es) with fewer than {needed} rows (needed for {folds}-fold CV and a holdout): {small}")
 
 
-def evaluate(pipeline, X: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    pred = pipeline.predict(X)
-    proba = pipeline.predict_proba(X)
-    idx = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=idx, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "f1_macro": float(f1_score(y, pred, average="macro", zero_division=0)),
-        "f1_weighted": float(f1_score(y, pred, average="weighted", zero_division=0)),
-        "log_loss": float(log_loss(y, proba, labels=idx)),
+def evaluate(y_true: list[str], y_pred: list[str], proba: np.ndarray | None, labels: list[str]) -> dict[str, Any]:
+    """Holdout scores in label space, so models with different encoders compare."""
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    scores: dict[str, Any] = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
         "per_class": {
-            labels[i]: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
-            for i in idx
+            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, label in enumerate(labels)
         },
-        "confusion_matrix": {"labels": labels, "matrix": confusion_matrix(y, pred, labels=idx).tolist()},
-        "rows": int(len(y)),
+        "confusion_matrix": {"labels": labels, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+        "rows": len(y_true),
     }
+    if proba is not None:
+        scores["log_loss"] = float(log_loss(y_true, proba, labels=labels))
+    return scores
 
 
 def new_version(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def fit_and_evaluate(ds: Dataset, settings: Settings) -> tuple[Any, LabelEncoder, dict[str, Any], dict[str, Any]]:
-    encoder = LabelEncoder()
-    y_all = encoder.fit_transform(ds.frame[ds.target].to_numpy())
-    _check_classes(ds.frame[ds.target].to_numpy())
-    X_all = to_matrix(ds.frame, ds.features)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X_all, y_all, test_size=settings.holdout_fraction, stratify=y_all, random_state=settings.seed
-    )
-    labels = [str(c) for c in encoder.classes_]
-    (family, estimator), = candidates(settings.seed).items()
-    started = time.perf_counter()
-    log.info("fitting %s on %d rows", family, len(y_train))
-    pipeline = build(ds.features, estimator).fit(X_train, y_train)
-    fit_seconds = time.perf_counter() - started
-    metrics = {"holdout": evaluate(pipeline, X_test, y_test, labels), "train_rows": int(len(y_train))}
-    log.info("holdout accuracy %.3f, macro F1 %.3f", metrics["holdout"]["accuracy"], metrics["holdout"]["f1_macro"])
-    model_info = {"family": family, "params": {k: repr(v) for k, v in estimator.get_params().items()}, "fit_seconds": fit_seconds}
-    return pipeline, encoder, metrics, model_info
+def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settings: Settings) -> tuple[str, dict[str, Any]]:
+    cv = StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed)
+    results: dict[str, Any] = {}
+    options = candidates(settings.seed)
+    if settings.families.strip():
+        wanted = [n.strip() for n in settings.families.split(",") if n.strip()]
+        unknown = sorted(set(wanted) - set(options))
+        if unknown:
+            raise DataError(f"unknown model families {unknown}; choose from {sorted(options)}")
+        options = {n: options[n] for n in wanted}
+    for i, (name, (estimator, dense)) in enumerate(options.items(), start=1):
+        started = time.perf_counter()
+        scores = cross_validate(build(features, estimator, dense), X, y, cv=cv, scoring=["f1_macro", "accuracy", "neg_log_loss"])
+        results[name] = {
+            "family": family(name),
+            "f1_macro_mean": float(scores["test_f1_macro"].mean()),
+            "f1_macro_std": float(scores["test_f1_macro"].std()),
+            "accuracy_mean": float(scores["test_accuracy"].mean()),
+            "log_loss_mean": float(-scores["test_neg_log_loss"].mean()),
+            "seconds": time.perf_counter() - started,
+        }
+        log.info("[%d/%d] %-26s CV macro F1 %.3f ± %.3f  (%.1fs)", i, len(options), name,
+                 results[name]["f1_macro_mean"], results[name]["f1_macro_std"], results[name]["seconds"])
+    best = max(results, key=lambda n: (round(results[n]["f1_macro_mean"], 6), -results[n]["log_loss_mean"]))
+    return best, results
 
 
-def run(settings: Settings, s3, *, only_if_no_champion: bool = False, promote: bool = True) -> Outcome:
+def score_champion(s3, settings: Settings, champion: dict[str, Any], features: list[dict[str, Any]],
+                   X_test: np.ndarray, y_test: list[str], labels: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """The champion's scores on this run's holdout, or why it could not be scored."""
+    try:
+        manifest, pipeline, encoder = artifacts.load_verified(s3, settings.model_bucket, champion["version"])
+    except artifacts.ArtifactError as err:
+        return None, str(err)
+    schema = [(f["name"], f["type"]) for f in manifest["features"]]
+    if schema != [(f["name"], f["type"]) for f in features]:
+        return None, "the champion has a different feature schema"
+    predicted = [str(c) for c in encoder.inverse_transform(pipeline.predict(X_test))]
+    return evaluate(y_test, predicted, None, labels), None
+
+
+def gate(settings: Settings, challenger: dict[str, Any], champion: dict[str, Any] | None, champion_note: str | None,
+         has_champion: bool) -> tuple[bool, str]:
+    acc, f1 = challenger["accuracy"], challenger["f1_macro"]
+    if acc < settings.accuracy_floor:
+        return False, f"holdout accuracy {acc:.3f} is below the floor {settings.accuracy_floor}"
+    if not has_champion:
+        return True, f"first model; holdout accuracy {acc:.3f} clears the floor {settings.accuracy_floor}"
+    if champion is None:
+        return True, f"holdout accuracy {acc:.3f} clears the floor; the champion could not be compared ({champion_note})"
+    limit = champion["f1_macro"] - settings.regression_tolerance
+    if f1 < limit:
+        return False, (f"holdout macro F1 {f1:.3f} regresses against the champion's {champion['f1_macro']:.3f} "
+                       f"beyond the tolerance {settings.regression_tolerance}")
+    return True, f"holdout macro F1 {f1:.3f} vs champion {champion['f1_macro']:.3f} (tolerance {settings.regression_tolerance})"
+
+
+def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = False, promote: bool = True,
+        trigger: str = "cli") -> Outcome:
     champion = artifacts.read_champion(s3, settings.model_bucket)
     if only_if_no_champion and champion:
         log.info("champion %s exists; nothing to train", champion["version"])
         return Outcome(version=champion["version"], promoted=False, reason="champion exists")
     started = time.perf_counter()
     now = datetime.now(UTC)
+    dataset_name = settings.dataset_prefix.strip("/").rsplit("/", 1)[-1]
+    try:
+        outcome = _train(settings, s3, champion, now, promote, trigger)
+    except DataError as err:
+        log.error("training failed: %s", err)
+        if cloudwatch is not None:
+            metrics.publish(cloudwatch, settings.metrics_namespace, dataset_name, {"TrainingFailed": (1, "Count")})
+        raise
+    if cloudwatch is not None:
+        holdout = outcome.metrics["holdout"]
+        metrics.publish(cloudwatch, settings.metrics_namespace, dataset_name, {
+            "TrainingDuration": (time.perf_counter() - started, "Seconds"),
+            "TrainingFailed": (0, "Count"),
+            "HoldoutAccuracy": (holdout["accuracy"], "None"),
+            "HoldoutF1Macro": (holdout["f1_macro"], "None"),
+            "ModelPromoted": (1 if outcome.promoted else 0, "Count"),
+            "FeedbackQuarantined": (len(outcome.quarantined), "Count"),
+        })
+    return outcome
+
+
+def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetime, promote: bool, trigger: str) -> Outcome:
+    started = time.perf_counter()
     log.info("reading s3://%s/%s", settings.dataset_bucket, settings.dataset_prefix)
     ds = load_dataset(s3, settings.dataset_bucket, settings.dataset_prefix)
-    log.info("dataset %s: %d rows, %d features, target %r", ds.spec.get("name"), len(ds.frame), len(ds.features), ds.target)
-    pipeline, encoder, metrics, model_info = fit_and_evaluate(ds, settings)
+    base_classes = set(ds.frame[ds.target].unique())
+    fb = load_feedback(s3, settings.dataset_bucket, settings.feedback_prefix, settings.quarantine_prefix, ds.spec, base_classes, now.isoformat())
+    for q in fb.quarantined:
+        log.warning("quarantined feedback %s: %s", q["key"], q["reason"])
+    frame = pd.concat([ds.frame, fb.rows.astype(ds.frame.dtypes.to_dict())], ignore_index=True) if len(fb.rows) else ds.frame
+    log.info("dataset %s: %d rows (%d from feedback), %d features, target %r",
+             ds.spec.get("name"), len(frame), len(fb.rows), len(ds.features), ds.target)
+
+    y_labels = frame[ds.target].to_numpy()
+    check_classes(y_labels, settings.cv_folds)
+    encoder = LabelEncoder().fit(y_labels)
+    labels = [str(c) for c in encoder.classes_]
+    X = to_matrix(frame, ds.features)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, encoder.transform(y_labels), test_size=settings.holdout_fraction, stratify=y_labels, random_state=settings.seed
+    )
+    best, cv_results = compare(X_train, y_train, ds.features, settings)
+    estimator, dense = candidates(settings.seed)[best]
+    fit_started = time.perf_counter()
+    pipeline = build(ds.features, clone(estimator), dense).fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - fit_started
+    y_test_labels = [labels[i] for i in y_test]
+    predicted = [labels[i] for i in pipeline.predict(X_test)]
+    holdout = evaluate(y_test_labels, predicted, pipeline.predict_proba(X_test), labels)
+    log.info("winner %s: holdout accuracy %.3f, macro F1 %.3f, log loss %.3f",
+             best, holdout["accuracy"], holdout["f1_macro"], holdout["log_loss"])
+
+    champion_scores, champion_note = (None, None)
+    if champion:
+        champion_scores, champion_note = score_champion(s3, settings, champion, ds.features, X_test, y_test_labels, labels)
+        if champion_scores:
+            log.info("champion %s on the same holdout: accuracy %.3f, macro F1 %.3f",
+                     champion["version"], champion_scores["accuracy"], champion_scores["f1_macro"])
+    decision, reason = gate(settings, holdout, champion_scores, champion_note, champion is not None)
+    decision = decision and promote
 
     version = new_version(now)
     prefix = f"models/{version}/"
@@ -110,38 +211,41 @@ def run(settings: Settings, s3, *, only_if_no_champion: bool = False, promote: b
         "pipeline": artifacts.put_artifact(s3, settings.model_bucket, prefix + "pipeline.joblib", artifacts.dump(pipeline)),
         "label_encoder": artifacts.put_artifact(s3, settings.model_bucket, prefix + "label_encoder.joblib", artifacts.dump(encoder)),
     }
-    accuracy = metrics["holdout"]["accuracy"]
-    if accuracy < ACCURACY_FLOOR:
-        decision, reason = False, f"holdout accuracy {accuracy:.3f} is below the floor {ACCURACY_FLOOR}"
-    elif champion is None:
-        decision, reason = True, f"first model; holdout accuracy {accuracy:.3f} clears the floor {ACCURACY_FLOOR}"
-    else:
-        decision, reason = True, f"holdout accuracy {accuracy:.3f} clears the floor {ACCURACY_FLOOR}"
-    decision = decision and promote
     manifest = {
         "format": 1,
         "version": version,
         "created_at": now.isoformat(),
-        "dataset": {"name": ds.spec.get("name"), "sources": ds.sources, "rows": int(len(ds.frame))},
+        "trigger": trigger,
+        "dataset": {
+            "name": ds.spec.get("name"),
+            "sources": ds.sources,
+            "feedback": {"objects": len(fb.sources), "sources": fb.sources[:1000], "quarantined": fb.quarantined},
+            "rows": len(frame),
+        },
         "spec": ds.spec,
         "target": ds.target,
         "features": ds.features,
         "segments": ds.spec.get("segments", []),
-        "input": {"layout": "2-D array, columns in feature order", "dtype": "float" if all(f["type"] == "numeric" for f in ds.features) else "object"},
-        "classes": [str(c) for c in encoder.classes_],
+        "input": {"layout": "2-D array, columns in feature order", "dtype": "float" if X.dtype == float else "object"},
+        "classes": labels,
         "artifacts": written,
         "libraries": _libraries(),
-        "model": model_info,
-        "seed": settings.seed,
-        "holdout_fraction": settings.holdout_fraction,
-        "metrics": metrics,
-        "gate": {"promoted": decision, "reason": reason, "champion_before": champion["version"] if champion else None},
-        "timings": {"total_seconds": time.perf_counter() - started},
+        "model": {"name": best, "family": family(best), "params": {k: repr(v) for k, v in estimator.get_params().items()},
+                  "dense_input": dense},
+        "reproduce": {"seed": settings.seed, "holdout_fraction": settings.holdout_fraction, "cv_folds": settings.cv_folds,
+                      "split": "train_test_split(stratify=labels) then StratifiedKFold(shuffle=True) on the training split"},
+        "metrics": {"cv": cv_results, "holdout": holdout, "train_rows": len(y_train),
+                    "champion_on_holdout": champion_scores},
+        "gate": {"promoted": decision, "reason": reason if promote else f"{reason}; promotion disabled",
+                 "champion_before": champion["version"] if champion else None,
+                 "accuracy_floor": settings.accuracy_floor, "regression_tolerance": settings.regression_tolerance},
+        "timings": {"fit_seconds": fit_seconds, "total_seconds": time.perf_counter() - started},
     }
     artifacts.put_json(s3, settings.model_bucket, prefix + "manifest.json", manifest)
     if decision:
         artifacts.promote(s3, settings.model_bucket, version, reason, now.isoformat())
         log.info("promoted %s: %s", version, reason)
     else:
-        log.info("not promoted %s: %s", version, reason if promote else "promotion disabled")
-    return Outcome(version=version, promoted=decision, reason=reason, metrics=metrics)
+        log.info("not promoted %s: %s", version, manifest["gate"]["reason"])
+    return Outcome(version=version, promoted=decision, reason=manifest["gate"]["reason"],
+                   metrics=manifest["metrics"], quarantined=fb.quarantined)

@@ -1,0 +1,33 @@
+"""The scheduled batch-training function: an EventBridge rule invokes it; it runs the same
+training code as `make train` and the trainer container, and logs JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from trainer.config import Settings
+from trainer.data import DataError
+from trainer.train import run
+
+logger = Logger(service="trainer")  # owns the "trainer" logger, so the training code logs JSON too
+settings = Settings()
+s3 = boto3.client("s3")
+cloudwatch = boto3.client("cloudwatch")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    trigger = event.get("trigger", "schedule") if isinstance(event, dict) else "schedule"
+    try:
+        outcome = run(settings, s3, cloudwatch, trigger=trigger)
+    except DataError as err:
+        # Bad data will not improve on a retry; the failure is in the logs and the TrainingFailed metric.
+        logger.error("training failed", extra={"error": str(err)})
+        return {"version": None, "promoted": False, "reason": f"training failed: {err}"}
+    result = {"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
+              "quarantined": len(outcome.quarantined)}
+    logger.info("training finished", extra=result)
+    return result

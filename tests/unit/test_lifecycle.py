@@ -1,0 +1,193 @@
+"""Model lifecycle: family comparison, the gate, feedback and quarantine, promote/rollback, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+
+from predictor.model_store import ModelStore
+from trainer import __main__ as cli
+from trainer import artifacts
+from trainer import train as trainer_train
+from trainer.config import Settings
+
+from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
+
+
+def test_at_least_three_families_are_compared_and_the_winner_scored_on_the_holdout(s3, trainer_settings):
+    trained = trainer_train.run(trainer_settings.model_copy(update={"families": ""}), s3)
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
+    cv = manifest["metrics"]["cv"]
+    assert len({r["family"] for r in cv.values()}) >= 3
+    assert manifest["model"]["name"] in cv
+    best = max(r["f1_macro_mean"] for r in cv.values())
+    assert cv[manifest["model"]["name"]]["f1_macro_mean"] == best
+    holdout = manifest["metrics"]["holdout"]
+    assert {"accuracy", "f1_macro", "f1_weighted", "log_loss", "per_class", "confusion_matrix"} <= set(holdout)
+    assert set(holdout["per_class"]) == {"class_0", "class_1", "class_2"}
+    assert manifest["reproduce"]["seed"] == 42 and manifest["trigger"] == "cli"
+
+
+def test_the_same_seed_reproduces_the_same_scores(s3, trainer_settings, trained):
+    again = trainer_train.run(trainer_settings, s3, promote=False)
+    assert again.version != trained.version
+    assert again.metrics["holdout"] == trained.metrics["holdout"]
+    assert again.metrics["cv"].keys() == trained.metrics["cv"].keys()
+
+
+def test_the_champion_is_scored_on_the_challengers_holdout(s3, trainer_settings, trained):
+    challenger = trainer_train.run(trainer_settings, s3)
+    assert challenger.metrics["champion_on_holdout"]["f1_macro"] == pytest.approx(trained.metrics["holdout"]["f1_macro"])
+    assert challenger.promoted and "vs champion" in challenger.reason
+
+
+def test_an_unknown_family_is_refused(s3, trainer_settings):
+    with pytest.raises(trainer_train.DataError, match=r"unknown model families \['svm'\]"):
+        trainer_train.run(trainer_settings.model_copy(update={"families": "svm"}), s3)
+
+
+def test_a_challenger_below_the_floor_is_rejected_with_the_reason_recorded(s3, trainer_settings, trained):
+    strict = trainer_settings.model_copy(update={"accuracy_floor": 1.01})
+    rejected = trainer_train.run(strict, s3)
+    assert not rejected.promoted and "below the floor 1.01" in rejected.reason
+    assert artifacts.read_manifest(s3, MODEL_BUCKET, rejected.version)["gate"]["promoted"] is False
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "promoted", "fragment"),
+    [
+        (0.90, 0.95, False, "regresses against the champion's 0.950"),
+        (0.94, 0.95, True, "vs champion 0.950"),
+        (0.99, 0.95, True, "vs champion 0.950"),
+    ],
+)
+def test_the_gate_tolerates_small_regressions_only(challenger, champion, promoted, fragment):
+    settings = Settings(dataset_bucket="d", model_bucket="m", regression_tolerance=0.02)
+    decision, reason = trainer_train.gate(settings, {"accuracy": 0.9, "f1_macro": challenger}, {"f1_macro": champion}, None, True)
+    assert decision is promoted and fragment in reason
+
+
+def _feedback(s3, name: str, body: str | dict) -> str:
+    key = f"{PREFIX}/feedback/2026-11-22/{name}.json"
+    s3.put_object(Bucket=DATASET_BUCKET, Key=key, Body=(body if isinstance(body, str) else json.dumps(body)).encode())
+    return key
+
+
+def test_feedback_is_trained_on_and_bad_rows_are_quarantined_with_the_reason(s3, trainer_settings, trained, example):
+    good = [_feedback(s3, f"good-{i}", {"prediction_id": f"p{i}", "features": example, "label": "class_1"}) for i in range(3)]
+    bad = {
+        _feedback(s3, "unknown-label", {"features": example, "label": "merlot"}): "label 'merlot' is not one of the known classes",
+        _feedback(s3, "missing", {"features": {k: v for k, v in example.items() if k != "hue"}, "label": "class_0"}): "features missing: ['hue']",
+        _feedback(s3, "wrong-type", {"features": {**example, "ash": "x"}, "label": "class_0"}): "feature 'ash' must be a number",
+        _feedback(s3, "corrupt", "{not json"): "not valid JSON",
+    }
+    outcome = trainer_train.run(trainer_settings, s3)
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)
+    assert manifest["dataset"]["rows"] == 178 + len(good)
+    assert {s["key"] for s in manifest["dataset"]["feedback"]["sources"]} == set(good)
+    assert {q["key"]: q["reason"] for q in outcome.quarantined}.keys() == bad.keys()
+    for key, reason in bad.items():
+        moved = key.replace("/feedback/", "/quarantine/")
+        doc = json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=moved)["Body"].read())
+        assert reason in doc["reason"] and doc["source_key"] == key and doc["record"]
+        assert "Contents" not in s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=key)
+
+
+def reviews_frame(rows: int, seed: int = 0) -> pd.DataFrame:
+    """A wine-reviews-like table: text, a variety, a price and points, predicting the country."""
+    rng = np.random.default_rng(seed)
+    countries = {"France": ("Bordeaux blend", "elegant cassis graphite"), "Italy": ("Sangiovese", "cherry leather earthy"),
+                 "US": ("Zinfandel", "jammy ripe oak vanilla"), "Spain": ("Tempranillo", "dusty plum tobacco")}
+    out = []
+    for i in range(rows):
+        country = list(countries)[i % 4]
+        variety, words = countries[country]
+        if rng.random() < 0.1:
+            variety = rng.choice([v for v, _ in countries.values()])
+        desc = " ".join(rng.choice(words.split() + ["fruit", "finish", "tannins", "acidity"], size=8))
+        out.append({"description": desc, "variety": variety, "price": float(rng.gamma(4, 10)),
+                    "points": int(rng.integers(80, 100)), "country": country})
+    return pd.DataFrame(out)
+
+
+REVIEWS_SPEC = {
+    "name": "reviews", "target": "country",
+    "features": [
+        {"name": "description", "type": "text"},
+        {"name": "variety", "type": "categorical"},
+        {"name": "price", "type": "numeric", "minimum": 0, "unit": "USD"},
+        {"name": "points", "type": "numeric", "minimum": 80, "maximum": 100},
+    ],
+    "segments": [{"name": "price_range", "feature": "price", "edges": [15, 30, 60]}, {"name": "variety", "feature": "variety"}],
+}
+
+
+def test_a_differently_shaped_dataset_trains_and_serves(aws):
+    s3 = boto3.client("s3")
+    for bucket in ("reviews-data", "reviews-models"):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="reviews-data", Key="datasets/reviews/data.csv", Body=reviews_frame(240).to_csv(index=False).encode())
+    s3.put_object(Bucket="reviews-data", Key="datasets/reviews/spec.json", Body=json.dumps(REVIEWS_SPEC).encode())
+    settings = Settings(dataset_bucket="reviews-data", dataset_prefix="datasets/reviews", model_bucket="reviews-models", cv_folds=3)
+    assert settings.families == ""  # every family, the dense-input one included, on text + categorical + numeric
+    outcome = trainer_train.run(settings, s3)
+    assert outcome.promoted, outcome.reason
+    assert outcome.metrics["holdout"]["f1_macro"] > 0.8
+    model = ModelStore(s3, "reviews-models", 30).current()
+    assert model.manifest["input"]["dtype"] == "object"
+    record = {"description": "jammy oak vanilla finish", "variety": "Zinfandel", "price": 25.0, "points": 90}
+    assert model.validator.errors(record, "features") == []
+    assert model.validator.errors({**record, "points": 70}, "features")[0].message == "must be >= 80, got 70"
+    row = np.array([[record[n] for n in model.feature_names]], dtype=object)
+    label = model.label_encoder.inverse_transform(model.pipeline.predict(row))[0]
+    assert label == "US"
+    unseen = np.array([["minerals", "Riesling", 20.0, 85]], dtype=object)  # a variety never seen in training
+    assert model.pipeline.predict_proba(unseen).shape == (1, 4)
+
+
+@pytest.fixture
+def cli_env(monkeypatch):
+    monkeypatch.setenv("DATASET_BUCKET", DATASET_BUCKET)
+    monkeypatch.setenv("DATASET_PREFIX", PREFIX)
+    monkeypatch.setenv("MODEL_BUCKET", MODEL_BUCKET)
+    monkeypatch.setenv("CV_FOLDS", "3")
+    monkeypatch.setenv("FAMILIES", "logistic_regression_c1")
+
+
+def test_promote_and_rollback_from_the_cli(s3, cli_env, trained, capsys):
+    assert cli.main(["train"]) == 0
+    second = json.loads(capsys.readouterr().out)["version"]
+    assert cli.main(["train", "--no-promote"]) == 0
+    third = json.loads(capsys.readouterr().out)["version"]
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == second
+    assert cli.main(["promote", third]) == 0
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == third
+    assert cli.main(["rollback"]) == 0
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == second
+    assert cli.main(["rollback"]) == 0  # back past the manual promotion, not toggling
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert cli.main(["rollback"]) == 2
+    assert "first champion" in capsys.readouterr().err
+    assert cli.main(["promote", "no-such-version"]) == 2
+
+
+def test_training_results_and_failures_become_metrics(s3, trainer_settings):
+    cloudwatch = boto3.client("cloudwatch")
+    outcome = trainer_train.run(trainer_settings, s3, cloudwatch)
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Sommelier")["Metrics"]}
+    assert {"TrainingDuration", "HoldoutAccuracy", "HoldoutF1Macro", "ModelPromoted", "TrainingFailed"} <= names
+    s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv", Body=b"")
+    with pytest.raises(trainer_train.DataError, match="not a readable CSV"):
+        trainer_train.run(trainer_settings, s3, cloudwatch)
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="Sommelier", MetricName="TrainingFailed", Dimensions=[{"Name": "Dataset", "Value": "wine"}],
+        StartTime="2000-01-01", EndTime="2100-01-01", Period=86400 * 365, Statistics=["Maximum", "SampleCount"],
+    )["Datapoints"]
+    assert max(d["Maximum"] for d in stats) == 1
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == outcome.version

@@ -1,0 +1,19 @@
+"""Static checks of the one infrastructure definition."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
+
+
+def test_the_template_passes_cfn_lint():
+    proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cfn_lint_catches_a_broken_template(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(TEMPLATE.read_text().replace("!GetAtt TrainingScheduleRule.Arn", "!GetAtt NoSuchRule.Arn"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(broken)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "NoSuchRule" in proc.stdout

@@ -5,7 +5,7 @@ VENV ?= .venv
 EMULATOR_PORT ?= 4566
 FRONTEND_PORT ?= 8080
 PY := $(VENV)/bin/python
-REQS := requirements/dev.txt requirements/constraints.txt $(wildcard services/*/requirements.txt)
+REQS := requirements/dev.txt requirements/constraints.txt pyproject.toml $(wildcard services/*/requirements.txt)
 
 export SOMMELIER_EMULATOR_PORT := $(EMULATOR_PORT)
 export SOMMELIER_FRONTEND_PORT := $(FRONTEND_PORT)
@@ -21,6 +21,7 @@ $(VENV)/.installed: $(REQS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv with every pinned dependency

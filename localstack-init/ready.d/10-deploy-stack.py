@@ -4,6 +4,7 @@ Idempotent: bundles are content-addressed, an unchanged stack is left alone, and
 left failed by an interrupted run is deleted and created again.
 """
 
+import base64
 import hashlib
 import os
 import pathlib
@@ -34,11 +35,12 @@ def _status(cfn, name: str) -> str | None:
         raise
 
 
-def _parameters(code_bucket: str, keys: dict[str, str]) -> list[dict]:
+def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str]) -> list[dict]:
     params = {
         "Prefix": env("SOMMELIER_PREFIX"),
         "CodeBucket": code_bucket,
         "PredictorCodeKey": keys["predictor"],
+        "PredictorCodeSha256": sha256["predictor"],
         "TrainerCodeKey": keys["trainer"],
         "DatasetPrefix": env("SOMMELIER_DATASET_PREFIX"),
     }
@@ -55,16 +57,18 @@ def main() -> None:
     stack_name, code_bucket = env("SOMMELIER_STACK_NAME"), env("SOMMELIER_CODE_BUCKET")
 
     ensure_bucket(s3, code_bucket)
-    keys = {}
+    keys, sha256 = {}, {}
     for name in ("predictor", "trainer"):
         bundle = build_bundle(root / "services" / name / name)
-        keys[name] = f"lambda/{name}-{hashlib.sha256(bundle).hexdigest()[:16]}.zip"
+        digest = hashlib.sha256(bundle)
+        keys[name] = f"lambda/{name}-{digest.hexdigest()[:16]}.zip"
+        sha256[name] = base64.b64encode(digest.digest()).decode()  # as Lambda reports CodeSha256
         upload_if_changed(s3, code_bucket, keys[name], bundle)
 
     args = {
         "StackName": stack_name,
         "TemplateBody": (root / "infra" / "template.yaml").read_text(),
-        "Parameters": _parameters(code_bucket, keys),
+        "Parameters": _parameters(code_bucket, keys, sha256),
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
     status = _status(cfn, stack_name)
@@ -92,6 +96,10 @@ def main() -> None:
         else:
             log.info("updating stack %s", stack_name)
             cfn.get_waiter("stack_update_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+            # A changed method is served only after a new deployment of the stage (CloudFormation does not redeploy).
+            outputs = stack_outputs(cfn, stack_name)
+            aws.client("apigateway").create_deployment(restApiId=outputs["RestApiId"], stageName=outputs["StageName"],
+                                                       description="redeployed by hook 10 after a stack update")
     for key, value in sorted(stack_outputs(cfn, stack_name).items()):
         log.info("output %s = %s", key, value)
 

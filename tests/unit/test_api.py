@@ -9,9 +9,9 @@ import pytest
 from predictor.api import Deps, handle
 from predictor.config import Settings
 from predictor.model_store import ModelStore
-from predictor.records import PredictionRecorder
+from predictor.records import PredictionReader, PredictionRecorder
 
-from .conftest import MODEL_BUCKET
+from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
 
 TABLE = "unit-predictions"
 
@@ -21,8 +21,12 @@ def ddb(aws):
     client = boto3.client("dynamodb")
     client.create_table(
         TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "prediction_id", "AttributeType": "S"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("prediction_id", "record_type", "history_sk")],
         KeySchema=[{"AttributeName": "prediction_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "recent", "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": "record_type", "KeyType": "HASH"}, {"AttributeName": "history_sk", "KeyType": "RANGE"}],
+        }],
         BillingMode="PAY_PER_REQUEST",
     )
     return client
@@ -31,23 +35,39 @@ def ddb(aws):
 @pytest.fixture
 def deps(s3, ddb):
     settings = Settings(
-        model_bucket=MODEL_BUCKET, predictions_table=TABLE, metrics_namespace="Test", champion_refresh_seconds=30,
+        model_bucket=MODEL_BUCKET, predictions_table=TABLE, dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX,
+        metrics_namespace="Test", champion_refresh_seconds=30,
         prediction_ttl_days=1, max_batch=5, cors_allow_origin="*",
     )
     return Deps(
         settings=settings,
         store=ModelStore(s3, MODEL_BUCKET, 30),
         recorder=PredictionRecorder(ddb, TABLE, 1),
+        reader=PredictionReader(ddb, TABLE),
+        s3=s3,
         logger=logging.getLogger("test.predictor"),
-        clock=lambda: 1_800_000_000.0,
+        clock=Clock(),
     )
 
 
-def call(deps, method, path, body=None, raw=None, key_id="key-1"):
+class Clock:
+    """Fixed time that moves a millisecond a call, so records sort."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def call(deps, method, path, body=None, raw=None, key_id="key-1", query=None, path_params=None):
     event = {
         "httpMethod": method,
         "resource": path,
         "path": path,
+        "queryStringParameters": query,
+        "pathParameters": path_params,
         "body": raw if raw is not None else (None if body is None else json.dumps(body)),
         "requestContext": {"requestId": "req-1", "identity": {"apiKeyId": key_id, "apiKey": "secret-key-value"}},
     }
@@ -67,7 +87,7 @@ def test_single_prediction_is_answered_and_recorded(deps, ddb, trained, example)
     assert item["model_version"]["S"] == trained.version
     assert item["caller_key_id"]["S"] == "key-1"
     assert float(item["input"]["M"]["alcohol"]["N"]) == example["alcohol"]
-    assert int(item["expires_at"]["N"]) == 1_800_000_000 + 86400
+    assert 0 <= int(item["expires_at"]["N"]) - (1_800_000_000 + 86400) <= 1
     assert "secret-key-value" not in json.dumps(item)
 
 
@@ -141,3 +161,92 @@ def test_an_unexpected_error_is_500_with_the_request_id(deps, trained, example, 
     status, body, _ = call(deps, "POST", "/predict", {"features": example})
     assert status == 500 and body["error"]["code"] == "internal_error" and body["request_id"] == "req-1"
     assert "unhandled error" in caplog.text
+
+
+def _predict(deps, example, n=1, **changes):
+    body = call(deps, "POST", "/predict", {"instances": [{**example, **changes}] * n})[1]
+    return [p["prediction_id"] for p in body["predictions"]]
+
+
+def test_get_prediction_and_404(deps, trained, example):
+    pid = _predict(deps, example)[0]
+    status, body, _ = call(deps, "GET", "/predictions/{id}", path_params={"id": pid})
+    assert status == 200 and body["prediction"]["prediction_id"] == pid
+    assert body["prediction"]["input"] == example and "expires_at" not in body["prediction"]
+    status, body, _ = call(deps, "GET", "/predictions/{id}", path_params={"id": "nope"})
+    assert status == 404 and body["error"]["code"] == "prediction_not_found"
+
+
+def test_history_is_newest_first_paginated_and_filtered(deps, trained, example):
+    ids = _predict(deps, example, 5)
+    seen, token = [], None
+    while True:
+        status, body, _ = call(deps, "GET", "/predictions", query={"limit": "2", **({"next_token": token} if token else {})})
+        assert status == 200 and len(body["predictions"]) <= 2
+        seen += [p["prediction_id"] for p in body["predictions"]]
+        token = body["next_token"]
+        if not token:
+            break
+    assert seen == list(reversed(ids))
+    assert call(deps, "GET", "/predictions", query={"model_version": "other"})[1]["predictions"] == []
+    assert len(call(deps, "GET", "/predictions", query={"model_version": trained.version})[1]["predictions"]) == 5
+    assert call(deps, "GET", "/predictions", query={"until": "2000-01-01T00:00:00Z"})[1]["predictions"] == []
+    assert len(call(deps, "GET", "/predictions", query={"since": "2000-01-01T00:00:00Z"})[1]["predictions"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"limit": "0"}, "limit"), ({"limit": "abc"}, "limit"), ({"since": "yesterday"}, "since"),
+     ({"next_token": "garbage!"}, "next_token"), ({"sort": "asc"}, "sort")],
+)
+def test_bad_history_queries_are_400_naming_the_parameter(deps, trained, query, field):
+    status, body, _ = call(deps, "GET", "/predictions", query=query)
+    assert status == 400 and body["error"]["details"][0]["field"] == field
+
+
+def test_feedback_is_stored_with_the_prediction_and_as_a_labelled_row(deps, s3, trained, example):
+    pid = _predict(deps, example)[0]
+    status, body, _ = call(deps, "POST", "/feedback", {"prediction_id": pid, "label": "class_1"})
+    assert status == 201 and body["feedback"]["label"] == "class_1" and body["feedback"]["correct"] is False
+    record = call(deps, "GET", "/predictions/{id}", path_params={"id": pid})[1]["prediction"]
+    assert record["feedback"]["label"] == "class_1"
+    row = json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=body["feedback"]["object_key"])["Body"].read())
+    assert row["features"] == example and row["label"] == "class_1" and row["prediction_id"] == pid
+    assert body["feedback"]["object_key"].startswith(f"{PREFIX}/feedback/")
+    status, body, _ = call(deps, "POST", "/feedback", {"prediction_id": pid, "label": "class_0"})
+    assert status == 409 and body["error"]["code"] == "feedback_exists"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "field"),
+    [({"prediction_id": "missing", "label": "class_0"}, 404, None),
+     ({"label": "class_0"}, 400, "prediction_id"),
+     ({"prediction_id": 5, "label": "class_0"}, 400, "prediction_id"),
+     ({"prediction_id": "x", "label": "class_0", "extra": 1}, 400, "extra")],
+)
+def test_bad_feedback_is_refused(deps, trained, payload, status, field):
+    code, body, _ = call(deps, "POST", "/feedback", payload)
+    assert code == status
+    if field:
+        assert body["error"]["details"][0]["field"] == field
+
+
+def test_feedback_with_an_unknown_label_names_the_classes(deps, s3, trained, example):
+    pid = _predict(deps, example)[0]
+    status, body, _ = call(deps, "POST", "/feedback", {"prediction_id": pid, "label": "merlot"})
+    assert status == 400 and body["error"]["details"] == [{"field": "label", "message": "must be one of class_0, class_1, class_2"}]
+    assert "Contents" not in s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/feedback/")
+
+
+def test_model_info_has_version_metrics_schema_and_an_example(deps, trained):
+    status, body, _ = call(deps, "GET", "/model")
+    assert status == 200 and body["version"] == trained.version
+    assert body["classes"] == ["class_0", "class_1", "class_2"]
+    assert body["metrics"]["holdout"]["accuracy"] > 0.9
+    assert [f["name"] for f in body["features"]] == list(body["example"])
+    assert call(deps, "POST", "/predict", {"features": body["example"]})[0] == 200
+
+
+def test_openapi_is_served(deps):
+    status, body, _ = call(deps, "GET", "/openapi.json")
+    assert status == 200 and body["openapi"].startswith("3.")

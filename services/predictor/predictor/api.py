@@ -9,16 +9,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from predictor.config import Settings
 from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
-from predictor.records import PredictionRecorder, RecordWriteError
+from predictor.records import BadToken, Conflict, NotFound, PredictionReader, PredictionRecorder, RecordWriteError
 from predictor.validation import FieldError, json_type
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+_PUBLIC_RECORD = ("prediction_id", "request_id", "created_at", "model_version", "label", "confidence", "probabilities",
+                  "input", "latency_ms", "batch_size", "batch_index", "feedback")
 
 
 class ApiError(Exception):
@@ -32,6 +36,8 @@ class Deps:
     settings: Settings
     store: ModelStore
     recorder: PredictionRecorder
+    reader: PredictionReader
+    s3: Any
     logger: Any
     clock: Callable[[], float] = time.time
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
@@ -154,9 +160,120 @@ def health(req: Request) -> tuple[int, dict[str, Any]]:
     return 200, {"status": "ok", "model_version": req.deps.store.loaded_version}
 
 
+def public_record(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in _PUBLIC_RECORD if k in record}
+
+
+def get_prediction(req: Request) -> tuple[int, dict[str, Any]]:
+    prediction_id = (req.event.get("pathParameters") or {}).get("id", "")
+    try:
+        record = req.deps.reader.get(prediction_id)
+    except NotFound as err:
+        raise ApiError(404, "prediction_not_found", f"no prediction with id {prediction_id!r}") from err
+    return 200, {"request_id": req.request_id, "prediction": public_record(record)}
+
+
+def _timestamp(params: dict[str, str], name: str) -> str | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ApiError(400, "validation_error", f"{name} must be an ISO 8601 timestamp such as 2026-11-22T10:00:00Z, got {raw!r}",
+                       [FieldError(name, "must be an ISO 8601 timestamp")]) from err
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return _now_iso(parsed.timestamp())
+
+
+def list_predictions(req: Request) -> tuple[int, dict[str, Any]]:
+    params = req.event.get("queryStringParameters") or {}
+    unknown = sorted(set(params) - {"limit", "next_token", "model_version", "since", "until"})
+    if unknown:
+        raise ApiError(400, "validation_error", f"unknown query parameter {unknown[0]!r}",
+                       [FieldError(u, "is not a query parameter of GET /predictions") for u in unknown])
+    raw_limit = params.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        raise ApiError(400, "validation_error", f"limit must be a whole number from 1 to 100, got {raw_limit!r}",
+                       [FieldError("limit", "must be a whole number from 1 to 100")])
+    since, until = _timestamp(params, "since"), _timestamp(params, "until")
+    try:
+        items, token = req.deps.reader.history(int(raw_limit), params.get("next_token"), params.get("model_version"), since, until)
+    except BadToken as err:
+        raise ApiError(400, "validation_error", str(err), [FieldError("next_token", str(err))]) from err
+    return 200, {"request_id": req.request_id, "predictions": [public_record(i) for i in items], "next_token": token}
+
+
+def feedback(req: Request) -> tuple[int, dict[str, Any]]:
+    body = parse_body(req.event)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", f'the body must be a JSON object with "prediction_id" and "label", got {json_type(body)}')
+    problems = [FieldError(k, "is required") for k in ("prediction_id", "label") if k not in body]
+    problems += [FieldError(k, f"must be a string, got {json_type(body[k])}") for k in ("prediction_id", "label")
+                 if k in body and not isinstance(body[k], str)]
+    problems += [FieldError(k, "is not allowed; send prediction_id and label") for k in sorted(set(body) - {"prediction_id", "label"})]
+    if problems:
+        raise ApiError(400, "validation_error", f"{problems[0].field} {problems[0].message}", problems)
+    try:
+        record = req.deps.reader.get(body["prediction_id"])
+    except NotFound as err:
+        raise ApiError(404, "prediction_not_found", f"no prediction with id {body['prediction_id']!r}") from err
+    classes = sorted(record["probabilities"])
+    if body["label"] not in classes:
+        raise ApiError(400, "validation_error", f"label {body['label']!r} is not a class of model {record['model_version']}",
+                       [FieldError("label", f"must be one of {', '.join(classes)}")])
+    if "feedback" in record:
+        raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given: {record['feedback']['label']!r}")
+    now = _now_iso(req.deps.clock())
+    settings = req.deps.settings
+    key = f"{settings.dataset_prefix}/feedback/{now[:10]}/{record['prediction_id']}.json"
+    labelled = {"prediction_id": record["prediction_id"], "features": record["input"], "label": body["label"],
+                "predicted_label": record["label"], "model_version": record["model_version"], "received_at": now}
+    # The labelled row first (its key is the prediction id, so a retry rewrites it), then the flag on the record.
+    req.deps.s3.put_object(Bucket=settings.dataset_bucket, Key=key, Body=json.dumps(labelled).encode(), ContentType="application/json")
+    entry = {"label": body["label"], "correct": body["label"] == record["label"], "received_at": now, "object_key": key}
+    try:
+        req.deps.reader.add_feedback(record["prediction_id"], entry)
+    except Conflict as err:
+        raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given") from err
+    return 201, {"request_id": req.request_id, "prediction_id": record["prediction_id"], "feedback": entry}
+
+
+def model_info(req: Request) -> tuple[int, dict[str, Any]]:
+    model = req.deps.store.current()
+    m = model.manifest
+    example = {f["name"]: f["example"] for f in m["features"] if "example" in f}
+    return 200, {
+        "request_id": req.request_id,
+        "version": model.version,
+        "created_at": m.get("created_at"),
+        "trigger": m.get("trigger"),
+        "model": {k: m.get("model", {}).get(k) for k in ("name", "family")},
+        "classes": m["classes"],
+        "target": m.get("target"),
+        "features": m["features"],
+        "segments": m.get("segments", []),
+        "example": example if len(example) == len(m["features"]) else None,
+        "metrics": {"holdout": m.get("metrics", {}).get("holdout"),
+                    "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std")} for n, r in m.get("metrics", {}).get("cv", {}).items()}},
+        "gate": m.get("gate"),
+        "libraries": m.get("libraries"),
+    }
+
+
+def openapi(req: Request) -> tuple[int, dict[str, Any]]:
+    return 200, json.loads(OPENAPI_FILE.read_text())
+
+
 ROUTES: dict[tuple[str, str], Callable[[Request], tuple[int, dict[str, Any]]]] = {
     ("POST", "/predict"): predict,
+    ("GET", "/predictions"): list_predictions,
+    ("GET", "/predictions/{id}"): get_prediction,
+    ("POST", "/feedback"): feedback,
+    ("GET", "/model"): model_info,
     ("GET", "/health"): health,
+    ("GET", "/openapi.json"): openapi,
 }
 _PATHS = {path for _, path in ROUTES}
 

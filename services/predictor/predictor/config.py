@@ -30,6 +30,8 @@ class Settings:
     # A dataclass rather than pydantic-settings: this module is on the cold-start path.
     model_bucket: str
     predictions_table: str
+    dataset_bucket: str
+    dataset_prefix: str
     metrics_namespace: str
     champion_refresh_seconds: float
     prediction_ttl_days: float
@@ -41,6 +43,8 @@ class Settings:
         return cls(
             model_bucket=_required("MODEL_BUCKET"),
             predictions_table=_required("PREDICTIONS_TABLE"),
+            dataset_bucket=_required("DATASET_BUCKET"),
+            dataset_prefix=_required("DATASET_PREFIX").strip("/"),
             metrics_namespace=_required("METRICS_NAMESPACE"),
             champion_refresh_seconds=_number("CHAMPION_REFRESH_SECONDS", "30"),
             prediction_ttl_days=_number("PREDICTION_TTL_DAYS", "90"),

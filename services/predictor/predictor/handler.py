@@ -13,13 +13,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from predictor.api import Deps, handle
 from predictor.config import Settings
 from predictor.model_store import ModelStore
-from predictor.records import PredictionRecorder
+from predictor.records import PredictionReader, PredictionRecorder
 
 logger = Logger(service=os.environ.get("SERVICE_NAME", "predictor"))
 settings = Settings.from_env()
-store = ModelStore(boto3.client("s3"), settings.model_bucket, settings.champion_refresh_seconds)
-recorder = PredictionRecorder(boto3.client("dynamodb"), settings.predictions_table, settings.prediction_ttl_days)
-deps = Deps(settings=settings, store=store, recorder=recorder, logger=logger)
+s3 = boto3.client("s3")
+dynamodb = boto3.client("dynamodb")
+deps = Deps(
+    settings=settings,
+    store=ModelStore(s3, settings.model_bucket, settings.champion_refresh_seconds),
+    recorder=PredictionRecorder(dynamodb, settings.predictions_table, settings.prediction_ttl_days),
+    reader=PredictionReader(dynamodb, settings.predictions_table),
+    s3=s3,
+    logger=logger,
+)
 
 
 @logger.inject_lambda_context(clear_state=True)

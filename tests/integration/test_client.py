@@ -1,0 +1,69 @@
+"""The `sommelier` CLI against the running stack (in-process through click's runner)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sommelier_client.cli import main
+
+
+@pytest.fixture
+def cli(stack):
+    runner = CliRunner()
+
+    def run(*args: str, key: str | None = None):
+        env = {"SOMMELIER_API_URL": stack.api_url, "SOMMELIER_API_KEY": key or stack.api_key}
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return run
+
+
+def test_predict_a_csv_file_in_chunks_as_csv(cli, example, tmp_path):
+    path = tmp_path / "wines.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(example))
+        writer.writeheader()
+        writer.writerows([{**example, "proline": 300 + i} for i in range(2100)])
+    result = cli("predict", "--file", str(path), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 2100 and [int(r["record"]) for r in rows] == list(range(2100))
+    assert {"label", "confidence", "p_class_0", "prediction_id"} <= set(rows[0])
+
+
+def test_a_bad_row_in_a_file_is_named(cli, example, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(",".join(example) + "\n" + ",".join(str(v) for v in example.values()) + "\n"
+                    + ",".join("x" if k == "ash" else str(v) for k, v in example.items()) + "\n")
+    result = cli("predict", "--file", str(path))
+    assert result.exit_code == 2
+    assert "bad.csv row 3: ash must be a number, got 'x'" in result.output
+
+
+def test_a_record_out_of_range_is_reported_with_its_file_index(cli, example, tmp_path):
+    path = tmp_path / "far.json"
+    path.write_text(json.dumps([example] * 1200 + [{**example, "magnesium": -5}]))
+    result = cli("predict", "--file", str(path), "--batch-size", "1000")
+    assert result.exit_code == 2
+    assert "record 1200.magnesium: must be >= 0" in result.output
+
+
+def test_history_feedback_and_model(cli):
+    predicted = json.loads(cli("predict", "--example", "--format", "json").stdout)[0]
+    history = json.loads(cli("history", "--limit", "5", "--format", "json").stdout)
+    assert history[0]["prediction_id"] == predicted["prediction_id"]
+    result = cli("feedback", predicted["prediction_id"], predicted["label"])
+    assert result.exit_code == 0 and "the model was right" in result.stdout
+    again = cli("feedback", predicted["prediction_id"], predicted["label"])
+    assert again.exit_code == 2 and "already given" in again.output
+    assert "holdout: accuracy" in cli("model").stdout
+
+
+def test_a_wrong_key_exits_3_with_a_plain_message(cli):
+    result = cli("model", key="wrong")
+    assert result.exit_code == 3 and "HTTP 403" in result.output

@@ -11,7 +11,7 @@ export SOMMELIER_EMULATOR_PORT := $(EMULATOR_PORT)
 export SOMMELIER_FRONTEND_PORT := $(FRONTEND_PORT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs train promote rollback history test test-unit test-integration lint clean
+.PHONY: help install up down status logs train promote rollback history metrics test test-unit test-integration lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ rollback: install ## restore the champion before the current one
 
 history: install ## list the champion pointers, newest first
 	@$(PY) -m devstack trainer history
+
+metrics: install ## summary of the last hour's metrics and a chart (.sommelier/metrics.png)
+	@$(VENV)/bin/sommelier metrics --png .sommelier/metrics.png
 
 test: install ## run every test: unit, then integration against a fresh embedded stack
 	$(PY) -m pytest

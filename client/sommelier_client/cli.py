@@ -178,3 +178,20 @@ def model(client_factory, fmt) -> None:
     click.echo(f"holdout: accuracy {holdout.get('accuracy', 0):.3f}, macro F1 {holdout.get('f1_macro', 0):.3f}\n")
     click.echo(tabulate([{k: f.get(k, "") for k in ("name", "type", "unit", "minimum", "maximum", "example")} for f in info["features"]],
                         headers="keys"))
+
+
+@main.command()
+@click.option("--hours", type=click.FloatRange(0.05, 24 * 14), default=1, show_default=True)
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="also write a chart of latency and confidence")
+def metrics(hours, png) -> None:
+    """A summary of the custom metrics (the local stack's CloudWatch, or AWS's with your credentials)."""
+    import boto3
+
+    from sommelier_client.client import aws_connection
+    from sommelier_client.observe import chart, fetch, summary
+
+    data = fetch(boto3.client("cloudwatch", **aws_connection()), hours)
+    click.echo(f"Sommelier metrics, last {hours:g} h\n")
+    click.echo(tabulate(summary(data), headers=["metric", "value"]))
+    if png:
+        click.echo(f"\nchart written to {chart(data, png)}")

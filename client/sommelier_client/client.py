@@ -31,15 +31,30 @@ def find_connection(api_url: str | None = None, api_key: str | None = None) -> t
     url, key = api_url or os.environ.get("SOMMELIER_API_URL"), api_key or os.environ.get("SOMMELIER_API_KEY")
     if url and key:
         return url.rstrip("/"), key
+    info = _stack_info()
+    if info:
+        return (url or info["api_url"]).rstrip("/"), key or info["api_key"]
+    raise ApiError(0, "not_configured", "no API found: run `make up`, or set SOMMELIER_API_URL and SOMMELIER_API_KEY "
+                   "(or pass --api-url/--api-key)")
+
+
+def _stack_info() -> dict[str, Any] | None:
     candidates = [Path(os.environ["SOMMELIER_STACK_INFO"])] if os.environ.get("SOMMELIER_STACK_INFO") else []
     here = Path.cwd().resolve()
     candidates += [d / ".sommelier" / "stack.json" for d in (here, *here.parents)]
     for path in candidates:
         if path.is_file():
-            info = json.loads(path.read_text())
-            return (url or info["api_url"]).rstrip("/"), key or info["api_key"]
-    raise ApiError(0, "not_configured", "no API found: run `make up`, or set SOMMELIER_API_URL and SOMMELIER_API_KEY "
-                   "(or pass --api-url/--api-key)")
+            return json.loads(path.read_text())
+    return None
+
+
+def aws_connection() -> dict[str, Any]:
+    """boto3 client arguments: the local stack's emulator when one is found and AWS_ENDPOINT_URL is unset, else boto3's own."""
+    info = _stack_info()
+    if info and not os.environ.get("AWS_ENDPOINT_URL"):
+        return {"endpoint_url": info["aws_endpoint"], "region_name": info["region"],
+                "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    return {}
 
 
 class Client:

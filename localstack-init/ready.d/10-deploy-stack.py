@@ -43,6 +43,7 @@ def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str]) 
         "PredictorCodeSha256": sha256["predictor"],
         "TrainerCodeKey": keys["trainer"],
         "DatasetPrefix": env("SOMMELIER_DATASET_PREFIX"),
+        "DatasetName": env("SOMMELIER_DATASET_PREFIX").strip("/").rsplit("/", 1)[-1],
     }
     for pair in filter(None, os.environ.get("SOMMELIER_STACK_PARAMETERS", "").split(",")):
         key, _, value = pair.partition("=")

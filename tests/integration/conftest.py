@@ -20,8 +20,6 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from devstack import runner
 from devstack.config import StackConfig
 
-SCHEDULE = "rate(1 minute)"
-
 
 @dataclass(frozen=True)
 class Stack:
@@ -68,8 +66,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         return
     cfg = StackConfig(
         state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port(),
-        # the template's own training rule fires within this session, so a test can watch it
-        stack_parameters=f"TrainingSchedule={SCHEDULE}",
+        # a promoted model is picked up within 2 s, so tests can watch hot-swaps
+        stack_parameters="ChampionRefreshSeconds=2",
     )
     try:
         info = runner.up(cfg)

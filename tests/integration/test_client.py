@@ -67,3 +67,14 @@ def test_history_feedback_and_model(cli):
 def test_a_wrong_key_exits_3_with_a_plain_message(cli):
     result = cli("model", key="wrong")
     assert result.exit_code == 3 and "HTTP 403" in result.output
+
+
+def test_metrics_summary_and_chart(cli, stack, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOMMELIER_STACK_INFO", str(stack.config.stack_info_file) if stack.config else "")
+    assert cli("predict", "--example").exit_code == 0
+    png = tmp_path / "metrics.png"
+    result = cli("metrics", "--hours", "1", "--png", str(png))
+    assert result.exit_code == 0, result.output
+    requests_line = next(line for line in result.stdout.splitlines() if line.startswith("POST /predict requests"))
+    assert int(requests_line.split()[-1]) >= 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -8,6 +8,7 @@ import pytest
 
 from predictor.api import Deps, handle
 from predictor.config import Settings
+from predictor.metrics import Metrics
 from predictor.model_store import ModelStore
 from predictor.records import PredictionReader, PredictionRecorder
 
@@ -37,7 +38,7 @@ def deps(s3, ddb):
     settings = Settings(
         model_bucket=MODEL_BUCKET, predictions_table=TABLE, dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX,
         metrics_namespace="Test", champion_refresh_seconds=30,
-        prediction_ttl_days=1, max_batch=5, cors_allow_origin="*",
+        prediction_ttl_days=1, max_batch=5, cors_allow_origin="*", low_confidence_threshold=0.6,
     )
     return Deps(
         settings=settings,
@@ -45,6 +46,7 @@ def deps(s3, ddb):
         recorder=PredictionRecorder(ddb, TABLE, 1),
         reader=PredictionReader(ddb, TABLE),
         s3=s3,
+        metrics=Metrics(boto3.client("cloudwatch"), "Test", 0.6),
         logger=logging.getLogger("test.predictor"),
         clock=Clock(),
     )
@@ -250,3 +252,31 @@ def test_model_info_has_version_metrics_schema_and_an_example(deps, trained):
 def test_openapi_is_served(deps):
     status, body, _ = call(deps, "GET", "/openapi.json")
     assert status == 200 and body["openapi"].startswith("3.")
+
+
+def _sum(cw, name, dims):
+    points = cw.get_metric_statistics(Namespace="Test", MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+                                      StartTime="2000-01-01", EndTime="2100-01-01", Period=86400 * 365, Statistics=["Sum", "SampleCount"])
+    return sum(p["Sum"] for p in points["Datapoints"])
+
+
+def test_requests_predictions_segments_and_errors_become_metrics(deps, trained, example):
+    cw = boto3.client("cloudwatch")
+    call(deps, "POST", "/predict", {"instances": [example, {**example, "alcohol": 11.5}, example]})
+    call(deps, "POST", "/predict", {"features": {}})
+    assert _sum(cw, "Requests", {"Route": "/predict"}) == 2
+    assert _sum(cw, "Predictions", {"ModelVersion": trained.version, "Class": "class_0"}) >= 2
+    assert _sum(cw, "PredictionsBySegment", {"Segment": "alcohol_level", "Bucket": "<12"}) == 1
+    assert _sum(cw, "PredictionsBySegment", {"Segment": "alcohol_level", "Bucket": "13-14"}) == 2
+    assert _sum(cw, "Errors", {"ErrorType": "validation_error"}) == 1
+    assert _sum(cw, "ServerError", {}) == 0
+
+
+def test_a_metrics_outage_never_fails_a_prediction(deps, trained, example, caplog):
+    class Down:
+        def put_metric_data(self, **_):
+            raise ConnectionError("cloudwatch is down")
+
+    deps.metrics._cw = Down()
+    assert call(deps, "POST", "/predict", {"features": example})[0] == 200
+    assert deps.metrics.failures == 1 and "could not publish" in caplog.text

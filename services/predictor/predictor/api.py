@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from predictor.config import Settings
+from predictor.metrics import Metrics
 from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
 from predictor.records import BadToken, Conflict, NotFound, PredictionReader, PredictionRecorder, RecordWriteError
 from predictor.validation import FieldError, json_type
@@ -38,6 +39,7 @@ class Deps:
     recorder: PredictionRecorder
     reader: PredictionReader
     s3: Any
+    metrics: Metrics
     logger: Any
     clock: Callable[[], float] = time.time
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
@@ -51,6 +53,7 @@ class Request:
     deps: Deps
     model_version: str | None = None
     records: int = 0
+    metric_data: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _reject_constant(name: str) -> None:
@@ -151,6 +154,7 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
             "expires_at": int(now) + deps.recorder.ttl_seconds,
         })
     deps.recorder.write(rows)
+    req.metric_data += deps.metrics.predictions(model.version, results, records, model.manifest.get("segments", []))
     if single:
         return 200, {"request_id": req.request_id, "model_version": model.version, **results[0]}
     return 200, {"request_id": req.request_id, "model_version": model.version, "count": len(results), "predictions": results}
@@ -237,6 +241,11 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
         req.deps.reader.add_feedback(record["prediction_id"], entry)
     except Conflict as err:
         raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given") from err
+    try:
+        segments = req.deps.store.current().manifest.get("segments", [])
+    except ModelUnavailable:
+        segments = []
+    req.metric_data += req.deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], segments)
     return 201, {"request_id": req.request_id, "prediction_id": record["prediction_id"], "feedback": entry}
 
 
@@ -327,6 +336,8 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
         deps.logger.exception("unhandled error", extra={"request_id": request_id})
         status, code = 500, "internal_error"
         body = error_body(request_id, code, "internal error; quote the request id when reporting it")
+    latency_ms = (time.perf_counter() - started) * 1000
+    deps.metrics.publish(deps.metrics.request(route, status, latency_ms, None if code == "ok" else code) + req.metric_data)
     deps.logger.info(
         "request",
         extra={
@@ -338,7 +349,7 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
             "outcome": code,
             "model_version": req.model_version,
             "records": req.records,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "latency_ms": round(latency_ms, 3),
         },
     )
     return {

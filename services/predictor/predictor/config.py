@@ -37,6 +37,7 @@ class Settings:
     prediction_ttl_days: float
     max_batch: int
     cors_allow_origin: str
+    low_confidence_threshold: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,4 +51,5 @@ class Settings:
             prediction_ttl_days=_number("PREDICTION_TTL_DAYS", "90"),
             max_batch=int(_number("MAX_BATCH", "1000")),
             cors_allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"),
+            low_confidence_threshold=_number("LOW_CONFIDENCE_THRESHOLD", "0.6"),
         )

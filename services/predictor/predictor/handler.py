@@ -9,9 +9,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
 from predictor.api import Deps, handle
 from predictor.config import Settings
+from predictor.metrics import Metrics
 from predictor.model_store import ModelStore
 from predictor.records import PredictionReader, PredictionRecorder
 
@@ -25,6 +27,9 @@ deps = Deps(
     recorder=PredictionRecorder(dynamodb, settings.predictions_table, settings.prediction_ttl_days),
     reader=PredictionReader(dynamodb, settings.predictions_table),
     s3=s3,
+    # metrics are best effort: short timeouts, no retries, so they cannot slow a request much
+    metrics=Metrics(boto3.client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})),
+                    settings.metrics_namespace, settings.low_confidence_threshold),
     logger=logger,
 )
 

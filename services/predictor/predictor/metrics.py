@@ -1,0 +1,91 @@
+"""Custom CloudWatch metrics: one PutMetricData call per invocation, never failing a request.
+
+Rates are published as 0/1 values (ServerError, LowConfidence, FeedbackCorrect), so their
+Average is the rate over any period: alarms and dashboards need no metric math, and the
+emulator, which evaluates plain alarms only, behaves as AWS does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import Counter
+from typing import Any
+
+log = logging.getLogger(__name__)
+_MAX_VALUES = 150  # CloudWatch's limit of values in one datum
+
+
+def segment_of(segment: dict[str, Any], record: dict[str, Any]) -> str | None:
+    """The bucket a record falls in for one segment of the dataset spec, e.g. "12-13" or "Merlot"."""
+    value = record.get(segment["feature"])
+    if value is None:
+        return None
+    edges = segment.get("edges")
+    if not edges:
+        return str(value)[:64]
+    i = bisect.bisect_right(edges, value)
+    if i == 0:
+        return f"<{edges[0]:g}"
+    if i == len(edges):
+        return f">={edges[-1]:g}"
+    return f"{edges[i - 1]:g}-{edges[i]:g}"
+
+
+def _datum(name: str, dims: dict[str, str], unit: str, values: list[float]) -> list[dict[str, Any]]:
+    dimensions = [{"Name": k, "Value": v} for k, v in dims.items()]
+    tally = Counter(values)
+    items = list(tally.items())
+    return [
+        {"MetricName": name, "Dimensions": dimensions, "Unit": unit,
+         "Values": [float(v) for v, _ in items[i:i + _MAX_VALUES]], "Counts": [float(c) for _, c in items[i:i + _MAX_VALUES]]}
+        for i in range(0, len(items), _MAX_VALUES)
+    ]
+
+
+class Metrics:
+    def __init__(self, cloudwatch, namespace: str, low_confidence: float):
+        self._cw = cloudwatch
+        self.namespace = namespace
+        self.low_confidence = low_confidence
+        self.failures = 0
+
+    def request(self, route: str, status: int, latency_ms: float, error_code: str | None) -> list[dict[str, Any]]:
+        data = _datum("Requests", {"Route": route}, "Count", [1])
+        data += _datum("Latency", {"Route": route}, "Milliseconds", [round(latency_ms, 3)])
+        data += _datum("ServerError", {}, "Count", [1 if status >= 500 else 0])
+        if error_code:
+            data += _datum("Errors", {"ErrorType": error_code}, "Count", [1])
+        return data
+
+    def predictions(self, model_version: str, results: list[dict[str, Any]], records: list[dict[str, Any]],
+                    segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        confidences = [r["confidence"] for r in results]
+        data = _datum("PredictionConfidence", {"ModelVersion": model_version}, "None", [round(c, 3) for c in confidences])
+        data += _datum("LowConfidence", {}, "Count", [1 if c < self.low_confidence else 0 for c in confidences])
+        for label, n in Counter(r["label"] for r in results).items():
+            data += [{"MetricName": "Predictions", "Dimensions": [{"Name": "ModelVersion", "Value": model_version},
+                      {"Name": "Class", "Value": label}], "Unit": "Count", "Value": float(n)}]
+        for seg in segments:
+            for bucket, n in Counter(segment_of(seg, rec) for rec in records).items():
+                if bucket is not None:
+                    data += [{"MetricName": "PredictionsBySegment", "Dimensions": [{"Name": "Segment", "Value": seg["name"]},
+                              {"Name": "Bucket", "Value": bucket}], "Unit": "Count", "Value": float(n)}]
+        return data
+
+    def feedback(self, model_version: str, correct: bool, record: dict[str, Any], segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        data = _datum("FeedbackCorrect", {"ModelVersion": model_version}, "Count", [1 if correct else 0])
+        data += _datum("FeedbackCorrect", {}, "Count", [1 if correct else 0])
+        for seg in segments:
+            bucket = segment_of(seg, record)
+            if bucket is not None:
+                data += _datum("FeedbackCorrectBySegment", {"Segment": seg["name"], "Bucket": bucket}, "Count", [1 if correct else 0])
+        return data
+
+    def publish(self, data: list[dict[str, Any]]) -> None:
+        try:
+            for i in range(0, len(data), 1000):
+                self._cw.put_metric_data(Namespace=self.namespace, MetricData=data[i:i + 1000])
+        except Exception as err:  # metrics must never fail a prediction
+            self.failures += 1
+            log.warning("could not publish %d metric data (%d failures so far): %s", len(data), self.failures, err)

@@ -20,7 +20,9 @@ def main() -> None:
     aws = session()
     stack_name = env("SOMMELIER_STACK_NAME")
     outputs = stack_outputs(aws.client("cloudformation"), stack_name)
-    key = aws.client("apigateway").get_api_key(apiKey=outputs["DemoApiKeyId"], includeValue=True)["value"]
+    apigw = aws.client("apigateway")
+    key = apigw.get_api_key(apiKey=outputs["DemoApiKeyId"], includeValue=True)["value"]
+    frontend_key = apigw.get_api_key(apiKey=outputs["FrontendApiKeyId"], includeValue=True)["value"]
     public = env("SOMMELIER_PUBLIC_ENDPOINT").rstrip("/")
     info = {
         "stack_name": stack_name,
@@ -28,6 +30,7 @@ def main() -> None:
         "aws_endpoint": public,
         "api_url": f"{public}/restapis/{outputs['RestApiId']}/{outputs['StageName']}/_user_request_",
         "api_key": key,
+        "frontend_api_key": frontend_key,
         "outputs": outputs,
     }
     path = pathlib.Path(env("SOMMELIER_STACK_INFO_FILE"))

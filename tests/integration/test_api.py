@@ -73,3 +73,11 @@ def test_cors_preflight_is_answered_without_a_key(stack):
                             "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}, timeout=10)
     assert resp.status_code in (200, 204)
     assert "x-api-key" in resp.headers.get("Access-Control-Allow-Headers", "").lower()
+
+
+def test_gateway_errors_carry_cors_headers_and_the_error_shape(stack, example):
+    resp = stack.post("/predict", {"features": example}, key="wrong-key")
+    assert resp.status_code == 403
+    assert resp.headers.get("Access-Control-Allow-Origin") == "*"
+    body = resp.json()
+    assert body["error"]["code"] and body["error"]["message"] and body["request_id"]

@@ -5,7 +5,7 @@ from frontend import create_app
 
 def test_config_js_comes_from_the_stack_info_file(tmp_path):
     info = tmp_path / "stack.json"
-    info.write_text(json.dumps({"api_url": "http://api.example/v1", "api_key": "k-123"}))
+    info.write_text(json.dumps({"api_url": "http://api.example/v1", "api_key": "admin", "frontend_api_key": "k-123"}))
     client = create_app({"STACK_INFO_FILE": str(info)}).test_client()
     body = client.get("/config.js").get_data(as_text=True)
     assert body.startswith("window.SOMMELIER_CONFIG = ")

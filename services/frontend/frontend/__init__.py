@@ -24,7 +24,8 @@ def _api_settings(app: Flask) -> dict[str, Any]:
             info = json.loads(Path(info_file).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             info = {}
-        url, key = url or info.get("api_url"), key or info.get("api_key")
+        # the page's own key (stricter usage plan), never the demo/admin key
+        url, key = url or info.get("api_url"), key or info.get("frontend_api_key")
     return {"apiUrl": url, "apiKey": key}
 
 

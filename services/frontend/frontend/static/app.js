@@ -1,74 +1,345 @@
 "use strict";
+/* Sommelier's page: plain JS, no build step. Talks to the API with the page's own key. */
 (function () {
   const cfg = window.SOMMELIER_CONFIG || {};
   const $ = (id) => document.getElementById(id);
-  const example = {
-    features: {
-      alcohol: 13.2, malic_acid: 1.78, ash: 2.14, alcalinity_of_ash: 11.2, magnesium: 100,
-      total_phenols: 2.65, flavanoids: 2.76, nonflavanoid_phenols: 0.26, proanthocyanins: 1.28,
-      color_intensity: 4.38, hue: 1.05, "od280/od315_of_diluted_wines": 3.4, proline: 1050,
-    },
+  const el = (tag, attrs = {}, ...children) => {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+    }
+    node.append(...children);
+    return node;
   };
+  const SVG = "http://www.w3.org/2000/svg";
+  const svg = (tag, attrs = {}) => {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    return node;
+  };
+  let model = null;
+  let batchCsv = null;
 
-  function setStatus(text, isError) {
-    $("status").textContent = text;
-    $("status").className = "status" + (isError ? " error" : "");
-  }
-
-  function showResult(data) {
-    const box = $("result");
-    box.replaceChildren();
-    const label = document.createElement("div");
-    label.className = "label";
-    label.textContent = data.label;
-    box.append(label);
-    for (const [name, p] of Object.entries(data.probabilities)) {
-      const row = document.createElement("div");
-      row.className = "bar";
-      row.innerHTML = '<span></span><div class="track"><div class="fill"></div></div><span></span>';
-      row.children[0].textContent = name;
-      row.querySelector(".fill").style.width = (p * 100).toFixed(1) + "%";
-      row.children[2].textContent = (p * 100).toFixed(1) + "%";
-      box.append(row);
+  class ApiError extends Error {
+    constructor(status, body) {
+      super(describe(status, body));
+      this.status = status;
+      this.body = body;
     }
-    const meta = document.createElement("p");
-    meta.className = "meta";
-    meta.textContent = `model ${data.model_version} · prediction ${data.prediction_id}`;
-    box.append(meta);
   }
 
-  function describeError(status, body) {
-    if (status === 403) return "The API refused the key (403).";
-    if (status === 429) return "Too many requests (429): wait a few seconds and try again.";
+  function describe(status, body) {
     const err = body && body.error;
-    if (!err) return `The API answered ${status}.`;
-    const details = (err.details || []).map((d) => `${d.field}: ${d.message}`).join("; ");
-    return `${err.message}${details ? " — " + details : ""}`;
+    if (status === 0) return "The API cannot be reached. Is the stack up? (make up)";
+    if (status === 403) return "The API refused this page's key (403). Check the key in config.js.";
+    if (status === 429) return "Too many requests (429): the page's usage plan is limited. Wait a few seconds, then retry.";
+    if (status === 503 && err && err.code === "no_model") return "No model is promoted yet. Train one with `make train`, then reload.";
+    if (err) return err.message + (body.request_id ? ` (request ${body.request_id})` : "");
+    return `The API answered ${status}.`;
   }
 
-  async function predict() {
-    let body;
-    try { body = JSON.parse($("body").value); } catch (e) { setStatus("The request is not valid JSON: " + e.message, true); return; }
-    setStatus("Asking the model…");
+  async function api(path, options = {}) {
+    let resp;
     try {
-      const resp = await fetch(cfg.apiUrl + "/predict", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "x-api-key": cfg.apiKey },
-        body: JSON.stringify(body),
+      resp = await fetch(cfg.apiUrl + path, {
+        ...options,
+        headers: { "Content-Type": "application/json", "x-api-key": cfg.apiKey, ...(options.headers || {}) },
       });
-      const data = await resp.json().catch(() => null);
-      if (!resp.ok) { setStatus(describeError(resp.status, data), true); return; }
-      setStatus(`Request ${data.request_id}`);
-      showResult(data);
     } catch (e) {
-      setStatus("The API cannot be reached: is the stack up? (" + e.message + ")", true);
+      throw new ApiError(0, null);
+    }
+    const body = await resp.json().catch(() => null);
+    if (!resp.ok) throw new ApiError(resp.status, body);
+    return body;
+  }
+
+  function banner(message) {
+    const node = $("banner");
+    node.hidden = !message;
+    node.textContent = message || "";
+  }
+
+  function fmt(x, digits = 3) { return typeof x === "number" ? x.toFixed(digits) : String(x ?? ""); }
+
+  /* ---------------- one wine ---------------- */
+  function fieldId(name) { return "f-" + name.replace(/[^a-zA-Z0-9_-]/g, "_"); }
+
+  function buildForm() {
+    const box = $("fields");
+    box.replaceChildren();
+    for (const f of model.features) {
+      const id = fieldId(f.name);
+      const label = el("label", { for: id }, f.label || f.name);
+      if (f.unit) label.append(" ", el("span", { class: "unit", text: `(${f.unit})` }));
+      let input;
+      if (f.type === "categorical" && f.categories) {
+        input = el("select", { id, name: f.name }, ...f.categories.map((c) => el("option", { value: c, text: c })));
+      } else {
+        input = el("input", { id, name: f.name, type: f.type === "numeric" ? "number" : "text", step: "any", required: "" });
+        if (f.minimum !== undefined) input.min = f.minimum;
+        if (f.maximum !== undefined) input.max = f.maximum;
+      }
+      const range = f.type === "numeric" && (f.minimum !== undefined || f.maximum !== undefined)
+        ? `${f.minimum ?? "−∞"} to ${f.maximum ?? "∞"}` : "";
+      input.setAttribute("aria-describedby", id + "-error" + (range ? " " + id + "-hint" : ""));
+      const parts = [label, input];
+      if (range) parts.push(el("div", { class: "hint", id: id + "-hint", text: range }));
+      parts.push(el("div", { class: "error", id: id + "-error", role: "alert" }));
+      box.append(el("div", { class: "field" }, ...parts));
     }
   }
 
-  $("body").value = JSON.stringify(example, null, 2);
-  $("predict").addEventListener("click", predict);
-  $("example").addEventListener("click", () => { $("body").value = JSON.stringify(example, null, 2); });
-  fetch(cfg.apiUrl + "/health").then((r) => r.json()).then((h) => {
-    setStatus(h.model_version ? `API up · model ${h.model_version}` : "API up");
-  }).catch(() => setStatus("The API cannot be reached: is the stack up?", true));
+  function fillExample() {
+    for (const f of model.features) {
+      if (model.example && f.name in model.example) $(fieldId(f.name)).value = model.example[f.name];
+    }
+    clearFieldErrors();
+  }
+
+  function clearFieldErrors() {
+    for (const f of model.features) {
+      $(fieldId(f.name)).removeAttribute("aria-invalid");
+      $(fieldId(f.name) + "-error").textContent = "";
+    }
+  }
+
+  function showFieldErrors(details) {
+    let first = null;
+    for (const d of details || []) {
+      const name = d.field.replace(/^features\./, "");
+      const input = $(fieldId(name));
+      if (!input) continue;
+      input.setAttribute("aria-invalid", "true");
+      $(fieldId(name) + "-error").textContent = d.message;
+      first = first || input;
+    }
+    if (first) first.focus();
+    return Boolean(first);
+  }
+
+  function readForm() {
+    const record = {};
+    for (const f of model.features) {
+      const raw = $(fieldId(f.name)).value.trim();
+      record[f.name] = f.type === "numeric" && raw !== "" && !isNaN(Number(raw)) ? Number(raw) : raw;
+    }
+    return record;
+  }
+
+  function probabilityChart(probabilities) {
+    const entries = Object.entries(probabilities);
+    const rowH = 26, labelW = 90, barW = 260, width = labelW + barW + 60;
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${entries.length * rowH}`, width: "100%", role: "img",
+      "aria-label": "class probabilities: " + entries.map(([c, p]) => `${c} ${(p * 100).toFixed(1)}%`).join(", ") });
+    entries.forEach(([cls, p], i) => {
+      const y = i * rowH;
+      const label = svg("text", { x: 0, y: y + 17 }); label.textContent = cls; chart.append(label);
+      chart.append(svg("rect", { x: labelW, y: y + 4, width: barW, height: 16, fill: "#eee", rx: 3 }));
+      chart.append(svg("rect", { x: labelW, y: y + 4, width: Math.max(1, p * barW), height: 16, fill: "#7b1e3a", rx: 3, class: "bar" }));
+      const pct = svg("text", { x: labelW + barW + 8, y: y + 17 }); pct.textContent = (p * 100).toFixed(1) + "%"; chart.append(pct);
+    });
+    return chart;
+  }
+
+  async function predictOne(event) {
+    event.preventDefault();
+    clearFieldErrors();
+    const box = $("answer");
+    box.replaceChildren(el("p", { class: "hint", text: "Asking the model…" }));
+    try {
+      const r = await api("/predict", { method: "POST", body: JSON.stringify({ features: readForm() }) });
+      banner("");
+      box.replaceChildren(
+        el("div", { class: "label", id: "answer-label", text: r.label }),
+        el("p", { text: `confidence ${(r.confidence * 100).toFixed(1)}%` }),
+        probabilityChart(r.probabilities),
+        el("p", { class: "meta", text: `model ${r.model_version} · prediction ${r.prediction_id}` }),
+      );
+      loadHistory();
+    } catch (e) {
+      const onFields = e.status === 400 && showFieldErrors(e.body && e.body.error && e.body.error.details);
+      box.replaceChildren(el("p", { class: "error-text", id: "answer-error",
+        text: onFields ? "Some values need fixing: see the marked fields." : e.message }));
+    }
+  }
+
+  /* ---------------- batch ---------------- */
+  function parseCsv(text) {
+    const rows = [];
+    let row = [], field = "", quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"') quoted = true;
+      else if (c === ",") { row.push(field); field = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        row.push(field); field = "";
+        if (row.some((v) => v !== "")) rows.push(row);
+        row = [];
+      } else field += c;
+    }
+    row.push(field);
+    if (row.some((v) => v !== "")) rows.push(row);
+    return rows;
+  }
+
+  function csvCell(v) { const s = String(v ?? ""); return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; }
+
+  async function predictFile() {
+    const file = $("batch-file").files[0];
+    const status = $("batch-status");
+    if (!file) { status.textContent = "Choose a CSV file first."; return; }
+    const rows = parseCsv(await file.text());
+    if (rows.length < 2) { status.textContent = "The file needs a header row and at least one wine."; return; }
+    const [header, ...data] = rows;
+    const types = Object.fromEntries(model.features.map((f) => [f.name, f.type]));
+    const records = data.map((r) => Object.fromEntries(header.map((h, i) => {
+      const v = (r[i] ?? "").trim();
+      return [h, types[h] === "numeric" && v !== "" && !isNaN(Number(v)) ? Number(v) : v];
+    })));
+    const results = [];
+    try {
+      for (let start = 0; start < records.length; start += 1000) {
+        status.textContent = `Predicting rows ${start + 1}–${Math.min(start + 1000, records.length)} of ${records.length}…`;
+        const r = await api("/predict", { method: "POST", body: JSON.stringify({ instances: records.slice(start, start + 1000) }) });
+        results.push(...r.predictions);
+      }
+    } catch (e) {
+      const details = (e.body && e.body.error && e.body.error.details) || [];
+      const offset = results.length;
+      const lines = details.slice(0, 5).map((d) => d.field.replace(/^instances\[(\d+)\]\./,
+        (_, i) => `row ${Number(i) + offset + 2}, `) + ": " + d.message);
+      status.textContent = e.message + (lines.length ? " — " + lines.join("; ") : "");
+      status.className = "error-text";
+      return;
+    }
+    status.className = "hint";
+    status.textContent = `${results.length} wines predicted.`;
+    const classes = Object.keys(results[0].probabilities);
+    const cols = [...header, "label", "confidence", ...classes.map((c) => "p_" + c), "prediction_id"];
+    const table = $("batch-table");
+    table.replaceChildren(el("thead", {}, el("tr", {}, ...["row", "label", "confidence", ...classes.map((c) => "p " + c)].map((c) => el("th", { scope: "col", text: c })))));
+    const body = el("tbody");
+    results.slice(0, 500).forEach((r, i) => body.append(el("tr", {}, el("td", { class: "num", text: i + 2 }), el("td", { text: r.label }),
+      el("td", { class: "num", text: fmt(r.confidence) }), ...classes.map((c) => el("td", { class: "num", text: fmt(r.probabilities[c]) })))));
+    table.append(body);
+    table.hidden = false;
+    batchCsv = [cols.join(","), ...results.map((r, i) => [...header.map((h) => records[i][h]), r.label, r.confidence,
+      ...classes.map((c) => r.probabilities[c]), r.prediction_id].map(csvCell).join(","))].join("\n") + "\n";
+    $("batch-download").disabled = false;
+    loadHistory();
+  }
+
+  function downloadBatch() {
+    const url = URL.createObjectURL(new Blob([batchCsv], { type: "text/csv" }));
+    const a = el("a", { href: url, download: "sommelier-predictions.csv" });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  /* ---------------- history and feedback ---------------- */
+  async function sendFeedback(id, select, cell) {
+    try {
+      const r = await api("/feedback", { method: "POST", body: JSON.stringify({ prediction_id: id, label: select.value }) });
+      cell.replaceChildren(el("span", { text: `✓ ${r.feedback.label}${r.feedback.correct ? " (model right)" : " (model wrong)"}` }));
+    } catch (e) {
+      cell.append(el("div", { class: "error-text", text: e.message }));
+    }
+  }
+
+  async function loadHistory() {
+    const table = $("history-table");
+    try {
+      const page = await api("/predictions?limit=15");
+      table.replaceChildren(el("thead", {}, el("tr", {}, ...["when (UTC)", "label", "confidence", "the true class was"].map((c) => el("th", { scope: "col", text: c })))));
+      const body = el("tbody");
+      for (const p of page.predictions) {
+        const cell = el("td");
+        if (p.feedback) cell.textContent = `✓ ${p.feedback.label}`;
+        else {
+          const sel = el("select", { "aria-label": `true class of prediction ${p.prediction_id}` },
+            ...Object.keys(p.probabilities).map((c) => el("option", { value: c, text: c })));
+          const btn = el("button", { type: "button", class: "secondary", text: "Send" });
+          btn.addEventListener("click", () => sendFeedback(p.prediction_id, sel, cell));
+          cell.append(sel, " ", btn);
+        }
+        body.append(el("tr", { "data-id": p.prediction_id }, el("td", { text: p.created_at.replace("T", " ").slice(0, 19) }),
+          el("td", { text: p.label }), el("td", { class: "num", text: fmt(p.confidence) }), cell));
+      }
+      table.append(body);
+      if (!page.predictions.length) table.replaceChildren(el("caption", { text: "No predictions yet." }));
+    } catch (e) {
+      table.replaceChildren(el("caption", { class: "error-text", text: e.message }));
+    }
+  }
+
+  /* ---------------- model card ---------------- */
+  function confusionMatrix(cm) {
+    const n = cm.labels.length, cell = 54, pad = 80;
+    const max = Math.max(1, ...cm.matrix.flat());
+    const chart = svg("svg", { viewBox: `0 0 ${pad + n * cell + 10} ${pad + n * cell + 10}`, width: "100%", role: "img",
+      "aria-label": "confusion matrix on the holdout: rows are true classes, columns predicted classes" });
+    cm.labels.forEach((label, i) => {
+      const top = svg("text", { x: pad + i * cell + cell / 2, y: pad - 8, "text-anchor": "middle" }); top.textContent = label; chart.append(top);
+      const left = svg("text", { x: pad - 8, y: pad + i * cell + cell / 2 + 4, "text-anchor": "end" }); left.textContent = label; chart.append(left);
+    });
+    const axis = svg("text", { x: pad, y: 14 }); axis.textContent = "predicted →  (rows: true)"; chart.append(axis);
+    cm.matrix.forEach((row, i) => row.forEach((v, j) => {
+      const shade = 0.08 + 0.92 * (v / max);
+      chart.append(svg("rect", { x: pad + j * cell, y: pad + i * cell, width: cell - 2, height: cell - 2, rx: 4,
+        fill: `rgba(123, 30, 58, ${shade.toFixed(3)})` }));
+      const t = svg("text", { x: pad + j * cell + cell / 2 - 1, y: pad + i * cell + cell / 2 + 4, "text-anchor": "middle",
+        style: `fill: ${shade > 0.5 ? "#fff" : "#1f1f1f"}` });
+      t.textContent = v; chart.append(t);
+    }));
+    return chart;
+  }
+
+  function modelCard() {
+    const h = (model.metrics && model.metrics.holdout) || {};
+    const card = $("model-card");
+    const metric = (name, value) => el("div", { class: "metric" }, el("b", { text: value }), name);
+    card.replaceChildren(
+      el("p", { id: "model-version", text: `Version ${model.version} (${(model.model && model.model.name) || "?"}), trained ${String(model.created_at || "").replace("T", " ").slice(0, 19)} UTC` }),
+      el("div", { class: "metrics" }, metric("holdout accuracy", fmt(h.accuracy)), metric("macro F1", fmt(h.f1_macro)),
+        metric("log loss", fmt(h.log_loss)), metric("holdout rows", String(h.rows ?? ""))),
+    );
+    if (h.confusion_matrix) card.append(el("h3", { text: "Confusion matrix (holdout)" }), confusionMatrix(h.confusion_matrix));
+    if (h.per_class) {
+      const t = el("table", {}, el("thead", {}, el("tr", {}, ...["class", "precision", "recall", "F1", "support"].map((c) => el("th", { scope: "col", text: c })))));
+      const b = el("tbody");
+      for (const [c, m] of Object.entries(h.per_class)) b.append(el("tr", {}, el("td", { text: c }), el("td", { class: "num", text: fmt(m.precision) }),
+        el("td", { class: "num", text: fmt(m.recall) }), el("td", { class: "num", text: fmt(m.f1) }), el("td", { class: "num", text: m.support })));
+      t.append(b);
+      card.append(el("div", { class: "table-wrap" }, t));
+    }
+  }
+
+  /* ---------------- start ---------------- */
+  async function start() {
+    $("predict-form").addEventListener("submit", predictOne);
+    $("example-button").addEventListener("click", fillExample);
+    $("batch-button").addEventListener("click", predictFile);
+    $("batch-download").addEventListener("click", downloadBatch);
+    $("history-refresh").addEventListener("click", loadHistory);
+    if (!cfg.apiUrl) { banner("This page has no API configured (config.js)."); return; }
+    try {
+      model = await api("/model");
+    } catch (e) {
+      $("api-status").textContent = e.status === 0 ? "API down" : `API error ${e.status}`;
+      banner(e.message);
+      return;
+    }
+    $("api-status").textContent = `model ${model.version}`;
+    buildForm();
+    fillExample();
+    modelCard();
+    loadHistory();
+  }
+
+  start();
 })();

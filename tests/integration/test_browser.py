@@ -1,0 +1,163 @@
+"""The web page in a real headless Chromium against the running stack. Screenshots of every
+state land in test-artifacts/screenshots/ for a reviewer to look at."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+from werkzeug.serving import make_server
+
+from frontend import create_app
+
+from .conftest import free_port
+
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[webdriver.Chrome]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-component-update", "--disable-sync", "--window-size=1280,2000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path_factory.mktemp("downloads"))})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page_url(stack) -> str:
+    if stack.config is None:
+        pytest.skip("the page is served by the embedded stack's frontend")
+    return stack.config.frontend_url + "/"
+
+
+def wait(driver, condition, timeout: float = 20):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+
+def open_page(driver, url: str) -> None:
+    driver.get(url)
+    wait(driver, lambda d: d.find_element(By.ID, "api-status").text.startswith(("model", "API")))
+
+
+@pytest.fixture
+def serve_page():
+    """A second frontend with other settings (a wrong key, an API that is down), over real HTTP."""
+    servers = []
+
+    def start(**config) -> str:
+        port = free_port()
+        server = make_server("127.0.0.1", port, create_app(config))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{port}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_fill_the_form_and_see_a_prediction(browser, page_url, stack):
+    open_page(browser, page_url)
+    assert browser.find_element(By.ID, "api-status").text.startswith("model ")
+    browser.find_element(By.ID, "example-button").click()
+    browser.find_element(By.ID, "predict-button").click()
+    label = wait(browser, ec.visibility_of_element_located((By.ID, "answer-label"))).text
+    assert label in {"class_0", "class_1", "class_2"}
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#answer svg rect.bar")) == 3
+    pid = browser.find_element(By.CSS_SELECTOR, "#answer .meta").text.split("prediction ")[1]
+    assert stack.get(f"/predictions/{pid}").json()["prediction"]["label"] == label
+    browser.save_screenshot(str(SHOTS / "01-prediction.png"))
+
+
+def test_a_bad_value_is_shown_on_its_field(browser, page_url):
+    open_page(browser, page_url)
+    field = browser.find_element(By.ID, "f-magnesium")
+    field.clear()
+    field.send_keys("-5")
+    browser.find_element(By.ID, "predict-button").click()
+    wait(browser, lambda d: d.find_element(By.ID, "f-magnesium").get_attribute("aria-invalid") == "true")
+    assert browser.find_element(By.ID, "f-magnesium-error").text == "must be >= 0, got -5"
+    assert "see the marked fields" in browser.find_element(By.ID, "answer-error").text
+    browser.save_screenshot(str(SHOTS / "02-field-error.png"))
+
+
+def test_upload_a_csv_and_see_the_table(browser, page_url, example, tmp_path):
+    csv_file = tmp_path / "wines.csv"
+    names = list(example)
+    rows = [",".join(names)] + [",".join(str(example[n] + (i if n == "proline" else 0)) for n in names) for i in range(12)]
+    csv_file.write_text("\n".join(rows) + "\n")
+    open_page(browser, page_url)
+    browser.find_element(By.ID, "batch-file").send_keys(str(csv_file))
+    browser.find_element(By.ID, "batch-button").click()
+    wait(browser, lambda d: d.find_element(By.ID, "batch-status").text == "12 wines predicted.")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#batch-table tbody tr")) == 12
+    assert browser.find_element(By.ID, "batch-download").is_enabled()
+    browser.find_element(By.ID, "batch").screenshot(str(SHOTS / "03-batch.png"))
+
+
+def test_history_and_feedback(browser, page_url, stack):
+    open_page(browser, page_url)
+    row = wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "#history-table tbody tr[data-id] select")))
+    pid = row.find_element(By.XPATH, "./ancestor::tr").get_attribute("data-id")
+    Select(row).select_by_value("class_2")
+    row.find_element(By.XPATH, "following-sibling::button").click()
+    wait(browser, lambda d: "✓ class_2" in d.find_element(By.CSS_SELECTOR, f"tr[data-id='{pid}']").text)
+    assert stack.get(f"/predictions/{pid}").json()["prediction"]["feedback"]["label"] == "class_2"
+    browser.find_element(By.ID, "history").screenshot(str(SHOTS / "04-history-feedback.png"))
+
+
+def test_the_model_card_shows_metrics_and_the_confusion_matrix(browser, page_url, stack):
+    open_page(browser, page_url)
+    version = stack.get("/model").json()["version"]
+    wait(browser, lambda d: version in d.find_element(By.ID, "model-version").text)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#model-card svg rect")) == 9  # 3 x 3 cells
+    browser.find_element(By.ID, "model").screenshot(str(SHOTS / "05-model-card.png"))
+
+
+def test_a_wrong_key_says_so(browser, serve_page, stack):
+    open_page(browser, serve_page(API_URL=stack.api_url, API_KEY="not-a-key"))
+    banner = wait(browser, ec.visibility_of_element_located((By.ID, "banner")))
+    assert "refused this page's key (403)" in banner.text
+    browser.save_screenshot(str(SHOTS / "06-wrong-key.png"))
+
+
+def test_an_api_that_is_down_says_so(browser, serve_page):
+    open_page(browser, serve_page(API_URL=f"http://127.0.0.1:{free_port()}/v1", API_KEY="k"))
+    banner = wait(browser, ec.visibility_of_element_located((By.ID, "banner")))
+    assert "cannot be reached" in banner.text
+
+
+def test_usable_on_a_phone_sized_screen(browser, page_url):
+    browser.set_window_size(390, 844)
+    try:
+        open_page(browser, page_url)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        labels = browser.execute_script("return [...document.querySelectorAll('#fields input')].every(i => i.labels.length === 1)")
+        assert labels, "every input has its label"
+        browser.save_screenshot(str(SHOTS / "07-phone.png"))
+    finally:
+        browser.set_window_size(1280, 2000)
+
+
+def test_the_page_uses_its_own_key_not_the_demo_key(stack, page_url):
+    config = requests.get(page_url + "config.js", timeout=5).text
+    assert stack.api_key not in config

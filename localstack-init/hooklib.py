@@ -76,7 +76,7 @@ def ensure_bucket(s3, name: str) -> None:
         s3.get_waiter("bucket_exists").wait(Bucket=name)
 
 
-def upload_if_changed(s3, bucket: str, key: str, body: bytes) -> bool:
+def upload_if_changed(s3, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> bool:
     """Put an object unless one with the same sha256 is already there. Returns True if written."""
     digest = hashlib.sha256(body).hexdigest()
     try:
@@ -86,7 +86,7 @@ def upload_if_changed(s3, bucket: str, key: str, body: bytes) -> bool:
     except ClientError as err:
         if err.response["Error"]["Code"] not in {"404", "NoSuchKey", "NotFound"}:
             raise
-    s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest})
+    s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest}, ContentType=content_type)
     log.info("uploaded s3://%s/%s (%d bytes)", bucket, key, len(body))
     return True
 

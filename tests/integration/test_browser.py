@@ -161,3 +161,13 @@ def test_usable_on_a_phone_sized_screen(browser, page_url):
 def test_the_page_uses_its_own_key_not_the_demo_key(stack, page_url):
     config = requests.get(page_url + "config.js", timeout=5).text
     assert stack.api_key not in config
+
+
+def test_the_same_page_is_published_to_the_website_bucket(stack):
+    s3, bucket = stack.client("s3"), stack.outputs["FrontendBucketName"]
+    static = Path(__file__).resolve().parents[2] / "services/frontend/frontend/static"
+    index = s3.get_object(Bucket=bucket, Key="index.html")
+    assert index["ContentType"] == "text/html" and index["Body"].read() == (static / "index.html").read_bytes()
+    assert s3.get_object(Bucket=bucket, Key="static/app.js")["Body"].read() == (static / "app.js").read_bytes()
+    config = s3.get_object(Bucket=bucket, Key="config.js")["Body"].read().decode()
+    assert stack.api_url in config and stack.api_key not in config

@@ -5,13 +5,16 @@ VENV ?= .venv
 EMULATOR_PORT ?= 4566
 FRONTEND_PORT ?= 8080
 PY := $(VENV)/bin/python
+# compose when a Docker engine answers, else the embedded runtime; force one with STACK=compose|embedded
+STACK ?= $(shell docker info >/dev/null 2>&1 && echo compose || echo embedded)
+COMPOSE ?= docker compose
 REQS := requirements/dev.txt requirements/constraints.txt pyproject.toml $(wildcard services/*/requirements.txt)
 
 export SOMMELIER_EMULATOR_PORT := $(EMULATOR_PORT)
 export SOMMELIER_FRONTEND_PORT := $(FRONTEND_PORT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs train promote rollback history metrics test test-unit test-integration lint clean
+.PHONY: help install up down status logs train promote rollback history metrics test test-unit test-integration test-compose lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,17 +29,35 @@ $(VENV)/.installed: $(REQS)
 
 install: $(VENV)/.installed ## create .venv with every pinned dependency
 
-up: install ## start the whole stack (embedded MiniStack runtime) and print how to use it
+up: install ## start the whole stack (compose if Docker answers, else embedded MiniStack) and print how to use it
+ifeq ($(STACK),compose)
+	@echo "Docker engine found: Docker Compose + LocalStack (STACK=embedded runs without Docker)"
+	@test -f .env || cp .env.example .env
+	@mkdir -p .sommelier/compose
+	$(COMPOSE) up --build --detach --wait localstack frontend
+	$(COMPOSE) run --rm trainer
+	@$(PY) -m devstack summary .sommelier/compose/stack.json --frontend-url http://127.0.0.1:$(FRONTEND_PORT)
+else
+	@echo "no Docker engine (or STACK=embedded): the embedded runtime, MiniStack as a local process"
 	@$(PY) -m devstack up
+endif
 
-down: install ## stop every process `make up` started (state is kept in .sommelier/)
+down: install ## stop every process or container `make up` started (state is kept)
+ifeq ($(STACK),compose)
+	$(COMPOSE) down
+else
 	@$(PY) -m devstack down
+endif
 
 status: install ## show the stack's processes
 	@$(PY) -m devstack status
 
 logs: install ## show emulator, predictor-function and frontend logs
+ifeq ($(STACK),compose)
+	$(COMPOSE) logs --tail 100
+else
 	@$(PY) -m devstack logs
+endif
 
 train: install ## train on the running stack: compare families, evaluate, promote if the gate passes
 	@$(PY) -m devstack trainer train
@@ -62,6 +83,9 @@ test-unit: install ## unit tests only (no network)
 
 test-integration: install ## integration tests only
 	$(PY) -m pytest tests/integration
+
+test-compose: install ## the integration suite against the compose stack (needs a Docker engine; skips without one)
+	SOMMELIER_TEST_STACK=compose $(PY) -m pytest tests/integration
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 from devstack import runner
 from devstack.config import StackConfig
@@ -16,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("up", help="start and provision the embedded stack")
     sub.add_parser("down", help="stop every process `up` started")
     sub.add_parser("status", help="show the stack's processes")
+    summary = sub.add_parser("summary", help="print how to use a stack from its stack.json (the compose path uses this)")
+    summary.add_argument("file")
+    summary.add_argument("--frontend-url", required=True)
     logs = sub.add_parser("logs", help="show emulator, function and frontend logs")
     logs.add_argument("--lines", type=int, default=40)
     trainer = sub.add_parser("trainer", help="run the trainer CLI (train, promote, rollback, history) against the running stack")
@@ -25,9 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = StackConfig()
     try:
         if args.command == "up":
-            print(runner.summary(cfg, runner.up(cfg)))
+            print(runner.summary(runner.up(cfg), cfg.frontend_url, "embedded runtime: MiniStack as a local process, no Docker",
+                                 cfg.stack_info_file))
         elif args.command == "down":
             print("stopped" if runner.down(cfg) else "the embedded stack was not running")
+        elif args.command == "summary":
+            info = json.loads(Path(args.file).read_text())
+            print(runner.summary(info, args.frontend_url, "Docker Compose + LocalStack"))
         elif args.command == "status":
             print(runner.status(cfg))
         elif args.command == "logs":

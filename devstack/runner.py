@@ -180,20 +180,21 @@ def function_logs(cfg: StackConfig, limit: int = 50) -> list[str]:
     return [e["message"].rstrip() for e in sorted(events, key=lambda e: e["timestamp"])[-limit:]]
 
 
-def summary(cfg: StackConfig, info: dict) -> str:
-    key = info["api_key"]
+def summary(info: dict, frontend_url: str, runtime: str, info_file: Path | str = ".sommelier/stack.json") -> str:
+    key, endpoint = info["api_key"], info["aws_endpoint"]
     return f"""
-Sommelier is up (embedded runtime: MiniStack on {cfg.endpoint}, no Docker).
+Sommelier is up ({runtime}).
 
   API base URL   {info['api_url']}
   demo API key   {key}
-  frontend       {cfg.frontend_url}
-  AWS endpoint   {cfg.endpoint}   (region {cfg.region}; any access key works)
+  frontend       {frontend_url}
+  AWS endpoint   {endpoint}   (region {info['region']}; any access key works)
 
 Try it:
   curl -s {info['api_url']}/health
   curl -s -X POST {info['api_url']}/predict -H 'x-api-key: {key}' \\
        -H 'content-type: application/json' -d @examples/predict.json
+  .venv/bin/sommelier predict --example
 
-Logs: make logs      Stop: make down      Connection details: {cfg.stack_info_file}
+Logs: make logs      Metrics: make metrics      Stop: make down      Connection details: {info_file}
 """

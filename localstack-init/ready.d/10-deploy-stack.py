@@ -57,14 +57,23 @@ def main() -> None:
     root = repo_root()
     stack_name, code_bucket = env("SOMMELIER_STACK_NAME"), env("SOMMELIER_CODE_BUCKET")
 
-    ensure_bucket(s3, code_bucket)
     keys, sha256 = {}, {}
-    for name in ("predictor", "trainer"):
-        bundle = build_bundle(root / "services" / name / name)
-        digest = hashlib.sha256(bundle)
-        keys[name] = f"lambda/{name}-{digest.hexdigest()[:16]}.zip"
-        sha256[name] = base64.b64encode(digest.digest()).decode()  # as Lambda reports CodeSha256
-        upload_if_changed(s3, code_bucket, keys[name], bundle)
+    hot_reload = os.environ.get("SOMMELIER_HOT_RELOAD_ROOT", "").strip()
+    if hot_reload:
+        # LocalStack's free edition: each function's code and dependencies are a folder on the Docker host
+        # (built by compose's lambda-build service), mounted through the magic "hot-reload" bucket.
+        code_bucket = "hot-reload"
+        keys = {name: f"{hot_reload.rstrip('/')}/{name}" for name in ("predictor", "trainer")}
+        sha256 = {name: "" for name in keys}
+        log.info("Lambda code from hot-reload folders under %s", hot_reload)
+    else:
+        ensure_bucket(s3, code_bucket)
+        for name in ("predictor", "trainer"):
+            bundle = build_bundle(root / "services" / name / name)
+            digest = hashlib.sha256(bundle)
+            keys[name] = f"lambda/{name}-{digest.hexdigest()[:16]}.zip"
+            sha256[name] = base64.b64encode(digest.digest()).decode()  # as Lambda reports CodeSha256
+            upload_if_changed(s3, code_bucket, keys[name], bundle)
 
     args = {
         "StackName": stack_name,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +60,37 @@ def _from_info(info: dict[str, Any], config: StackConfig | None) -> Stack:
     return Stack(info["api_url"], info["api_key"], info["aws_endpoint"], info["region"], info["outputs"], config)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def docker_engine_answers() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0 if shutil.which("docker") else False
+
+
+def _compose_stack() -> Iterator[Stack]:
+    """The real docker-compose.yml, up through testcontainers (make test-compose)."""
+    if not docker_engine_answers():
+        pytest.skip("SOMMELIER_TEST_STACK=compose needs a Docker engine, and none answers here (`docker info` fails)")
+    from testcontainers.compose import DockerCompose
+
+    env_file = ROOT / ".env"
+    if not env_file.exists():
+        shutil.copy(ROOT / ".env.example", env_file)
+    (ROOT / ".sommelier" / "compose").mkdir(parents=True, exist_ok=True)
+    compose = DockerCompose(ROOT, build=True, wait=True, services=["localstack", "frontend"])
+    with compose:
+        subprocess.run(["docker", "compose", "run", "--rm", "trainer"], cwd=ROOT, check=True)
+        yield _from_info(json.loads((ROOT / ".sommelier" / "compose" / "stack.json").read_text()), None)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     external = os.environ.get("SOMMELIER_STACK_INFO")
     if external:
         yield _from_info(json.loads(Path(external).read_text()), None)
+        return
+    if os.environ.get("SOMMELIER_TEST_STACK") == "compose":
+        yield from _compose_stack()
         return
     cfg = StackConfig(
         state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port(),

@@ -1,0 +1,87 @@
+"""Static checks of the compose path, which cannot run here (no Docker engine)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILES = sorted(ROOT.glob("services/*/Dockerfile"))
+FROM_SHELL = {"PWD"}  # set by the shell, not by .env
+
+
+def _env_example() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines() if line and not line.startswith("#"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_every_variable_compose_reads_is_in_env_example():
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", COMPOSE.read_text()))
+    assert used, "the compose file reads no variables?"
+    assert used - FROM_SHELL <= set(_env_example()), sorted(used - FROM_SHELL - set(_env_example()))
+
+
+def test_required_variables_fail_loudly():
+    text = COMPOSE.read_text()
+    for name in ("EMULATOR_IMAGE", "EMULATOR_PORT", "SOMMELIER_PREFIX", "AWS_DEFAULT_REGION"):
+        assert re.search(r"\$\{" + name + r":\?", text), f"{name} should be written ${{{name}:?...}}"
+
+
+def test_the_emulator_is_the_last_free_localstack_and_healthchecks_mean_provisioned():
+    doc = yaml.safe_load(COMPOSE.read_text())
+    assert _env_example()["EMULATOR_IMAGE"] == "localstack/localstack:4.14.0"
+    emulator = doc["services"]["localstack"]
+    assert "/_localstack/init/ready" in " ".join(emulator["healthcheck"]["test"])
+    assert "./localstack-init:/etc/localstack/init:ro" in emulator["volumes"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in emulator["volumes"]
+    for name in ("trainer", "frontend"):
+        assert doc["services"][name]["depends_on"]["localstack"]["condition"] == "service_healthy"
+
+
+def test_the_hooks_get_every_variable_they_read():
+    hooks = "\n".join(p.read_text() for p in (ROOT / "localstack-init").rglob("*.py"))
+    read = set(re.findall(r'env\("([A-Z0-9_]+)"\)', hooks))
+    given = set(yaml.safe_load(COMPOSE.read_text())["services"]["localstack"]["environment"])
+    assert read <= given, sorted(read - given)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfiles_pin_their_base_and_run_unprivileged(dockerfile):
+    text = dockerfile.read_text()
+    base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
+    assert ":" in base and not base.endswith(":latest") and re.search(r":\d", base), base
+    assert "HEALTHCHECK" in text
+    if "public.ecr.aws/lambda" not in base:  # Lambda's base image runs handlers unprivileged itself
+        assert re.search(r"^USER\s+(?!root|0\b)\S+", text, re.M)
+
+
+def test_docker_compose_config_validates(tmp_path):
+    binary = shutil.which("docker-compose")
+    if not binary:
+        pytest.skip("Debian's docker-compose is not installed (.ci/run installs it without the engine)")
+    proc = subprocess.run([binary, "--env-file", str(ROOT / ".env.example"), "-f", str(COMPOSE), "config", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PWD": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_docker_compose_config_catches_a_broken_file(tmp_path):
+    binary = shutil.which("docker-compose")
+    if not binary:
+        pytest.skip("Debian's docker-compose is not installed")
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("condition: service_healthy", "condition: service_is_fine", 1))
+    proc = subprocess.run([binary, "--env-file", str(ROOT / ".env.example"), "-f", str(broken), "config", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PWD": str(ROOT)})
+    assert proc.returncode != 0
+
+
+def test_dockerfiles_pass_hadolint():
+    hadolint = Path(shutil.which("hadolint") or Path(__import__("sys").executable).parent / "hadolint")
+    proc = subprocess.run([str(hadolint), "--no-color", *map(str, DOCKERFILES)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -22,7 +22,7 @@ def test_config_js_is_503_before_the_stack_is_provisioned(tmp_path):
 def test_the_page_and_its_assets_are_served():
     client = create_app({"API_URL": "http://x", "API_KEY": "k"}).test_client()
     page = client.get("/").get_data(as_text=True)
-    assert '<script src="/config.js">' in page
+    assert '<script src="config.js">' in page  # relative: the same file works at an S3 website root
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert client.get("/healthz").get_json() == {"status": "ok"}

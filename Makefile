@@ -14,7 +14,7 @@ export SOMMELIER_EMULATOR_PORT := $(EMULATOR_PORT)
 export SOMMELIER_FRONTEND_PORT := $(FRONTEND_PORT)
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs train promote rollback history metrics test test-unit test-integration test-compose lint clean
+.PHONY: help install up down status logs train promote rollback history metrics test test-unit test-integration test-compose bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +86,9 @@ test-integration: install ## integration tests only
 
 test-compose: install ## the integration suite against the compose stack (needs a Docker engine; skips without one)
 	SOMMELIER_TEST_STACK=compose $(PY) -m pytest tests/integration
+
+bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png}
+	$(PY) -m bench.run
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Benchmarks of the embedded stack (make bench)."""

@@ -1,0 +1,189 @@
+"""`make bench`: measure the embedded stack next to its floors, in one run, on this machine.
+
+Writes bench/results/latest.json, latest.md and latest.png. Targets are reported, never
+asserted. Load stays on loopback and is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import requests
+from tqdm import tqdm
+
+from devstack import runner
+from devstack.config import StackConfig
+from tests.integration.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results"
+EXAMPLE = json.loads((ROOT / "examples" / "predict.json").read_text())["features"]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 3)
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {"n": len(ms), "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "p99_ms": pct(ms, 99), "mean_ms": round(statistics.mean(ms), 3)}
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def warm_api(session: requests.Session, url: str, key: str, n: int) -> list[float]:
+    body = json.dumps({"features": EXAMPLE})
+    headers = {"x-api-key": key, "content-type": "application/json"}
+    for _ in range(20):  # warm the worker
+        session.post(url + "/predict", data=body, headers=headers).raise_for_status()
+    out = []
+    for _ in tqdm(range(n), desc="warm API", file=sys.stderr):
+        out.append(timed(lambda: session.post(url + "/predict", data=body, headers=headers).raise_for_status()))
+    return out
+
+
+def in_process_floor(info: dict, cfg: StackConfig, n: int) -> tuple[list[float], float]:
+    """The same handler, called in this process, against the same emulator: the floor for the API figure."""
+    outputs = info["outputs"]
+    os.environ.update(cfg.aws_env())
+    os.environ.update({"MODEL_BUCKET": outputs["ModelBucketName"], "PREDICTIONS_TABLE": outputs["PredictionsTableName"],
+                       "DATASET_BUCKET": outputs["DatasetBucketName"], "DATASET_PREFIX": cfg.dataset_prefix,
+                       "METRICS_NAMESPACE": "Sommelier", "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"})
+    sys.path.insert(0, str(ROOT / "services" / "predictor"))
+    started = time.perf_counter()
+    from predictor import handler
+
+    context = SimpleNamespace(function_name="bench", memory_limit_in_mb=1024, invoked_function_arn="arn:aws:lambda:::bench",
+                              aws_request_id="bench")
+    event = {"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"features": EXAMPLE}),
+             "requestContext": {"requestId": "bench", "identity": {"apiKeyId": "bench"}}}
+    first = handler.lambda_handler(event, context)
+    cold_ms = (time.perf_counter() - started) * 1000
+    assert first["statusCode"] == 200, first
+    for _ in range(20):
+        handler.lambda_handler(event, context)
+    return [timed(lambda: handler.lambda_handler(event, context)) for _ in tqdm(range(n), desc="in-process floor", file=sys.stderr)], cold_ms
+
+
+def batches(session: requests.Session, url: str, key: str) -> list[dict]:
+    rows = []
+    for size, reps in ((1, 50), (10, 50), (100, 30), (1000, 10)):
+        body = json.dumps({"instances": [EXAMPLE] * size})
+        headers = {"x-api-key": key, "content-type": "application/json"}
+        ms = [timed(lambda b=body, h=headers: session.post(url + "/predict", data=b, headers=h).raise_for_status()) for _ in range(reps)]
+        s = summary(ms)
+        rows.append({"batch": size, **s, "rows_per_s": round(size / (s["p50_ms"] / 1000))})
+    return rows
+
+
+def concurrency(url: str, key: str, per_level: int = 300, time_limit: float = 60) -> list[dict]:
+    rows = []
+    body = json.dumps({"features": EXAMPLE})
+    headers = {"x-api-key": key, "content-type": "application/json"}
+    for workers in (1, 4, 16):
+        deadline = time.monotonic() + time_limit
+        sessions = [requests.Session() for _ in range(workers)]
+
+        def one(i: int, deadline: float = deadline, sessions: list = sessions, workers: int = workers) -> tuple[int, float]:
+            if time.monotonic() > deadline:
+                return -1, 0.0
+            started = time.perf_counter()
+            status = sessions[i % workers].post(url + "/predict", data=body, headers=headers, timeout=30).status_code
+            return status, (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            results = [r for r in pool.map(one, range(per_level)) if r[0] != -1]
+        wall = time.perf_counter() - started
+        ok = [ms for status, ms in results if status == 200]
+        rows.append({"concurrency": workers, "requests": len(results), "ok": len(ok),
+                     "throttled_429": sum(1 for s, _ in results if s == 429),
+                     "errors": sum(1 for s, _ in results if s not in (200, 429)),
+                     "req_per_s": round(len(results) / wall, 1), **(summary(ok) if ok else {})})
+    return rows
+
+
+def cold_start(info: dict, cfg: StackConfig) -> dict:
+    """A config change replaces the function's worker: time the next invocation of $LATEST."""
+    lam = runner.boto3.client("lambda", endpoint_url=cfg.endpoint, region_name=cfg.region,
+                              aws_access_key_id="test", aws_secret_access_key="test")
+    name = info["outputs"]["PredictorFunctionName"]
+    env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "BENCH_NONCE": str(time.time())}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    event = json.dumps({"httpMethod": "GET", "resource": "/health", "path": "/health", "requestContext": {"requestId": "cold"}})
+    cold = timed(lambda: lam.invoke(FunctionName=name, Payload=event)["Payload"].read())
+    warm = timed(lambda: lam.invoke(FunctionName=name, Payload=event)["Payload"].read())
+    predict = json.dumps({"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"features": EXAMPLE}),
+                          "requestContext": {"requestId": "cold", "identity": {}}})
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "BENCH_NONCE": str(time.time())}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    cold_predict = timed(lambda: lam.invoke(FunctionName=name, Payload=predict)["Payload"].read())
+    script = ("import time; t=time.perf_counter(); import sklearn.linear_model, joblib, boto3, jsonschema, aws_lambda_powertools;"
+              "print(round((time.perf_counter()-t)*1000, 1))")
+    imports = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    return {"cold_invoke_health_ms": round(cold, 1), "warm_invoke_health_ms": round(warm, 1),
+            "cold_invoke_predict_ms": round(cold_predict, 1), "imports_in_fresh_process_ms": imports}
+
+
+def training_scaling(sizes=(1_000, 10_000, 100_000, 1_000_000), limit: float = 240) -> list[dict]:
+    rows = []
+    for n in tqdm(sizes, desc="training scaling", file=sys.stderr):
+        try:
+            proc = subprocess.run([sys.executable, "-m", "bench.training", str(n)], capture_output=True, text=True, timeout=limit,
+                                  cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT / 'services' / 'trainer'}:{ROOT}"})
+            rows.append(json.loads(proc.stdout) if proc.returncode == 0 else {"rows": n, "error": proc.stderr[-300:]})
+        except subprocess.TimeoutExpired:
+            rows.append({"rows": n, "timed_out_after_s": limit})
+    return rows
+
+
+def main() -> None:
+    results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
+    with tempfile.TemporaryDirectory() as state:
+        cfg = StackConfig(state_dir=Path(state), emulator_port=free_port(), frontend_port=free_port())
+        t = time.perf_counter()
+        info = runner.up(cfg)
+        results["make_up"] = {"fresh_s": round(time.perf_counter() - t, 2)}
+        try:
+            runner.down(cfg)
+            t = time.perf_counter()
+            info = runner.up(cfg)
+            results["make_up"]["from_stopped_s"] = round(time.perf_counter() - t, 2)
+            session = requests.Session()
+            api, floor_ms = warm_api(session, info["api_url"], info["api_key"], 1000), None
+            floor_ms, in_process_cold = in_process_floor(info, cfg, 1000)
+            results["warm_single"] = {"api": summary(api), "in_process_floor": summary(floor_ms),
+                                      "ratio_p50": round(pct(api, 50) / pct(floor_ms, 50), 2)}
+            results["batch"] = batches(session, info["api_url"], info["api_key"])
+            results["concurrency"] = concurrency(info["api_url"], info["api_key"])
+            results["cold_start"] = {**cold_start(info, cfg), "in_process_import_load_first_predict_ms": round(in_process_cold, 1)}
+        finally:
+            runner.down(cfg)
+    results["training"] = training_scaling()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "latest.json").write_text(json.dumps(results, indent=2))
+    from bench.report import write
+
+    write(results, OUT)
+    print((OUT / "latest.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ _serializer = TypeSerializer()
 RECORD_TYPE = "prediction"
 HISTORY_INDEX = "recent"
 _BATCH = 25  # BatchWriteItem's limit
+_WRITERS = 8
 
 
 class RecordWriteError(Exception):
@@ -51,8 +53,13 @@ class PredictionRecorder:
                     ConditionExpression="attribute_not_exists(prediction_id)",
                 )
                 return
-            for start in range(0, len(items), _BATCH):
-                self._write_batch([{"PutRequest": {"Item": i}} for i in items[start : start + _BATCH]])
+            chunks = [[{"PutRequest": {"Item": i}} for i in items[start : start + _BATCH]] for start in range(0, len(items), _BATCH)]
+            if len(chunks) == 1:
+                self._write_batch(chunks[0])
+            else:
+                # the calls are independent round trips: overlap them (boto3 clients are thread-safe)
+                with ThreadPoolExecutor(max_workers=min(_WRITERS, len(chunks))) as pool:
+                    list(pool.map(self._write_batch, chunks))
         except Exception as err:
             raise RecordWriteError(f"could not record {len(items)} prediction(s): {err}") from err
 

@@ -87,8 +87,9 @@ test-integration: install ## integration tests only
 test-compose: install ## the integration suite against the compose stack (needs a Docker engine; skips without one)
 	SOMMELIER_TEST_STACK=compose $(PY) -m pytest tests/integration
 
-bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png}
-	$(PY) -m bench.run
+BENCH_FLAGS ?=
+bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png} (BENCH_FLAGS="--fresh-clone --make-test" adds those)
+	$(PY) -m bench.run $(BENCH_FLAGS)
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

@@ -40,6 +40,11 @@ def write(r: dict, out: Path) -> None:
             f"not finished in {t['timed_out_after_s']} s" if "timed_out_after_s" in t else "failed")
         lines.append(_row(f"training, {t['rows']:,} rows (4 candidates x 5-fold CV + refit)", measured, "",
                           "1M rows within 60 s and 2 GiB" if t["rows"] == 1_000_000 else ""))
+    for name, seconds in r.get("repo", {}).items():
+        lines.append(_row(name.replace("_", " "), f"{seconds} s", "make bench --fresh-clone / --make-test", ""))
+    if r.get("profile_batch_1000"):
+        lines += ["", "Where the time goes on the slowest path: the in-process handler, 3 requests of 1000 records "
+                  "(cProfile, cumulative, our code and botocore):", "", "```text", *r["profile_batch_1000"], "```"]
     (out / "latest.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib

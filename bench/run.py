@@ -80,6 +80,50 @@ def in_process_floor(info: dict, cfg: StackConfig, n: int) -> tuple[list[float],
     return [timed(lambda: handler.lambda_handler(event, context)) for _ in tqdm(range(n), desc="in-process floor", file=sys.stderr)], cold_ms
 
 
+def profile_batch(size: int = 1000, top: int = 14) -> list[str]:
+    """cProfile of the in-process handler on the slowest path (a full batch): where the time goes."""
+    import cProfile
+    import io
+    import pstats
+
+    from predictor import handler  # imported by in_process_floor, with the emulator's settings
+
+    context = SimpleNamespace(function_name="bench", memory_limit_in_mb=1024, invoked_function_arn="arn:aws:lambda:::bench",
+                              aws_request_id="bench")
+    event = {"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"instances": [EXAMPLE] * size}),
+             "requestContext": {"requestId": "bench", "identity": {}}}
+    handler.lambda_handler(event, context)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(3):
+        handler.lambda_handler(event, context)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(r"predictor|botocore/(client|endpoint|validate)|tenacity|sklearn/.*predict", top)
+    return [line.rstrip() for line in out.getvalue().splitlines() if line.strip()][-top - 1:]
+
+
+def repo_timings(fresh_clone: bool, test_suite: bool) -> dict:
+    """Optional, slow: make up from a fresh clone (install included) and the make test duration."""
+    out: dict = {}
+    if fresh_clone:
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["git", "clone", "-q", str(ROOT), d], check=True)
+            env = {**os.environ, "SOMMELIER_EMULATOR_PORT": str(free_port()), "SOMMELIER_FRONTEND_PORT": str(free_port())}
+            env.pop("VIRTUAL_ENV", None)
+            started = time.perf_counter()
+            subprocess.run(["make", "up", "STACK=embedded", f"EMULATOR_PORT={env['SOMMELIER_EMULATOR_PORT']}",
+                            f"FRONTEND_PORT={env['SOMMELIER_FRONTEND_PORT']}"], cwd=d, env=env, check=True, capture_output=True)
+            out["make_up_fresh_clone_s"] = round(time.perf_counter() - started, 1)
+            subprocess.run(["make", "down", "STACK=embedded"], cwd=d, env=env, check=True, capture_output=True)
+    if test_suite:
+        started = time.perf_counter()
+        subprocess.run(["make", "test"], cwd=ROOT, check=True, capture_output=True)
+        out["make_test_s"] = round(time.perf_counter() - started, 1)
+    return out
+
+
 def batches(session: requests.Session, url: str, key: str) -> list[dict]:
     rows = []
     for size, reps in ((1, 50), (10, 50), (100, 30), (1000, 10)):
@@ -174,9 +218,11 @@ def main() -> None:
             results["batch"] = batches(session, info["api_url"], info["api_key"])
             results["concurrency"] = concurrency(info["api_url"], info["api_key"])
             results["cold_start"] = {**cold_start(info, cfg), "in_process_import_load_first_predict_ms": round(in_process_cold, 1)}
+            results["profile_batch_1000"] = profile_batch()
         finally:
             runner.down(cfg)
     results["training"] = training_scaling()
+    results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(results, indent=2))
     from bench.report import write

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import boto3
 import requests
 from tqdm import tqdm
 
@@ -164,7 +165,7 @@ def concurrency(url: str, key: str, per_level: int = 300, time_limit: float = 60
 
 def cold_start(info: dict, cfg: StackConfig) -> dict:
     """A config change replaces the function's worker: time the next invocation of $LATEST."""
-    lam = runner.boto3.client("lambda", endpoint_url=cfg.endpoint, region_name=cfg.region,
+    lam = boto3.client("lambda", endpoint_url=cfg.endpoint, region_name=cfg.region,
                               aws_access_key_id="test", aws_secret_access_key="test")
     name = info["outputs"]["PredictorFunctionName"]
     env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]

@@ -168,12 +168,16 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _PUBLIC_RECORD if k in record}
 
 
-def get_prediction(req: Request) -> tuple[int, dict[str, Any]]:
-    prediction_id = (req.event.get("pathParameters") or {}).get("id", "")
+def _prediction(req: Request, prediction_id: str) -> dict[str, Any]:
+    """The stored prediction, or a 404 naming the id."""
     try:
-        record = req.deps.reader.get(prediction_id)
+        return req.deps.reader.get(prediction_id)
     except NotFound as err:
         raise ApiError(404, "prediction_not_found", f"no prediction with id {prediction_id!r}") from err
+
+
+def get_prediction(req: Request) -> tuple[int, dict[str, Any]]:
+    record = _prediction(req, (req.event.get("pathParameters") or {}).get("id", ""))
     return 200, {"request_id": req.request_id, "prediction": public_record(record)}
 
 
@@ -219,10 +223,7 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
     problems += [FieldError(k, "is not allowed; send prediction_id and label") for k in sorted(set(body) - {"prediction_id", "label"})]
     if problems:
         raise ApiError(400, "validation_error", f"{problems[0].field} {problems[0].message}", problems)
-    try:
-        record = req.deps.reader.get(body["prediction_id"])
-    except NotFound as err:
-        raise ApiError(404, "prediction_not_found", f"no prediction with id {body['prediction_id']!r}") from err
+    record = _prediction(req, body["prediction_id"])
     classes = sorted(record["probabilities"])
     if body["label"] not in classes:
         raise ApiError(400, "validation_error", f"label {body['label']!r} is not a class of model {record['model_version']}",

@@ -1,81 +1,85 @@
 # Sommelier: `make up` brings the whole stack up, `make test` proves it. `make help` lists the rest.
+#
+# Every stack command goes through `python -m devstack`, which reads the running stack's
+# .sommelier/stack.json (its runtime and ports): give EMULATOR_PORT / FRONTEND_PORT / STACK
+# to `make up` once, never again to the commands after it.
 
 PYTHON ?= python3
 VENV ?= .venv
-EMULATOR_PORT ?= 4566
-FRONTEND_PORT ?= 8080
 PY := $(VENV)/bin/python
-# compose when a Docker engine answers, else the embedded runtime; force one with STACK=compose|embedded
-STACK ?= $(shell docker info >/dev/null 2>&1 && echo compose || echo embedded)
-COMPOSE ?= docker compose
-REQS := requirements/dev.txt requirements/constraints.txt pyproject.toml $(wildcard services/*/requirements.txt)
+DEVSTACK := $(PY) -m devstack
+LOCKS := requirements/dev.txt requirements/predictor.txt requirements/trainer.txt requirements/frontend.txt
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --allow-unsafe --strip-extras
 
+# Given on the command line (or in the environment) only: otherwise the running stack's own values hold.
+ifdef EMULATOR_PORT
 export SOMMELIER_EMULATOR_PORT := $(EMULATOR_PORT)
+endif
+ifdef FRONTEND_PORT
 export SOMMELIER_FRONTEND_PORT := $(FRONTEND_PORT)
+endif
+ifdef STACK
+export SOMMELIER_STACK := $(STACK)
+endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs train promote rollback history metrics test test-unit test-integration test-compose bench lint clean
+.PHONY: help install lock up down status logs info train promote rollback history metrics test test-unit test-integration \
+        test-compose test-fresh bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: $(REQS)
+$(VENV)/.installed: requirements/dev.txt pyproject.toml $(wildcard client/sommelier_client/*.py)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required: make PYTHON=python3.11 ...")'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@# the client + `sommelier` command, as a regular (not editable) install; rebuilt when client/ changes
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall .
+	@rm -rf build client/*.egg-info
 	@touch $@
 
-install: $(VENV)/.installed ## create .venv with every pinned dependency
+install: $(VENV)/.installed ## create .venv with every locked dependency (requirements/dev.txt)
 
-up: install ## start the whole stack (compose if Docker answers, else embedded MiniStack) and print how to use it
-ifeq ($(STACK),compose)
-	@echo "Docker engine found: Docker Compose + LocalStack (STACK=embedded runs without Docker)"
-	@test -f .env || cp .env.example .env
-	@mkdir -p .sommelier/compose
-	$(COMPOSE) up --build --detach --wait localstack frontend
-	$(COMPOSE) run --rm trainer
-	@$(PY) -m devstack summary .sommelier/compose/stack.json --frontend-url http://127.0.0.1:$(FRONTEND_PORT)
-else
-	@echo "no Docker engine (or STACK=embedded): the embedded runtime, MiniStack as a local process"
-	@$(PY) -m devstack up
-endif
+lock: ## regenerate the lock files in requirements/ from the top-level pins (pip-compile)
+	@test -x $(VENV)/bin/pip-compile || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet pip-tools==7.6.2; }
+	$(PIP_COMPILE) -o requirements/dev.txt requirements/dev.in
+	@# the images' locks, held to the same versions as the dev lock
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/predictor.txt services/predictor/requirements.txt
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/trainer.txt services/trainer/requirements.txt
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/frontend.txt services/frontend/requirements.txt
+
+up: install ## start the whole stack and print how to use it (STACK=embedded|compose, EMULATOR_PORT=, FRONTEND_PORT=)
+	@$(DEVSTACK) up
 
 down: install ## stop every process or container `make up` started (state is kept)
-ifeq ($(STACK),compose)
-	$(COMPOSE) down
-else
-	@$(PY) -m devstack down
-endif
+	@$(DEVSTACK) down
 
-status: install ## show the stack's processes
-	@$(PY) -m devstack status
+status: install ## is the stack up? its runtime, ports and processes
+	@$(DEVSTACK) status
 
-logs: install ## show emulator, predictor-function and frontend logs
-ifeq ($(STACK),compose)
-	$(COMPOSE) logs --tail 100
-else
-	@$(PY) -m devstack logs
-endif
+info: install ## how to use the running stack (API URL, key, frontend)
+	@$(DEVSTACK) info
 
-train: install ## train on the running stack: compare families, evaluate, promote if the gate passes
-	@$(PY) -m devstack trainer train
+logs: install ## emulator, frontend and predictor-function logs (FOLLOW=1 keeps following)
+	@$(DEVSTACK) logs $(if $(FOLLOW),--follow)
+
+train: install ## train on the running stack (DATASET_PREFIX= another dataset): compare, evaluate, promote if the gate passes
+	@$(DEVSTACK) train $(if $(DATASET_PREFIX),--dataset-prefix $(DATASET_PREFIX))
 
 promote: install ## make VERSION=<model version> the champion (artifacts verified first)
-	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<model version>  (see: make history)"; exit 2; }
-	@$(PY) -m devstack trainer promote "$(VERSION)"
+	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<model version>  (make history lists them)"; exit 2; }
+	@$(DEVSTACK) promote "$(VERSION)"
 
 rollback: install ## restore the champion before the current one
-	@$(PY) -m devstack trainer rollback
+	@$(DEVSTACK) rollback
 
-history: install ## list the champion pointers, newest first
-	@$(PY) -m devstack trainer history
+history: install ## every model version: scores, gate decision, champion marker (JSON=1 for scripts)
+	@$(DEVSTACK) history $(if $(JSON),--json)
 
 metrics: install ## summary of the last hour's metrics and a chart (.sommelier/metrics.png)
-	@$(VENV)/bin/sommelier metrics --png .sommelier/metrics.png
+	@$(DEVSTACK) metrics --png .sommelier/metrics.png
 
-test: install ## run every test: unit, then integration against a fresh embedded stack
+test: install ## run every test: unit, then integration against a fresh embedded stack of its own
 	$(PY) -m pytest
 
 test-unit: install ## unit tests only (no network)
@@ -84,8 +88,11 @@ test-unit: install ## unit tests only (no network)
 test-integration: install ## integration tests only
 	$(PY) -m pytest tests/integration
 
-test-compose: install ## the integration suite against the compose stack (needs a Docker engine; skips without one)
+test-compose: install ## the integration suite against the compose stack (needs Docker or Podman; skips without one)
 	SOMMELIER_TEST_STACK=compose $(PY) -m pytest tests/integration
+
+test-fresh: ## .ci/run on a clean clone of HEAD inside a fresh container (Podman; nothing of this machine's installs)
+	bash containers/test-fresh.sh
 
 BENCH_FLAGS ?=
 bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png} (BENCH_FLAGS="--fresh-clone --make-test" adds those)
@@ -94,5 +101,6 @@ bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
-clean: down ## stop the stack and delete its state (.sommelier/)
+clean: ## stop the stack and delete its state (.sommelier/)
+	@test ! -x $(PY) || $(DEVSTACK) down
 	rm -rf .sommelier

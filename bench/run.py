@@ -23,8 +23,8 @@ import boto3
 import requests
 from tqdm import tqdm
 
-from devstack import runner
 from devstack.config import StackConfig
+from devstack.embedded import Embedded
 from tests.integration.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,12 +204,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         cfg = StackConfig(state_dir=Path(state), emulator_port=free_port(), frontend_port=free_port())
         t = time.perf_counter()
-        info = runner.up(cfg)
+        info = Embedded(cfg).up()
         results["make_up"] = {"fresh_s": round(time.perf_counter() - t, 2)}
         try:
-            runner.down(cfg)
+            Embedded(cfg).down()
             t = time.perf_counter()
-            info = runner.up(cfg)
+            info = Embedded(cfg).up()
             results["make_up"]["from_stopped_s"] = round(time.perf_counter() - t, 2)
             session = requests.Session()
             api, floor_ms = warm_api(session, info["api_url"], info["api_key"], 1000), None
@@ -221,7 +221,7 @@ def main() -> None:
             results["cold_start"] = {**cold_start(info, cfg), "in_process_import_load_first_predict_ms": round(in_process_cold, 1)}
             results["profile_batch_1000"] = profile_batch()
         finally:
-            runner.down(cfg)
+            Embedded(cfg).down()
     results["training"] = training_scaling()
     results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,9 @@
-"""`python -m devstack up|down|status|logs|train`: the embedded runtime's commands."""
+"""`python -m devstack COMMAND`: every make target that touches the stack.
+
+Commands after `up` find the stack through .sommelier/stack.json (runtime and ports), so
+`make up EMULATOR_PORT=4577` is the only place a port is given. Errors are one line that
+says what to do; a traceback goes to .sommelier/logs/devstack.log, never to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,56 +11,183 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
+import traceback
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from devstack import runner
+from tabulate import tabulate
+
+from devstack import runtime_for
 from devstack.config import StackConfig
+from devstack.logview import render
+from devstack.runtime import AlreadyReported, Runtime, StackError, summary
+
+log = logging.getLogger("devstack")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start and provision the stack, train a first model, warm the function")
+    sub.add_parser("down", help="stop what `up` started (state is kept)")
+    sub.add_parser("status", help="is the stack up: runtime, ports, what answers, the model served")
+    sub.add_parser("info", help="how to use the running stack")
+    logs = sub.add_parser("logs", help="emulator, frontend and predictor-function logs")
+    logs.add_argument("--lines", type=int, default=40)
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new predictor log lines (Ctrl-C stops)")
+    logs.add_argument("--raw", action="store_true", help="the function's JSON lines as they are")
+    train = sub.add_parser("train", help="train on the running stack; promote if the gate passes")
+    train.add_argument("--no-promote", action="store_true")
+    promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
+    promote.add_argument("version")
+    sub.add_parser("rollback", help="restore the champion before the current one")
+    history = sub.add_parser("history", help="every model version, newest first")
+    history.add_argument("--json", action="store_true", help="machine-readable")
+    metrics = sub.add_parser("metrics", help="the last hour's custom metrics")
+    metrics.add_argument("--hours", type=float, default=1)
+    metrics.add_argument("--png", type=Path)
+    return parser
+
+
+def _fmt_time(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else ""
+
+
+def _score(value: float | None) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else ""
+
+
+def history_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no model version yet: `make train` trains one"
+    table = [{
+        "": "*" if r["champion"] else "",
+        "version": r["version"],
+        "trained at (UTC)": _fmt_time(r.get("trained_at")),
+        "model": r.get("model") or r.get("note", ""),
+        "CV F1": _score(r.get("cv_f1_macro")),
+        "holdout acc": _score(r.get("holdout_accuracy")),
+        "holdout F1": _score(r.get("holdout_f1_macro")),
+        "gate": {True: "passed", False: "refused", None: ""}[r.get("gate_passed")],
+        "gate reason": (r.get("gate_reason") or "")[:70],
+    } for r in rows]
+    return tabulate(table, headers="keys", disable_numparse=True) + "\n\n* = champion (what the API serves)"
+
+
+def _served_by(rt: Runtime, version: str) -> str:
+    seconds = rt.refresh_seconds()
+    by = datetime.now(UTC) + timedelta(seconds=seconds)
+    return (f"the API serves {version} from {by:%H:%M:%S} UTC at the latest "
+            f"(each function instance re-reads the champion every {seconds:g} s)")
+
+
+def follow_logs(rt: Runtime, lines: int, raw: bool) -> None:
+    """Print the predictor's last lines, then new ones as they arrive, until Ctrl-C."""
+    seen: set[str] = set()
+    start_ms = None
+    stop = threading.Event()
+    print("==> predictor function (CloudWatch Logs), following; Ctrl-C stops", flush=True)
+    first = True
+    while not stop.is_set():
+        events = rt.function_log_events(start_ms)
+        fresh = [e for e in events if e.get("eventId", f"{e['timestamp']}{e['message']}") not in seen]
+        for e in fresh[-lines:] if first else fresh:
+            line = e["message"].rstrip() if raw else render(e["message"])
+            if line:
+                print(line, flush=True)
+        for e in fresh:
+            seen.add(e.get("eventId", f"{e['timestamp']}{e['message']}"))
+            start_ms = max(start_ms or 0, e["timestamp"])
+        first = False
+        stop.wait(1.0)  # a person is watching: one CloudWatch read a second
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = StackConfig.resolve()
+    rt = runtime_for(cfg)
+    command = args.command
+    if command == "up":
+        other = runtime_for(cfg.model_copy(update={"stack": "compose" if rt.name == "embedded" else "embedded"}))
+        if cfg.recorded().get("runtime") == other.name and other.running():
+            raise StackError(f"the {other.name} stack is running; `make down` stops it before `make up STACK={rt.name}`")
+        if rt.running() and cfg.recorded().get("emulator_port") not in (None, cfg.emulator_port):
+            raise StackError(f"the stack is running on port {cfg.recorded()['emulator_port']}; `make down` first to move it")
+        log.info("%s", rt.description)
+        started = time.perf_counter()
+        info = rt.up()
+        log.info("ready in %.1fs", time.perf_counter() - started)
+        print(summary(info, rt))
+        return 0
+    if command == "down":
+        print("stopped" if rt.down() else f"the {rt.name} stack was not running")
+        return 0
+    if command == "status":
+        print(rt.status())
+        return 0
+    info = rt.require_running()
+    if command == "info":
+        print(summary(info, rt))
+    elif command == "logs":
+        for name, text in rt.service_logs(args.lines):
+            print(f"==> {name}\n{text}")
+        if args.follow:
+            follow_logs(rt, args.lines, args.raw)
+        else:
+            print("==> predictor function (CloudWatch Logs)")
+            lines = [line for line in (m if args.raw else render(m) for m in rt.function_logs(args.lines)) if line]
+            print("\n".join(lines) or "(no log events yet)")
+    elif command == "train":
+        result = json.loads(rt.trainer(["train", *(["--no-promote"] if args.no_promote else [])]))
+        verdict = "promoted" if result["promoted"] else "not promoted"
+        print(f"model {result['version']}: {verdict} ({result['reason']})")
+        if result["promoted"]:
+            print(_served_by(rt, result["version"]))
+    elif command == "promote":
+        pointer = json.loads(rt.trainer(["promote", args.version]))
+        print(f"champion: {pointer['version']} (was {pointer.get('previous')})\n{_served_by(rt, pointer['version'])}")
+    elif command == "rollback":
+        pointer = json.loads(rt.trainer(["rollback"]))
+        print(f"rolled back: the champion is {pointer['version']} again ({pointer['reason']})\n{_served_by(rt, pointer['version'])}")
+    elif command == "history":
+        rows = json.loads(rt.trainer(["history"]))
+        print(json.dumps(rows, indent=2) if args.json else history_table(rows))
+    elif command == "metrics":
+        from sommelier_client.observe import chart, fetch
+        from sommelier_client.observe import summary as metric_summary
+
+        data = fetch(rt.aws("cloudwatch"), args.hours)
+        print(f"Sommelier metrics, last {args.hours:g} h\n")
+        print(tabulate(metric_summary(data), headers=["metric", "value"]))
+        if args.png:
+            args.png.parent.mkdir(parents=True, exist_ok=True)
+            print(f"\nchart written to {chart(data, args.png)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start and provision the embedded stack")
-    sub.add_parser("down", help="stop every process `up` started")
-    sub.add_parser("status", help="show the stack's processes")
-    summary = sub.add_parser("summary", help="print how to use a stack from its stack.json (the compose path uses this)")
-    summary.add_argument("file")
-    summary.add_argument("--frontend-url", required=True)
-    logs = sub.add_parser("logs", help="show emulator, function and frontend logs")
-    logs.add_argument("--lines", type=int, default=40)
-    trainer = sub.add_parser("trainer", help="run the trainer CLI (train, promote, rollback, history) against the running stack")
-    trainer.add_argument("args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    cfg = StackConfig()
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
-        if args.command == "up":
-            print(runner.summary(runner.up(cfg), cfg.frontend_url, "embedded runtime: MiniStack as a local process, no Docker",
-                                 cfg.stack_info_file))
-        elif args.command == "down":
-            print("stopped" if runner.down(cfg) else "the embedded stack was not running")
-        elif args.command == "summary":
-            info = json.loads(Path(args.file).read_text())
-            print(runner.summary(info, args.frontend_url, "Docker Compose + LocalStack"))
-        elif args.command == "status":
-            print(runner.status(cfg))
-        elif args.command == "logs":
-            for name in ("emulator", "frontend"):
-                print(f"==> {name} ({cfg.logs_dir / f'{name}.log'})")
-                print(runner.tail(cfg.logs_dir / f"{name}.log", args.lines))
-            print("==> predictor function (CloudWatch Logs)")
-            if runner.Supervisor(cfg).pid():
-                print("\n".join(runner.function_logs(cfg, args.lines)) or "(no log events yet)")
-            else:
-                print("(the stack is not running: start it with `make up` to read CloudWatch Logs)")
-        elif args.command == "trainer":
-            if not runner.Supervisor(cfg).pid():
-                raise runner.StackError("the stack is not running; start it with `make up`")
-            runner.train(cfg, *args.args)
-    except runner.StackError as err:
+        return run(args)
+    except AlreadyReported as err:
+        return err.exit_code
+    except StackError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns the unexpected into one line
+        where = StackConfig().logs_dir / "devstack.log"
+        where.parent.mkdir(parents=True, exist_ok=True)
+        with open(where, "a") as f:
+            f.write(f"{datetime.now(UTC).isoformat()} {sys.argv}\n{traceback.format_exc()}\n")
+        print(f"error: {type(err).__name__}: {err}\n(the stack may be down or half-started: `make status`; traceback in {where})",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

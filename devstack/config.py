@@ -1,28 +1,50 @@
-"""Settings of the embedded runtime: one object, from SOMMELIER_* environment variables."""
+"""Settings of the local stack: one object, from SOMMELIER_* environment variables.
+
+`make up EMULATOR_PORT=4577` records the ports and the runtime in .sommelier/stack.json;
+every later command (`StackConfig.resolve()`) takes them from there unless the environment
+says otherwise, so nobody repeats the ports.
+"""
 
 from __future__ import annotations
 
 import json
 import pathlib
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_EMULATOR_PORT, DEFAULT_FRONTEND_PORT = 4566, 8080
 
 
 class StackConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOMMELIER_", frozen=True)
 
     state_dir: pathlib.Path = ROOT / ".sommelier"
-    emulator_port: int = 4566
-    frontend_port: int = 8080
+    emulator_port: int = DEFAULT_EMULATOR_PORT
+    frontend_port: int = DEFAULT_FRONTEND_PORT
+    # "" = the running stack's runtime, else compose when a container engine answers, else embedded
+    stack: Literal["", "embedded", "compose"] = ""
     prefix: str = "sommelier"
     stack_name: str = "sommelier"
     region: str = "us-east-1"
     dataset_prefix: str = "datasets/wine"
     ready_timeout_seconds: float = 60
     stack_parameters: str = ""  # extra template parameters, "Key=Value,Key=Value"
+
+    @classmethod
+    def resolve(cls, **explicit: Any) -> StackConfig:
+        """The environment's settings, with what the last `make up` recorded filling the gaps it leaves."""
+        cfg = cls(**explicit)
+        recorded = cfg.recorded()
+        given = cfg.model_fields_set
+        update: dict[str, Any] = {}
+        if "stack" not in given and recorded.get("runtime") in ("embedded", "compose"):
+            update["stack"] = recorded["runtime"]
+        for name in ("emulator_port", "frontend_port"):
+            if name not in given and isinstance(recorded.get(name), int):
+                update[name] = recorded[name]
+        return cfg.model_copy(update=update) if update else cfg
 
     @property
     def root(self) -> pathlib.Path:
@@ -66,6 +88,14 @@ class StackConfig(BaseSettings):
             "SOMMELIER_STACK_INFO_FILE": str(self.stack_info_file),
             "SOMMELIER_STACK_PARAMETERS": self.stack_parameters,
         }
+
+    def recorded(self) -> dict[str, Any]:
+        """stack.json as the last `make up` left it ({} when there is none or it is unreadable)."""
+        try:
+            doc = json.loads(self.stack_info_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
 
     def stack_info(self) -> dict[str, Any]:
         return json.loads(self.stack_info_file.read_text())

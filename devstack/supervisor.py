@@ -30,6 +30,9 @@ def emulator_env(cfg: StackConfig) -> dict[str, str]:
         # Lambda workers inherit the emulator's environment: make sure they talk to it.
         "AWS_ENDPOINT_URL": cfg.endpoint,
         "LOG_LEVEL": "INFO",
+        # MiniStack's IoT mTLS listener binds 0.0.0.0:8883 whatever GATEWAY_PORT says: two stacks (or any
+        # other MQTT broker) would collide on it, and nothing here uses IoT.
+        "IOT_MTLS_ENABLED": "0",
         "TMPDIR": str(cfg.state_dir / "tmp"),
     }
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from tabulate import tabulate
 from tqdm import tqdm
 
-from sommelier_client.client import ApiError, Client, find_connection
+from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
 
 
 class InputError(click.ClickException):
@@ -42,6 +43,10 @@ class _Group(click.Group):
         except ApiError as err:
             click.echo(f"error: {err}", err=True)
             ctx.exit(_exit_code(err))
+        except (BotoCoreError, ClientError) as err:  # `sommelier metrics` reads CloudWatch directly
+            click.echo(f"error: {unreachable_message(str(getattr(err, 'kwargs', {}).get('endpoint_url', '')), err)}"
+                       if isinstance(err, EndpointConnectionError) else f"error: {err}", err=True)
+            ctx.exit(5)
 
 
 @click.group(cls=_Group)

@@ -21,6 +21,8 @@ class ApiError(Exception):
     request_id: str | None = None
 
     def __str__(self) -> str:
+        if self.status == 0:  # nothing answered: no HTTP status or request id to quote
+            return self.message
         lines = [f"{self.message} (HTTP {self.status}, {self.code}" + (f", request {self.request_id})" if self.request_id else ")")]
         lines += [f"  - {d['field']}: {d['message']}" for d in self.details]
         return "\n".join(lines)
@@ -48,6 +50,15 @@ def _stack_info() -> dict[str, Any] | None:
     return None
 
 
+def unreachable_message(url: str, err: Exception) -> str:
+    """One line: what did not answer, and (for the local stack) the command that fixes it."""
+    reason = "connection refused" if "refused" in str(err) or "Could not connect" in str(err) else type(err).__name__
+    info = _stack_info()
+    if info and url.startswith(info.get("aws_endpoint", "\0")):
+        return f"the local stack does not answer at {info['aws_endpoint']} ({reason}): start it with `make up`"
+    return f"cannot reach the API at {url} ({reason})"
+
+
 def aws_connection() -> dict[str, Any]:
     """boto3 client arguments: the local stack's emulator when one is found and AWS_ENDPOINT_URL is unset, else boto3's own."""
     info = _stack_info()
@@ -69,7 +80,7 @@ class Client:
             resp = self._session.request(method, self.api_url + path, data=None if body is None else json.dumps(body),
                                          params={k: v for k, v in (params or {}).items() if v is not None}, timeout=self.timeout)
         except requests.RequestException as err:
-            raise ApiError(0, "unreachable", f"cannot reach the API at {self.api_url}: {err}") from err
+            raise ApiError(0, "unreachable", unreachable_message(self.api_url, err)) from err
         try:
             payload = resp.json()
         except ValueError:

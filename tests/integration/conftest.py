@@ -19,8 +19,8 @@ import pytest
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from devstack import runner
 from devstack.config import StackConfig
+from devstack.embedded import Embedded
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack_parameters="ChampionRefreshSeconds=2",
     )
     try:
-        info = runner.up(cfg)
+        info = Embedded(cfg).up()
         yield _from_info(info, cfg)
     finally:
-        runner.down(cfg)
+        Embedded(cfg).down()
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import socket
 import pytest
 import requests
 
-from devstack import runner
 from devstack.config import StackConfig
+from devstack.embedded import Embedded
+from devstack.runtime import StackError, port_in_use
 
 from .conftest import free_port
 
@@ -32,7 +33,7 @@ def _model_versions(stack, unscheduled: bool = True) -> set[str]:
 
 def test_a_second_up_changes_nothing(stack, own):
     versions = _model_versions(stack)
-    info = runner.up(own)
+    info = Embedded(own).up()
     assert (info["api_url"], info["api_key"]) == (stack.api_url, stack.api_key)
     assert len(stack.client("apigateway").get_rest_apis()["items"]) == 1
     assert len(stack.client("cloudformation").describe_stacks()["Stacks"]) == 1
@@ -50,7 +51,7 @@ def test_function_logs_reach_cloudwatch_with_the_request_id(stack, own, example,
     request_id = stack.post("/predict", {"features": example}).json()["request_id"]
 
     def logged():
-        lines = [line for line in runner.function_logs(own, 500) if request_id in line]
+        lines = [line for line in Embedded(own).function_logs(500) if request_id in line]
         assert lines, f"no log line with request id {request_id}"
         return lines
 
@@ -62,10 +63,10 @@ def test_function_logs_reach_cloudwatch_with_the_request_id(stack, own, example,
 def test_state_survives_down_and_up(stack, own, example):
     prediction = stack.post("/predict", {"features": example}).json()
     versions = _model_versions(stack)
-    assert runner.down(own)
+    assert Embedded(own).down()
     for port in (own.emulator_port, own.frontend_port):
-        assert not runner.port_in_use(port), f"port {port} still listening after down"
-    info = runner.up(own)
+        assert not port_in_use(port), f"port {port} still listening after down"
+    info = Embedded(own).up()
     assert info["api_key"] == stack.api_key
     assert versions <= _model_versions(stack)
     item = stack.client("dynamodb").get_item(
@@ -81,13 +82,13 @@ def test_up_refuses_a_port_taken_by_another_process(tmp_path):
         squatter.listen()
         port = squatter.getsockname()[1]
         cfg = StackConfig(state_dir=tmp_path, emulator_port=port, frontend_port=free_port())
-        with pytest.raises(runner.StackError, match=f"port {port} \\(emulator\\) is already in use.*EMULATOR_PORT"):
-            runner.up(cfg)
+        with pytest.raises(StackError, match=f"port {port} \\(emulator\\) is already in use.*EMULATOR_PORT"):
+            Embedded(cfg).up()
     assert not (tmp_path / "supervisord.pid").exists()
 
 
 def test_a_stale_pid_file_is_cleared(tmp_path):
     cfg = StackConfig(state_dir=tmp_path, emulator_port=free_port(), frontend_port=free_port())
     (tmp_path / "supervisord.pid").write_text("999999999")
-    assert runner.down(cfg) is False
+    assert Embedded(cfg).down() is False
     assert not (tmp_path / "supervisord.pid").exists()

@@ -150,8 +150,16 @@ def test_a_failed_write_fails_the_request(deps, ddb, trained, example):
     assert status == 503 and body["error"]["code"] == "record_failed"
 
 
+def test_health_says_degraded_without_a_model_and_loads_the_champion(deps, trained):
+    status, body, _ = call(deps, "GET", "/health")
+    # no request has been served yet, yet /health names the champion: it loads it
+    assert (status, body) == (200, {"status": "ok", "model_version": trained.version})
+
+
 def test_routes_health_options_404_405(deps):
-    assert call(deps, "GET", "/health")[:2] == (200, {"status": "ok", "model_version": None})
+    status, body, _ = call(deps, "GET", "/health")
+    assert (status, body["status"], body["model_version"]) == (200, "degraded", None)
+    assert "no model has been promoted" in body["reason"]
     status, body, headers = call(deps, "OPTIONS", "/predict")
     assert status == 204 and body is None and "X-Api-Key" in headers["Access-Control-Allow-Headers"]
     assert call(deps, "GET", "/nope")[1]["error"]["code"] == "not_found"

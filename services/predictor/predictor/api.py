@@ -161,7 +161,12 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
 
 
 def health(req: Request) -> tuple[int, dict[str, Any]]:
-    return 200, {"status": "ok", "model_version": req.deps.store.loaded_version}
+    """Loads the champion when no model is loaded yet, so /health tells whether predictions would work."""
+    try:
+        version = req.model_version = req.deps.store.current().version
+    except ModelUnavailable as err:
+        return 200, {"status": "degraded", "model_version": None, "reason": str(err)}
+    return 200, {"status": "ok", "model_version": version}
 
 
 def public_record(record: dict[str, Any]) -> dict[str, Any]:

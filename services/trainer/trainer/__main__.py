@@ -1,4 +1,6 @@
-"""`python -m trainer`: train (the ECS task's and `make train`'s entry point), promote, rollback, history."""
+"""`python -m trainer`: train (the ECS task's and `make train`'s entry point), promote, rollback, history.
+
+Results are JSON on stdout (devstack renders them); progress and errors go to stderr."""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
     promote.add_argument("version")
     sub.add_parser("rollback", help="restore the champion before the current one")
-    sub.add_parser("history", help="list champion pointers, newest first")
+    sub.add_parser("history", help="every model version (scores, gate decision, champion marker), newest first")
+    sub.add_parser("champions", help="every champion pointer ever written, newest first")
     args = parser.parse_args(argv or None)
     command = args.command or "train"
     if os.environ.get("LOG_FORMAT") == "json":  # the container (ECS task) logs JSON, like the function
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             _print(artifacts.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version']}", now,
                                      previous=target.get("previous")))
         elif command == "history":
+            _print(artifacts.versions(s3, settings.model_bucket))
+        elif command == "champions":
             _print(artifacts.history(s3, settings.model_bucket))
     except (DataError, artifacts.ArtifactError) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message

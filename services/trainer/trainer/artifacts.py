@@ -74,7 +74,9 @@ def load_verified(s3, bucket: str, version: str) -> tuple[dict[str, Any], Any, A
     try:
         manifest = read_manifest(s3, bucket, version)
     except ClientError as err:
-        raise ArtifactError(f"model version {version} has no manifest in s3://{bucket}") from err
+        if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            raise ArtifactError(f"there is no model version {version!r} (`make history` lists them)") from err
+        raise
     ours, theirs = installed_version("scikit-learn"), manifest.get("libraries", {}).get("scikit-learn")
     if ours != theirs:
         raise ArtifactError(f"model {version} was trained with scikit-learn {theirs}; this trainer has {ours}")
@@ -98,6 +100,45 @@ def history(s3, bucket: str) -> list[dict[str, Any]]:
                 body = s3.get_object(Bucket=bucket, Key=CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read()
                 pointers.append((v["LastModified"], json.loads(body)))
     return [p for _, p in sorted(pointers, key=lambda t: t[0], reverse=True)]
+
+
+def versions(s3, bucket: str) -> list[dict[str, Any]]:
+    """Every model version, promoted or not, newest first: what its manifest says, and whether it is
+    (or ever was) the champion."""
+    pointers = history(s3, bucket)
+    current = pointers[0]["version"] if pointers else None
+    last_promoted: dict[str, str] = {}
+    for p in reversed(pointers):  # oldest first, so the newest promotion wins
+        last_promoted[p["version"]] = p.get("promoted_at")
+    names = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="models/", Delimiter="/"):
+        names += [cp["Prefix"][len("models/"):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
+    rows = []
+    for version in names:
+        try:
+            manifest = read_manifest(s3, bucket, version)
+        except ClientError:
+            rows.append({"version": version, "trained_at": None, "note": "no manifest (an interrupted run)", "champion": False})
+            continue
+        metrics = manifest.get("metrics", {})
+        name = manifest.get("model", {}).get("name")
+        holdout = metrics.get("holdout") or {}
+        rows.append({
+            "version": version,
+            "trained_at": manifest.get("created_at"),
+            "trigger": manifest.get("trigger"),
+            "dataset": (manifest.get("dataset") or {}).get("name"),
+            "model": name,
+            "family": manifest.get("model", {}).get("family"),
+            "cv_f1_macro": (metrics.get("cv") or {}).get(name, {}).get("f1_macro_mean"),
+            "holdout_accuracy": holdout.get("accuracy"),
+            "holdout_f1_macro": holdout.get("f1_macro"),
+            "gate_passed": (manifest.get("gate") or {}).get("promoted"),
+            "gate_reason": (manifest.get("gate") or {}).get("reason"),
+            "champion": version == current,
+            "last_promoted_at": last_promoted.get(version),
+        })
+    return sorted(rows, key=lambda r: (r["trained_at"] or "", r["version"]), reverse=True)
 
 
 def rollback_target(s3, bucket: str) -> dict[str, Any]:

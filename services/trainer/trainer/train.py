@@ -88,8 +88,10 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
         if unknown:
             raise DataError(f"unknown model families {unknown}; choose from {sorted(options)}")
         options = {n: options[n] for n in wanted}
+    began = time.perf_counter()
     for i, (name, (estimator, dense)) in enumerate(options.items(), start=1):
         started = time.perf_counter()
+        log.info("[%d/%d] %-26s cross-validating (%d folds, %d rows) ...", i, len(options), name, settings.cv_folds, len(y))
         scores = cross_validate(build(features, estimator, dense), X, y, cv=cv, scoring=["f1_macro", "accuracy", "neg_log_loss"])
         results[name] = {
             "family": family(name),
@@ -99,8 +101,8 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
             "log_loss_mean": float(-scores["test_neg_log_loss"].mean()),
             "seconds": time.perf_counter() - started,
         }
-        log.info("[%d/%d] %-26s CV macro F1 %.3f ± %.3f  (%.1fs)", i, len(options), name,
-                 results[name]["f1_macro_mean"], results[name]["f1_macro_std"], results[name]["seconds"])
+        log.info("[%d/%d] %-26s CV macro F1 %.3f ± %.3f  (%.1fs; %.1fs elapsed)", i, len(options), name,
+                 results[name]["f1_macro_mean"], results[name]["f1_macro_std"], results[name]["seconds"], time.perf_counter() - began)
     best = max(results, key=lambda n: (round(results[n]["f1_macro_mean"], 6), -results[n]["log_loss_mean"]))
     return best, results
 

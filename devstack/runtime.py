@@ -1,0 +1,254 @@
+"""One interface for the two ways the stack runs on a developer machine.
+
+`Runtime` is what every make target talks to: up / down / status / logs / train / info.
+`Embedded` (MiniStack as a local process) and `Compose` (docker-compose against Docker or
+Podman) implement the parts that differ; what reads the running stack through its AWS APIs
+(function logs, the champion, readiness) is shared here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import requests
+from botocore.config import Config
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from devstack.config import StackConfig
+
+log = logging.getLogger("devstack")
+
+
+class StackError(RuntimeError):
+    """Something the user must act on; the message says what and how."""
+
+
+class AlreadyReported(StackError):
+    """A child process already printed why it failed; exit with its code and add nothing."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(f"exit {exit_code}")
+        self.exit_code = exit_code
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+    """Bounded polling with a clear failure message; returns what `check` returned."""
+    try:
+        for attempt in Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(interval), retry=retry_if_exception_type(Exception),
+                                reraise=True):
+            with attempt:
+                return check()
+    except Exception as err:
+        raise StackError(f"{what} did not become ready within {timeout:.0f}s: {err}") from err
+
+
+def http_ok(url: str, timeout: float = 2) -> requests.Response:
+    resp = requests.get(url, timeout=timeout)
+    resp.raise_for_status()
+    return resp
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+
+
+def engine_answers() -> bool:
+    """A Docker API answers: Docker itself, or Podman's socket through DOCKER_HOST."""
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+class Runtime(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, cfg: StackConfig):
+        self.cfg = cfg
+
+    # --- what differs between runtimes -------------------------------------------------------
+    @abstractmethod
+    def start(self) -> dict[str, Any]:
+        """Bring the stack up and provision it; returns stack.json's content as the hooks wrote it."""
+
+    @abstractmethod
+    def down(self) -> bool:
+        """Stop what `up` started (state is kept). False when nothing was running."""
+
+    @abstractmethod
+    def running(self) -> bool:
+        """Whether this runtime's processes or containers are up (not whether they answer)."""
+
+    @abstractmethod
+    def processes(self) -> str:
+        """The runtime's own view of its processes or containers, for `make status`."""
+
+    @abstractmethod
+    def service_logs(self, lines: int) -> list[tuple[str, str]]:
+        """(service name, its last lines) for the emulator and the frontend."""
+
+    @abstractmethod
+    def trainer(self, args: list[str]) -> str:
+        """Run the trainer CLI (`python -m trainer ARGS`) against the stack; its progress goes to
+        stderr as it happens, its result (JSON on stdout) is returned."""
+
+    # --- shared ---------------------------------------------------------------------------------
+    def up(self) -> dict[str, Any]:
+        info = self.start()
+        self.record(info)
+        self.ensure_model()
+        self.warm()
+        return self.cfg.stack_info()
+
+    def record(self, info: dict[str, Any]) -> None:
+        """Write stack.json with the runtime and ports added, so later commands need no flags."""
+        doc = {**info, "runtime": self.name, "emulator_port": self.cfg.emulator_port, "frontend_port": self.cfg.frontend_port,
+               "frontend_url": self.cfg.frontend_url}
+        path = self.cfg.stack_info_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds API keys
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+        os.replace(tmp, path)
+
+    def emulator_answers(self) -> bool:
+        try:
+            http_ok(f"{self.cfg.endpoint}/_ministack/health", timeout=2)
+            return True
+        except requests.RequestException:
+            try:  # LocalStack's image
+                http_ok(f"{self.cfg.endpoint}/_localstack/health", timeout=2)
+                return True
+            except requests.RequestException:
+                return False
+
+    def require_running(self) -> dict[str, Any]:
+        """stack.json of a stack that is up and answering, or a one-line StackError saying how to start it."""
+        ports = f"EMULATOR_PORT={self.cfg.emulator_port}"
+        if not self.running() or not self.cfg.stack_info_file.exists():
+            raise StackError(f"no Sommelier stack is running ({self.name} runtime, {ports}); start it with `make up`")
+        if not self.emulator_answers():
+            raise StackError(f"the {self.name} stack's emulator does not answer on {self.cfg.endpoint}; "
+                             f"`make status` shows why, `make down && make up` restarts it")
+        return self.cfg.stack_info()
+
+    def aws(self, service: str, **config: Any):
+        """A boto3 client for the running stack's emulator."""
+        return boto3.client(service, endpoint_url=self.cfg.endpoint, region_name=self.cfg.region, aws_access_key_id="test",
+                            aws_secret_access_key="test", config=Config(retries={"max_attempts": 2}, **config))
+
+    def champion(self) -> dict[str, Any] | None:
+        bucket = self.cfg.stack_info()["outputs"]["ModelBucketName"]
+        try:
+            return json.loads(self.aws("s3").get_object(Bucket=bucket, Key="champion.json")["Body"].read())
+        except self.aws("s3").exceptions.NoSuchKey:
+            return None
+
+    def ensure_model(self) -> None:
+        log.info("making sure a model is promoted")
+        result = json.loads(self.trainer(["train", "--if-no-champion"]))
+        if result.get("reason") == "champion exists":
+            log.info("champion %s is promoted", result["version"])
+        else:
+            log.info("%s %s: %s", "promoted" if result["promoted"] else "not promoted", result["version"], result["reason"])
+
+    def health(self) -> dict[str, Any]:
+        """GET /health through API Gateway, as a user calls it."""
+        return http_ok(f"{self.cfg.stack_info()['api_url']}/health", timeout=30).json()
+
+    def warm(self) -> None:
+        """Call the function until it serves the champion, so the first request after `ready` is warm."""
+        champion = self.champion()
+        want = champion["version"] if champion else None
+
+        def serving() -> dict[str, Any]:
+            body = self.health()
+            assert body.get("model_version") == want, f"/health reports model {body.get('model_version')}, champion is {want}"
+            return body
+
+        log.info("warming the predictor function (loading model %s)", want)
+        wait_until("the predictor function", serving, self.cfg.ready_timeout_seconds, interval=0.5)
+
+    def refresh_seconds(self) -> float:
+        """How long the predictor may keep serving its cached champion (its CHAMPION_REFRESH_SECONDS)."""
+        name = self.cfg.stack_info()["outputs"]["PredictorFunctionName"]
+        conf = self.aws("lambda").get_function_configuration(FunctionName=name)
+        return float(conf.get("Environment", {}).get("Variables", {}).get("CHAMPION_REFRESH_SECONDS", "30"))
+
+    def function_log_events(self, start_ms: int | None = None, limit: int = 10000) -> list[dict[str, Any]]:
+        group = self.cfg.stack_info()["outputs"]["PredictorLogGroupName"]
+        client = self.aws("logs")
+        kwargs: dict[str, Any] = {"logGroupName": group, "limit": limit}
+        if start_ms is not None:
+            kwargs["startTime"] = start_ms
+        try:
+            events = client.filter_log_events(**kwargs).get("events", [])
+        except client.exceptions.ResourceNotFoundException:
+            return []  # no invocation has logged yet
+        return sorted(events, key=lambda e: (e["timestamp"], e.get("eventId", "")))
+
+    def function_logs(self, limit: int = 50) -> list[str]:
+        return [e["message"].rstrip() for e in self.function_log_events()[-limit:]]
+
+    def status(self) -> str:
+        if not self.running():
+            return f"not running ({self.name} runtime; start it with `make up`)"
+        lines = [f"running: {self.description}",
+                 f"  emulator   {self.cfg.endpoint:<32} {'answers' if self.emulator_answers() else 'DOES NOT ANSWER'}"]
+        try:
+            http_ok(f"{self.cfg.frontend_url}/healthz")
+            frontend = "answers"
+        except requests.RequestException:
+            frontend = "DOES NOT ANSWER"
+        lines.append(f"  frontend   {self.cfg.frontend_url:<32} {frontend}")
+        try:
+            body = self.health()
+            api = f"{body.get('status')}, serving model {body.get('model_version')}"
+        except (requests.RequestException, OSError, KeyError, ValueError) as err:
+            api = f"DOES NOT ANSWER ({type(err).__name__})"
+        lines.append(f"  API        /health: {api}")
+        lines += ["", self.processes()]
+        return "\n".join(lines)
+
+
+def summary(info: dict[str, Any], runtime: Runtime) -> str:
+    key = info["api_key"]
+    ports = "" if (runtime.cfg.emulator_port, runtime.cfg.frontend_port) == (4566, 8080) else \
+        f"   (ports {runtime.cfg.emulator_port}/{runtime.cfg.frontend_port}, recorded: later commands need no flags)"
+    return f"""
+Sommelier is up ({runtime.description}).{ports}
+
+  API base URL   {info['api_url']}
+  demo API key   {key}
+  frontend       {runtime.cfg.frontend_url}
+  AWS endpoint   {info['aws_endpoint']}   (region {info['region']}; any access key works)
+
+Try it:
+  curl -s {info['api_url']}/health
+  curl -s -X POST {info['api_url']}/predict -H 'x-api-key: {key}' \\
+       -H 'content-type: application/json' -d @examples/predict.json
+  .venv/bin/sommelier predict --example
+
+Status: make status   Logs: make logs   Metrics: make metrics   Models: make history   Stop: make down
+Connection details: {runtime.cfg.stack_info_file}
+"""
+

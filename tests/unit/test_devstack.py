@@ -1,0 +1,89 @@
+"""devstack without a running stack: where settings come from, how logs and history read, and
+that a failure reaches the user as one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devstack import __main__ as cli
+from devstack import runtime_for
+from devstack.config import StackConfig
+from devstack.logview import render
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    for name in ("SOMMELIER_EMULATOR_PORT", "SOMMELIER_FRONTEND_PORT", "SOMMELIER_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SOMMELIER_STATE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_commands_take_the_ports_and_runtime_that_up_recorded(state):
+    (state / "stack.json").write_text(json.dumps({"runtime": "embedded", "emulator_port": 4577, "frontend_port": 8091}))
+    cfg = StackConfig.resolve()
+    assert (cfg.emulator_port, cfg.frontend_port, cfg.stack) == (4577, 8091, "embedded")
+    assert cfg.endpoint == "http://127.0.0.1:4577" and runtime_for(cfg).name == "embedded"
+
+
+def test_the_environment_wins_over_the_record(state, monkeypatch):
+    (state / "stack.json").write_text(json.dumps({"runtime": "compose", "emulator_port": 4577, "frontend_port": 8091}))
+    monkeypatch.setenv("SOMMELIER_EMULATOR_PORT", "4599")
+    monkeypatch.setenv("SOMMELIER_STACK", "embedded")
+    cfg = StackConfig.resolve()
+    assert (cfg.emulator_port, cfg.frontend_port, cfg.stack) == (4599, 8091, "embedded")
+
+
+@pytest.mark.parametrize("content", [None, "{not json", "[1, 2]", json.dumps({"emulator_port": "4577"})])
+def test_no_or_a_broken_record_means_the_defaults(state, content):
+    if content is not None:
+        (state / "stack.json").write_text(content)
+    cfg = StackConfig.resolve()
+    assert (cfg.emulator_port, cfg.frontend_port, cfg.stack) == (4566, 8080, "")
+
+
+def test_a_request_line_reads_as_time_level_id_route_status_latency_model():
+    line = json.dumps({"level": "INFO", "timestamp": "2026-11-24 00:38:23,927+0000", "message": "request", "request_id": "abc-123",
+                       "method": "POST", "route": "/predict", "status": 200, "outcome": "ok", "latency_ms": 44.04,
+                       "model_version": "v1", "records": 3})
+    out = render(line)
+    assert out.startswith("00:38:23.927 INFO    abc-123")
+    for part in ("POST", "/predict", "200", "44.0 ms", "model v1", "3 records"):
+        assert part in out, part
+
+
+def test_errors_show_their_outcome_and_exception_and_platform_lines_drop():
+    line = json.dumps({"level": "ERROR", "timestamp": "2026-11-24T00:00:01.5Z", "message": "unhandled error", "request_id": "r",
+                       "exception": "Traceback ...\nZeroDivisionError: boom"})
+    assert render(line).splitlines()[-1].strip() == "ZeroDivisionError: boom"
+    failed = json.dumps({"message": "request", "route": "/predict", "status": 503, "outcome": "no_model", "request_id": "r"})
+    assert "no_model" in render(failed)
+    assert render("START RequestId: x Version: $LATEST") is None
+    assert render("REPORT RequestId: x\tDuration: 3 ms") is None
+    assert render("plain text from print") == "plain text from print"
+
+
+def test_history_table_marks_the_champion():
+    rows = [{"version": "v2", "trained_at": "2026-11-24T01:00:00+00:00", "model": "lr", "cv_f1_macro": 0.9, "holdout_accuracy": 0.8,
+             "holdout_f1_macro": 0.7, "gate_passed": False, "gate_reason": "regresses", "champion": False},
+            {"version": "v1", "trained_at": "2026-11-24T00:00:00+00:00", "model": "rf", "cv_f1_macro": 0.95, "holdout_accuracy": 0.9,
+             "holdout_f1_macro": 0.85, "gate_passed": True, "gate_reason": "first model", "champion": True}]
+    table = cli.history_table(rows).splitlines()
+    v1 = next(line for line in table if " v1 " in line)
+    v2 = next(line for line in table if " v2 " in line)
+    assert v1.startswith("*") and not v2.startswith("*")
+    assert "refused" in v2 and "passed" in v1 and "0.850" in v1
+    assert cli.history_table([]).startswith("no model version yet")
+
+
+def test_an_unexpected_failure_is_one_line_and_the_traceback_goes_to_a_file(state, monkeypatch, capsys):
+    def boom(args):
+        raise ValueError("something odd")
+
+    monkeypatch.setattr(cli, "run", boom)
+    assert cli.main(["status"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "error: ValueError: something odd" and len(err) == 2 and "Traceback" not in "\n".join(err)
+    assert "Traceback" in (state / "logs" / "devstack.log").read_text()

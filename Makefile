@@ -31,7 +31,8 @@ help: ## list the targets
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml $(wildcard client/sommelier_client/*.py)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required: make PYTHON=python3.11 ...")'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# a venv without pip is what a failed `python3 -m venv` leaves (no ensurepip): start it again
+	@test -x $(VENV)/bin/pip || $(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	@# the client + `sommelier` command, as a regular (not editable) install; rebuilt when client/ changes
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall .

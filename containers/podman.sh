@@ -3,10 +3,12 @@
 #   containers/podman.sh setup        install Podman from Debian and configure it (idempotent)
 #   containers/podman.sh socket       start Podman's Docker API socket (prints its pid) unless one answers
 #   containers/podman.sh base-image   build the local Debian base image when missing (nothing is pulled)
+#   containers/podman.sh python-image the base + python3-venv: what the Dockerfiles get as BASE_IMAGE here
 # Every step checks before it acts, so a machine that has it all pays a few milliseconds.
 set -euo pipefail
 
 BASE_IMAGE=${BASE_IMAGE:-localhost/sommelier-debian:bookworm}
+PYTHON_IMAGE=${PYTHON_IMAGE:-localhost/sommelier-python:bookworm}
 SOCKET=${PODMAN_SOCKET:-/run/podman/podman.sock}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
@@ -79,15 +81,25 @@ base_image() {
   cp "$CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" -c . | podman import \
-    --change 'ENV PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt SSL_CERT_FILE=/etc/ssl/certs/host-ca-bundle.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca-bundle.crt' \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt' \
+    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/host-ca-bundle.crt' \
+    --change 'ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca-bundle.crt' \
     --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs"
   echo "built $BASE_IMAGE"
+}
+
+python_image() {
+  podman image exists "$PYTHON_IMAGE" && return 0
+  echo "building $PYTHON_IMAGE ($BASE_IMAGE + python3-venv)"
+  printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null && rm -rf /var/lib/apt/lists/*\n' "$BASE_IMAGE" \
+    | podman build -q -t "$PYTHON_IMAGE" -f - /var/empty >/dev/null
 }
 
 case "${1:-}" in
   setup) setup ;;
   socket) socket ;;
   base-image) setup; base_image ;;
-  *) echo "usage: containers/podman.sh setup|socket|base-image" >&2; exit 2 ;;
+  python-image) setup; base_image; python_image ;;
+  *) echo "usage: containers/podman.sh setup|socket|base-image|python-image" >&2; exit 2 ;;
 esac

@@ -8,7 +8,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEVSTACK := $(PY) -m devstack
-LOCKS := requirements/dev.txt requirements/predictor.txt requirements/trainer.txt requirements/frontend.txt
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --allow-unsafe --strip-extras
 
 # Given on the command line (or in the environment) only: otherwise the running stack's own values hold.
@@ -24,7 +23,7 @@ endif
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock up down status logs info train promote rollback history metrics test test-unit test-integration \
-        test-compose test-fresh bench lint clean
+        images test-compose test-fresh bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +47,8 @@ lock: ## regenerate the lock files in requirements/ from the top-level pins (pip
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/predictor.txt services/predictor/requirements.txt
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/trainer.txt services/trainer/requirements.txt
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/frontend.txt services/frontend/requirements.txt
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/predictor-image.txt requirements/predictor-image.in
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/emulator.txt requirements/emulator.in
 
 up: install ## start the whole stack and print how to use it (STACK=embedded|compose, EMULATOR_PORT=, FRONTEND_PORT=)
 	@$(DEVSTACK) up
@@ -92,6 +93,9 @@ test-integration: install ## integration tests only
 test-compose: install ## the integration suite against the compose stack (needs Docker or Podman; skips without one)
 	SOMMELIER_TEST_STACK=compose $(PY) -m pytest tests/integration
 
+images: ## build every image (predictor, trainer, frontend, emulator) tagged with the git revision; prints sizes
+	bash containers/images.sh
+
 test-fresh: ## .ci/run on a clean clone of HEAD inside a fresh container (Podman; nothing of this machine's installs)
 	bash containers/test-fresh.sh
 
@@ -103,5 +107,5 @@ lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
 clean: ## stop the stack and delete its state (.sommelier/)
-	@test ! -x $(PY) || $(DEVSTACK) down
+	@test ! -x $(PY) || $(DEVSTACK) down --purge
 	rm -rf .sommelier

@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start and provision the stack, train a first model, warm the function")
-    sub.add_parser("down", help="stop what `up` started (state is kept)")
+    down = sub.add_parser("down", help="stop what `up` started (state is kept)")
+    down.add_argument("--purge", action="store_true", help="also delete the stack's state (compose: its volume)")
     sub.add_parser("status", help="is the stack up: runtime, ports, what answers, the model served")
     sub.add_parser("info", help="how to use the running stack")
     logs = sub.add_parser("logs", help="emulator, frontend and predictor-function logs")
@@ -113,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         other = runtime_for(cfg.model_copy(update={"stack": "compose" if rt.name == "embedded" else "embedded"}))
         if cfg.recorded().get("runtime") == other.name and other.running():
             raise StackError(f"the {other.name} stack is running; `make down` stops it before `make up STACK={rt.name}`")
-        if rt.running() and cfg.recorded().get("emulator_port") not in (None, cfg.emulator_port):
+        if cfg.recorded().get("runtime") == rt.name and cfg.recorded().get("emulator_port") not in (None, cfg.emulator_port) \
+                and runtime_for(StackConfig.resolve(stack=rt.name, emulator_port=cfg.recorded()["emulator_port"])).running():
             raise StackError(f"the stack is running on port {cfg.recorded()['emulator_port']}; `make down` first to move it")
         log.info("%s", rt.description)
         started = time.perf_counter()
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         print(summary(info, rt))
         return 0
     if command == "down":
-        print("stopped" if rt.down() else f"the {rt.name} stack was not running")
+        print("stopped" if rt.down(purge=args.purge) else f"the {rt.name} stack was not running")
         return 0
     if command == "status":
         print(rt.status())

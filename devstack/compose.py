@@ -3,20 +3,29 @@
 Readiness is the services' healthchecks. Podman without systemd never runs a healthcheck by
 itself (../shared/CONTAINERS.md), so while compose starts the services this runtime runs them
 on a bounded poll (`podman healthcheck run`); Docker runs its own, and is only watched.
+Where no registry answers, LocalStack's image cannot be had: the emulator is then the MiniStack
+image `make images` builds, and the summary says so.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
+from devstack.config import StackConfig
 from devstack.runtime import AlreadyReported, Runtime, StackError, log, port_in_use, wait_until
 
 SERVICES = ("localstack", "frontend")
+PODMAN_SOCKET = "/run/podman/podman.sock"
+LOCAL_PYTHON_IMAGE = "localhost/sommelier-python:bookworm"
 
 
 def compose_command() -> list[str]:
@@ -29,33 +38,140 @@ def compose_command() -> list[str]:
                      "(or use `make up STACK=embedded`, which needs no containers)")
 
 
+# docker-compose 1.29's bookkeeping around `run`, and the bare exit code it prints after a failed one
+_COMPOSE_CHATTER = re.compile(r"^((Creating|Starting|Stopping|Removing) \S+\s+\.\.\.( done)?|\d+)\s*$")
+
+
+def _relay(stream) -> None:
+    """Copy a child's stderr to ours, line by line, leaving out compose's container bookkeeping."""
+    for line in stream or []:
+        if not _COMPOSE_CHATTER.match(line.strip()):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _engine() -> str:
+    """The CLI that inspects containers: podman where installed (its socket serves compose), else docker."""
+    return "podman" if shutil.which("podman") else "docker"
+
+
 class Compose(Runtime):
     name = "compose"
     description = "Docker Compose: the emulator, trainer and frontend as containers"
 
+    def __init__(self, cfg: StackConfig):
+        super().__init__(cfg)
+        self._overrides: dict[str, str] = {}
+
     @property
-    def shared_dir(self):
-        return self.cfg.state_dir / "compose"
+    def shared_dir(self) -> Path:
+        """Mounted into the containers (hooks write stack.json there): inside the repository, one per port."""
+        return self.cfg.root / ".sommelier" / f"compose-{self.cfg.emulator_port}"
+
+    @property
+    def _service_pidfile(self) -> Path:
+        return self.shared_dir / "podman-service.pid"
+
+    # --- the engine ----------------------------------------------------------------------------
+    def _docker_host(self) -> dict[str, str]:
+        if os.environ.get("DOCKER_HOST") or not shutil.which("podman"):
+            return {}
+        return {"DOCKER_HOST": f"unix://{PODMAN_SOCKET}"}
+
+    def _engine_answers(self) -> bool:
+        env = {**os.environ, **self._docker_host()}
+        if shutil.which("docker"):
+            return subprocess.run(["docker", "info"], env=env, capture_output=True, timeout=30).returncode == 0
+        socket = env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+        return subprocess.run(["curl", "-sf", "--unix-socket", socket, "http://d/_ping"], capture_output=True).returncode == 0
+
+    def ensure_engine(self) -> None:
+        """A Docker API that answers: Docker's, or Podman's socket, started (and later stopped) by us."""
+        if self._engine_answers():
+            return
+        if not shutil.which("podman"):
+            raise StackError("no container engine answers (`docker info` fails) and Podman is not installed: install Docker, "
+                             "or Podman (`bash containers/podman.sh setup`); `make up STACK=embedded` needs neither")
+        proc = subprocess.run(["bash", str(self.cfg.root / "containers" / "podman.sh"), "socket"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StackError(f"Podman's Docker API did not start: {proc.stderr.strip()}")
+        if proc.stdout.strip():
+            self.shared_dir.mkdir(parents=True, exist_ok=True)
+            self._service_pidfile.write_text(proc.stdout.strip())
+            log.info("started Podman's Docker API service (pid %s) on %s", proc.stdout.strip(), PODMAN_SOCKET)
+
+    def _stop_service(self) -> None:
+        try:
+            pid = int(self._service_pidfile.read_text())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self._service_pidfile.unlink(missing_ok=True)
+
+    def _image_available(self, image: str) -> bool:
+        if subprocess.run([_engine(), "image", "inspect", image], capture_output=True).returncode == 0:
+            return True
+        return subprocess.run([_engine(), "pull", "-q", image], capture_output=True, timeout=600).returncode == 0
+
+    def _dotenv(self) -> dict[str, str]:
+        env_file = self.cfg.root / ".env"
+        if not env_file.exists():
+            shutil.copy(self.cfg.root / ".env.example", env_file)
+        pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and not line.lstrip().startswith("#"))
+        return {k.strip(): v.strip() for k, v in pairs}
+
+    def prepare_images(self, announce: bool = True) -> None:
+        """Our images at this revision (built when missing), and an emulator image that can be had."""
+        tag = subprocess.run(["bash", "containers/images.sh", "--tag"], cwd=self.cfg.root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        if not all(self._image_available_locally(f"sommelier/{name}:{tag}") for name in ("trainer", "frontend", "emulator")):
+            log.info("building the images for %s (make images)", tag)
+            build = subprocess.run(["bash", "containers/images.sh"], cwd=self.cfg.root, text=True)
+            if build.returncode != 0:
+                raise StackError("`make images` failed; its output is above")
+        self._overrides["IMAGE_TAG"] = tag
+        dotenv = {**self._dotenv(), **{k: v for k, v in os.environ.items() if k in ("EMULATOR_IMAGE", "PYTHON_IMAGE")}}
+        if not self._image_available(dotenv.get("EMULATOR_IMAGE", "")):
+            (log.info if announce else log.debug)("%s cannot be had here (no registry answers): the emulator is MiniStack's image sommelier/emulator:%s",
+                     dotenv.get("EMULATOR_IMAGE"), tag)
+            self._overrides.update({"EMULATOR_IMAGE": f"sommelier/emulator:{tag}", "LAMBDA_CODE_FROM": "bucket"})
+        if not self._image_available_locally(dotenv.get("PYTHON_IMAGE", "")) and self._image_available_locally(LOCAL_PYTHON_IMAGE):
+            self._overrides["PYTHON_IMAGE"] = LOCAL_PYTHON_IMAGE
+
+    def _image_available_locally(self, image: str) -> bool:
+        return bool(image) and subprocess.run([_engine(), "image", "inspect", image], capture_output=True).returncode == 0
 
     def _env(self) -> dict[str, str]:
         # The shell's values win over .env in compose: the ports and names come from this one config.
-        return {**os.environ, "EMULATOR_PORT": str(self.cfg.emulator_port), "FRONTEND_PORT": str(self.cfg.frontend_port),
-                "SOMMELIER_PREFIX": self.cfg.prefix, "SOMMELIER_STACK_NAME": self.cfg.stack_name,
-                "SOMMELIER_DATASET_PREFIX": self.cfg.dataset_prefix, "AWS_DEFAULT_REGION": self.cfg.region}
+        socket = {"DOCKER_SOCKET": PODMAN_SOCKET} if "DOCKER_HOST" in self._docker_host() or \
+            os.environ.get("DOCKER_HOST", "").endswith("podman.sock") else {}
+        return {**os.environ, **self._docker_host(), **socket, "EMULATOR_PORT": str(self.cfg.emulator_port),
+                "FRONTEND_PORT": str(self.cfg.frontend_port), "SOMMELIER_PREFIX": self.cfg.prefix,
+                "SOMMELIER_STACK_NAME": self.cfg.stack_name, "SOMMELIER_DATASET_PREFIX": self.cfg.dataset_prefix,
+                "SOMMELIER_STACK_PARAMETERS": self.cfg.stack_parameters, "AWS_DEFAULT_REGION": self.cfg.region,
+                "IMAGE_TAG": "latest", "SOMMELIER_COMPOSE_DIR": str(self.shared_dir.relative_to(self.cfg.root)), **self._overrides}
 
     def compose(self, *args: str, capture: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*compose_command(), *args], cwd=self.cfg.root, env=self._env(), text=True,
-                              capture_output=capture)
+        proc = subprocess.run([*compose_command(), "--project-name", self.project, *args], cwd=self.cfg.root, env=self._env(),
+                              text=True, capture_output=capture)
         if check and proc.returncode != 0:
-            raise StackError(f"`{' '.join(['compose', *args])}` failed (exit {proc.returncode}):\n{(proc.stderr or '')[-3000:]}")
+            raise StackError(f"`compose {' '.join(args)}` failed (exit {proc.returncode}):\n{(proc.stderr or '')[-3000:]}")
         return proc
 
+    @property
+    def project(self) -> str:
+        return f"sommelier{self.cfg.emulator_port}"
+
+    # --- Runtime ---------------------------------------------------------------------------------
     def _container(self, service: str) -> str | None:
         ids = self.compose("ps", "-q", service, check=False).stdout.split()
         return ids[0] if ids else None
 
     def running(self) -> bool:
-        if not shutil.which("docker"):
+        if not (shutil.which("docker-compose") or shutil.which("docker")) or not self._engine_answers():
             return False
         try:
             return self._container("localstack") is not None
@@ -64,14 +180,14 @@ class Compose(Runtime):
 
     def _health(self, container: str) -> str:
         """The container's health, running its healthcheck first where the engine does not (Podman)."""
-        if shutil.which("podman"):
+        if _engine() == "podman":
             subprocess.run(["podman", "healthcheck", "run", container], capture_output=True)
-        out = subprocess.run(["docker", "inspect", "--format", "{{json .State}}", container], capture_output=True, text=True)
+        out = subprocess.run([_engine(), "inspect", "--format", "{{json .State}}", container], capture_output=True, text=True)
         state = json.loads(out.stdout or "{}")
         health = (state.get("Health") or state.get("Healthcheck") or {}).get("Status")
         return health or ("running" if state.get("Running") else state.get("Status", "unknown"))
 
-    def _wait_healthy(self, service: str) -> None:
+    def _wait_healthy(self, service: str, timeout: float) -> None:
         def healthy() -> None:
             container = self._container(service)
             assert container, f"no container for {service} yet"
@@ -79,42 +195,49 @@ class Compose(Runtime):
             assert status == "healthy", f"{service} is {status}"
 
         try:
-            wait_until(f"the {service} container", healthy, self.cfg.ready_timeout_seconds * 3, interval=1)
+            wait_until(f"the {service} container", healthy, timeout, interval=1)
         except StackError as err:
-            logs = self.compose("logs", "--tail", "30", service, check=False).stdout
+            logs = self.compose("logs", "--no-color", "--tail", "30", service, check=False).stdout
             raise StackError(f"{err}\nlast lines of {service}:\n{logs}") from err
 
     def start(self) -> dict[str, Any]:
+        self.ensure_engine()
         if not self.running():
             for name, port in (("emulator", self.cfg.emulator_port), ("frontend", self.cfg.frontend_port)):
                 if port_in_use(port):
                     raise StackError(f"port {port} ({name}) is already in use by another process. Stop it (`ss -ltnp | grep :{port}` "
                                      f"shows which) or choose another port: `make up {name.upper()}_PORT=<port>`")
-        env_file = self.cfg.root / ".env"
-        if not env_file.exists():
-            shutil.copy(self.cfg.root / ".env.example", env_file)
+        self.prepare_images()
         self.shared_dir.mkdir(parents=True, exist_ok=True)
-        log.info("docker-compose up (building images when missing)")
+        (self.shared_dir / "lambda").mkdir(exist_ok=True)
+        self.shared_dir.chmod(0o777)  # the emulator runs unprivileged and writes stack.json (0600) here
+        (self.shared_dir / "stack.json").unlink(missing_ok=True)
+        log.info("compose up (%s)", ", ".join(SERVICES))
         # compose waits for `service_healthy` dependencies itself; the healthchecks run beside it.
-        up = subprocess.Popen([*compose_command(), "up", "--detach", *SERVICES], cwd=self.cfg.root, env=self._env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        up = subprocess.Popen([*compose_command(), "--project-name", self.project, "up", "--detach", "--no-build", *SERVICES],
+                              cwd=self.cfg.root, env=self._env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         output: list[str] = []
         reader = threading.Thread(target=lambda: output.extend(up.stdout or []), daemon=True)
         reader.start()
         try:
             for service in SERVICES:
-                self._wait_healthy(service)
+                self._wait_healthy(service, self.cfg.ready_timeout_seconds * 3)
             if up.wait(timeout=self.cfg.ready_timeout_seconds) != 0:
-                raise StackError(f"docker-compose up failed (exit {up.returncode}):\n{''.join(output)[-3000:]}")
+                raise StackError(f"compose up failed (exit {up.returncode}):\n{''.join(output)[-3000:]}")
         finally:
             if up.poll() is None:
                 up.kill()
         reader.join(timeout=5)
         return json.loads((self.shared_dir / "stack.json").read_text())
 
-    def down(self) -> bool:
+    def down(self, purge: bool = False) -> bool:
+        """Containers and the network go; the emulator's state volume stays unless `purge` (make clean)."""
+        if not self._engine_answers() and not self._service_pidfile.exists():
+            return False
         was_running = self.running()
-        self.compose("down", "--remove-orphans", capture=False)
+        if self._engine_answers():
+            self.compose("--profile", "jobs", "down", "--remove-orphans", *(["--volumes"] if purge else []), capture=True, check=False)
+        self._stop_service()
         return was_running
 
     def processes(self) -> str:
@@ -125,9 +248,16 @@ class Compose(Runtime):
                 for name in SERVICES]
 
     def trainer(self, args: list[str]) -> str:
-        proc = subprocess.run([*compose_command(), "run", "--rm", "-T", "-e", f"DATASET_PREFIX={self.cfg.dataset_prefix}",
-                               "trainer", *args], cwd=self.cfg.root, env=self._env(), stdout=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
+        if "IMAGE_TAG" not in self._overrides:
+            self.prepare_images(announce=False)
+        proc = subprocess.Popen([*compose_command(), "--project-name", self.project, "run", "--rm", "-T",
+                                 "-e", f"DATASET_PREFIX={self.cfg.dataset_prefix}", "trainer", *args],
+                                cwd=self.cfg.root, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the trainer's progress and errors reach the terminal as they happen; compose's own chatter does not
+        relay = threading.Thread(target=_relay, args=(proc.stderr,), daemon=True)
+        relay.start()
+        out = proc.stdout.read() if proc.stdout else ""
+        relay.join()
+        if proc.wait() != 0:
             raise AlreadyReported(proc.returncode)
-        return proc.stdout
-
+        return out

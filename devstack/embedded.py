@@ -101,7 +101,8 @@ class Embedded(Runtime):
                 raise StackError(f"{err}\nlast lines of {cfg.logs_dir / 'frontend.log'}:\n{tail(cfg.logs_dir / 'frontend.log')}") from err
         return cfg.stack_info()
 
-    def down(self) -> bool:
+    def down(self, purge: bool = False) -> bool:
+        """`purge` is the caller's: the state lives in cfg.state_dir, which `make clean` deletes."""
         sup = self.supervisor
         with _exclusive(self.cfg):
             pid = sup.pid()

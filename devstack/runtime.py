@@ -90,8 +90,8 @@ class Runtime(ABC):
         """Bring the stack up and provision it; returns stack.json's content as the hooks wrote it."""
 
     @abstractmethod
-    def down(self) -> bool:
-        """Stop what `up` started (state is kept). False when nothing was running."""
+    def down(self, purge: bool = False) -> bool:
+        """Stop what `up` started; state is kept unless `purge`. False when nothing was running."""
 
     @abstractmethod
     def running(self) -> bool:

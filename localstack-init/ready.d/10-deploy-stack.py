@@ -59,7 +59,7 @@ def main() -> None:
 
     keys, sha256 = {}, {}
     hot_reload = os.environ.get("SOMMELIER_HOT_RELOAD_ROOT", "").strip()
-    if hot_reload:
+    if os.environ.get("SOMMELIER_LAMBDA_CODE_FROM", "bucket") == "hot-reload":
         # LocalStack's free edition: each function's code and dependencies are a folder on the Docker host
         # (built by compose's lambda-build service), mounted through the magic "hot-reload" bucket.
         code_bucket = "hot-reload"

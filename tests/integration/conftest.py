@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +17,11 @@ import pytest
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from devstack import runtime_for
+from devstack.compose import Compose
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
+from devstack.runtime import StackError
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class Stack:
     region: str
     outputs: dict[str, str]
     config: StackConfig | None  # set when this session runs the stack itself
+
+    @property
+    def runtime(self):
+        """The runtime running this stack (None for a stack started elsewhere)."""
+        return runtime_for(self.config) if self.config else None
 
     def client(self, service: str, **overrides: Any):
         """The one place tests build AWS clients."""
@@ -63,24 +69,22 @@ def _from_info(info: dict[str, Any], config: StackConfig | None) -> Stack:
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def docker_engine_answers() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0 if shutil.which("docker") else False
-
-
-def _compose_stack() -> Iterator[Stack]:
-    """The real docker-compose.yml, up through testcontainers (make test-compose)."""
-    if not docker_engine_answers():
-        pytest.skip("SOMMELIER_TEST_STACK=compose needs a Docker engine, and none answers here (`docker info` fails)")
-    from testcontainers.compose import DockerCompose
-
-    env_file = ROOT / ".env"
-    if not env_file.exists():
-        shutil.copy(ROOT / ".env.example", env_file)
-    (ROOT / ".sommelier" / "compose").mkdir(parents=True, exist_ok=True)
-    compose = DockerCompose(ROOT, build=True, wait=True, services=["localstack", "frontend"])
-    with compose:
-        subprocess.run(["docker", "compose", "run", "--rm", "trainer"], cwd=ROOT, check=True)
-        yield _from_info(json.loads((ROOT / ".sommelier" / "compose" / "stack.json").read_text()), None)
+def _compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The real docker-compose.yml through the compose runtime (`make test-compose`), on free ports:
+    Docker, or Podman's Docker API (started by the runtime when it is installed)."""
+    cfg = StackConfig(state_dir=tmp_path_factory.mktemp("compose"), emulator_port=free_port(), frontend_port=free_port(),
+                      stack="compose", stack_parameters="ChampionRefreshSeconds=2")
+    runtime = Compose(cfg)
+    try:
+        runtime.ensure_engine()
+    except StackError as err:
+        pytest.skip(f"SOMMELIER_TEST_STACK=compose needs a container engine: {err}")
+    try:
+        yield _from_info(runtime.up(), cfg)
+    finally:
+        runtime.down(purge=True)
+    # `make down` leaves nothing behind: the API service this runtime started is gone too
+    assert not runtime._service_pidfile.exists(), "the Podman API service's pid file outlived down"
 
 
 @pytest.fixture(scope="session")
@@ -90,10 +94,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield _from_info(json.loads(Path(external).read_text()), None)
         return
     if os.environ.get("SOMMELIER_TEST_STACK") == "compose":
-        yield from _compose_stack()
+        yield from _compose_stack(tmp_path_factory)
         return
     cfg = StackConfig(
-        state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port(),
+        stack="embedded", state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port(),
         # a promoted model is picked up within 2 s, so tests can watch hot-swaps
         stack_parameters="ChampionRefreshSeconds=2",
     )

@@ -33,7 +33,7 @@ def own(stack):
 
 def test_up_recorded_the_runtime_and_ports(own):
     recorded = json.loads(own.stack_info_file.read_text())
-    assert (recorded["runtime"], recorded["emulator_port"], recorded["frontend_port"]) == ("embedded", own.emulator_port, own.frontend_port)
+    assert (recorded["runtime"], recorded["emulator_port"], recorded["frontend_port"]) == (own.stack, own.emulator_port, own.frontend_port)
 
 
 def test_status_names_the_ports_and_the_model_served_without_flags(stack, own):

@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-from devstack.embedded import Embedded
-
 SCHEDULE = "rate(1 minute)"
 
 
@@ -56,7 +54,7 @@ def test_make_train_compares_families_and_records_the_decision(stack):
     if stack.config is None:
         pytest.skip("runs the trainer CLI against the embedded stack this session started")
     before = {m["version"] for m in _manifests(stack)}
-    Embedded(stack.config).trainer(["train"])
+    stack.runtime.trainer(["train"])
     new = [m for m in _manifests(stack) if m["version"] not in before and m["trigger"] == "cli"]
     assert len(new) == 1
     assert len({r["family"] for r in new[0]["metrics"]["cv"].values()}) >= 3

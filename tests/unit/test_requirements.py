@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = sorted((ROOT / "requirements").glob("*.txt"))
-TOP_LEVEL = [ROOT / "requirements/dev.in", *sorted(ROOT.glob("services/*/requirements.txt"))]
+TOP_LEVEL = [*sorted((ROOT / "requirements").glob("*.in")), *sorted(ROOT.glob("services/*/requirements.txt"))]
 REQUIREMENT_FILES = LOCKS + TOP_LEVEL
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)(\s*;.*)?$")
 LOCAL = [
@@ -35,7 +35,7 @@ def _lines(path: Path) -> list[tuple[int, str]]:
 
 
 def test_there_are_locks_and_top_level_pins():
-    assert {p.name for p in LOCKS} >= {"dev.txt", "predictor.txt", "trainer.txt", "frontend.txt"}
+    assert {p.name for p in LOCKS} >= {"dev.txt", "predictor.txt", "trainer.txt", "frontend.txt", "predictor-image.txt", "emulator.txt"}
     assert all(p.exists() for p in TOP_LEVEL)
 
 
@@ -65,14 +65,21 @@ def _pins(path: Path) -> dict[str, str]:
 
 def test_every_top_level_pin_is_in_the_locks_at_its_version():
     dev = _pins(ROOT / "requirements/dev.txt")
-    for source in TOP_LEVEL:
+    for source in [ROOT / "requirements/dev.in", *ROOT.glob("services/*/requirements.txt")]:
         for name, version in _pins(source).items():
             assert dev.get(name) == version, f"{source.relative_to(ROOT)} pins {name}=={version}, the dev lock has {dev.get(name)}: run `make lock`"
     for service in ("predictor", "trainer", "frontend"):
         lock = _pins(ROOT / f"requirements/{service}.txt")
         for name, version in _pins(ROOT / f"services/{service}/requirements.txt").items():
             assert lock.get(name) == version, f"requirements/{service}.txt has {name}=={lock.get(name)}, not {version}: run `make lock`"
-        assert all(dev.get(name) == version for name, version in lock.items()), f"{service}'s lock disagrees with the dev lock"
+    for lock_file in LOCKS:  # the images run what the tests ran
+        lock = _pins(lock_file)
+        clashes = {name: (version, dev[name]) for name, version in lock.items() if name in dev and dev[name] != version}
+        assert not clashes, f"{lock_file.name} disagrees with the dev lock: {clashes}"
+    for image in ("predictor-image", "emulator"):
+        lock = _pins(ROOT / f"requirements/{image}.txt")
+        for name, version in _pins(ROOT / f"requirements/{image}.in").items():
+            assert lock.get(name) == version, f"requirements/{image}.txt has {name}=={lock.get(name)}, not {version}: run `make lock`"
 
 
 def test_trainer_and_predictor_pin_the_same_scikit_learn():

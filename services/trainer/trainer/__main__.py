@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("LOG_FORMAT") == "json":  # the container (ECS task) logs JSON, like the function
         from aws_lambda_powertools import Logger
 
-        Logger(service="trainer")
+        Logger(service="trainer", stream=sys.stderr)  # stdout carries the JSON result
     else:  # a person at a terminal reads progress lines
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)

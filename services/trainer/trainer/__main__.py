@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from trainer import artifacts
 from trainer.config import Settings
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, artifacts.ArtifactError) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message
         return 2
+    except (BotoCoreError, ClientError) as err:  # S3 unreachable or refusing: say which, without a traceback
+        print(f"error: {err}", file=sys.stderr)  # noqa: T201
+        return 3
     return 0
 
 

@@ -25,10 +25,10 @@ API = "/2018-06-01/runtime/invocation"
 
 def _image() -> str:
     tag = subprocess.run(["bash", "containers/images.sh", "--tag"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    for candidate in (f"sommelier/predictor:{tag}", "sommelier/predictor:latest"):
-        if shutil.which("podman") and subprocess.run(["podman", "image", "inspect", candidate], capture_output=True).returncode == 0:
-            return candidate
-    pytest.skip("no predictor image here (Podman and `make images`; `make test-compose` builds it)")
+    image = f"sommelier/predictor:{tag}"  # this source tree's image, never an older one
+    if shutil.which("podman") and subprocess.run(["podman", "image", "inspect", image], capture_output=True).returncode == 0:
+        return image
+    pytest.skip(f"no {image} here (needs Podman and `make images`; `make test-compose` builds it)")
 
 
 class RuntimeApi:

@@ -23,7 +23,7 @@ endif
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock up down status logs info train promote rollback history metrics test test-unit test-integration \
-        images test-compose test-fresh bench lint clean
+        images deploy destroy deploy-rehearsal test-compose test-fresh bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +98,15 @@ images: ## build every image (predictor, trainer, frontend, emulator) tagged wit
 
 test-fresh: ## .ci/run on a clean clone of HEAD inside a fresh container (Podman; nothing of this machine's installs)
 	bash containers/test-fresh.sh
+
+deploy: install ## deploy to the AWS account of your credentials (AWS_PROFILE, AWS_REGION, DEPLOY_*; YES=1 skips the prompt)
+	@$(DEVSTACK) deploy $(if $(YES),--yes)
+
+destroy: install ## delete the deployed stacks (PURGE=1 also deletes the data, model and page buckets)
+	@$(DEVSTACK) destroy $(if $(YES),--yes) $(if $(PURGE),--purge)
+
+deploy-rehearsal: install ## make deploy end to end against a fresh emulator, the full suite against it, redeploy, destroy
+	@$(DEVSTACK) rehearse
 
 BENCH_FLAGS ?=
 bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png} (BENCH_FLAGS="--fresh-clone --make-test" adds those)

@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("rollback", help="restore the champion before the current one")
     history = sub.add_parser("history", help="every model version, newest first")
     history.add_argument("--json", action="store_true", help="machine-readable")
+    deploy = sub.add_parser("deploy", help="deploy the images and template to the AWS account of your credentials (DEPLOY_* settings)")
+    deploy.add_argument("--yes", action="store_true", help="execute change sets without asking")
+    destroy = sub.add_parser("destroy", help="delete the deployed stacks (data buckets kept unless --purge)")
+    destroy.add_argument("--yes", action="store_true")
+    destroy.add_argument("--purge", action="store_true", help="also empty and delete the data, model and page buckets")
+    sub.add_parser("rehearse", help="make deploy against a fresh emulator standing in for an account, then the full suite")
     metrics = sub.add_parser("metrics", help="the last hour's custom metrics")
     metrics.add_argument("--hours", type=float, default=1)
     metrics.add_argument("--png", type=Path)
@@ -107,6 +113,19 @@ def follow_logs(rt: Runtime, lines: int, raw: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command in ("deploy", "destroy"):
+        from devstack.deploy import DeployConfig, Deployer, prompt
+
+        deployer = Deployer(DeployConfig(), (lambda _: True) if args.yes else prompt)
+        if args.command == "deploy":
+            deployer.deploy()
+        else:
+            deployer.destroy(purge=args.purge)
+        return 0
+    if args.command == "rehearse":
+        from devstack.rehearsal import rehearse
+
+        return rehearse()
     cfg = StackConfig.resolve()
     rt = runtime_for(cfg)
     command = args.command

@@ -9,6 +9,7 @@ every name from environment variables.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import logging
@@ -36,12 +37,10 @@ def env(name: str) -> str:
 
 
 def session() -> boto3.session.Session:
-    # Inside the LocalStack container the emulator listens on localhost:4566;
-    # the embedded runner sets AWS_ENDPOINT_URL to its own port.
-    os.environ.setdefault("AWS_ENDPOINT_URL", "http://localhost:4566")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    return boto3.session.Session(region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    # Where the hooks provision is configuration: AWS_ENDPOINT_URL (the emulator container sets
+    # http://localhost:4566, the embedded runner its own port); unset, boto3 talks to AWS with the
+    # caller's credentials, as `make deploy` runs hooks 20-40.
+    return boto3.session.Session(region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1")
 
 
 def repo_root() -> pathlib.Path:
@@ -63,6 +62,18 @@ def build_bundle(package_dir: pathlib.Path) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, path.read_bytes())
     return buf.getvalue()
+
+
+def upload_bundles(s3, root: pathlib.Path, code_bucket: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Zip each function's package, content-addressed, into `code_bucket`: (keys, base64 sha256 as Lambda reports it)."""
+    keys, sha256 = {}, {}
+    for name in ("predictor", "trainer"):
+        bundle = build_bundle(root / "services" / name / name)
+        digest = hashlib.sha256(bundle)
+        keys[name] = f"lambda/{name}-{digest.hexdigest()[:16]}.zip"
+        sha256[name] = base64.b64encode(digest.digest()).decode()
+        upload_if_changed(s3, code_bucket, keys[name], bundle)
+    return keys, sha256
 
 
 def ensure_bucket(s3, name: str) -> None:

@@ -54,7 +54,7 @@ def unreachable_message(url: str, err: Exception) -> str:
     """One line: what did not answer, and (for the local stack) the command that fixes it."""
     reason = "connection refused" if "refused" in str(err) or "Could not connect" in str(err) else type(err).__name__
     info = _stack_info()
-    if info and url.startswith(info.get("aws_endpoint", "\0")):
+    if info and info.get("aws_endpoint") and url.startswith(info["aws_endpoint"]):
         return f"the local stack does not answer at {info['aws_endpoint']} ({reason}): start it with `make up`"
     return f"cannot reach the API at {url} ({reason})"
 
@@ -62,7 +62,7 @@ def unreachable_message(url: str, err: Exception) -> str:
 def aws_connection() -> dict[str, Any]:
     """boto3 client arguments: the local stack's emulator when one is found and AWS_ENDPOINT_URL is unset, else boto3's own."""
     info = _stack_info()
-    if info and not os.environ.get("AWS_ENDPOINT_URL"):
+    if info and info.get("aws_endpoint") and not os.environ.get("AWS_ENDPOINT_URL"):
         return {"endpoint_url": info["aws_endpoint"], "region_name": info["region"],
                 "aws_access_key_id": "test", "aws_secret_access_key": "test"}
     return {}

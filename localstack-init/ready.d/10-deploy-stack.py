@@ -4,8 +4,6 @@ Idempotent: bundles are content-addressed, an unchanged stack is left alone, and
 left failed by an interrupted run is deleted and created again.
 """
 
-import base64
-import hashlib
 import os
 import pathlib
 import sys
@@ -13,7 +11,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from botocore.exceptions import ClientError  # noqa: E402
-from hooklib import build_bundle, ensure_bucket, env, log, repo_root, session, stack_outputs, upload_if_changed  # noqa: E402
+from hooklib import ensure_bucket, env, log, repo_root, session, stack_outputs, upload_bundles  # noqa: E402
 
 _RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
 _WAITER_FOR = {
@@ -68,12 +66,7 @@ def main() -> None:
         log.info("Lambda code from hot-reload folders under %s", hot_reload)
     else:
         ensure_bucket(s3, code_bucket)
-        for name in ("predictor", "trainer"):
-            bundle = build_bundle(root / "services" / name / name)
-            digest = hashlib.sha256(bundle)
-            keys[name] = f"lambda/{name}-{digest.hexdigest()[:16]}.zip"
-            sha256[name] = base64.b64encode(digest.digest()).decode()  # as Lambda reports CodeSha256
-            upload_if_changed(s3, code_bucket, keys[name], bundle)
+        keys, sha256 = upload_bundles(s3, root, code_bucket)
 
     args = {
         "StackName": stack_name,

@@ -23,12 +23,14 @@ def main() -> None:
     apigw = aws.client("apigateway")
     key = apigw.get_api_key(apiKey=outputs["DemoApiKeyId"], includeValue=True)["value"]
     frontend_key = apigw.get_api_key(apiKey=outputs["FrontendApiKeyId"], includeValue=True)["value"]
-    public = env("SOMMELIER_PUBLIC_ENDPOINT").rstrip("/")
+    # An emulator serves the API under its own endpoint; in AWS (no SOMMELIER_PUBLIC_ENDPOINT) it is the stage's URL.
+    public = os.environ.get("SOMMELIER_PUBLIC_ENDPOINT", "").rstrip("/")
+    api_url = f"{public}/restapis/{outputs['RestApiId']}/{outputs['StageName']}/_user_request_" if public else outputs["ApiUrl"]
     info = {
         "stack_name": stack_name,
         "region": aws.region_name,
-        "aws_endpoint": public,
-        "api_url": f"{public}/restapis/{outputs['RestApiId']}/{outputs['StageName']}/_user_request_",
+        "aws_endpoint": public or None,
+        "api_url": api_url,
         "api_key": key,
         "frontend_api_key": frontend_key,
         "outputs": outputs,

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.smoke  # `make deploy` runs these against what it deployed
+
 
 def test_health_needs_no_key(stack):
     resp = stack.get("/health", key=None)

@@ -4,11 +4,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
+BOOTSTRAP = TEMPLATE.with_name("bootstrap.yaml")
 
 
-def test_the_template_passes_cfn_lint():
-    proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE)], capture_output=True, text=True)
+@pytest.mark.parametrize("template", [TEMPLATE, BOOTSTRAP], ids=lambda p: p.name)
+def test_the_templates_pass_cfn_lint(template):
+    proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

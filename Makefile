@@ -23,7 +23,7 @@ endif
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock up down status logs info train promote rollback history metrics test test-unit test-integration \
-        images deploy destroy deploy-rehearsal test-compose test-fresh bench lint clean
+        images deploy destroy train-task deploy-rehearsal test-compose test-fresh bench lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,6 +104,9 @@ deploy: install ## deploy to the AWS account of your credentials (AWS_PROFILE, A
 
 destroy: install ## delete the deployed stacks (PURGE=1 also deletes the data, model and page buckets)
 	@$(DEVSTACK) destroy $(if $(YES),--yes) $(if $(PURGE),--purge)
+
+train-task: install ## run the trainer image as the deployed stack's ECS Fargate task (RunTask) and follow its logs
+	@$(DEVSTACK) train-task
 
 deploy-rehearsal: install ## make deploy end to end against a fresh emulator, the full suite against it, redeploy, destroy
 	@$(DEVSTACK) rehearse

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     destroy = sub.add_parser("destroy", help="delete the deployed stacks (data buckets kept unless --purge)")
     destroy.add_argument("--yes", action="store_true")
     destroy.add_argument("--purge", action="store_true", help="also empty and delete the data, model and page buckets")
+    sub.add_parser("train-task", help="run the trainer image as the deployed stack's ECS Fargate task and follow its logs")
     sub.add_parser("rehearse", help="make deploy against a fresh emulator standing in for an account, then the full suite")
     metrics = sub.add_parser("metrics", help="the last hour's custom metrics")
     metrics.add_argument("--hours", type=float, default=1)
@@ -113,12 +114,14 @@ def follow_logs(rt: Runtime, lines: int, raw: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.command in ("deploy", "destroy"):
+    if args.command in ("deploy", "destroy", "train-task"):
         from devstack.deploy import DeployConfig, Deployer, prompt
 
-        deployer = Deployer(DeployConfig(), (lambda _: True) if args.yes else prompt)
+        deployer = Deployer(DeployConfig(), (lambda _: True) if getattr(args, "yes", False) else prompt)
         if args.command == "deploy":
             deployer.deploy()
+        elif args.command == "train-task":
+            return deployer.train_task()
         else:
             deployer.destroy(purge=args.purge)
         return 0

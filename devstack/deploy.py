@@ -52,6 +52,8 @@ class DeployConfig(BaseSettings):
     image_tag: str = ""  # default: the tag `make images` gives this source tree
     stack_parameters: str = ""  # extra template parameters, Key=Value,Key=Value
     smoke: bool = True
+    canary: bool = True  # new predictor versions through CodeDeploy (10 % for 5 minutes, alarms roll back); emulators have none
+    task_subnets: str = ""  # comma-separated subnets for `make train-task` (default: the default VPC's)
 
     @property
     def bootstrap_name(self) -> str:
@@ -219,6 +221,7 @@ class Deployer:
             "PredictorCodeKey": keys["predictor"], "PredictorCodeSha256": sha256["predictor"], "TrainerCodeKey": keys["trainer"],
             "DatasetPrefix": cfg.dataset_prefix, "DatasetName": cfg.dataset_prefix.strip("/").rsplit("/", 1)[-1],
             "TrainerImageUri": images["trainer"],
+            "CanaryDeployments": "true" if cfg.canary else "false",
             "PredictorImageUri": images["predictor"] if cfg.functions_from == "image" and cfg.images else "",
         }
         for pair in filter(None, cfg.stack_parameters.split(",")):
@@ -272,6 +275,41 @@ class Deployer:
         if resp.get("FunctionError"):
             raise StackError(f"the training function failed: {body[:1500]}")
         print(f"    {body[:300]}")
+
+    def train_task(self) -> int:
+        """Run the trainer image as the ECS Fargate task the template defines and follow its logs; returns its exit code."""
+        outputs = self.outputs(self.cfg.stack_name)
+        if "TrainerTaskDefinitionArn" not in outputs:
+            raise StackError("the deployed stack has no training task (deployed with DEPLOY_IMAGES=false?): `make deploy` with images first")
+        subnets = [s for s in self.cfg.task_subnets.split(",") if s] or [
+            s["SubnetId"] for s in self.session.client("ec2").describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]]
+        if not subnets:
+            raise StackError("no subnet to run the task in: set DEPLOY_TASK_SUBNETS (the account has no default VPC)")
+        ecs, logs = self.session.client("ecs"), self.session.client("logs")
+        step(f"RunTask {outputs['TrainerTaskDefinitionArn']} on {outputs['TrainerClusterName']}")
+        run = ecs.run_task(cluster=outputs["TrainerClusterName"], taskDefinition=outputs["TrainerTaskDefinitionArn"], launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "assignPublicIp": "ENABLED"}})
+        if run.get("failures"):
+            raise StackError(f"RunTask failed: {run['failures']}")
+        task = run["tasks"][0]["taskArn"]
+        stream = f"trainer/trainer/{task.rsplit('/', 1)[-1]}"
+        token, deadline = None, time.monotonic() + 3 * 3600
+        while time.monotonic() < deadline:
+            status = ecs.describe_tasks(cluster=outputs["TrainerClusterName"], tasks=[task])["tasks"][0]
+            try:
+                kwargs = {"logGroupName": outputs["TrainerTaskLogGroupName"], "logStreamName": stream, "startFromHead": True}
+                page = logs.get_log_events(**kwargs, **({"nextToken": token} if token else {}))
+                for event in page["events"]:
+                    print(event["message"], flush=True)
+                token = page["nextForwardToken"]
+            except logs.exceptions.ResourceNotFoundException:
+                pass  # the stream appears once the container starts
+            if status["lastStatus"] == "STOPPED":
+                code = status["containers"][0].get("exitCode", 1)
+                step(f"task stopped: exit {code} ({status.get('stoppedReason', '')})")
+                return int(code)
+            time.sleep(5)  # a person watching a multi-minute task: one poll every 5 s
+        raise StackError(f"task {task} still running after 3 hours")
 
     def destroy(self, purge: bool) -> None:
         """The main stack goes; its dataset and model buckets (retained by the template) and the bootstrap

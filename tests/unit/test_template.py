@@ -21,3 +21,16 @@ def test_cfn_lint_catches_a_broken_template(tmp_path):
     broken.write_text(TEMPLATE.read_text().replace("!GetAtt TrainingScheduleRule.Arn", "!GetAtt NoSuchRule.Arn"))
     proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(broken)], capture_output=True, text=True)
     assert proc.returncode != 0 and "NoSuchRule" in proc.stdout
+
+
+def test_the_deploy_policy_covers_every_service_the_templates_use():
+    import json
+    import re
+
+    policy = json.loads((TEMPLATE.parent / "deploy-policy.json").read_text())
+    allowed = {a.split(":")[0] for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    used = {m.lower() for t in (TEMPLATE, BOOTSTRAP) for m in re.findall(r"Type: AWS::(\w+)::", t.read_text())}
+    missing = used - allowed
+    assert not missing, f"infra/deploy-policy.json grants nothing for {sorted(missing)}"
+    assert all(st["Resource"] != "*" or st["Sid"] in {"WhoAmI", "ChangeSetTransforms", "Registry", "DescribeLogGroups", "TaskDefinitions"}
+               for st in policy["Statement"]), "a new wildcard resource: scope it to the prefix, or say why"

@@ -28,7 +28,7 @@ endif
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: requirements/dev.txt pyproject.toml $(wildcard client/sommelier_client/*.py)
+$(VENV)/.installed: requirements/dev.txt requirements/checkov.txt pyproject.toml $(wildcard client/sommelier_client/*.py)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required: make PYTHON=python3.11 ...")'
 	@# a venv without pip is what a failed `python3 -m venv` leaves (no ensurepip): start it again
 	@test -x $(VENV)/bin/pip || $(PYTHON) -m venv --clear $(VENV)
@@ -36,6 +36,9 @@ $(VENV)/.installed: requirements/dev.txt pyproject.toml $(wildcard client/sommel
 	@# the client + `sommelier` command, as a regular (not editable) install; rebuilt when client/ changes
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build client/*.egg-info
+	@# checkov (template lint in make test) in a venv of its own: its dependencies never constrain ours
+	@test -x .venv-checkov/bin/pip || $(PYTHON) -m venv --clear .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv with every locked dependency (requirements/dev.txt)
@@ -49,6 +52,7 @@ lock: ## regenerate the lock files in requirements/ from the top-level pins (pip
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/frontend.txt services/frontend/requirements.txt
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/predictor-image.txt requirements/predictor-image.in
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/emulator.txt requirements/emulator.in
+	$(PIP_COMPILE) -o requirements/checkov.txt requirements/checkov.in
 
 up: install ## start the whole stack and print how to use it (STACK=embedded|compose, EMULATOR_PORT=, FRONTEND_PORT=)
 	@$(DEVSTACK) up

@@ -34,3 +34,25 @@ def test_the_deploy_policy_covers_every_service_the_templates_use():
     assert not missing, f"infra/deploy-policy.json grants nothing for {sorted(missing)}"
     assert all(st["Resource"] != "*" or st["Sid"] in {"WhoAmI", "ChangeSetTransforms", "Registry", "DescribeLogGroups", "TaskDefinitions"}
                for st in policy["Statement"]), "a new wildcard resource: scope it to the prefix, or say why"
+
+
+CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
+
+
+def test_checkov_finds_nothing_but_the_accepted_findings():
+    import json
+
+    import yaml
+
+    if not CHECKOV.exists():
+        pytest.skip("checkov is not installed (`make install` puts it in .venv-checkov)")
+    proc = subprocess.run([str(CHECKOV), "-f", str(TEMPLATE), "-f", str(BOOTSTRAP), "--framework", "cloudformation", "--quiet",
+                           "--compact", "-o", "json"], capture_output=True, text=True)
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = {(c["check_id"], c["resource"].split(".", 1)[1]) for r in reports for c in r["results"]["failed_checks"]}
+    accepted_doc = yaml.safe_load((TEMPLATE.parent / "checkov-accepted.yaml").read_text())
+    accepted = {(check, resource) for check, entry in accepted_doc.items() for resource in entry["resources"]}
+    assert all(entry["reason"].strip() for entry in accepted_doc.values())
+    assert not failed - accepted, f"new checkov findings (fix them, or accept them with a reason in infra/checkov-accepted.yaml): {sorted(failed - accepted)}"
+    assert not accepted - failed, f"accepted findings that checkov no longer reports (remove them): {sorted(accepted - failed)}"

@@ -22,7 +22,7 @@ export SOMMELIER_STACK := $(STACK)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock up down status logs info train promote rollback history metrics test test-unit test-integration \
+.PHONY: help install lock up down status logs info train promote rollback canary-evaluate history metrics test test-unit test-integration \
         images deploy destroy train-task deploy-rehearsal test-compose test-fresh bench lint clean
 
 help: ## list the targets
@@ -78,6 +78,9 @@ promote: install ## make VERSION=<model version> the champion (artifacts verifie
 
 rollback: install ## restore the champion before the current one
 	@$(DEVSTACK) rollback
+
+canary-evaluate: install ## promote the candidate model on trial, or roll it back, on live evidence (also every 5 minutes)
+	@$(DEVSTACK) canary-evaluate
 
 history: install ## every model version: scores, gate decision, champion marker (JSON=1 for scripts)
 	@$(DEVSTACK) history $(if $(JSON),--json)

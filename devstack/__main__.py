@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
     promote.add_argument("version")
     sub.add_parser("rollback", help="restore the champion before the current one")
+    sub.add_parser("canary-evaluate", help="promote the candidate model on trial, or roll it back, on live evidence")
     history = sub.add_parser("history", help="every model version, newest first")
     history.add_argument("--json", action="store_true", help="machine-readable")
     deploy = sub.add_parser("deploy", help="deploy the images and template to the AWS account of your credentials (DEPLOY_* settings)")
@@ -175,6 +176,11 @@ def run(args: argparse.Namespace) -> int:
     elif command == "rollback":
         pointer = json.loads(rt.trainer(["rollback"]))
         print(f"rolled back: the champion is {pointer['version']} again ({pointer['reason']})\n{_served_by(rt, pointer['version'])}")
+    elif command == "canary-evaluate":
+        outcome = json.loads(rt.trainer(["canary-evaluate"]))
+        print({"none": "no candidate on trial", "wait": f"candidate {outcome.get('version')}: no decision yet ({outcome['reason']})",
+               "promote": f"candidate {outcome.get('version')} promoted: {outcome['reason']}",
+               "rollback": f"candidate {outcome.get('version')} rolled back: {outcome['reason']}"}[outcome["decision"]])
     elif command == "history":
         rows = json.loads(rt.trainer(["history"]))
         print(json.dumps(rows, indent=2) if args.json else history_table(rows))

@@ -251,7 +251,10 @@ class Compose(Runtime):
         if "IMAGE_TAG" not in self._overrides:
             self.prepare_images(announce=False)
         proc = subprocess.Popen([*compose_command(), "--project-name", self.project, "run", "--rm", "-T",
-                                 "-e", f"DATASET_PREFIX={self.cfg.dataset_prefix}", "trainer", *args],
+                                 "-e", f"DATASET_PREFIX={self.cfg.dataset_prefix}",
+                                 # the trainer's canary settings, as the embedded runtime passes its environment on
+                                 *[f"--env={k}={v}" for k, v in os.environ.items() if k.startswith("CANARY_")],
+                                 "trainer", *args],
                                 cwd=self.cfg.root, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # the trainer's progress and errors reach the terminal as they happen; compose's own chatter does not
         relay = threading.Thread(target=_relay, args=(proc.stderr,), daemon=True)

@@ -49,7 +49,7 @@ def rehearse() -> int:
                    "DEPLOY_STACK_NAME": "sommelier", "DEPLOY_FUNCTIONS_FROM": "zip", "DEPLOY_CANARY": "false",
                    "DEPLOY_REGISTRY": f"127.0.0.1:{cfg.emulator_port}",
                    # the suite's hot-swap tests watch a promotion within seconds
-                   "DEPLOY_STACK_PARAMETERS": "ChampionRefreshSeconds=2", "DEPLOY_IMAGES": os.environ.get("DEPLOY_IMAGES", "true")}
+                   "DEPLOY_STACK_PARAMETERS": "ChampionRefreshSeconds=2,CanaryPercent=0", "DEPLOY_IMAGES": os.environ.get("DEPLOY_IMAGES", "true")}
             deploy = [sys.executable, "-m", "devstack", "deploy", "--yes"]
             _run(f"make deploy into the emulator at {cfg.endpoint}", deploy, env)
             info = ROOT / ".sommelier" / "deploy" / "sommelier.json"

@@ -73,7 +73,7 @@ def _compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real docker-compose.yml through the compose runtime (`make test-compose`), on free ports:
     Docker, or Podman's Docker API (started by the runtime when it is installed)."""
     cfg = StackConfig(state_dir=tmp_path_factory.mktemp("compose"), emulator_port=free_port(), frontend_port=free_port(),
-                      stack="compose", stack_parameters="ChampionRefreshSeconds=2")
+                      stack="compose", stack_parameters="ChampionRefreshSeconds=2,CanaryPercent=0")
     runtime = Compose(cfg)
     try:
         runtime.ensure_engine()
@@ -99,7 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cfg = StackConfig(
         stack="embedded", state_dir=tmp_path_factory.mktemp("stack"), emulator_port=free_port(), frontend_port=free_port(),
         # a promoted model is picked up within 2 s, so tests can watch hot-swaps
-        stack_parameters="ChampionRefreshSeconds=2",
+        stack_parameters="ChampionRefreshSeconds=2,CanaryPercent=0",
     )
     try:
         info = Embedded(cfg).up()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -43,6 +44,7 @@ class Deps:
     logger: Any
     clock: Callable[[], float] = time.time
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    draw: Callable[[], float] = random.random  # which model answers a prediction when a candidate is on trial
 
 
 @dataclass
@@ -120,7 +122,7 @@ def _now_iso(ts: float) -> str:
 def predict(req: Request) -> tuple[int, dict[str, Any]]:
     deps = req.deps
     body = parse_body(req.event)
-    model = deps.store.current()
+    model = deps.store.for_prediction(deps.draw())
     req.model_version = model.version
     records, single = extract_records(body, model, deps.settings.max_batch)
     req.records = len(records)
@@ -343,7 +345,8 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
         status, code = 500, "internal_error"
         body = error_body(request_id, code, "internal error; quote the request id when reporting it")
     latency_ms = (time.perf_counter() - started) * 1000
-    deps.metrics.publish(deps.metrics.request(route, status, latency_ms, None if code == "ok" else code) + req.metric_data)
+    deps.metrics.publish(deps.metrics.request(route, status, latency_ms, None if code == "ok" else code, req.model_version)
+                         + req.metric_data)
     deps.logger.info(
         "request",
         extra={

@@ -50,10 +50,16 @@ class Metrics:
         self.low_confidence = low_confidence
         self.failures = 0
 
-    def request(self, route: str, status: int, latency_ms: float, error_code: str | None) -> list[dict[str, Any]]:
+    def request(self, route: str, status: int, latency_ms: float, error_code: str | None,
+                model_version: str | None = None) -> list[dict[str, Any]]:
         data = _datum("Requests", {"Route": route}, "Count", [1])
         data += _datum("Latency", {"Route": route}, "Milliseconds", [round(latency_ms, 3)])
         data += _datum("ServerError", {}, "Count", [1 if status >= 500 else 0])
+        if model_version and route == "/predict":  # per model: what a canary evaluation compares
+            version = {"ModelVersion": model_version}
+            data += _datum("Requests", version, "Count", [1])
+            data += _datum("Latency", version, "Milliseconds", [round(latency_ms, 3)])
+            data += _datum("ServerError", version, "Count", [1 if status >= 500 else 0])
         if error_code:
             data += _datum("Errors", {"ErrorType": error_code}, "Count", [1])
         return data
@@ -63,6 +69,7 @@ class Metrics:
         confidences = [r["confidence"] for r in results]
         data = _datum("PredictionConfidence", {"ModelVersion": model_version}, "None", [round(c, 3) for c in confidences])
         data += _datum("LowConfidence", {}, "Count", [1 if c < self.low_confidence else 0 for c in confidences])
+        data += _datum("LowConfidence", {"ModelVersion": model_version}, "Count", [1 if c < self.low_confidence else 0 for c in confidences])
         for label, n in Counter(r["label"] for r in results).items():
             data += [{"MetricName": "Predictions", "Dimensions": [{"Name": "ModelVersion", "Value": model_version},
                       {"Name": "Class", "Value": label}], "Unit": "Count", "Value": float(n)}]

@@ -3,7 +3,9 @@
 Artifacts are unpickled only after their sha256 matches the manifest and the manifest's
 scikit-learn version matches the one installed here. The champion pointer is re-read at
 most every `refresh_seconds`; a newly promoted model replaces the cached one between
-requests, and a broken new one never replaces a working one.
+requests, and a broken new one never replaces a working one. A candidate pointer, when there is
+one, names a model served to a share of predictions (a canary); a candidate that cannot be
+loaded is simply not served.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from predictor.validation import RecordValidator
 
 CHAMPION_KEY = "champion.json"
+CANDIDATE_KEY = "candidate.json"  # a model on trial: served to `percent` % of predictions until an evaluator decides
 log = logging.getLogger(__name__)
 
 
@@ -93,6 +96,8 @@ class ModelStore:
         self._clock = clock
         self._model: LoadedModel | None = None
         self._checked_at = float("-inf")
+        self._candidate: LoadedModel | None = None
+        self._candidate_percent = 0.0
 
     @property
     def loaded_version(self) -> str | None:
@@ -111,6 +116,7 @@ class ModelStore:
         except BotoCoreError as err:
             return self._keep_serving(err)
         self._checked_at = now
+        self._refresh_candidate()
         version = pointer["version"]
         if self._model is not None and self._model.version == version:
             return self._model
@@ -124,6 +130,37 @@ class ModelStore:
             return self._model
         log.info("loaded model %s", version)
         return self._model
+
+    def for_prediction(self, draw: float) -> LoadedModel:
+        """The model that answers one prediction request: the candidate for draws under its share, else the champion.
+        `draw` is uniform in [0, 1) (random.random() in the handler; fixed values in tests)."""
+        champion = self.current()
+        if self._candidate is not None and self._candidate.version != champion.version and draw * 100 < self._candidate_percent:
+            return self._candidate
+        return champion
+
+    @property
+    def candidate(self) -> tuple[str, float] | None:
+        return (self._candidate.version, self._candidate_percent) if self._candidate else None
+
+    def _refresh_candidate(self) -> None:
+        try:
+            pointer = json.loads(_read(self._s3, self._bucket, CANDIDATE_KEY))
+        except ClientError as err:
+            if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+                self._candidate, self._candidate_percent = None, 0.0
+            return  # unreadable now: keep what we had
+        except BotoCoreError:
+            return
+        try:
+            percent = min(max(float(pointer.get("percent", 0)), 0.0), 100.0)
+            if self._candidate is None or self._candidate.version != pointer["version"]:
+                self._candidate = load_model(self._s3, self._bucket, pointer["version"])
+                log.info("loaded candidate %s for %g%% of predictions", pointer["version"], percent)
+            self._candidate_percent = percent
+        except (ArtifactRejected, ClientError, KeyError, ValueError, TypeError) as err:
+            log.error("refused candidate %s: %s", pointer.get("version"), err)
+            self._candidate, self._candidate_percent = None, 0.0
 
     def _keep_serving(self, err: Exception) -> LoadedModel:
         if self._model is None:

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("rollback", help="restore the champion before the current one")
     sub.add_parser("history", help="every model version (scores, gate decision, champion marker), newest first")
     sub.add_parser("champions", help="every champion pointer ever written, newest first")
+    sub.add_parser("canary-evaluate", help="promote the candidate on trial, or roll it back, on live evidence")
     args = parser.parse_args(argv or None)
     command = args.command or "train"
     if os.environ.get("LOG_FORMAT") == "json":  # the container (ECS task) logs JSON, like the function
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                                      previous=target.get("previous")))
         elif command == "history":
             _print(artifacts.versions(s3, settings.model_bucket))
+        elif command == "canary-evaluate":
+            from trainer.canary import evaluate
+
+            _print(evaluate(settings, s3, boto3.client("cloudwatch"), datetime.now(UTC)))
         elif command == "champions":
             _print(artifacts.history(s3, settings.model_bucket))
     except (DataError, artifacts.ArtifactError) as err:

@@ -16,6 +16,7 @@ import joblib
 from botocore.exceptions import ClientError
 
 CHAMPION_KEY = "champion.json"
+CANDIDATE_KEY = "candidate.json"  # a model on trial (the model canary); the predictor serves it to `percent` % of predictions
 
 
 def dump(obj: Any) -> bytes:
@@ -61,6 +62,33 @@ def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previo
     }
     put_json(s3, bucket, CHAMPION_KEY, pointer)  # the bucket is versioned: every pointer is kept
     return pointer
+
+
+def read_candidate(s3, bucket: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=CANDIDATE_KEY)["Body"].read())
+    except ClientError as err:
+        if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            return None
+        raise
+
+
+def propose(s3, bucket: str, version: str, percent: float, reason: str, since: str, champion: str | None) -> dict[str, Any]:
+    """Put `version` on trial beside the champion: the predictor serves it to `percent` % of predictions."""
+    pointer = {"version": version, "percent": percent, "since": since, "reason": reason, "champion": champion}
+    put_json(s3, bucket, CANDIDATE_KEY, pointer)
+    return pointer
+
+
+def withdraw(s3, bucket: str) -> None:
+    s3.delete_object(Bucket=bucket, Key=CANDIDATE_KEY)
+
+
+def record_canary(s3, bucket: str, version: str, decision: dict[str, Any]) -> None:
+    """Add the canary's decision to the version's manifest (the bucket keeps the manifest as it was, too)."""
+    manifest = read_manifest(s3, bucket, version)
+    manifest["canary"] = decision
+    put_json(s3, bucket, f"models/{version}/manifest.json", manifest)
 
 
 class ArtifactError(Exception):

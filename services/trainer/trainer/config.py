@@ -17,6 +17,15 @@ class Settings(BaseSettings):
     accuracy_floor: float = Field(0.7, ge=0, le=1, description="a challenger below this holdout accuracy is never promoted")
     regression_tolerance: float = Field(0.02, ge=0, le=1, description="how much macro F1 a challenger may lose to the champion")
     families: str = Field("", description="comma-separated candidate names to compare; empty compares all")
+    # The model canary: a challenger that passes the gate first serves this share of predictions; the
+    # evaluator (`canary-evaluate`, scheduled) then promotes or rolls it back on live evidence. 0: promote at once.
+    canary_percent: float = Field(0, ge=0, le=100)
+    canary_min_requests: int = Field(30, ge=1, description="candidate requests needed before any decision")
+    canary_max_error_rate_increase: float = Field(0.01, ge=0, le=1)
+    canary_latency_factor: float = Field(1.5, ge=1, description="candidate p99 may be this times the champion's (+20 ms)")
+    canary_max_low_confidence_increase: float = Field(0.10, ge=0, le=1)
+    canary_min_feedback: int = Field(10, ge=1, description="feedback per model before accuracy counts")
+    canary_max_accuracy_drop: float = Field(0.05, ge=0, le=1)
 
     @property
     def feedback_prefix(self) -> str:

@@ -21,6 +21,12 @@ cloudwatch = boto3.client("cloudwatch")
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     trigger = event.get("trigger", "schedule") if isinstance(event, dict) else "schedule"
+    if isinstance(event, dict) and event.get("action") == "canary-evaluate":  # its own schedule rule
+        from datetime import UTC, datetime
+
+        from trainer.canary import evaluate
+
+        return evaluate(settings, s3, cloudwatch, datetime.now(UTC))
     try:
         outcome = run(settings, s3, cloudwatch, trigger=trigger)
     except DataError as err:

@@ -243,8 +243,16 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
                  "accuracy_floor": settings.accuracy_floor, "regression_tolerance": settings.regression_tolerance},
         "timings": {"fit_seconds": fit_seconds, "total_seconds": time.perf_counter() - started},
     }
+    canary = decision and champion is not None and settings.canary_percent > 0
+    if canary:  # the gate passed; live traffic decides the rest
+        manifest["gate"].update({"promoted": False, "candidate": True,
+                                 "reason": f"{reason}; on trial as a candidate for {settings.canary_percent:g}% of predictions"})
     artifacts.put_json(s3, settings.model_bucket, prefix + "manifest.json", manifest)
-    if decision:
+    if canary:
+        artifacts.propose(s3, settings.model_bucket, version, settings.canary_percent, reason, now.isoformat(), champion["version"])
+        log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, reason)
+        decision = False
+    elif decision:
         artifacts.promote(s3, settings.model_bucket, version, reason, now.isoformat())
         log.info("promoted %s: %s", version, reason)
     else:

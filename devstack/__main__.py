@@ -165,24 +165,24 @@ def run(args: argparse.Namespace) -> int:
             lines = [line for line in (m if args.raw else render(m) for m in rt.function_logs(args.lines)) if line]
             print("\n".join(lines) or "(no log events yet)")
     elif command == "train":
-        result = json.loads(rt.trainer(["train", *(["--no-promote"] if args.no_promote else [])]))
+        result = rt.trainer_result(["train", *(["--no-promote"] if args.no_promote else [])])
         verdict = "promoted" if result["promoted"] else "not promoted"
         print(f"model {result['version']}: {verdict} ({result['reason']})")
         if result["promoted"]:
             print(_served_by(rt, result["version"]))
     elif command == "promote":
-        pointer = json.loads(rt.trainer(["promote", args.version]))
+        pointer = rt.trainer_result(["promote", args.version])
         print(f"champion: {pointer['version']} (was {pointer.get('previous')})\n{_served_by(rt, pointer['version'])}")
     elif command == "rollback":
-        pointer = json.loads(rt.trainer(["rollback"]))
+        pointer = rt.trainer_result(["rollback"])
         print(f"rolled back: the champion is {pointer['version']} again ({pointer['reason']})\n{_served_by(rt, pointer['version'])}")
     elif command == "canary-evaluate":
-        outcome = json.loads(rt.trainer(["canary-evaluate"]))
+        outcome = rt.trainer_result(["canary-evaluate"])
         print({"none": "no candidate on trial", "wait": f"candidate {outcome.get('version')}: no decision yet ({outcome['reason']})",
                "promote": f"candidate {outcome.get('version')} promoted: {outcome['reason']}",
                "rollback": f"candidate {outcome.get('version')} rolled back: {outcome['reason']}"}[outcome["decision"]])
     elif command == "history":
-        rows = json.loads(rt.trainer(["history"]))
+        rows = rt.trainer_result(["history"])
         print(json.dumps(rows, indent=2) if args.json else history_table(rows))
     elif command == "metrics":
         from sommelier_client.observe import chart, fetch

@@ -253,7 +253,7 @@ class Compose(Runtime):
         proc = subprocess.Popen([*compose_command(), "--project-name", self.project, "run", "--rm", "-T",
                                  "-e", f"DATASET_PREFIX={self.cfg.dataset_prefix}",
                                  # the trainer's canary settings, as the embedded runtime passes its environment on
-                                 *[f"--env={k}={v}" for k, v in os.environ.items() if k.startswith("CANARY_")],
+                                 *[arg for k, v in os.environ.items() if k.startswith("CANARY_") for arg in ("-e", f"{k}={v}")],
                                  "trainer", *args],
                                 cwd=self.cfg.root, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # the trainer's progress and errors reach the terminal as they happen; compose's own chatter does not

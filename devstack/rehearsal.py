@@ -19,6 +19,7 @@ from pathlib import Path
 import boto3
 
 from devstack.config import ROOT, StackConfig
+from devstack.embedded import Embedded
 from devstack.runtime import StackError, http_ok, wait_until
 from devstack.supervisor import Supervisor
 
@@ -67,6 +68,6 @@ def rehearse() -> int:
             if stacks or buckets:
                 raise StackError(f"destroy --purge left stacks {stacks} and buckets {buckets} behind")
         finally:
-            account.ctl("shutdown", check=False)
+            Embedded(cfg).down()  # waits until the emulator has saved and exited, before the folder goes
     print("\nrehearsal passed: deployed from nothing, full suite green, second deploy changed nothing, destroyed")
     return 0

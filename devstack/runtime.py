@@ -111,6 +111,13 @@ class Runtime(ABC):
         stderr as it happens, its result (JSON on stdout) is returned."""
 
     # --- shared ---------------------------------------------------------------------------------
+    def trainer_result(self, args: list[str]) -> Any:
+        """The trainer CLI's JSON result; an empty one is an error that says so, not a JSON traceback."""
+        out = self.trainer(args)
+        if not out.strip():
+            raise StackError(f"the trainer printed no result for `{' '.join(args)}`; its messages are above")
+        return json.loads(out)
+
     def up(self) -> dict[str, Any]:
         info = self.start()
         self.record(info)
@@ -165,7 +172,7 @@ class Runtime(ABC):
 
     def ensure_model(self) -> None:
         log.info("making sure a model is promoted")
-        result = json.loads(self.trainer(["train", "--if-no-champion"]))
+        result = self.trainer_result(["train", "--if-no-champion"])
         if result.get("reason") == "champion exists":
             log.info("champion %s is promoted", result["version"])
         else:

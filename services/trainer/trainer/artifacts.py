@@ -35,13 +35,17 @@ def put_json(s3, bucket: str, key: str, doc: dict[str, Any]) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc, indent=2, sort_keys=True).encode(), ContentType="application/json")
 
 
-def read_champion(s3, bucket: str) -> dict[str, Any] | None:
+def _read_pointer(s3, bucket: str, key: str) -> dict[str, Any] | None:
     try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=CHAMPION_KEY)["Body"].read())
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as err:
         if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
             return None
         raise
+
+
+def read_champion(s3, bucket: str) -> dict[str, Any] | None:
+    return _read_pointer(s3, bucket, CHAMPION_KEY)
 
 
 def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
@@ -65,12 +69,7 @@ def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previo
 
 
 def read_candidate(s3, bucket: str) -> dict[str, Any] | None:
-    try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=CANDIDATE_KEY)["Body"].read())
-    except ClientError as err:
-        if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
-            return None
-        raise
+    return _read_pointer(s3, bucket, CANDIDATE_KEY)
 
 
 def propose(s3, bucket: str, version: str, percent: float, reason: str, since: str, champion: str | None) -> dict[str, Any]:

@@ -69,12 +69,12 @@ info: install ## how to use the running stack (API URL, key, frontend)
 logs: install ## emulator, frontend and predictor-function logs (FOLLOW=1 keeps following)
 	@$(DEVSTACK) logs $(if $(FOLLOW),--follow)
 
-train: install ## train on the running stack (DATASET_PREFIX= another dataset): compare, evaluate, promote if the gate passes
-	@$(DEVSTACK) train $(if $(DATASET_PREFIX),--dataset-prefix $(DATASET_PREFIX))
+train: install ## train on the running stack (DATASET=name: datasets/<name> in the dataset bucket): compare, evaluate, gate
+	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(DEVSTACK) train
 
 promote: install ## make VERSION=<model version> the champion (artifacts verified first)
 	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<model version>  (make history lists them)"; exit 2; }
-	@$(DEVSTACK) promote "$(VERSION)"
+	@$(DEVSTACK) promote "$(VERSION)" $(if $(YES),--yes)
 
 rollback: install ## restore the champion before the current one
 	@$(DEVSTACK) rollback

@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-promote", action="store_true")
     promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
     promote.add_argument("version")
+    promote.add_argument("--yes", action="store_true", help="confirm a promotion that changes the API's input or classes")
     sub.add_parser("rollback", help="restore the champion before the current one")
     sub.add_parser("canary-evaluate", help="promote the candidate model on trial, or roll it back, on live evidence")
     history = sub.add_parser("history", help="every model version, newest first")
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         if result["promoted"]:
             print(_served_by(rt, result["version"]))
     elif command == "promote":
-        pointer = rt.trainer_result(["promote", args.version])
+        pointer = rt.trainer_result(["promote", args.version, *(["--yes"] if args.yes else [])])
         print(f"champion: {pointer['version']} (was {pointer.get('previous')})\n{_served_by(rt, pointer['version'])}")
     elif command == "rollback":
         pointer = rt.trainer_result(["rollback"])

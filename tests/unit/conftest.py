@@ -57,6 +57,14 @@ def trained(s3, trainer_settings) -> trainer_train.Outcome:
 
 
 @pytest.fixture
+def cli_env(monkeypatch) -> None:
+    """The trainer CLI's settings, as the ECS task's environment gives them."""
+    for name, value in {"DATASET_BUCKET": DATASET_BUCKET, "DATASET_PREFIX": PREFIX, "MODEL_BUCKET": MODEL_BUCKET, "CV_FOLDS": "3",
+                        "FAMILIES": "logistic_regression_c1"}.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
 def example() -> dict:
     import json
 

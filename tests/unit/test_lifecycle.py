@@ -151,15 +151,6 @@ def test_a_differently_shaped_dataset_trains_and_serves(aws):
     assert model.pipeline.predict_proba(unseen).shape == (1, 4)
 
 
-@pytest.fixture
-def cli_env(monkeypatch):
-    monkeypatch.setenv("DATASET_BUCKET", DATASET_BUCKET)
-    monkeypatch.setenv("DATASET_PREFIX", PREFIX)
-    monkeypatch.setenv("MODEL_BUCKET", MODEL_BUCKET)
-    monkeypatch.setenv("CV_FOLDS", "3")
-    monkeypatch.setenv("FAMILIES", "logistic_regression_c1")
-
-
 def test_promote_and_rollback_from_the_cli(s3, cli_env, trained, capsys):
     assert cli.main(["train"]) == 0
     second = json.loads(capsys.readouterr().out)["version"]

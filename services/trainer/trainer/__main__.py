@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-promote", action="store_true", help="write the artifacts but never move the champion")
     promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
     promote.add_argument("version")
+    promote.add_argument("--yes", action="store_true", help="confirm a promotion that changes the API's input or classes")
     sub.add_parser("rollback", help="restore the champion before the current one")
     sub.add_parser("history", help="every model version (scores, gate decision, champion marker), newest first")
     sub.add_parser("champions", help="every champion pointer ever written, newest first")
@@ -56,7 +57,14 @@ def main(argv: list[str] | None = None) -> int:
             _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
                     "quarantined": outcome.quarantined})
         elif command == "promote":
-            artifacts.load_verified(s3, settings.model_bucket, args.version)
+            manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version)
+            current = artifacts.read_champion(s3, settings.model_bucket)
+            change = current and artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, current["version"]),
+                                                           manifest["features"], manifest["classes"])
+            if change and not args.yes:
+                print(f"error: promoting {args.version} changes the API for its callers: {change}. "  # noqa: T201
+                      f"Confirm with `make promote VERSION={args.version} YES=1`", file=sys.stderr)
+                return 2
             _print(artifacts.promote(s3, settings.model_bucket, args.version, "manual promotion", now))
         elif command == "rollback":
             target = artifacts.rollback_target(s3, settings.model_bucket)

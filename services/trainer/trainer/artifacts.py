@@ -118,6 +118,24 @@ def load_verified(s3, bucket: str, version: str) -> tuple[dict[str, Any], Any, A
     return manifest, objects[0], objects[1]
 
 
+def contract_change(before: dict[str, Any], features: list[dict[str, Any]], classes: list[str]) -> str | None:
+    """How the API's input contract (feature names and types) and its answers (classes) would change
+    if a model with `features` and `classes` replaced the one `before` describes; None when they would not."""
+    old = {f["name"]: f["type"] for f in before.get("features", [])}
+    new = {f["name"]: f["type"] for f in features}
+    parts = []
+    if sorted(set(new) - set(old)):
+        parts.append(f"new required features {sorted(set(new) - set(old))}")
+    if sorted(set(old) - set(new)):
+        parts.append(f"features no longer accepted {sorted(set(old) - set(new))}")
+    retyped = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+    if retyped:
+        parts.append("features changing type " + ", ".join(f"{n} ({old[n]} -> {new[n]})" for n in retyped))
+    if sorted(before.get("classes", [])) != sorted(classes):
+        parts.append(f"classes {sorted(before.get('classes', []))} -> {sorted(classes)}")
+    return "; ".join(parts) or None
+
+
 def history(s3, bucket: str) -> list[dict[str, Any]]:
     """Every champion pointer ever written, newest first (the bucket is versioned)."""
     pointers = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,20 +59,41 @@ def check_spec(spec: Any) -> dict[str, Any]:
         if f["name"] in seen or f["name"] == spec["target"]:
             raise DataError(f"spec feature {f['name']!r} is listed twice or is the target")
         seen.add(f["name"])
+    ignore = spec.get("ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(c, str) for c in ignore):
+        raise DataError("the spec's 'ignore' must be a list of column names")
+    clash = sorted(set(ignore) & (seen | {spec["target"]}))
+    if clash:
+        raise DataError(f"the spec's 'ignore' names feature or target column(s) {clash}")
     return spec
+
+
+_UNNAMED = re.compile(r"^Unnamed: \d+$")  # pandas' name for a column with an empty header
+
+
+def index_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that are a row index written out with the data (empty header, values 0..n-1 or 1..n): never features."""
+    found = []
+    for column in frame.columns:
+        if _UNNAMED.match(str(column)) and pd.api.types.is_integer_dtype(frame[column]):
+            values = frame[column].tolist()
+            if values in (list(range(len(values))), list(range(1, len(values) + 1))):
+                found.append(column)
+    return found
 
 
 def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     """Column presence and types; returns the frame with numeric columns as floats."""
     if frame.empty:
         raise DataError("the data has no rows")
+    frame = frame.drop(columns=[c for c in [*spec.get("ignore", []), *index_columns(frame)] if c in frame.columns])
     wanted = [f["name"] for f in spec["features"]] + [spec["target"]]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise DataError(f"the data lacks column(s) {missing}; it has {list(frame.columns)}")
     extra = [c for c in frame.columns if c not in wanted]
     if extra:
-        raise DataError(f"the data has column(s) {extra} that the spec does not declare")
+        raise DataError(f"the data has column(s) {extra} that the spec does not declare (list them under \"ignore\" to leave them out)")
     frame = frame.copy()
     for f in spec["features"]:
         name = f["name"]

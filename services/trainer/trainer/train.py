@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from botocore.exceptions import ClientError
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
@@ -122,12 +123,15 @@ def score_champion(s3, settings: Settings, champion: dict[str, Any], features: l
 
 
 def gate(settings: Settings, challenger: dict[str, Any], champion: dict[str, Any] | None, champion_note: str | None,
-         has_champion: bool) -> tuple[bool, str]:
+         has_champion: bool, contract_change: str | None = None) -> tuple[bool, str]:
     acc, f1 = challenger["accuracy"], challenger["f1_macro"]
     if acc < settings.accuracy_floor:
         return False, f"holdout accuracy {acc:.3f} is below the floor {settings.accuracy_floor}"
     if not has_champion:
         return True, f"first model; holdout accuracy {acc:.3f} clears the floor {settings.accuracy_floor}"
+    if contract_change:  # the live API's input or answers would change under its callers: a person decides
+        return False, (f"not promoted automatically: the API would change ({contract_change}); "
+                       "`make promote VERSION=<this version> YES=1` if that is intended")
     if champion is None:
         return True, f"holdout accuracy {acc:.3f} clears the floor; the champion could not be compared ({champion_note})"
     limit = champion["f1_macro"] - settings.regression_tolerance
@@ -197,13 +201,17 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     log.info("winner %s: holdout accuracy %.3f, macro F1 %.3f, log loss %.3f",
              best, holdout["accuracy"], holdout["f1_macro"], holdout["log_loss"])
 
-    champion_scores, champion_note = (None, None)
+    champion_scores, champion_note, change = None, None, None
     if champion:
+        try:
+            change = artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, champion["version"]), ds.features, labels)
+        except ClientError:
+            change = None  # an unreadable champion manifest: score_champion below says why it cannot compare
         champion_scores, champion_note = score_champion(s3, settings, champion, ds.features, X_test, y_test_labels, labels)
         if champion_scores:
             log.info("champion %s on the same holdout: accuracy %.3f, macro F1 %.3f",
                      champion["version"], champion_scores["accuracy"], champion_scores["f1_macro"])
-    decision, reason = gate(settings, holdout, champion_scores, champion_note, champion is not None)
+    decision, reason = gate(settings, holdout, champion_scores, champion_note, champion is not None, change)
     decision = decision and promote
 
     version = new_version(now)

@@ -1,0 +1,79 @@
+"""Bringing data: columns to ignore, an index written out with the data, and a gate that never
+changes the live API's contract by itself."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from trainer import __main__ as cli
+from trainer import artifacts
+from trainer import train as trainer_train
+from trainer.data import DataError, check_frame, check_spec
+
+from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX, ROOT
+
+SPEC = {"target": "label", "features": [{"name": "x", "type": "numeric"}, {"name": "colour", "type": "categorical"}]}
+
+
+def _frame(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), index_col=False)
+
+
+def test_an_index_written_out_with_the_data_is_ignored():
+    frame = check_frame(_frame(",x,colour,label\n0,1.5,red,a\n1,2.5,white,b\n2,3.5,red,a\n"), SPEC)
+    assert list(frame.columns) == ["x", "colour", "label"]
+
+
+def test_an_unnamed_column_that_is_not_an_index_is_refused_saying_how_to_ignore_it():
+    with pytest.raises(DataError, match=r"Unnamed: 0.*does not declare.*ignore"):
+        check_frame(_frame(",x,colour,label\n7,1.5,red,a\n3,2.5,white,b\n"), SPEC)
+
+
+def test_columns_the_spec_ignores_are_left_out():
+    spec = check_spec({**SPEC, "ignore": ["taster_name", "title"]})
+    frame = check_frame(_frame("taster_name,x,title,colour,label\nAnn,1.5,t1,red,a\nBob,2.5,t2,white,b\n"), spec)
+    assert list(frame.columns) == ["x", "colour", "label"]
+
+
+@pytest.mark.parametrize(("ignore", "message"), [("x", "must be a list"), (["x"], "names feature or target"), (["label"], "names feature")])
+def test_an_ignore_list_that_hides_a_feature_or_the_target_is_refused(ignore, message):
+    with pytest.raises(DataError, match=message):
+        check_spec({**SPEC, "ignore": ignore})
+
+
+def _spec_without(s3, name: str) -> None:
+    spec = json.loads((ROOT / "data/wine.spec.json").read_text())
+    spec["features"] = [f for f in spec["features"] if f["name"] != name]
+    spec["ignore"] = [*spec.get("ignore", []), name]
+    s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/spec.json", Body=json.dumps(spec).encode())
+
+
+def test_a_challenger_that_changes_the_api_input_is_never_promoted_by_itself(s3, trainer_settings, trained):
+    _spec_without(s3, "hue")
+    outcome = trainer_train.run(trainer_settings, s3)
+    assert not outcome.promoted
+    assert "not promoted automatically" in outcome.reason and "features no longer accepted ['hue']" in outcome.reason
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+
+
+def test_promoting_such_a_version_needs_a_confirmation_that_names_the_change(s3, cli_env, trainer_settings, trained, capsys):
+    _spec_without(s3, "hue")
+    version = trainer_train.run(trainer_settings, s3).version
+    assert cli.main(["promote", version]) == 2
+    err = capsys.readouterr().err
+    assert "changes the API for its callers: features no longer accepted ['hue']" in err and "YES=1" in err
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert cli.main(["promote", version, "--yes"]) == 0
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == version
+
+
+def test_the_contract_names_added_removed_retyped_features_and_classes():
+    before = {"features": [{"name": "a", "type": "numeric"}, {"name": "b", "type": "text"}], "classes": ["x", "y"]}
+    change = artifacts.contract_change(before, [{"name": "a", "type": "categorical"}, {"name": "c", "type": "numeric"}], ["x", "y", "z"])
+    assert change == ("new required features ['c']; features no longer accepted ['b']; features changing type a (numeric -> categorical); "
+                      "classes ['x', 'y'] -> ['x', 'y', 'z']")
+    assert artifacts.contract_change(before, before["features"], ["y", "x"]) is None

@@ -11,6 +11,7 @@ from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.model_store import ModelStore
 from predictor.records import PredictionReader, PredictionRecorder
+from trainer import train as trainer_train
 
 from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
 
@@ -288,3 +289,30 @@ def test_a_metrics_outage_never_fails_a_prediction(deps, trained, example, caplo
     deps.metrics._cw = Down()
     assert call(deps, "POST", "/predict", {"features": example})[0] == 200
     assert deps.metrics.failures == 1 and "could not publish" in caplog.text
+
+
+def _copy_dataset(s3, prefix: str) -> None:
+    """The wine data again under another dataset name."""
+    for name in ("data.csv", "spec.json"):
+        body = s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/{name}")["Body"].read()
+        s3.put_object(Bucket=DATASET_BUCKET, Key=f"{prefix}/{name}", Body=body)
+
+
+def test_feedback_goes_to_the_dataset_of_the_model_that_made_the_prediction(deps, s3, trainer_settings, trained, example):
+    _copy_dataset(s3, "datasets/cellar")  # a second dataset, whose model becomes the champion
+    pid_old = _predict(deps, example)[0]  # made by the wine model
+    cellar = trainer_train.run(trainer_settings.model_copy(update={"dataset_prefix": "datasets/cellar"}), s3)
+    assert cellar.promoted
+    deps.store._checked_at = float("-inf")  # re-read the champion now rather than after the refresh interval
+    pid_new = _predict(deps, example)[0]  # made by the cellar model
+    keys = {pid: call(deps, "POST", "/feedback", {"prediction_id": pid, "label": "class_1"})[1]["feedback"]["object_key"]
+            for pid in (pid_old, pid_new)}
+    assert keys[pid_old].startswith(f"{PREFIX}/feedback/") and keys[pid_new].startswith("datasets/cellar/feedback/")
+
+
+def test_the_schedule_retrains_the_champions_own_dataset(s3, trainer_settings, trained):
+    _copy_dataset(s3, "datasets/cellar")
+    assert trainer_train.run(trainer_settings.model_copy(update={"dataset_prefix": "datasets/cellar"}), s3).promoted
+    scheduled = trainer_train.run(trainer_settings, s3, trigger="schedule")  # the function's own setting says datasets/wine
+    manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=f"models/{scheduled.version}/manifest.json")["Body"].read())
+    assert manifest["dataset"]["prefix"] == "datasets/cellar"

@@ -239,7 +239,10 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
         raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given: {record['feedback']['label']!r}")
     now = _now_iso(req.deps.clock())
     settings = req.deps.settings
-    key = f"{settings.dataset_prefix}/feedback/{now[:10]}/{record['prediction_id']}.json"
+    # filed under the dataset of the model that made the prediction: that dataset's next training learns from it
+    manifest = req.deps.store.manifest_of(record["model_version"]) or {}
+    prefix = ((manifest.get("dataset") or {}).get("prefix") or settings.dataset_prefix).strip("/")
+    key = f"{prefix}/feedback/{now[:10]}/{record['prediction_id']}.json"
     labelled = {"prediction_id": record["prediction_id"], "features": record["input"], "label": body["label"],
                 "predicted_label": record["label"], "model_version": record["model_version"], "received_at": now}
     # The labelled row first (its key is the prediction id, so a retry rewrites it), then the flag on the record.
@@ -249,10 +252,7 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
         req.deps.reader.add_feedback(record["prediction_id"], entry)
     except Conflict as err:
         raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given") from err
-    try:
-        segments = req.deps.store.current().manifest.get("segments", [])
-    except ModelUnavailable:
-        segments = []
+    segments = manifest.get("segments", [])
     req.metric_data += req.deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], segments)
     return 201, {"request_id": req.request_id, "prediction_id": record["prediction_id"], "feedback": entry}
 

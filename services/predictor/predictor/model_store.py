@@ -98,6 +98,7 @@ class ModelStore:
         self._checked_at = float("-inf")
         self._candidate: LoadedModel | None = None
         self._candidate_percent = 0.0
+        self._manifests: dict[str, dict[str, Any]] = {}
 
     @property
     def loaded_version(self) -> str | None:
@@ -138,6 +139,22 @@ class ModelStore:
         if self._candidate is not None and self._candidate.version != champion.version and draw * 100 < self._candidate_percent:
             return self._candidate
         return champion
+
+    def manifest_of(self, version: str) -> dict[str, Any] | None:
+        """The manifest of any model version (feedback on an older prediction needs its model's dataset):
+        the loaded ones from memory, others read once from the model bucket and kept."""
+        for model in (self._model, self._candidate):
+            if model is not None and model.version == version:
+                return model.manifest
+        if version not in self._manifests:
+            try:
+                self._manifests[version] = json.loads(_read(self._s3, self._bucket, f"models/{version}/manifest.json"))
+            except (ClientError, BotoCoreError, ValueError) as err:
+                log.warning("manifest of %s unreadable: %s", version, err)
+                return None
+            if len(self._manifests) > 32:  # a small, bounded memo: feedback mostly concerns recent models
+                self._manifests.pop(next(iter(self._manifests)))
+        return self._manifests[version]
 
     @property
     def candidate(self) -> tuple[str, float] | None:

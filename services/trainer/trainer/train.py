@@ -147,6 +147,14 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
     if only_if_no_champion and champion:
         log.info("champion %s exists; nothing to train", champion["version"])
         return Outcome(version=champion["version"], promoted=False, reason="champion exists")
+    if trigger == "schedule" and champion:  # the schedule keeps the champion's own dataset fresh, whatever it is
+        try:
+            prefix = (artifacts.read_manifest(s3, settings.model_bucket, champion["version"]).get("dataset") or {}).get("prefix")
+        except ClientError:
+            prefix = None
+        if prefix and prefix != settings.dataset_prefix.strip("/"):
+            log.info("retraining the champion's dataset %s", prefix)
+            settings = settings.model_copy(update={"dataset_prefix": prefix})
     started = time.perf_counter()
     now = datetime.now(UTC)
     dataset_name = settings.dataset_prefix.strip("/").rsplit("/", 1)[-1]
@@ -228,6 +236,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         "trigger": trigger,
         "dataset": {
             "name": ds.spec.get("name"),
+            "prefix": settings.dataset_prefix.strip("/"),  # where its data and its feedback live
             "sources": ds.sources,
             "feedback": {"objects": len(fb.sources), "sources": fb.sources[:1000], "quarantined": fb.quarantined},
             "rows": len(frame),

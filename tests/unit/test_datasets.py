@@ -77,3 +77,23 @@ def test_the_contract_names_added_removed_retyped_features_and_classes():
     assert change == ("new required features ['c']; features no longer accepted ['b']; features changing type a (numeric -> categorical); "
                       "classes ['x', 'y'] -> ['x', 'y', 'z']")
     assert artifacts.contract_change(before, before["features"], ["y", "x"]) is None
+
+
+def test_every_training_is_scored_on_the_same_frozen_rows_and_feedback_never_joins_them(s3, trainer_settings, trained, example):
+    frozen = json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/evaluation.json")["Body"].read())
+    first = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
+    assert first["evaluation"]["rows"] == frozen["rows"] == first["metrics"]["holdout"]["rows"]
+    for i in range(6):  # labelled feedback: training data only
+        row = {"prediction_id": f"p{i}", "features": {**example, "alcohol": 12.0 + i / 10}, "label": "class_1"}
+        s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/feedback/2026-11-24/p{i}.json", Body=json.dumps(row).encode())
+    second = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(trainer_settings, s3).version)
+    assert second["evaluation"] == first["evaluation"]  # the same rows, chosen once
+    assert second["metrics"]["holdout"]["rows"] == first["metrics"]["holdout"]["rows"]
+    assert second["metrics"]["train_rows"] == first["metrics"]["train_rows"] + 6
+    assert second["metrics"]["champion_on_holdout"]["rows"] == second["metrics"]["holdout"]["rows"]
+
+
+def test_the_frozen_rows_survive_a_spec_that_drops_a_column(s3, trainer_settings, trained):
+    _spec_without(s3, "hue")
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(trainer_settings, s3).version)
+    assert manifest["evaluation"]["rows"] == artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)["evaluation"]["rows"]

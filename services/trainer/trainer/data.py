@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -23,6 +24,7 @@ class Dataset:
     spec: dict[str, Any]
     frame: pd.DataFrame
     sources: list[dict[str, Any]]
+    row_keys: list[str] = field(default_factory=list)  # one per frame row, from the file's raw row (all its columns)
 
     @property
     def features(self) -> list[dict[str, Any]]:
@@ -113,6 +115,12 @@ def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def row_keys(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """A stable identity per row (a hash of its values), so a split chosen once can be found again in newer data."""
+    return [hashlib.sha1(json.dumps([None if pd.isna(v) else v for v in row], default=str).encode()).hexdigest()[:20]
+            for row in frame[columns].itertuples(index=False, name=None)]
+
+
 def load_dataset(s3, bucket: str, prefix: str) -> Dataset:
     prefix = prefix.strip("/")
     spec_body, spec_src = _get(s3, bucket, f"{prefix}/spec.json")
@@ -121,7 +129,9 @@ def load_dataset(s3, bucket: str, prefix: str) -> Dataset:
     except json.JSONDecodeError as err:
         raise DataError(f"s3://{bucket}/{prefix}/spec.json is not valid JSON: {err}") from err
     data_body, data_src = _get(s3, bucket, f"{prefix}/data.csv")
-    return Dataset(spec=spec, frame=check_frame(read_csv(data_body, f"s3://{bucket}/{prefix}/data.csv"), spec), sources=[spec_src, data_src])
+    raw = read_csv(data_body, f"s3://{bucket}/{prefix}/data.csv")
+    # keys from the raw rows: a spec that ignores or drops a column later still finds the same rows
+    return Dataset(spec=spec, frame=check_frame(raw, spec), sources=[spec_src, data_src], row_keys=row_keys(raw, list(raw.columns)))
 
 
 def _ragged_row(body: bytes) -> str | None:

@@ -7,6 +7,7 @@ champion is scored too, so the gate compares like with like.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -141,6 +142,29 @@ def gate(settings: Settings, challenger: dict[str, Any], champion: dict[str, Any
     return True, f"holdout macro F1 {f1:.3f} vs champion {champion['f1_macro']:.3f} (tolerance {settings.regression_tolerance})"
 
 
+def frozen_holdout(s3, settings: Settings, ds, feedback_rows: int, now: datetime) -> tuple[dict[str, Any], np.ndarray]:
+    """The dataset's evaluation rows, chosen once (stratified) and kept in <prefix>/evaluation.json, so every
+    challenger and the champion are scored on rows none of them trained on. Feedback only ever joins training."""
+    key = f"{settings.dataset_prefix.strip('/')}/evaluation.json"
+    keys = ds.row_keys
+    try:
+        frozen = json.loads(s3.get_object(Bucket=settings.dataset_bucket, Key=key)["Body"].read())
+    except ClientError as err:
+        if err.response["Error"]["Code"] not in {"NoSuchKey", "404"}:
+            raise
+        _, chosen = train_test_split(np.arange(len(keys)), test_size=settings.holdout_fraction,
+                                     stratify=ds.frame[ds.target].to_numpy(), random_state=settings.seed)
+        frozen = {"created_at": now.isoformat(), "seed": settings.seed, "fraction": settings.holdout_fraction,
+                  "rows": int(len(chosen)), "keys": sorted({keys[i] for i in chosen})}
+        s3.put_object(Bucket=settings.dataset_bucket, Key=key, Body=json.dumps(frozen).encode(), ContentType="application/json")
+        log.info("evaluation split frozen: %d of %d rows (s3://%s/%s)", len(chosen), len(keys), settings.dataset_bucket, key)
+    chosen_keys = set(frozen["keys"])
+    mask = np.array([k in chosen_keys for k in keys] + [False] * feedback_rows)
+    if not mask.any():
+        raise DataError(f"none of the frozen evaluation rows ({key}) is in the data any more; delete it to choose new ones")
+    return {"key": key, "created_at": frozen["created_at"], "rows": int(mask.sum())}, mask
+
+
 def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = False, promote: bool = True,
         trigger: str = "cli") -> Outcome:
     champion = artifacts.read_champion(s3, settings.model_bucket)
@@ -194,10 +218,14 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     check_classes(y_labels, settings.cv_folds)
     encoder = LabelEncoder().fit(y_labels)
     labels = [str(c) for c in encoder.classes_]
+    evaluation, in_holdout = frozen_holdout(s3, settings, ds, len(frame) - len(ds.frame), now)
     X = to_matrix(frame, ds.features)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, encoder.transform(y_labels), test_size=settings.holdout_fraction, stratify=y_labels, random_state=settings.seed
-    )
+    y = encoder.transform(y_labels)
+    X_train, X_test, y_train, y_test = X[~in_holdout], X[in_holdout], y[~in_holdout], y[in_holdout]
+    train_counts = pd.Series(y_labels[~in_holdout]).value_counts()
+    short = {c: int(train_counts.get(c, 0)) for c in labels if train_counts.get(c, 0) < settings.cv_folds}
+    if short:
+        raise DataError(f"outside the frozen evaluation rows, class(es) have too few rows for {settings.cv_folds}-fold CV: {short}")
     best, cv_results = compare(X_train, y_train, ds.features, settings)
     estimator, dense = candidates(settings.seed)[best]
     fit_started = time.perf_counter()
@@ -252,7 +280,8 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         "model": {"name": best, "family": family(best), "params": {k: repr(v) for k, v in estimator.get_params().items()},
                   "dense_input": dense},
         "reproduce": {"seed": settings.seed, "holdout_fraction": settings.holdout_fraction, "cv_folds": settings.cv_folds,
-                      "split": "train_test_split(stratify=labels) then StratifiedKFold(shuffle=True) on the training split"},
+                      "split": "the dataset's frozen evaluation rows (evaluation.json) as holdout; StratifiedKFold(shuffle=True) on the rest"},
+        "evaluation": evaluation,
         "metrics": {"cv": cv_results, "holdout": holdout, "train_rows": len(y_train),
                     "champion_on_holdout": champion_scores},
         "gate": {"promoted": decision, "reason": reason if promote else f"{reason}; promotion disabled",

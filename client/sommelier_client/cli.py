@@ -61,7 +61,9 @@ def main(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
 def _coerce(record: dict[str, Any], schema: dict[str, str], where: str) -> dict[str, Any]:
     out = {}
     for name, value in record.items():
-        if schema.get(name) == "numeric" and isinstance(value, str):
+        if schema.get(name) == "numeric" and isinstance(value, str) and not value.strip():
+            value = None  # an empty CSV cell: missing, which the model imputes
+        elif schema.get(name) == "numeric" and isinstance(value, str):
             try:
                 value = float(value)
             except ValueError as err:

@@ -103,12 +103,12 @@ def test_a_batch_gets_one_prediction_id_per_record(deps, ddb, trained, example):
 
 
 def test_a_batch_with_bad_records_lists_every_one_and_records_nothing(deps, ddb, trained, example):
-    bad = [example, {**example, "ash": "x"}, {k: v for k, v in example.items() if k != "hue"}]
+    bad = [example, {**example, "ash": "x"}, {**example, "bogus": 1}]
     status, body, _ = call(deps, "POST", "/predict", {"instances": bad})
     assert status == 400
     assert [(d["field"], d["message"]) for d in body["error"]["details"]] == [
-        ("instances[1].ash", "must be a number, got string"),
-        ("instances[2].hue", "is required"),
+        ("instances[1].ash", "must be a number or null, got string"),
+        ("instances[2].bogus", "is not a feature of this model"),
     ]
     assert ddb.scan(TableName=TABLE)["Count"] == 0
 
@@ -316,3 +316,14 @@ def test_the_schedule_retrains_the_champions_own_dataset(s3, trainer_settings, t
     scheduled = trainer_train.run(trainer_settings, s3, trigger="schedule")  # the function's own setting says datasets/wine
     manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=f"models/{scheduled.version}/manifest.json")["Body"].read())
     assert manifest["dataset"]["prefix"] == "datasets/cellar"
+
+
+def test_numeric_features_the_pipeline_imputes_may_be_null_or_absent(deps, trained, example):
+    features = {**example, "ash": None}
+    del features["hue"]
+    status, body, _ = call(deps, "POST", "/predict", {"features": features})
+    assert status == 200, body
+    record = call(deps, "GET", "/predictions/{id}", path_params={"id": body["prediction_id"]})[1]["prediction"]
+    assert record["input"]["ash"] is None and "hue" not in record["input"]
+    model = call(deps, "GET", "/model")[1]
+    assert all(f.get("imputed") == "median" for f in model["features"] if f["type"] == "numeric")

@@ -112,7 +112,9 @@ def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list
 def to_matrix(records: list[dict[str, Any]], model: LoadedModel) -> np.ndarray:
     names = model.feature_names
     numeric = all(f["type"] == "numeric" for f in model.manifest["features"])
-    return np.array([[r[n] for n in names] for r in records], dtype=float if numeric else object)
+    # a null or absent (imputed) numeric value is NaN, what the pipeline's imputer saw in training
+    nan = float("nan")
+    return np.array([[nan if r.get(n) is None else r[n] for n in names] for r in records], dtype=float if numeric else object)
 
 
 def _now_iso(ts: float) -> str:

@@ -27,7 +27,8 @@ class FieldError:
 def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
     kind = feature["type"]
     if kind == "numeric":
-        prop: dict[str, Any] = {"type": "number"}
+        # a feature the pipeline imputes (the manifest says how) may be null or absent, as in training
+        prop: dict[str, Any] = {"type": ["number", "null"] if feature.get("imputed") else "number"}
         for bound in ("minimum", "maximum"):
             if feature.get(bound) is not None:
                 prop[bound] = feature[bound]
@@ -46,7 +47,7 @@ def record_schema(features: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {f["name"]: feature_property(f) for f in features},
-        "required": [f["name"] for f in features],
+        "required": [f["name"] for f in features if not (f["type"] == "numeric" and f.get("imputed"))],
         "additionalProperties": False,
     }
 
@@ -66,6 +67,9 @@ class RecordValidator:
         if not isinstance(record, dict):
             return [FieldError(where, f"must be an object of feature values, got {json_type(record)}")]
         found = dict.fromkeys(e for err in self._validator.iter_errors(record) for e in self._describe(err, record, where))
+        if not found and all(record.get(name) is None for name in self._names):
+            # imputed features may be left out, but a prediction from imputed values alone says nothing
+            return [FieldError(where, "has no feature values: give at least one")]
         return sorted(found, key=lambda e: (self._order(e.field), e.field))
 
     def _order(self, field: str) -> int:
@@ -81,7 +85,8 @@ class RecordValidator:
         if kind == "additionalProperties":
             return [FieldError(f"{where}.{name}", "is not a feature of this model") for name in record if name not in self._names]
         if kind == "type":
-            return [FieldError(path, f"must be a {expected}, got {json_type(value)}")]
+            wanted = " or ".join(expected) if isinstance(expected, list) else expected
+            return [FieldError(path, f"must be a {wanted}, got {json_type(value)}")]
         if kind == "minimum":
             return [FieldError(path, f"must be >= {expected}, got {value}")]
         if kind == "maximum":

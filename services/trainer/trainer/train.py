@@ -271,7 +271,8 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         },
         "spec": ds.spec,
         "target": ds.target,
-        "features": ds.features,
+        # the serving contract: numeric features are imputed by the pipeline, so the API accepts them null or absent
+        "features": [{**f, "imputed": "median"} if f["type"] == "numeric" else f for f in ds.features],
         "segments": ds.spec.get("segments", []),
         "input": {"layout": "2-D array, columns in feature order", "dtype": "float" if X.dtype == float else "object"},
         "classes": labels,

@@ -12,7 +12,7 @@ import pytest
 from trainer import __main__ as cli
 from trainer import artifacts
 from trainer import train as trainer_train
-from trainer.data import DataError, check_frame, check_spec
+from trainer.data import DataError, check_frame, check_spec, row_keys
 
 from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX, ROOT
 
@@ -97,3 +97,18 @@ def test_the_frozen_rows_survive_a_spec_that_drops_a_column(s3, trainer_settings
     _spec_without(s3, "hue")
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(trainer_settings, s3).version)
     assert manifest["evaluation"]["rows"] == artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)["evaluation"]["rows"]
+
+
+def test_a_spec_without_examples_gets_one_from_a_training_row(s3, trainer_settings):
+    spec = json.loads((ROOT / "data/wine.spec.json").read_text())
+    for f in spec["features"]:
+        f.pop("example", None)
+    s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/spec.json", Body=json.dumps(spec).encode())
+    outcome = trainer_train.run(trainer_settings, s3)
+    features = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)["features"]
+    assert all(isinstance(f["example"], float) for f in features)
+    frozen = set(json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/evaluation.json")["Body"].read())["keys"])
+    data = pd.read_csv(io.BytesIO(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv")["Body"].read()))
+    rows = {k for k, (_, row) in zip(row_keys(data, list(data.columns)), data.iterrows(), strict=True)
+            if all(row[f["name"]] == f["example"] for f in features)}
+    assert rows and not rows & frozen  # a real row, and one from training, not from the evaluation rows

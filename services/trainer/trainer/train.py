@@ -142,6 +142,20 @@ def gate(settings: Settings, challenger: dict[str, Any], champion: dict[str, Any
     return True, f"holdout macro F1 {f1:.3f} vs champion {champion['f1_macro']:.3f} (tolerance {settings.regression_tolerance})"
 
 
+def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The manifest's feature schema: the spec's, plus how missing numerics are handled and an example per feature."""
+    complete = rows.dropna(subset=[f["name"] for f in features])
+    example = complete.iloc[0] if len(complete) else None
+    out = []
+    for f in features:
+        entry = {**f, "imputed": "median"} if f["type"] == "numeric" else dict(f)
+        if "example" not in entry and example is not None:
+            value = example[f["name"]]
+            entry["example"] = float(value) if f["type"] == "numeric" else str(value)
+        out.append(entry)
+    return out
+
+
 def frozen_holdout(s3, settings: Settings, ds, feedback_rows: int, now: datetime) -> tuple[dict[str, Any], np.ndarray]:
     """The dataset's evaluation rows, chosen once (stratified) and kept in <prefix>/evaluation.json, so every
     challenger and the champion are scored on rows none of them trained on. Feedback only ever joins training."""
@@ -271,8 +285,9 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         },
         "spec": ds.spec,
         "target": ds.target,
-        # the serving contract: numeric features are imputed by the pipeline, so the API accepts them null or absent
-        "features": [{**f, "imputed": "median"} if f["type"] == "numeric" else f for f in ds.features],
+        # the serving contract: numeric features are imputed by the pipeline, so the API accepts them null or absent;
+        # each feature has an example (the spec's, or a real training row's) for `predict --example` and the page
+        "features": serving_features(ds.features, frame[: len(ds.frame)][~in_holdout[: len(ds.frame)]]),
         "segments": ds.spec.get("segments", []),
         "input": {"layout": "2-D array, columns in feature order", "dtype": "float" if X.dtype == float else "object"},
         "classes": labels,

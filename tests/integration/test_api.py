@@ -28,9 +28,17 @@ def test_a_batch_of_1000_is_answered_and_1001_is_413(stack, example):
 
 
 def test_a_bad_record_in_a_batch_is_named_by_index(stack, example):
-    resp = stack.post("/predict", {"instances": [example, {**example, "hue": None}, example]})
+    resp = stack.post("/predict", {"instances": [example, {**example, "hue": "pale"}, example]})
     assert resp.status_code == 400
-    assert resp.json()["error"]["details"] == [{"field": "instances[1].hue", "message": "must be a number, got null"}]
+    assert resp.json()["error"]["details"] == [{"field": "instances[1].hue", "message": "must be a number or null, got string"}]
+
+
+def test_a_missing_or_null_numeric_is_imputed_as_in_training(stack, example):
+    partial = {k: v for k, v in example.items() if k != "ash"} | {"hue": None}
+    resp = stack.post("/predict", {"features": partial})
+    assert resp.status_code == 200, resp.text
+    assert stack.post("/predict", {"features": {}}).json()["error"]["details"] == [
+        {"field": "features", "message": "has no feature values: give at least one"}]
 
 
 def test_history_newest_first_with_pages_and_lookup_by_id(stack, example):

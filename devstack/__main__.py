@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import sys
-import threading
 import time
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -96,23 +95,23 @@ def _served_by(rt: Runtime, version: str) -> str:
 
 def follow_logs(rt: Runtime, lines: int, raw: bool) -> None:
     """Print the predictor's last lines, then new ones as they arrive, until Ctrl-C."""
+    def event_id(e: dict[str, Any]) -> str:
+        return e.get("eventId") or f"{e['timestamp']}{e['message']}"
+
     seen: set[str] = set()
     start_ms = None
-    stop = threading.Event()
     print("==> predictor function (CloudWatch Logs), following; Ctrl-C stops", flush=True)
     first = True
-    while not stop.is_set():
-        events = rt.function_log_events(start_ms)
-        fresh = [e for e in events if e.get("eventId", f"{e['timestamp']}{e['message']}") not in seen]
+    while True:
+        fresh = [e for e in rt.function_log_events(start_ms) if event_id(e) not in seen]
         for e in fresh[-lines:] if first else fresh:
             line = e["message"].rstrip() if raw else render(e["message"])
             if line:
                 print(line, flush=True)
-        for e in fresh:
-            seen.add(e.get("eventId", f"{e['timestamp']}{e['message']}"))
-            start_ms = max(start_ms or 0, e["timestamp"])
+        seen.update(event_id(e) for e in fresh)
+        start_ms = max([start_ms or 0, *(e["timestamp"] for e in fresh)]) or None
         first = False
-        stop.wait(1.0)  # a person is watching: one CloudWatch read a second
+        time.sleep(1.0)  # a person is watching: one CloudWatch read a second, until Ctrl-C
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.config import StackConfig
-from devstack.runtime import AlreadyReported, Runtime, StackError, log, port_in_use, wait_until
+from devstack.runtime import AlreadyReported, Runtime, StackError, container_cli, engine_answers, image_exists, log, refuse_taken_ports, wait_until
 
 SERVICES = ("localstack", "frontend")
 PODMAN_SOCKET = "/run/podman/podman.sock"
@@ -50,11 +50,6 @@ def _relay(stream) -> None:
             sys.stderr.flush()
 
 
-def _engine() -> str:
-    """The CLI that inspects containers: podman where installed (its socket serves compose), else docker."""
-    return "podman" if shutil.which("podman") else "docker"
-
-
 class Compose(Runtime):
     name = "compose"
     description = "Docker Compose: the emulator, trainer and frontend as containers"
@@ -79,11 +74,7 @@ class Compose(Runtime):
         return {"DOCKER_HOST": f"unix://{PODMAN_SOCKET}"}
 
     def _engine_answers(self) -> bool:
-        env = {**os.environ, **self._docker_host()}
-        if shutil.which("docker"):
-            return subprocess.run(["docker", "info"], env=env, capture_output=True, timeout=30).returncode == 0
-        socket = env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
-        return subprocess.run(["curl", "-sf", "--unix-socket", socket, "http://d/_ping"], capture_output=True).returncode == 0
+        return engine_answers({**os.environ, **self._docker_host()})
 
     def ensure_engine(self) -> None:
         """A Docker API that answers: Docker's, or Podman's socket, started (and later stopped) by us."""
@@ -112,9 +103,10 @@ class Compose(Runtime):
         self._service_pidfile.unlink(missing_ok=True)
 
     def _image_available(self, image: str) -> bool:
-        if subprocess.run([_engine(), "image", "inspect", image], capture_output=True).returncode == 0:
+        """In local storage, or pulled now (where a registry answers)."""
+        if image_exists(image):
             return True
-        return subprocess.run([_engine(), "pull", "-q", image], capture_output=True, timeout=600).returncode == 0
+        return subprocess.run([container_cli(), "pull", "-q", image], capture_output=True, timeout=600).returncode == 0
 
     def _dotenv(self) -> dict[str, str]:
         env_file = self.cfg.root / ".env"
@@ -127,7 +119,7 @@ class Compose(Runtime):
         """Our images at this revision (built when missing), and an emulator image that can be had."""
         tag = subprocess.run(["bash", "containers/images.sh", "--tag"], cwd=self.cfg.root, capture_output=True, text=True,
                              check=True).stdout.strip()
-        if not all(self._image_available_locally(f"sommelier/{name}:{tag}") for name in ("trainer", "frontend", "emulator")):
+        if not all(image_exists(f"sommelier/{name}:{tag}") for name in ("trainer", "frontend", "emulator")):
             log.info("building the images for %s (make images)", tag)
             build = subprocess.run(["bash", "containers/images.sh"], cwd=self.cfg.root, text=True)
             if build.returncode != 0:
@@ -138,11 +130,8 @@ class Compose(Runtime):
             (log.info if announce else log.debug)("%s cannot be had here (no registry answers): the emulator is MiniStack's image sommelier/emulator:%s",
                      dotenv.get("EMULATOR_IMAGE"), tag)
             self._overrides.update({"EMULATOR_IMAGE": f"sommelier/emulator:{tag}", "LAMBDA_CODE_FROM": "bucket"})
-        if not self._image_available_locally(dotenv.get("PYTHON_IMAGE", "")) and self._image_available_locally(LOCAL_PYTHON_IMAGE):
+        if not image_exists(dotenv.get("PYTHON_IMAGE", "")) and image_exists(LOCAL_PYTHON_IMAGE):
             self._overrides["PYTHON_IMAGE"] = LOCAL_PYTHON_IMAGE
-
-    def _image_available_locally(self, image: str) -> bool:
-        return bool(image) and subprocess.run([_engine(), "image", "inspect", image], capture_output=True).returncode == 0
 
     def _env(self) -> dict[str, str]:
         # The shell's values win over .env in compose: the ports and names come from this one config.
@@ -180,9 +169,9 @@ class Compose(Runtime):
 
     def _health(self, container: str) -> str:
         """The container's health, running its healthcheck first where the engine does not (Podman)."""
-        if _engine() == "podman":
+        if container_cli() == "podman":
             subprocess.run(["podman", "healthcheck", "run", container], capture_output=True)
-        out = subprocess.run([_engine(), "inspect", "--format", "{{json .State}}", container], capture_output=True, text=True)
+        out = subprocess.run([container_cli(), "inspect", "--format", "{{json .State}}", container], capture_output=True, text=True)
         state = json.loads(out.stdout or "{}")
         health = (state.get("Health") or state.get("Healthcheck") or {}).get("Status")
         return health or ("running" if state.get("Running") else state.get("Status", "unknown"))
@@ -203,10 +192,7 @@ class Compose(Runtime):
     def start(self) -> dict[str, Any]:
         self.ensure_engine()
         if not self.running():
-            for name, port in (("emulator", self.cfg.emulator_port), ("frontend", self.cfg.frontend_port)):
-                if port_in_use(port):
-                    raise StackError(f"port {port} ({name}) is already in use by another process. Stop it (`ss -ltnp | grep :{port}` "
-                                     f"shows which) or choose another port: `make up {name.upper()}_PORT=<port>`")
+            refuse_taken_ports(self.cfg)
         self.prepare_images()
         self.shared_dir.mkdir(parents=True, exist_ok=True)
         (self.shared_dir / "lambda").mkdir(exist_ok=True)

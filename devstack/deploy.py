@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devstack.config import ROOT
-from devstack.runtime import StackError, log
+from devstack.runtime import StackError, container_cli, image_exists, log
 
 sys.path.insert(0, str(ROOT / "localstack-init"))
 from hooklib import ensure_bucket, upload_bundles  # noqa: E402  (the hooks' own helpers: one way to bundle code)
@@ -167,8 +167,8 @@ class Deployer:
         """Build (when missing) and push the predictor and trainer images; returns name -> image URI."""
         tag = self.cfg.image_tag or subprocess.run(["bash", "containers/images.sh", "--tag"], cwd=ROOT, capture_output=True,
                                                    text=True, check=True).stdout.strip()
-        engine = "podman" if _which("podman") else "docker"
-        if any(subprocess.run([engine, "image", "inspect", f"sommelier/{n}:{tag}"], capture_output=True).returncode for n in repositories):
+        engine = container_cli()
+        if not all(image_exists(f"sommelier/{n}:{tag}") for n in repositories):
             if subprocess.run(["bash", "containers/images.sh"], cwd=ROOT).returncode != 0:
                 raise StackError("`make images` failed; its output is above")
         token = self.session.client("ecr").get_authorization_token()["authorizationData"][0]
@@ -365,12 +365,6 @@ class Deployer:
         except ClientError as err:
             if err.response["Error"]["Code"] not in ("NoSuchBucket", "404"):
                 raise
-
-
-def _which(name: str) -> bool:
-    from shutil import which
-
-    return which(name) is not None
 
 
 def prompt(question: str) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from devstack.config import StackConfig
-from devstack.runtime import AlreadyReported, Runtime, StackError, http_ok, log, port_in_use, tail, wait_until
+from devstack.runtime import AlreadyReported, Runtime, StackError, http_ok, log, port_in_use, refuse_taken_ports, tail, wait_until
 from devstack.supervisor import Supervisor
 
 
@@ -79,12 +79,7 @@ class Embedded(Runtime):
             if pid:
                 log.info("the embedded stack is already running (supervisord pid %d); checking it", pid)
             else:
-                for name, port in (("emulator", cfg.emulator_port), ("frontend", cfg.frontend_port)):
-                    if port_in_use(port):
-                        raise StackError(
-                            f"port {port} ({name}) is already in use by another process. Stop it (`ss -ltnp | grep :{port}` shows which) "
-                            f"or choose another port: `make up {name.upper()}_PORT=<port>`"
-                        )
+                refuse_taken_ports(cfg)
                 log.info("starting the emulator (MiniStack) on %s", cfg.endpoint)
                 sup.start()
             sup.ctl("start", "emulator")

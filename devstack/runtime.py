@@ -70,11 +70,31 @@ def tail(path: Path, lines: int = 20) -> str:
         return f"({path} does not exist)"
 
 
-def engine_answers() -> bool:
-    """A Docker API answers: Docker itself, or Podman's socket through DOCKER_HOST."""
-    if not shutil.which("docker"):
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+def engine_answers(env: dict[str, str] | None = None) -> bool:
+    """A Docker API answers (Docker itself, or Podman's socket through DOCKER_HOST in `env`)."""
+    env = env or dict(os.environ)
+    if shutil.which("docker"):
+        return subprocess.run(["docker", "info"], env=env, capture_output=True, timeout=30).returncode == 0
+    socket_path = env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    return subprocess.run(["curl", "-sf", "--unix-socket", socket_path, "http://d/_ping"], capture_output=True).returncode == 0
+
+
+def container_cli() -> str:
+    """The CLI that builds, inspects and pushes images: podman where installed (its socket serves compose), else docker."""
+    return "podman" if shutil.which("podman") else "docker"
+
+
+def image_exists(image: str) -> bool:
+    """Whether `image` is in local storage (nothing is pulled)."""
+    return bool(image) and subprocess.run([container_cli(), "image", "inspect", image], capture_output=True).returncode == 0
+
+
+def refuse_taken_ports(cfg: StackConfig) -> None:
+    """Before a stack starts: its ports must be free, or the user is told which and how to choose others."""
+    for name, port in (("emulator", cfg.emulator_port), ("frontend", cfg.frontend_port)):
+        if port_in_use(port):
+            raise StackError(f"port {port} ({name}) is already in use by another process. Stop it (`ss -ltnp | grep :{port}` "
+                             f"shows which) or choose another port: `make up {name.upper()}_PORT=<port>`")
 
 
 class Runtime(ABC):
@@ -165,9 +185,10 @@ class Runtime(ABC):
 
     def champion(self) -> dict[str, Any] | None:
         bucket = self.cfg.stack_info()["outputs"]["ModelBucketName"]
+        s3 = self.aws("s3")
         try:
-            return json.loads(self.aws("s3").get_object(Bucket=bucket, Key="champion.json")["Body"].read())
-        except self.aws("s3").exceptions.NoSuchKey:
+            return json.loads(s3.get_object(Bucket=bucket, Key="champion.json")["Body"].read())
+        except s3.exceptions.NoSuchKey:
             return None
 
     def ensure_model(self) -> None:

@@ -35,7 +35,8 @@ def put_json(s3, bucket: str, key: str, doc: dict[str, Any]) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc, indent=2, sort_keys=True).encode(), ContentType="application/json")
 
 
-def _read_pointer(s3, bucket: str, key: str) -> dict[str, Any] | None:
+def read_json(s3, bucket: str, key: str) -> dict[str, Any] | None:
+    """A small JSON object (a pointer, a split), or None when there is none yet."""
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as err:
@@ -45,7 +46,7 @@ def _read_pointer(s3, bucket: str, key: str) -> dict[str, Any] | None:
 
 
 def read_champion(s3, bucket: str) -> dict[str, Any] | None:
-    return _read_pointer(s3, bucket, CHAMPION_KEY)
+    return read_json(s3, bucket, CHAMPION_KEY)
 
 
 def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previo
 
 
 def read_candidate(s3, bucket: str) -> dict[str, Any] | None:
-    return _read_pointer(s3, bucket, CANDIDATE_KEY)
+    return read_json(s3, bucket, CANDIDATE_KEY)
 
 
 def propose(s3, bucket: str, version: str, percent: float, reason: str, since: str, champion: str | None) -> dict[str, Any]:
@@ -123,11 +124,12 @@ def contract_change(before: dict[str, Any], features: list[dict[str, Any]], clas
     if a model with `features` and `classes` replaced the one `before` describes; None when they would not."""
     old = {f["name"]: f["type"] for f in before.get("features", [])}
     new = {f["name"]: f["type"] for f in features}
+    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
     parts = []
-    if sorted(set(new) - set(old)):
-        parts.append(f"new required features {sorted(set(new) - set(old))}")
-    if sorted(set(old) - set(new)):
-        parts.append(f"features no longer accepted {sorted(set(old) - set(new))}")
+    if added:
+        parts.append(f"new required features {added}")
+    if removed:
+        parts.append(f"features no longer accepted {removed}")
     retyped = sorted(n for n in set(old) & set(new) if old[n] != new[n])
     if retyped:
         parts.append("features changing type " + ", ".join(f"{n} ({old[n]} -> {new[n]})" for n in retyped))

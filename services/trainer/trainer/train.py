@@ -161,11 +161,8 @@ def frozen_holdout(s3, settings: Settings, ds, feedback_rows: int, now: datetime
     challenger and the champion are scored on rows none of them trained on. Feedback only ever joins training."""
     key = f"{settings.dataset_prefix.strip('/')}/evaluation.json"
     keys = ds.row_keys
-    try:
-        frozen = json.loads(s3.get_object(Bucket=settings.dataset_bucket, Key=key)["Body"].read())
-    except ClientError as err:
-        if err.response["Error"]["Code"] not in {"NoSuchKey", "404"}:
-            raise
+    frozen = artifacts.read_json(s3, settings.dataset_bucket, key)
+    if frozen is None:
         _, chosen = train_test_split(np.arange(len(keys)), test_size=settings.holdout_fraction,
                                      stratify=ds.frame[ds.target].to_numpy(), random_state=settings.seed)
         frozen = {"created_at": now.isoformat(), "seed": settings.seed, "fraction": settings.holdout_fraction,

@@ -327,3 +327,13 @@ def test_numeric_features_the_pipeline_imputes_may_be_null_or_absent(deps, train
     assert record["input"]["ash"] is None and "hue" not in record["input"]
     model = call(deps, "GET", "/model")[1]
     assert all(f.get("imputed") == "median" for f in model["features"] if f["type"] == "numeric")
+
+
+@pytest.mark.parametrize("prediction_id", ["", "x" * 2049, "é" * 1025])
+def test_an_id_that_cannot_be_a_key_is_not_found_not_an_error(deps, trained, prediction_id):
+    # an empty id or one over DynamoDB's 2048-byte key limit: the emulator (and AWS) refuse the lookup itself
+    deps.reader._ddb = None  # any call to DynamoDB would now fail: the answer must come before it
+    status, body, _ = call(deps, "POST", "/feedback", {"prediction_id": prediction_id, "label": "class_0"})
+    assert status == 404 and body["error"]["code"] == "prediction_not_found"
+    status, body, _ = call(deps, "GET", "/predictions/{id}", path_params={"id": prediction_id})
+    assert status == 404 and body["error"]["code"] == "prediction_not_found"

@@ -123,6 +123,9 @@ class PredictionReader:
         self._table = table
 
     def get(self, prediction_id: str) -> dict[str, Any]:
+        # DynamoDB refuses an empty key or one over 2048 bytes (a 500 if asked): no such id was ever issued
+        if not prediction_id or len(prediction_id.encode()) > 2048:
+            raise NotFound(prediction_id)
         item = self._ddb.get_item(TableName=self._table, Key={"prediction_id": {"S": prediction_id}}, ConsistentRead=True).get("Item")
         if not item:
             raise NotFound(prediction_id)

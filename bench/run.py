@@ -65,7 +65,7 @@ def in_process_floor(info: dict, cfg: StackConfig, n: int) -> tuple[list[float],
     os.environ.update({"MODEL_BUCKET": outputs["ModelBucketName"], "PREDICTIONS_TABLE": outputs["PredictionsTableName"],
                        "DATASET_BUCKET": outputs["DatasetBucketName"], "DATASET_PREFIX": cfg.dataset_prefix,
                        "METRICS_NAMESPACE": "Sommelier", "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"})
-    sys.path.insert(0, str(ROOT / "services" / "predictor"))
+    sys.path[:0] = [str(ROOT / "services" / "predictor"), str(ROOT / "services" / "contract")]
     started = time.perf_counter()
     from predictor import handler
 
@@ -186,15 +186,16 @@ def cold_start(info: dict, cfg: StackConfig) -> dict:
             "cold_invoke_predict_ms": round(cold_predict, 1), "imports_in_fresh_process_ms": imports}
 
 
-def training_scaling(sizes=(1_000, 10_000, 100_000, 1_000_000), limit: float = 240) -> list[dict]:
+def training_scaling(cases=(("reviews", 1_000), ("reviews", 20_000), ("numeric", 10_000), ("numeric", 100_000), ("numeric", 1_000_000)),
+                     limit: float = 240) -> list[dict]:
     rows = []
-    for n in tqdm(sizes, desc="training scaling", file=sys.stderr):
+    for kind, n in tqdm(cases, desc="training scaling", file=sys.stderr):
         try:
-            proc = subprocess.run([sys.executable, "-m", "bench.training", str(n)], capture_output=True, text=True, timeout=limit,
-                                  cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT / 'services' / 'trainer'}:{ROOT}"})
-            rows.append(json.loads(proc.stdout) if proc.returncode == 0 else {"rows": n, "error": proc.stderr[-300:]})
+            proc = subprocess.run([sys.executable, "-m", "bench.training", kind, str(n)], capture_output=True, text=True, timeout=limit,
+                                  cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT / 'services' / 'trainer'}:{ROOT / 'services' / 'contract'}:{ROOT}"})
+            rows.append(json.loads(proc.stdout) if proc.returncode == 0 else {"kind": kind, "rows": n, "error": proc.stderr[-300:]})
         except subprocess.TimeoutExpired:
-            rows.append({"rows": n, "timed_out_after_s": limit})
+            rows.append({"kind": kind, "rows": n, "timed_out_after_s": limit})
     return rows
 
 

@@ -54,7 +54,7 @@ def trainer_env(cfg: StackConfig) -> dict[str, str]:
     return {
         **os.environ,
         **cfg.aws_env(),
-        "PYTHONPATH": str(cfg.root / "services" / "trainer"),
+        "PYTHONPATH": f"{cfg.root / 'services' / 'trainer'}:{cfg.root / 'services' / 'contract'}",
         "DATASET_BUCKET": outputs["DatasetBucketName"],
         "DATASET_PREFIX": cfg.dataset_prefix,
         "MODEL_BUCKET": outputs["ModelBucketName"],

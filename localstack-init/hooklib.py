@@ -47,16 +47,22 @@ def repo_root() -> pathlib.Path:
     return pathlib.Path(env("SOMMELIER_ROOT"))
 
 
-def build_bundle(package_dir: pathlib.Path) -> bytes:
-    """Zip a Python package (its .py and .json files) reproducibly, rooted at its parent."""
+def function_packages(root: pathlib.Path, name: str) -> list[pathlib.Path]:
+    """What a function ships: its own package and the contract it shares with the other services."""
+    return [root / "services" / name / name, root / "services" / "contract" / "sommelier_contract"]
+
+
+def build_bundle(package_dirs: list[pathlib.Path]) -> bytes:
+    """Zip Python packages (their .py and .json files) reproducibly, each rooted at its parent."""
     buf = io.BytesIO()
     files = sorted(
-        p for p in package_dir.rglob("*") if p.is_file() and p.suffix in {".py", ".json"} and "__pycache__" not in p.parts
+        (p, d) for d in package_dirs for p in d.rglob("*") if p.is_file() and p.suffix in {".py", ".json"} and "__pycache__" not in p.parts
     )
-    if not files:
-        raise RuntimeError(f"no source files under {package_dir}")
+    missing = [d for d in package_dirs if not any(owner == d for _, owner in files)]
+    if missing:
+        raise RuntimeError(f"no source files under {missing[0]}")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in files:
+        for path, package_dir in files:
             info = zipfile.ZipInfo(str(path.relative_to(package_dir.parent)), _ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -68,7 +74,7 @@ def upload_bundles(s3, root: pathlib.Path, code_bucket: str) -> tuple[dict[str, 
     """Zip each function's package, content-addressed, into `code_bucket`: (keys, base64 sha256 as Lambda reports it)."""
     keys, sha256 = {}, {}
     for name in ("predictor", "trainer"):
-        bundle = build_bundle(root / "services" / name / name)
+        bundle = build_bundle(function_packages(root, name))
         digest = hashlib.sha256(bundle)
         keys[name] = f"lambda/{name}-{digest.hexdigest()[:16]}.zip"
         sha256[name] = base64.b64encode(digest.digest()).decode()

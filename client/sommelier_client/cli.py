@@ -1,4 +1,4 @@
-"""`sommelier`: predict, history, feedback and model from the command line.
+"""`sommelier`: predict, evaluate, history, feedback, model, datasets and training from the command line.
 
 Exit codes: 0 ok, 2 bad input, 3 key refused, 4 rate limited, 5 API failed or unreachable.
 """
@@ -98,38 +98,14 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 
 
-@main.command()
-@click.option("--feature", "-f", "pairs", multiple=True, metavar="NAME=VALUE", help="one feature (repeat for each)")
-@click.option("--json", "as_json", metavar="OBJECT", help="one record as a JSON object")
-@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="a CSV or JSON file of records")
-@click.option("--example", is_flag=True, help="predict the model's example record")
-@click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
-@FORMAT
-@click.pass_obj
-def predict(client_factory, pairs, as_json, path, example, batch_size, fmt) -> None:
-    """Predict one record (flags, --json, --example) or every record of a file."""
-    client: Client = client_factory()
-    model = client.model()
-    schema = {f["name"]: f["type"] for f in model["features"]}
-    if sum(map(bool, (pairs, as_json, path, example))) != 1:
-        raise click.UsageError("give exactly one of --feature, --json, --file or --example")
-    if path:
-        records = [_coerce(r, schema, f"{path.name} row {i + 2 if path.suffix != '.json' else i}") for i, r in enumerate(_read_records(path))]
-    elif as_json:
-        records = [json.loads(as_json)]
-    elif example:
-        records = [model["example"]]
-    else:
-        record = dict(p.split("=", 1) for p in pairs if "=" in p)
-        if len(record) != len(pairs):
-            raise click.UsageError("--feature takes NAME=VALUE")
-        records = [_coerce(record, schema, "--feature")]
+def _send(client: Client, records: list[dict[str, Any]], batch_size: int, explain: bool = False) -> list[dict[str, Any]]:
+    """Predict records in batches with a progress bar; error fields name the record's index in the whole input."""
     results: list[dict[str, Any]] = []
     with tqdm(total=len(records), unit="rec", disable=len(records) <= batch_size, file=sys.stderr) as bar:
         for start in range(0, len(records), batch_size):
             chunk = records[start:start + batch_size]
             try:
-                results += client.predict_batch(chunk)["predictions"]
+                results += client.predict_batch(chunk, explain=explain)["predictions"]
             except ApiError as err:
                 for d in err.details:  # make batch indexes refer to the whole file
                     if d["field"].startswith("instances["):
@@ -137,10 +113,110 @@ def predict(client_factory, pairs, as_json, path, example, batch_size, fmt) -> N
                         d["field"] = f"record {start + int(index)}{rest}"
                 raise
             bar.update(len(chunk))
-    rows = [{"record": i, "label": r["label"], "confidence": r["confidence"],
-             **{f"p_{c}": p for c, p in r["probabilities"].items()}, "prediction_id": r["prediction_id"]}
+    return results
+
+
+def _file_records(path: Path, model: dict[str, Any], leave_out: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows as read, records to send): a file may carry columns the model does not take (an index, the label,
+    notes); they are kept in the output but not sent."""
+    schema = {f["name"]: f["type"] for f in model["features"]}
+    rows = _read_records(path)
+    if not rows:
+        raise InputError(f"{path.name} holds no records")
+    extra = sorted({c for r in rows for c in r} - set(schema) - {leave_out})
+    if extra:
+        click.echo(f"not sent (the model does not take them): {', '.join(map(str, extra))}", err=True)
+    records = [_coerce({k: v for k, v in r.items() if k in schema}, schema, f"{path.name} row {i + 2 if path.suffix != '.json' else i}")
+               for i, r in enumerate(rows)]
+    return rows, records
+
+
+@main.command()
+@click.option("--feature", "-f", "pairs", multiple=True, metavar="NAME=VALUE", help="one feature (repeat for each)")
+@click.option("--json", "as_json", metavar="OBJECT", help="one record as a JSON object")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="a CSV or JSON file of records")
+@click.option("--example", is_flag=True, help="predict the model's example record")
+@click.option("--explain", is_flag=True, help="add each prediction's top contributing features")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@FORMAT
+@click.pass_obj
+def predict(client_factory, pairs, as_json, path, example, explain, batch_size, fmt) -> None:
+    """Predict one record (flags, --json, --example) or every record of a file (its columns are kept in the output)."""
+    client: Client = client_factory()
+    model = client.model()
+    schema = {f["name"]: f["type"] for f in model["features"]}
+    if sum(map(bool, (pairs, as_json, path, example))) != 1:
+        raise click.UsageError("give exactly one of --feature, --json, --file or --example")
+    inputs: list[dict[str, Any]] = []
+    if path:
+        inputs, records = _file_records(path, model)
+    elif as_json:
+        records = [json.loads(as_json)]
+    elif example:
+        if not model.get("example"):
+            raise InputError(f"model {model['version']} has no complete example record")
+        records = [model["example"]]
+    else:
+        record = dict(p.split("=", 1) for p in pairs if "=" in p)
+        if len(record) != len(pairs):
+            raise click.UsageError("--feature takes NAME=VALUE")
+        records = [_coerce(record, schema, "--feature")]
+    results = _send(client, records, batch_size, explain)
+    rows = [{"record": i, **(inputs[i] if inputs else {}), "label": r["label"], "confidence": r["confidence"],
+             **{f"p_{c}": p for c, p in r["probabilities"].items()},
+             **({"explanation": "; ".join(f"{e['feature']} {e['contribution']:+.3f}" for e in r.get("explanation", []))} if explain else {}),
+             "prediction_id": r["prediction_id"]}
             for i, r in enumerate(results)]
     _emit(rows, fmt)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--label", "label_column", required=True, help="the column holding the true class")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+def evaluate(client_factory, path, label_column, batch_size, fmt) -> None:
+    """Score the live model on labelled rows: accuracy, macro F1, per-class scores and the confusion matrix.
+    (Each row is a real prediction, recorded in the history like any other.)"""
+    client: Client = client_factory()
+    model = client.model()
+    rows, records = _file_records(path, model, leave_out=label_column)
+    missing = [i + 2 for i, r in enumerate(rows) if str(r.get(label_column) or "").strip() == ""]
+    if missing:
+        raise InputError(f"{path.name} row {missing[0]}: the label column {label_column!r} is empty or absent "
+                         f"({len(missing)} row(s) like it)")
+    truth = [str(r[label_column]).strip() for r in rows]
+    predicted = [r["label"] for r in _send(client, records, batch_size)]
+    report = scores(truth, predicted)
+    report["model_version"] = model["version"]
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"model {model['version']} on {report['rows']} labelled rows of {path.name}")
+    click.echo(f"accuracy {report['accuracy']:.3f}, macro F1 {report['f1_macro']:.3f}\n")
+    click.echo(tabulate([{"class": c, **v} for c, v in report["per_class"].items()], headers="keys", floatfmt=".3f"))
+    labels = report["confusion_matrix"]["labels"]
+    click.echo("\nconfusion matrix (rows: true, columns: predicted)")
+    click.echo(tabulate([[t, *row] for t, row in zip(labels, report["confusion_matrix"]["matrix"], strict=True)], headers=["", *labels]))
+
+
+def scores(truth: list[str], predicted: list[str]) -> dict[str, Any]:
+    labels = sorted(set(truth) | set(predicted))
+    index = {c: i for i, c in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for t, p in zip(truth, predicted, strict=True):
+        matrix[index[t]][index[p]] += 1
+    per_class = {}
+    for c, i in index.items():
+        hit, said, real = matrix[i][i], sum(row[i] for row in matrix), sum(matrix[i])
+        precision, recall = (hit / said if said else 0.0), (hit / real if real else 0.0)
+        per_class[c] = {"precision": precision, "recall": recall,
+                        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0, "support": real}
+    present = [c for c in labels if per_class[c]["support"]]
+    return {"rows": len(truth), "accuracy": sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth),
+            "f1_macro": sum(per_class[c]["f1"] for c in present) / len(present), "per_class": per_class,
+            "confusion_matrix": {"labels": labels, "matrix": matrix}}
 
 
 @main.command()
@@ -202,3 +278,155 @@ def metrics(hours, png) -> None:
     click.echo(tabulate(summary(data), headers=["metric", "value"]))
     if png:
         click.echo(f"\nchart written to {chart(data, png)}")
+
+
+# --- datasets and training: straight to the stack's AWS resources (the local stack's emulator, or AWS) ---
+
+def _resource(option: str | None, env: str, output: str) -> str:
+    """A resource name: the flag, the environment, or the running local stack's outputs."""
+    import os
+
+    from sommelier_client.client import stack_output
+
+    value = option or os.environ.get(env) or stack_output(output)
+    if not value:
+        raise InputError(f"no {output} known: run `make up`, or set {env}")
+    return value
+
+
+def _s3():
+    import boto3
+
+    from sommelier_client.client import aws_connection
+
+    return boto3.client("s3", **aws_connection())
+
+
+BUCKET = click.option("--bucket", envvar="SOMMELIER_DATASET_BUCKET", help="the dataset bucket (default: the local stack's)")
+
+
+@main.group()
+def dataset() -> None:
+    """Bring your own data: push a CSV as a dataset, list the datasets, show one."""
+
+
+@dataset.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="the dataset's name (a new name, or a new version of an existing one)")
+@click.option("--target", help="the column to predict (needed unless --spec names it)")
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a spec to use instead of inferring one")
+@click.option("--ignore", multiple=True, metavar="COLUMN", help="a column to leave out (repeat for each)")
+@click.option("--description", help="one line saying what the data is (the page shows it)")
+@click.option("--dry-run", is_flag=True, help="check and print the spec, store nothing")
+@BUCKET
+def push(path, name, target, spec_path, ignore, description, dry_run, bucket) -> None:
+    """Check a CSV, infer its spec (or use --spec), and store it as a new version of dataset NAME."""
+    from datetime import UTC, datetime
+
+    from sommelier_contract import dataset as ds
+
+    spec = None
+    if spec_path:
+        try:
+            spec = json.loads(spec_path.read_text())
+        except json.JSONDecodeError as err:
+            raise InputError(f"{spec_path.name} is not valid JSON: {err}") from err
+    body = path.read_bytes()
+    try:
+        if dry_run:
+            frame = ds.read_csv(body, path.name)
+            spec = spec or ds.infer_spec(frame, ds.check_name(name), target or "", ignore, description)
+            ds.check_frame(frame, ds.check_spec(spec))
+            click.echo(json.dumps(spec, indent=2))
+            return
+        pushed = ds.push(_s3(), _resource(bucket, "SOMMELIER_DATASET_BUCKET", "DatasetBucketName"), name, body, spec, target, ignore,
+                         description, now=datetime.now(UTC).isoformat(timespec="seconds"))
+    except ds.DataError as err:
+        raise InputError(f"{path.name}: {err}") from err
+    click.echo(_spec_table(pushed["spec"]))
+    click.echo(f"\ndataset {name} version {pushed['version']}" + (f" (replaces version {pushed['previous']})" if pushed["previous"] else "")
+               + f": {pushed['rows']} rows, target {pushed['target']!r}, classes "
+               + ", ".join(f"{c} {n}" for c, n in pushed["classes"].items()))
+    click.echo(f"evaluation rows (never trained on): {pushed['evaluation_rows']}; stored at s3://{pushed['data']['bucket']}/"
+               f"{pushed['data']['key'].rsplit('/', 1)[0]}/")
+    if pushed["spec"].get("ignore"):
+        click.echo(f"ignored columns: {', '.join(pushed['spec']['ignore'])}")
+    click.echo(f"train on it: make train DATASET={name}   (or: sommelier train --dataset {name})")
+
+
+def _spec_table(spec: dict[str, Any]) -> str:
+    rows = []
+    for f in spec["features"]:
+        observed = f.get("observed", {})
+        detail = (f"{observed.get('min', ''):g} .. {observed.get('max', ''):g}" if f["type"] == "numeric" and observed else
+                  f"{len(f['categories'])} categories" if f.get("categories") else
+                  f"{observed.get('distinct')} values" if observed.get("distinct") else "")
+        rows.append({"feature": f["name"], "type": f["type"], "values": detail, "missing": observed.get("missing", ""),
+                     "example": str(f.get("example", ""))[:40]})
+    return tabulate(rows, headers="keys")
+
+
+@dataset.command(name="list")
+@BUCKET
+def list_datasets(bucket) -> None:
+    """Every dataset in the bucket, with its current version."""
+    from sommelier_contract import dataset as ds
+    from sommelier_contract import layout
+
+    s3, bucket = _s3(), _resource(bucket, "SOMMELIER_DATASET_BUCKET", "DatasetBucketName")
+    rows = []
+    for name in ds.names(s3, bucket):
+        pointer = ds.current(s3, bucket, layout.dataset_prefix(name))
+        rows.append({"name": name, "version": pointer["version"] if pointer else "seeded", "rows": pointer["rows"] if pointer else "",
+                     "target": pointer["target"] if pointer else "", "classes": len(pointer["classes"]) if pointer else "",
+                     "pushed at": pointer.get("pushed_at", "") if pointer else ""})
+    _emit(rows, "table")
+
+
+@dataset.command()
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@BUCKET
+def show(name, fmt, bucket) -> None:
+    """A dataset: rows, classes and their counts, missing values, the spec."""
+    from sommelier_contract import dataset as ds
+
+    try:
+        info = ds.show(_s3(), _resource(bucket, "SOMMELIER_DATASET_BUCKET", "DatasetBucketName"), name)
+    except ds.DataError as err:
+        raise InputError(str(err)) from err
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2))
+        return
+    spec = info["spec"]
+    click.echo(f"dataset {name}, version {info['version'] or 'seeded'}: {info['rows']} rows, target {spec['target']!r}")
+    click.echo(spec.get("description", ""))
+    click.echo("classes: " + ", ".join(f"{c} {n}" for c, n in info["classes"].items()))
+    click.echo(f"evaluation rows (never trained on): {info['evaluation_rows']}")
+    if info["missing"]:
+        click.echo("missing values: " + ", ".join(f"{c} {n}" for c, n in info["missing"].items()))
+    click.echo("")
+    click.echo(_spec_table(spec))
+
+
+@main.command()
+@click.option("--dataset", "name", help="the dataset to train on (default: the function's configured one)")
+@click.option("--function", "function_name", envvar="SOMMELIER_TRAINER_FUNCTION", help="the training function (default: the local stack's)")
+def train(name, function_name) -> None:
+    """Run the training function on a dataset: compare, evaluate, and promote if the gate passes."""
+    import boto3
+    from botocore.config import Config
+
+    from sommelier_client.client import aws_connection
+
+    function_name = _resource(function_name, "SOMMELIER_TRAINER_FUNCTION", "TrainerFunctionName")
+    lam = boto3.client("lambda", config=Config(read_timeout=960, retries={"max_attempts": 0}), **aws_connection())
+    click.echo(f"training {name or 'the default dataset'} with {function_name} (this waits for it) ...", err=True)
+    resp = lam.invoke(FunctionName=function_name, Payload=json.dumps({"trigger": "cli", **({"dataset": name} if name else {})}))
+    result = json.loads(resp["Payload"].read() or b"null")
+    if resp.get("FunctionError") or not isinstance(result, dict):
+        raise click.ClickException(f"the training function failed: {result}")
+    if not result.get("version"):
+        raise InputError(result.get("reason", "training failed"))
+    click.echo(f"{result['version']}: {'promoted' if result['promoted'] else 'not promoted'}: {result['reason']}")

@@ -59,6 +59,11 @@ def unreachable_message(url: str, err: Exception) -> str:
     return f"cannot reach the API at {url} ({reason})"
 
 
+def stack_output(name: str) -> str | None:
+    """An output of the running local stack (e.g. DatasetBucketName), if there is one."""
+    return ((_stack_info() or {}).get("outputs") or {}).get(name)
+
+
 def aws_connection() -> dict[str, Any]:
     """boto3 client arguments: the local stack's emulator when one is found and AWS_ENDPOINT_URL is unset, else boto3's own."""
     info = _stack_info()
@@ -93,11 +98,11 @@ class Client:
                        error.get("message") or (payload or {}).get("message") or messages.get(resp.status_code, resp.reason),
                        error.get("details", []), (payload or {}).get("request_id") or resp.headers.get("X-Request-Id"))
 
-    def predict(self, features: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/predict", {"features": features})
+    def predict(self, features: dict[str, Any], explain: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/predict", {"features": features}, params={"explain": "true"} if explain else None)
 
-    def predict_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        return self._call("POST", "/predict", {"instances": records})
+    def predict_batch(self, records: list[dict[str, Any]], explain: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/predict", {"instances": records}, params={"explain": "true"} if explain else None)
 
     def prediction(self, prediction_id: str) -> dict[str, Any]:
         return self._call("GET", f"/predictions/{requests.utils.quote(prediction_id, safe='')}")["prediction"]

@@ -78,11 +78,15 @@ def serve_page():
 def test_fill_the_form_and_see_a_prediction(browser, page_url, stack):
     open_page(browser, page_url)
     assert browser.find_element(By.ID, "api-status").text.startswith("model ")
+    assert "Predict cultivar from 13 features (dataset wine)" in browser.find_element(By.ID, "dataset-title").text
+    assert "cultivars" in browser.find_element(By.ID, "dataset-description").text  # the spec's own description
     browser.find_element(By.ID, "example-button").click()
     browser.find_element(By.ID, "predict-button").click()
     label = wait(browser, ec.visibility_of_element_located((By.ID, "answer-label"))).text
     assert label in {"class_0", "class_1", "class_2"}
     assert len(browser.find_elements(By.CSS_SELECTOR, "#answer svg rect.bar")) == 3
+    why = browser.find_elements(By.CSS_SELECTOR, "#answer-why li")  # the top contributing features
+    assert 1 <= len(why) <= 5 and all(w.text.split()[0] in stack.get("/model").json()["example"] for w in why)
     pid = browser.find_element(By.CSS_SELECTOR, "#answer .meta").text.split("prediction ")[1]
     assert stack.get(f"/predictions/{pid}").json()["prediction"]["label"] == label
     browser.save_screenshot(str(SHOTS / "01-prediction.png"))
@@ -108,7 +112,7 @@ def test_upload_a_csv_and_see_the_table(browser, page_url, example, tmp_path):
     open_page(browser, page_url)
     browser.find_element(By.ID, "batch-file").send_keys(str(csv_file))
     browser.find_element(By.ID, "batch-button").click()
-    wait(browser, lambda d: d.find_element(By.ID, "batch-status").text == "12 wines predicted.")
+    wait(browser, lambda d: d.find_element(By.ID, "batch-status").text == "12 records predicted.")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#batch-table tbody tr")) == 12
     assert browser.find_element(By.ID, "batch-download").is_enabled()
     browser.find_element(By.ID, "batch").screenshot(str(SHOTS / "03-batch.png"))
@@ -118,6 +122,10 @@ def test_history_and_feedback(browser, page_url, stack):
     open_page(browser, page_url)
     row = wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "#history-table tbody tr[data-id] select")))
     pid = row.find_element(By.XPATH, "./ancestor::tr").get_attribute("data-id")
+    send = row.find_element(By.XPATH, "following-sibling::button")
+    assert Select(row).first_selected_option.text == "choose…" and not send.is_enabled()  # no label is sent by default
+    version = stack.get(f"/predictions/{pid}").json()["prediction"]["model_version"]
+    assert row.find_element(By.XPATH, "./ancestor::tr/td[@class='version']").text == version
     Select(row).select_by_value("class_2")
     row.find_element(By.XPATH, "following-sibling::button").click()
     wait(browser, lambda d: "✓ class_2" in d.find_element(By.CSS_SELECTOR, f"tr[data-id='{pid}']").text)
@@ -129,7 +137,10 @@ def test_the_model_card_shows_metrics_and_the_confusion_matrix(browser, page_url
     open_page(browser, page_url)
     version = stack.get("/model").json()["version"]
     wait(browser, lambda d: version in d.find_element(By.ID, "model-version").text)
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#model-card svg rect")) == 9  # 3 x 3 cells
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#model-card svg[aria-label^='confusion'] rect")) == 9  # 3 x 3 cells
+    assert browser.find_elements(By.CSS_SELECTOR, "#cv-table tbody tr.winner")  # the candidates compared, the winner marked
+    assert browser.find_element(By.ID, "gate-reason").text  # why it was promoted
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#importance-chart rect")) == 12  # the 12 most important of 13
     browser.find_element(By.ID, "model").screenshot(str(SHOTS / "05-model-card.png"))
 
 

@@ -78,3 +78,53 @@ def test_metrics_summary_and_chart(cli, stack, tmp_path, monkeypatch):
     requests_line = next(line for line in result.stdout.splitlines() if line.startswith("POST /predict requests"))
     assert int(requests_line.split()[-1]) >= 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_a_file_keeps_its_own_columns_in_the_output_and_sends_only_features(cli, example, tmp_path):
+    path = tmp_path / "cellar.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["bin", *example, "cultivar"])
+        writer.writeheader()
+        writer.writerows([{"bin": f"B{i}", **example, "cultivar": "class_0"} for i in range(3)])
+    result = cli("predict", "--file", str(path), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["bin"] for r in rows] == ["B0", "B1", "B2"] and all(r["cultivar"] == "class_0" and r["label"] for r in rows)
+    assert "not sent (the model does not take them): bin, cultivar" in result.stderr
+
+
+def test_evaluate_scores_the_live_model_on_labelled_rows(cli, tmp_path):
+    from pathlib import Path
+
+    result = cli("evaluate", str(Path(__file__).resolve().parents[2] / "data/wine.csv"), "--label", "cultivar", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] == 178 and report["accuracy"] > 0.9 and 0 < report["f1_macro"] <= 1
+    assert sum(map(sum, report["confusion_matrix"]["matrix"])) == 178
+    bad = tmp_path / "unlabelled.csv"
+    bad.write_text("alcohol,cultivar\n13.2,class_0\n13.1,\n")
+    result = cli("evaluate", str(bad), "--label", "cultivar")
+    assert result.exit_code == 2 and "unlabelled.csv row 3: the label column 'cultivar' is empty" in result.output
+
+
+def test_a_pushed_dataset_trains_through_the_function_but_never_changes_the_live_api_by_itself(cli, stack, tmp_path, monkeypatch):
+    from bench.training import reviews
+
+    for name, value in {"AWS_ENDPOINT_URL": stack.aws_endpoint, "AWS_DEFAULT_REGION": stack.region, "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "SOMMELIER_DATASET_BUCKET": stack.outputs["DatasetBucketName"],
+                        "SOMMELIER_TRAINER_FUNCTION": stack.outputs["TrainerFunctionName"]}.items():
+        monkeypatch.setenv(name, value)
+    import numpy as np
+
+    path = tmp_path / "reviews.csv"
+    reviews(400, np.random.default_rng(1)).to_csv(path)
+    before = stack.get("/model").json()["version"]
+    pushed = cli("dataset", "push", str(path), "--name", "reviews-it", "--target", "country")
+    assert pushed.exit_code == 0, pushed.output
+    assert "dataset reviews-it version 1" in pushed.stdout and "text" in pushed.stdout
+    shown = cli("dataset", "show", "reviews-it")
+    assert "version 1: 400 rows" in shown.stdout
+    trained = cli("train", "--dataset", "reviews-it")
+    assert trained.exit_code == 0, trained.output
+    assert "not promoted" in trained.stdout and "the API would change" in trained.stdout
+    assert stack.get("/model").json()["version"] == before

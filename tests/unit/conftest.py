@@ -46,7 +46,7 @@ def s3(aws):
 @pytest.fixture
 def trainer_settings() -> TrainerSettings:
     return TrainerSettings(dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX, model_bucket=MODEL_BUCKET, cv_folds=3,
-                           families="logistic_regression_c1")  # one family keeps these tests fast; test_lifecycle compares all
+                           families="logistic_regression")  # one family keeps these tests fast; test_lifecycle compares all
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def trained(s3, trainer_settings) -> trainer_train.Outcome:
 def cli_env(monkeypatch) -> None:
     """The trainer CLI's settings, as the ECS task's environment gives them."""
     for name, value in {"DATASET_BUCKET": DATASET_BUCKET, "DATASET_PREFIX": PREFIX, "MODEL_BUCKET": MODEL_BUCKET, "CV_FOLDS": "3",
-                        "FAMILIES": "logistic_regression_c1"}.items():
+                        "FAMILIES": "logistic_regression"}.items():
         monkeypatch.setenv(name, value)
 
 

@@ -94,6 +94,25 @@ def test_single_prediction_is_answered_and_recorded(deps, ddb, trained, example)
     assert "secret-key-value" not in json.dumps(item)
 
 
+def test_explain_true_names_each_predictions_top_features_and_stores_nothing_extra(deps, ddb, trained, example):
+    status, body, _ = call(deps, "POST", "/predict", {"instances": [example, {**example, "proline": 400.0}]}, query={"explain": "true"})
+    assert status == 200
+    for p in body["predictions"]:
+        top = p["explanation"]["top"]
+        assert p["explanation"]["method"] == "linear" and 1 <= len(top) <= 5
+        assert {t["feature"] for t in top} <= set(example) and all(isinstance(t["contribution"], float) for t in top)
+        item = ddb.get_item(TableName=TABLE, Key={"prediction_id": {"S": p["prediction_id"]}})["Item"]
+        assert "explanation" not in item
+    status, body, _ = call(deps, "POST", "/predict", {"features": example})
+    assert status == 200 and "explanation" not in body
+
+
+@pytest.mark.parametrize(("query", "field"), [({"explain": "maybe"}, "explain"), ({"explian": "true"}, "explian")])
+def test_a_bad_query_parameter_on_predict_is_a_400_naming_it(deps, trained, example, query, field):
+    status, body, _ = call(deps, "POST", "/predict", {"features": example}, query=query)
+    assert status == 400 and body["error"]["details"][0]["field"] == field
+
+
 def test_a_batch_gets_one_prediction_id_per_record(deps, ddb, trained, example):
     status, body, _ = call(deps, "POST", "/predict", {"instances": [example, {**example, "proline": 400.0}]})
     assert status == 200, body

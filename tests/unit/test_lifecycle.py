@@ -82,8 +82,8 @@ def test_feedback_is_trained_on_and_bad_rows_are_quarantined_with_the_reason(s3,
     good = [_feedback(s3, f"good-{i}", {"prediction_id": f"p{i}", "features": example, "label": "class_1"}) for i in range(3)]
     bad = {
         _feedback(s3, "unknown-label", {"features": example, "label": "merlot"}): "label 'merlot' is not one of the known classes",
-        _feedback(s3, "missing", {"features": {k: v for k, v in example.items() if k != "hue"}, "label": "class_0"}): "features missing: ['hue']",
-        _feedback(s3, "wrong-type", {"features": {**example, "ash": "x"}, "label": "class_0"}): "feature 'ash' must be a number",
+        _feedback(s3, "unknown-feature", {"features": {**example, "vintage": 1999}, "label": "class_0"}): "features.vintage is not a feature",
+        _feedback(s3, "wrong-type", {"features": {**example, "ash": "x"}, "label": "class_0"}): "features.ash must be a number or null",
         _feedback(s3, "corrupt", "{not json"): "not valid JSON",
     }
     outcome = trainer_train.run(trainer_settings, s3)
@@ -144,7 +144,7 @@ def test_a_differently_shaped_dataset_trains_and_serves(aws):
     record = {"description": "jammy oak vanilla finish", "variety": "Zinfandel", "price": 25.0, "points": 90}
     assert model.validator.errors(record, "features") == []
     assert model.validator.errors({**record, "points": 70}, "features")[0].message == "must be >= 80, got 70"
-    row = np.array([[record[n] for n in model.feature_names]], dtype=object)
+    row = np.array([[record[n] for n in [f["name"] for f in model.features]]], dtype=object)
     label = model.label_encoder.inverse_transform(model.pipeline.predict(row))[0]
     assert label == "US"
     unseen = np.array([["minerals", "Riesling", 20.0, 85]], dtype=object)  # a variety never seen in training
@@ -174,7 +174,7 @@ def test_training_results_and_failures_become_metrics(s3, trainer_settings):
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Sommelier")["Metrics"]}
     assert {"TrainingDuration", "HoldoutAccuracy", "HoldoutF1Macro", "ModelPromoted", "TrainingFailed"} <= names
     s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv", Body=b"")
-    with pytest.raises(trainer_train.DataError, match="not a readable CSV"):
+    with pytest.raises(trainer_train.DataError, match="data.csv is empty"):
         trainer_train.run(trainer_settings, s3, cloudwatch)
     stats = cloudwatch.get_metric_statistics(
         Namespace="Sommelier", MetricName="TrainingFailed", Dimensions=[{"Name": "Dataset", "Value": "wine"}],

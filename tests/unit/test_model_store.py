@@ -27,7 +27,7 @@ def _put_manifest(s3, version, manifest):
 def test_loads_the_champion_and_predicts(s3, trained, example):
     model = ModelStore(s3, MODEL_BUCKET, 30).current()
     assert model.version == trained.version
-    row = [[example[n] for n in model.feature_names]]
+    row = [[example[n] for n in [f["name"] for f in model.features]]]
     assert model.pipeline.predict_proba(row).shape == (1, 3)
 
 

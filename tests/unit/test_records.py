@@ -3,7 +3,7 @@
 import pytest
 
 from predictor.records import PredictionRecorder, RecordWriteError
-from predictor.validation import RecordValidator
+from sommelier_contract.records import RecordValidator
 
 
 class FlakyDynamo:

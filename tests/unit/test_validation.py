@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from predictor.validation import RecordValidator
+from sommelier_contract.records import RecordValidator
 
 SPEC = json.loads((Path(__file__).resolve().parents[2] / "data/wine.spec.json").read_text())
 

@@ -19,7 +19,8 @@ from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
 from predictor.records import BadToken, Conflict, NotFound, PredictionReader, PredictionRecorder, RecordWriteError
-from predictor.validation import FieldError, json_type
+from sommelier_contract import layout
+from sommelier_contract.records import FieldError, json_type, to_matrix
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
@@ -109,29 +110,40 @@ def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list
     return records, single
 
 
-def to_matrix(records: list[dict[str, Any]], model: LoadedModel) -> np.ndarray:
-    names = model.feature_names
-    numeric = all(f["type"] == "numeric" for f in model.manifest["features"])
-    # a null or absent (imputed) numeric value is NaN, what the pipeline's imputer saw in training
-    nan = float("nan")
-    return np.array([[nan if r.get(n) is None else r[n] for n in names] for r in records], dtype=float if numeric else object)
-
-
 def _now_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _flag(req: Request, allowed: set[str], name: str) -> bool:
+    """A true/false query parameter; unknown parameters are refused by name."""
+    params = req.event.get("queryStringParameters") or {}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ApiError(400, "validation_error", f"unknown query parameter {unknown[0]!r}",
+                       [FieldError(u, f"is not a query parameter of this route; it takes {', '.join(sorted(allowed))}") for u in unknown])
+    raw = params.get(name, "false").lower()
+    if raw not in {"true", "false", "1", "0"}:
+        raise ApiError(400, "validation_error", f"{name} must be true or false, got {params[name]!r}", [FieldError(name, "must be true or false")])
+    return raw in {"true", "1"}
+
+
 def predict(req: Request) -> tuple[int, dict[str, Any]]:
     deps = req.deps
+    wants_explanation = _flag(req, {"explain"}, "explain")
     body = parse_body(req.event)
     model = deps.store.for_prediction(deps.draw())
     req.model_version = model.version
     records, single = extract_records(body, model, deps.settings.max_batch)
     req.records = len(records)
     started = time.perf_counter()
-    proba = model.pipeline.predict_proba(to_matrix(records, model))
+    X = to_matrix(records, model.features)
+    proba = model.pipeline.predict_proba(X)
     labels = [str(c) for c in model.label_encoder.inverse_transform(model.pipeline.classes_)]
     predict_ms = (time.perf_counter() - started) * 1000
+    if wants_explanation:
+        from sommelier_contract.explain import explain  # deferred: most requests never ask
+
+        explanations = explain(model.pipeline, model.features, X, proba.argmax(axis=1))
     now = deps.clock()
     identity = req.event.get("requestContext", {}).get("identity") or {}
     results, rows = [], []
@@ -143,7 +155,7 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
             "confidence": round(float(p[best]), 6),
             "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p, strict=True)},
         }
-        results.append(result)
+        results.append({**result, "explanation": explanations[i]} if wants_explanation else result)
         rows.append({
             **result,
             "request_id": req.request_id,
@@ -244,7 +256,7 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
     # filed under the dataset of the model that made the prediction: that dataset's next training learns from it
     manifest = req.deps.store.manifest_of(record["model_version"]) or {}
     prefix = ((manifest.get("dataset") or {}).get("prefix") or settings.dataset_prefix).strip("/")
-    key = f"{prefix}/feedback/{now[:10]}/{record['prediction_id']}.json"
+    key = layout.feedback_key(prefix, now, record["prediction_id"])
     labelled = {"prediction_id": record["prediction_id"], "features": record["input"], "label": body["label"],
                 "predicted_label": record["label"], "model_version": record["model_version"], "received_at": now}
     # The labelled row first (its key is the prediction id, so a retry rewrites it), then the flag on the record.
@@ -275,8 +287,12 @@ def model_info(req: Request) -> tuple[int, dict[str, Any]]:
         "segments": m.get("segments", []),
         "example": example if len(example) == len(m["features"]) else None,
         "metrics": {"holdout": m.get("metrics", {}).get("holdout"),
-                    "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std")} for n, r in m.get("metrics", {}).get("cv", {}).items()}},
+                    "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped") if k in r}
+                           for n, r in m.get("metrics", {}).get("cv", {}).items()}},
         "gate": m.get("gate"),
+        "importances": m.get("importances"),
+        "dataset": {k: (m.get("dataset") or {}).get(k) for k in ("name", "version", "rows")},
+        "description": (m.get("spec") or {}).get("description"),
         "libraries": m.get("libraries"),
     }
 

@@ -10,31 +10,25 @@ loaded is simply not served.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version as installed_version
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from predictor.validation import RecordValidator
+from sommelier_contract import layout
+from sommelier_contract.artifacts import ArtifactRejected, load_verified
+from sommelier_contract.records import RecordValidator
 
-CHAMPION_KEY = "champion.json"
-CANDIDATE_KEY = "candidate.json"  # a model on trial: served to `percent` % of predictions until an evaluator decides
 log = logging.getLogger(__name__)
+__all__ = ["ArtifactRejected", "LoadedModel", "ModelStore", "ModelUnavailable", "load_model"]
 
 
 class ModelUnavailable(Exception):
     """No promoted model can be served (none promoted yet, or the promoted one was refused)."""
-
-
-class ArtifactRejected(Exception):
-    """An artifact failed its integrity or compatibility check and was not loaded."""
 
 
 @dataclass
@@ -46,46 +40,19 @@ class LoadedModel:
     validator: RecordValidator = field(repr=False)
 
     @property
-    def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.manifest["features"]]
+    def features(self) -> list[dict[str, Any]]:
+        return self.manifest["features"]
 
 
-def _read(s3, bucket: str, key: str, version_id: str | None = None) -> bytes:
-    kwargs = {"Bucket": bucket, "Key": key}
-    if version_id:
-        kwargs["VersionId"] = version_id
-    return s3.get_object(**kwargs)["Body"].read()
+def _read(s3, bucket: str, key: str) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def load_model(s3, bucket: str, version: str) -> LoadedModel:
     """Fetch, verify and unpickle one model version from `bucket`."""
-    import joblib  # deferred: only needed once per model version
-
-    prefix = f"models/{version}/"
-    manifest = json.loads(_read(s3, bucket, prefix + "manifest.json"))
-    if manifest.get("version") != version:
-        raise ArtifactRejected(f"manifest under {prefix} names version {manifest.get('version')!r}")
-    trained_with = manifest.get("libraries", {}).get("scikit-learn")
-    here = installed_version("scikit-learn")
-    if trained_with != here:
-        raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}, this function has {here}")
-    loaded = {}
-    for name in ("pipeline", "label_encoder"):
-        meta = manifest["artifacts"][name]
-        if not meta["key"].startswith(prefix):
-            raise ArtifactRejected(f"artifact {name} of {version} points outside {prefix}: {meta['key']}")
-        body = _read(s3, bucket, meta["key"], meta.get("version_id"))
-        digest = hashlib.sha256(body).hexdigest()
-        if digest != meta["sha256"]:
-            raise ArtifactRejected(f"artifact {meta['key']} has sha256 {digest}, manifest says {meta['sha256']}")
-        loaded[name] = joblib.load(io.BytesIO(body))
-    return LoadedModel(
-        version=version,
-        manifest=manifest,
-        pipeline=loaded["pipeline"],
-        label_encoder=loaded["label_encoder"],
-        validator=RecordValidator(manifest["features"]),
-    )
+    manifest, pipeline, encoder = load_verified(s3, bucket, version)
+    return LoadedModel(version=version, manifest=manifest, pipeline=pipeline, label_encoder=encoder,
+                       validator=RecordValidator(manifest["features"]))
 
 
 class ModelStore:
@@ -109,7 +76,7 @@ class ModelStore:
         if self._model is not None and now - self._checked_at < self._refresh:
             return self._model
         try:
-            pointer = json.loads(_read(self._s3, self._bucket, CHAMPION_KEY))
+            pointer = json.loads(_read(self._s3, self._bucket, layout.CHAMPION_KEY))
         except ClientError as err:
             if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
                 raise ModelUnavailable("no model has been promoted yet; train one with `make train`") from err
@@ -148,7 +115,7 @@ class ModelStore:
                 return model.manifest
         if version not in self._manifests:
             try:
-                self._manifests[version] = json.loads(_read(self._s3, self._bucket, f"models/{version}/manifest.json"))
+                self._manifests[version] = json.loads(_read(self._s3, self._bucket, layout.manifest_key(version)))
             except (ClientError, BotoCoreError, ValueError) as err:
                 log.warning("manifest of %s unreadable: %s", version, err)
                 return None
@@ -162,7 +129,7 @@ class ModelStore:
 
     def _refresh_candidate(self) -> None:
         try:
-            pointer = json.loads(_read(self._s3, self._bucket, CANDIDATE_KEY))
+            pointer = json.loads(_read(self._s3, self._bucket, layout.CANDIDATE_KEY))
         except ClientError as err:
             if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
                 self._candidate, self._candidate_percent = None, 0.0

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             _print(evaluate(settings, s3, boto3.client("cloudwatch"), datetime.now(UTC)))
         elif command == "champions":
             _print(artifacts.history(s3, settings.model_bucket))
-    except (DataError, artifacts.ArtifactError) as err:
+    except (DataError, artifacts.ArtifactRejected) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message
         return 2
     except (BotoCoreError, ClientError) as err:  # S3 unreachable or refusing: say which, without a traceback

@@ -1,8 +1,7 @@
-"""Versioned model artifacts in the model bucket and the champion pointer.
-
-Layout: models/<version>/{pipeline.joblib, label_encoder.joblib, manifest.json}, and
-champion.json naming the promoted version. Artifacts are written before the manifest,
-and the manifest before any pointer, so a crash leaves at worst an unreferenced folder.
+"""Writing versioned model artifacts and moving the pointers (champion, candidate); the layout
+and the verified reading are the shared contract's (sommelier_contract). Artifacts are written
+before the manifest, and the manifest before any pointer, so a crash leaves at worst an
+unreferenced folder.
 """
 
 from __future__ import annotations
@@ -15,8 +14,10 @@ from typing import Any
 import joblib
 from botocore.exceptions import ClientError
 
-CHAMPION_KEY = "champion.json"
-CANDIDATE_KEY = "candidate.json"  # a model on trial (the model canary); the predictor serves it to `percent` % of predictions
+from sommelier_contract.artifacts import ArtifactRejected, contract_change, load_verified, read_json, read_manifest
+from sommelier_contract.layout import CANDIDATE_KEY, CHAMPION_KEY, manifest_key
+
+__all__ = ["ArtifactRejected", "contract_change", "load_verified", "read_json", "read_manifest"]
 
 
 def dump(obj: Any) -> bytes:
@@ -35,22 +36,8 @@ def put_json(s3, bucket: str, key: str, doc: dict[str, Any]) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc, indent=2, sort_keys=True).encode(), ContentType="application/json")
 
 
-def read_json(s3, bucket: str, key: str) -> dict[str, Any] | None:
-    """A small JSON object (a pointer, a split), or None when there is none yet."""
-    try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except ClientError as err:
-        if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
-            return None
-        raise
-
-
 def read_champion(s3, bucket: str) -> dict[str, Any] | None:
     return read_json(s3, bucket, CHAMPION_KEY)
-
-
-def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
-    return json.loads(s3.get_object(Bucket=bucket, Key=f"models/{version}/manifest.json")["Body"].read())
 
 
 def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previous: str | None = ...) -> dict[str, Any]:
@@ -60,7 +47,7 @@ def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previo
         previous = current["version"] if current else None
     pointer = {
         "version": version,
-        "manifest_key": f"models/{version}/manifest.json",
+        "manifest_key": manifest_key(version),
         "promoted_at": promoted_at,
         "reason": reason,
         "previous": previous,
@@ -88,54 +75,7 @@ def record_canary(s3, bucket: str, version: str, decision: dict[str, Any]) -> No
     """Add the canary's decision to the version's manifest (the bucket keeps the manifest as it was, too)."""
     manifest = read_manifest(s3, bucket, version)
     manifest["canary"] = decision
-    put_json(s3, bucket, f"models/{version}/manifest.json", manifest)
-
-
-class ArtifactError(Exception):
-    """A stored model cannot be used: missing, tampered with, or from another scikit-learn."""
-
-
-def load_verified(s3, bucket: str, version: str) -> tuple[dict[str, Any], Any, Any]:
-    """(manifest, pipeline, label encoder) of a version, unpickled only after the checks pass."""
-    from importlib.metadata import version as installed_version
-
-    try:
-        manifest = read_manifest(s3, bucket, version)
-    except ClientError as err:
-        if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
-            raise ArtifactError(f"there is no model version {version!r} (`make history` lists them)") from err
-        raise
-    ours, theirs = installed_version("scikit-learn"), manifest.get("libraries", {}).get("scikit-learn")
-    if ours != theirs:
-        raise ArtifactError(f"model {version} was trained with scikit-learn {theirs}; this trainer has {ours}")
-    objects = []
-    for name in ("pipeline", "label_encoder"):
-        meta = manifest["artifacts"][name]
-        args = {"Bucket": bucket, "Key": meta["key"], **({"VersionId": meta["version_id"]} if meta.get("version_id") else {})}
-        body = s3.get_object(**args)["Body"].read()
-        if hashlib.sha256(body).hexdigest() != meta["sha256"] or not meta["key"].startswith(f"models/{version}/"):
-            raise ArtifactError(f"artifact {meta['key']} does not match its manifest; refusing to load it")
-        objects.append(joblib.load(io.BytesIO(body)))
-    return manifest, objects[0], objects[1]
-
-
-def contract_change(before: dict[str, Any], features: list[dict[str, Any]], classes: list[str]) -> str | None:
-    """How the API's input contract (feature names and types) and its answers (classes) would change
-    if a model with `features` and `classes` replaced the one `before` describes; None when they would not."""
-    old = {f["name"]: f["type"] for f in before.get("features", [])}
-    new = {f["name"]: f["type"] for f in features}
-    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
-    parts = []
-    if added:
-        parts.append(f"new required features {added}")
-    if removed:
-        parts.append(f"features no longer accepted {removed}")
-    retyped = sorted(n for n in set(old) & set(new) if old[n] != new[n])
-    if retyped:
-        parts.append("features changing type " + ", ".join(f"{n} ({old[n]} -> {new[n]})" for n in retyped))
-    if sorted(before.get("classes", [])) != sorted(classes):
-        parts.append(f"classes {sorted(before.get('classes', []))} -> {sorted(classes)}")
-    return "; ".join(parts) or None
+    put_json(s3, bucket, manifest_key(version), manifest)
 
 
 def history(s3, bucket: str) -> list[dict[str, Any]]:
@@ -164,7 +104,7 @@ def versions(s3, bucket: str) -> list[dict[str, Any]]:
     for version in names:
         try:
             manifest = read_manifest(s3, bucket, version)
-        except ClientError:
+        except (ArtifactRejected, ClientError):
             rows.append({"version": version, "trained_at": None, "note": "no manifest (an interrupted run)", "champion": False})
             continue
         metrics = manifest.get("metrics", {})
@@ -192,10 +132,10 @@ def rollback_target(s3, bucket: str) -> dict[str, Any]:
     """The pointer to restore: the champion before the current one, skipping what was rolled back."""
     current = read_champion(s3, bucket)
     if current is None:
-        raise ArtifactError("no model is promoted, so there is nothing to roll back")
+        raise ArtifactRejected("no model is promoted, so there is nothing to roll back")
     if not current.get("previous"):
-        raise ArtifactError(f"{current['version']} is the first champion; there is nothing before it")
+        raise ArtifactRejected(f"{current['version']} is the first champion; there is nothing before it")
     for pointer in history(s3, bucket):
         if pointer["version"] == current["previous"]:
             return pointer
-    raise ArtifactError(f"the champion history has no pointer for {current['previous']}")
+    raise ArtifactRejected(f"the champion history has no pointer for {current['previous']}")

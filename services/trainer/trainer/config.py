@@ -3,6 +3,8 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sommelier_contract import layout
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
@@ -16,7 +18,9 @@ class Settings(BaseSettings):
     seed: int = 42
     accuracy_floor: float = Field(0.7, ge=0, le=1, description="a challenger below this holdout accuracy is never promoted")
     regression_tolerance: float = Field(0.02, ge=0, le=1, description="how much macro F1 a challenger may lose to the champion")
-    families: str = Field("", description="comma-separated candidate names to compare; empty compares all")
+    families: str = Field("", description="comma-separated candidate names to compare; empty compares all that suit the data")
+    train_budget_seconds: float = Field(600, gt=0, description="comparison stops starting candidates (and folds) after this")
+    compare_rows: int = Field(20_000, ge=100, description="larger training sets are compared on a stratified sample this big")
     # The model canary: a challenger that passes the gate first serves this share of predictions; the
     # evaluator (`canary-evaluate`, scheduled) then promotes or rolls it back on live evidence. 0: promote at once.
     canary_percent: float = Field(0, ge=0, le=100)
@@ -29,8 +33,8 @@ class Settings(BaseSettings):
 
     @property
     def feedback_prefix(self) -> str:
-        return f"{self.dataset_prefix.strip('/')}/feedback/"
+        return layout.feedback_prefix(self.dataset_prefix)
 
     @property
     def quarantine_prefix(self) -> str:
-        return f"{self.dataset_prefix.strip('/')}/quarantine/"
+        return layout.quarantine_prefix(self.dataset_prefix)

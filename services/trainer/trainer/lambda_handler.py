@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from sommelier_contract import layout
+from sommelier_contract.dataset import check_name
 from trainer.config import Settings
 from trainer.data import DataError
 from trainer.train import run
@@ -28,7 +30,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
         return evaluate(settings, s3, cloudwatch, datetime.now(UTC))
     try:
-        outcome = run(settings, s3, cloudwatch, trigger=trigger)
+        chosen = settings
+        if isinstance(event, dict) and event.get("dataset"):  # `sommelier train --dataset NAME`
+            chosen = settings.model_copy(update={"dataset_prefix": layout.dataset_prefix(check_name(str(event["dataset"])))})
+        outcome = run(chosen, s3, cloudwatch, trigger=trigger)
     except DataError as err:
         # Bad data will not improve on a retry; the failure is in the logs and the TrainingFailed metric.
         logger.error("training failed", extra={"error": str(err)})

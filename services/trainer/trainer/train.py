@@ -1,8 +1,9 @@
 """One training run: data + feedback from S3 -> compared, evaluated, versioned artifacts -> the gate.
 
-Families are compared by stratified cross-validation on the training split only; the
-winner is refit on that split and scored once on the held-out split, where the current
-champion is scored too, so the gate compares like with like.
+Candidates that suit the features are compared by stratified cross-validation on the training
+rows only (on a stratified sample of them when there are many), within a time budget; the winner
+is refit on every training row and scored once on the dataset's frozen evaluation rows, where the
+current champion is scored too, so the gate compares like with like.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
-from sklearn.base import clone
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import LabelEncoder
 
+from sommelier_contract import layout
+from sommelier_contract.dataset import KEY_FORMAT, choose_evaluation
+from sommelier_contract.explain import column_sources, linear_weights
+from sommelier_contract.records import to_matrix
 from trainer import artifacts, metrics
 from trainer.config import Settings
 from trainer.data import DataError, load_dataset, load_feedback
-from trainer.pipeline import build, candidates, family, to_matrix
+from trainer.pipeline import Candidate, build, candidates
 
 log = logging.getLogger("trainer")
 
@@ -80,32 +84,74 @@ def new_version(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settings: Settings) -> tuple[str, dict[str, Any]]:
-    cv = StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed)
-    results: dict[str, Any] = {}
-    options = candidates(settings.seed)
+def choose_candidates(features: list[dict[str, Any]], rows: int, settings: Settings) -> dict[str, Candidate]:
+    options = candidates(features, rows, settings.seed)
     if settings.families.strip():
         wanted = [n.strip() for n in settings.families.split(",") if n.strip()]
         unknown = sorted(set(wanted) - set(options))
         if unknown:
-            raise DataError(f"unknown model families {unknown}; choose from {sorted(options)}")
+            raise DataError(f"unknown model families {unknown} for this data; choose from {sorted(options)}")
         options = {n: options[n] for n in wanted}
+    return options
+
+
+def comparison_rows(y: np.ndarray, settings: Settings) -> np.ndarray:
+    """Indexes of the rows the candidates are compared on: all of them, or a stratified sample of large data
+    (the ranking of candidates settles long before the rows run out; the winner is refit on everything)."""
+    if len(y) <= settings.compare_rows:
+        return np.arange(len(y))
+    chosen, _ = train_test_split(np.arange(len(y)), train_size=settings.compare_rows, stratify=y, random_state=settings.seed)
+    return np.sort(chosen)
+
+
+def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settings: Settings,
+            options: dict[str, Candidate]) -> tuple[str, dict[str, Any]]:
+    """Cross-validate each candidate, fold by fold with progress, until the time budget runs out
+    (the first candidate always completes). Returns the winner and every candidate's result."""
     began = time.perf_counter()
-    for i, (name, (estimator, dense)) in enumerate(options.items(), start=1):
+    deadline = began + settings.train_budget_seconds
+    rows = comparison_rows(y, settings)
+    if len(rows) < len(y):
+        log.info("comparing on a stratified sample of %d of %d rows; the winner is refit on all of them", len(rows), len(y))
+    Xs, ys = X[rows], y[rows]
+    folds = list(StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed).split(Xs, ys))
+    results: dict[str, Any] = {}
+    for i, (name, candidate) in enumerate(options.items(), start=1):
+        tag = f"[{i}/{len(options)}] {name:<22}"
+        done = [r for r in results.values() if "f1_macro_mean" in r]
+        if done and time.perf_counter() > deadline:
+            results[name] = {"family": name, "skipped": f"the time budget ({settings.train_budget_seconds:g} s) ran out first"}
+            log.info("%s skipped: the time budget (%g s) ran out", tag, settings.train_budget_seconds)
+            continue
         started = time.perf_counter()
-        log.info("[%d/%d] %-26s cross-validating (%d folds, %d rows) ...", i, len(options), name, settings.cv_folds, len(y))
-        scores = cross_validate(build(features, estimator, dense), X, y, cv=cv, scoring=["f1_macro", "accuracy", "neg_log_loss"])
+        scores: dict[str, list[float]] = {"f1_macro": [], "accuracy": [], "log_loss": []}
+        for k, (fit_idx, val_idx) in enumerate(folds, start=1):
+            model = build(features, candidate).fit(Xs[fit_idx], ys[fit_idx])
+            proba = model.predict_proba(Xs[val_idx])
+            predicted = model.classes_[proba.argmax(axis=1)]
+            scores["f1_macro"].append(f1_score(ys[val_idx], predicted, average="macro"))
+            scores["accuracy"].append(accuracy_score(ys[val_idx], predicted))
+            scores["log_loss"].append(log_loss(ys[val_idx], proba, labels=model.classes_))
+            log.info("%s fold %d/%d: macro F1 %.3f (%.1fs)", tag, k, len(folds), scores["f1_macro"][-1], time.perf_counter() - started)
+            if done and k < len(folds) and time.perf_counter() > deadline:
+                break
+        if len(scores["f1_macro"]) < len(folds):
+            results[name] = {"family": name, "skipped": f"the time budget ran out after {len(scores['f1_macro'])} of {len(folds)} folds"}
+            log.info("%s stopped: the time budget ran out", tag)
+            continue
         results[name] = {
-            "family": family(name),
-            "f1_macro_mean": float(scores["test_f1_macro"].mean()),
-            "f1_macro_std": float(scores["test_f1_macro"].std()),
-            "accuracy_mean": float(scores["test_accuracy"].mean()),
-            "log_loss_mean": float(-scores["test_neg_log_loss"].mean()),
+            "family": name,
+            "f1_macro_mean": float(np.mean(scores["f1_macro"])),
+            "f1_macro_std": float(np.std(scores["f1_macro"])),
+            "accuracy_mean": float(np.mean(scores["accuracy"])),
+            "log_loss_mean": float(np.mean(scores["log_loss"])),
             "seconds": time.perf_counter() - started,
+            "rows": len(rows),
         }
-        log.info("[%d/%d] %-26s CV macro F1 %.3f ± %.3f  (%.1fs; %.1fs elapsed)", i, len(options), name,
-                 results[name]["f1_macro_mean"], results[name]["f1_macro_std"], results[name]["seconds"], time.perf_counter() - began)
-    best = max(results, key=lambda n: (round(results[n]["f1_macro_mean"], 6), -results[n]["log_loss_mean"]))
+        log.info("%s CV macro F1 %.3f ± %.3f  (%.1fs; %.1fs elapsed)", tag, results[name]["f1_macro_mean"],
+                 results[name]["f1_macro_std"], results[name]["seconds"], time.perf_counter() - began)
+    scored = [n for n, r in results.items() if "f1_macro_mean" in r]
+    best = max(scored, key=lambda n: (round(results[n]["f1_macro_mean"], 6), -results[n]["log_loss_mean"]))
     return best, results
 
 
@@ -114,7 +160,7 @@ def score_champion(s3, settings: Settings, champion: dict[str, Any], features: l
     """The champion's scores on this run's holdout, or why it could not be scored."""
     try:
         manifest, pipeline, encoder = artifacts.load_verified(s3, settings.model_bucket, champion["version"])
-    except artifacts.ArtifactError as err:
+    except artifacts.ArtifactRejected as err:
         return None, str(err)
     schema = [(f["name"], f["type"]) for f in manifest["features"]]
     if schema != [(f["name"], f["type"]) for f in features]:
@@ -142,35 +188,61 @@ def gate(settings: Settings, challenger: dict[str, Any], champion: dict[str, Any
     return True, f"holdout macro F1 {f1:.3f} vs champion {champion['f1_macro']:.3f} (tolerance {settings.regression_tolerance})"
 
 
+def importances(pipeline, features: list[dict[str, Any]], X: np.ndarray, y: np.ndarray, labels: list[str], seed: int) -> dict[str, Any]:
+    """Global importances for the model card: how much holdout accuracy drops when a feature's values are
+    shuffled (permutation importance: any model, on rows it never saw), and for linear models on text the
+    words that weigh most for each class."""
+    from sklearn.inspection import permutation_importance
+
+    rows = np.random.default_rng(seed).permutation(len(y))[:2000]
+    result = permutation_importance(pipeline, X[rows], y[rows], scoring="accuracy", n_repeats=3, random_state=seed)
+    ranked = sorted(zip(features, result.importances_mean, result.importances_std, strict=True), key=lambda t: -t[1])
+    out: dict[str, Any] = {"method": "permutation (holdout accuracy drop, 3 repeats)",
+                           "features": [{"feature": f["name"], "importance": round(float(m), 4), "std": round(float(sd), 4)}
+                                        for f, m, sd in ranked]}
+    weights = linear_weights(pipeline.named_steps["model"])
+    if weights is not None and any(f["type"] == "text" for f in features):
+        sources = column_sources(pipeline.named_steps["prep"], features)
+        relative = weights - weights.mean(axis=0, keepdims=True)
+        out["terms"] = {labels[k]: [f"{sources[j][0]}: {sources[j][1]}" for j in np.argsort(-relative[k])[:8] if sources[j][1]]
+                        for k in range(relative.shape[0])}
+    return out
+
+
 def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """The manifest's feature schema: the spec's, plus how missing numerics are handled and an example per feature."""
+    """The manifest's feature schema: the spec's, plus how missing numerics are handled, an example per feature,
+    and reference values (training quantiles, frequent categories) the explainer compares a record with."""
     complete = rows.dropna(subset=[f["name"] for f in features])
     example = complete.iloc[0] if len(complete) else None
     out = []
     for f in features:
+        column = rows[f["name"]]
         entry = {**f, "imputed": "median"} if f["type"] == "numeric" else dict(f)
         if "example" not in entry and example is not None:
             value = example[f["name"]]
             entry["example"] = float(value) if f["type"] == "numeric" else str(value)
+        if f["type"] == "numeric" and column.notna().any():
+            entry["reference"] = [round(float(q), 6) for q in column.quantile([0.1, 0.3, 0.5, 0.7, 0.9])]
+        elif f["type"] == "categorical":
+            entry["reference"] = [str(v) for v in column[column != ""].value_counts().index[:5]]
         out.append(entry)
     return out
 
 
 def frozen_holdout(s3, settings: Settings, ds, feedback_rows: int, now: datetime) -> tuple[dict[str, Any], np.ndarray]:
-    """The dataset's evaluation rows, chosen once (stratified) and kept in <prefix>/evaluation.json, so every
-    challenger and the champion are scored on rows none of them trained on. Feedback only ever joins training."""
-    key = f"{settings.dataset_prefix.strip('/')}/evaluation.json"
-    keys = ds.row_keys
+    """The dataset's evaluation rows, chosen when it was pushed (or, for data put there another way, at its first
+    training) and kept in <prefix>/evaluation.json, so every challenger and the champion are scored on rows none
+    of them trained on. Feedback only ever joins training."""
+    key = layout.evaluation_key(settings.dataset_prefix)
     frozen = artifacts.read_json(s3, settings.dataset_bucket, key)
-    if frozen is None:
-        _, chosen = train_test_split(np.arange(len(keys)), test_size=settings.holdout_fraction,
-                                     stratify=ds.frame[ds.target].to_numpy(), random_state=settings.seed)
-        frozen = {"created_at": now.isoformat(), "seed": settings.seed, "fraction": settings.holdout_fraction,
-                  "rows": int(len(chosen)), "keys": sorted({keys[i] for i in chosen})}
+    if frozen is None or frozen.get("key_format") != KEY_FORMAT:
+        chosen = choose_evaluation(ds.row_keys, ds.frame[ds.target].tolist(), settings.holdout_fraction)
+        frozen = {"created_at": now.isoformat(), "fraction": settings.holdout_fraction, "key_format": KEY_FORMAT,
+                  "rows": len(chosen), "keys": sorted(chosen)}
         s3.put_object(Bucket=settings.dataset_bucket, Key=key, Body=json.dumps(frozen).encode(), ContentType="application/json")
-        log.info("evaluation split frozen: %d of %d rows (s3://%s/%s)", len(chosen), len(keys), settings.dataset_bucket, key)
+        log.info("evaluation rows frozen: %d of %d (s3://%s/%s)", len(chosen), len(ds.row_keys), settings.dataset_bucket, key)
     chosen_keys = set(frozen["keys"])
-    mask = np.array([k in chosen_keys for k in keys] + [False] * feedback_rows)
+    mask = np.array([k in chosen_keys for k in ds.row_keys] + [False] * feedback_rows)
     if not mask.any():
         raise DataError(f"none of the frozen evaluation rows ({key}) is in the data any more; delete it to choose new ones")
     return {"key": key, "created_at": frozen["created_at"], "rows": int(mask.sum())}, mask
@@ -185,7 +257,7 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
     if trigger == "schedule" and champion:  # the schedule keeps the champion's own dataset fresh, whatever it is
         try:
             prefix = (artifacts.read_manifest(s3, settings.model_bucket, champion["version"]).get("dataset") or {}).get("prefix")
-        except ClientError:
+        except (ClientError, artifacts.ArtifactRejected):
             prefix = None
         if prefix and prefix != settings.dataset_prefix.strip("/"):
             log.info("retraining the champion's dataset %s", prefix)
@@ -230,29 +302,33 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     encoder = LabelEncoder().fit(y_labels)
     labels = [str(c) for c in encoder.classes_]
     evaluation, in_holdout = frozen_holdout(s3, settings, ds, len(frame) - len(ds.frame), now)
-    X = to_matrix(frame, ds.features)
+    X = to_matrix(frame, ds.features)  # the same function builds the API's records
     y = encoder.transform(y_labels)
     X_train, X_test, y_train, y_test = X[~in_holdout], X[in_holdout], y[~in_holdout], y[in_holdout]
     train_counts = pd.Series(y_labels[~in_holdout]).value_counts()
     short = {c: int(train_counts.get(c, 0)) for c in labels if train_counts.get(c, 0) < settings.cv_folds}
     if short:
         raise DataError(f"outside the frozen evaluation rows, class(es) have too few rows for {settings.cv_folds}-fold CV: {short}")
-    best, cv_results = compare(X_train, y_train, ds.features, settings)
-    estimator, dense = candidates(settings.seed)[best]
+    options = choose_candidates(ds.features, len(y_train), settings)
+    best, cv_results = compare(X_train, y_train, ds.features, settings, options)
     fit_started = time.perf_counter()
-    pipeline = build(ds.features, clone(estimator), dense).fit(X_train, y_train)
+    log.info("refitting %s on all %d training rows ...", best, len(y_train))
+    pipeline = build(ds.features, options[best]).fit(X_train, y_train)
     fit_seconds = time.perf_counter() - fit_started
+    log.info("refit in %.1fs", fit_seconds)
     y_test_labels = [labels[i] for i in y_test]
     predicted = [labels[i] for i in pipeline.predict(X_test)]
     holdout = evaluate(y_test_labels, predicted, pipeline.predict_proba(X_test), labels)
     log.info("winner %s: holdout accuracy %.3f, macro F1 %.3f, log loss %.3f",
              best, holdout["accuracy"], holdout["f1_macro"], holdout["log_loss"])
+    explained = importances(pipeline, ds.features, X_test, y_test, labels, settings.seed)
+    log.info("most important: %s", ", ".join(f"{f['feature']} {f['importance']:.3f}" for f in explained["features"][:5]))
 
     champion_scores, champion_note, change = None, None, None
     if champion:
         try:
             change = artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, champion["version"]), ds.features, labels)
-        except ClientError:
+        except (ClientError, artifacts.ArtifactRejected):
             change = None  # an unreadable champion manifest: score_champion below says why it cannot compare
         champion_scores, champion_note = score_champion(s3, settings, champion, ds.features, X_test, y_test_labels, labels)
         if champion_scores:
@@ -276,6 +352,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         "dataset": {
             "name": ds.spec.get("name"),
             "prefix": settings.dataset_prefix.strip("/"),  # where its data and its feedback live
+            "version": ds.version,
             "sources": ds.sources,
             "feedback": {"objects": len(fb.sources), "sources": fb.sources[:1000], "quarantined": fb.quarantined},
             "rows": len(frame),
@@ -290,11 +367,13 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         "classes": labels,
         "artifacts": written,
         "libraries": _libraries(),
-        "model": {"name": best, "family": family(best), "params": {k: repr(v) for k, v in estimator.get_params().items()},
-                  "dense_input": dense},
+        "model": {"name": best, "family": best, "estimator": options[best].family,
+                  "params": {k: repr(v) for k, v in options[best].estimator.get_params().items()}, "dense_input": options[best].dense},
         "reproduce": {"seed": settings.seed, "holdout_fraction": settings.holdout_fraction, "cv_folds": settings.cv_folds,
+                      "compare_rows": settings.compare_rows, "train_budget_seconds": settings.train_budget_seconds,
                       "split": "the dataset's frozen evaluation rows (evaluation.json) as holdout; StratifiedKFold(shuffle=True) on the rest"},
         "evaluation": evaluation,
+        "importances": explained,
         "metrics": {"cv": cv_results, "holdout": holdout, "train_rows": len(y_train),
                     "champion_on_holdout": champion_scores},
         "gate": {"promoted": decision, "reason": reason if promote else f"{reason}; promotion disabled",

@@ -61,7 +61,7 @@
 
   function fmt(x, digits = 3) { return typeof x === "number" ? x.toFixed(digits) : String(x ?? ""); }
 
-  /* ---------------- one wine ---------------- */
+  /* ---------------- one record ---------------- */
   function fieldId(name) { return "f-" + name.replace(/[^a-zA-Z0-9_-]/g, "_"); }
 
   function buildForm() {
@@ -71,27 +71,38 @@
       const id = fieldId(f.name);
       const label = el("label", { for: id }, f.label || f.name);
       if (f.unit) label.append(" ", el("span", { class: "unit", text: `(${f.unit})` }));
-      let input;
+      let input, extra = null;
       if (f.type === "categorical" && f.categories) {
         input = el("select", { id, name: f.name }, ...f.categories.map((c) => el("option", { value: c, text: c })));
+      } else if (f.type === "text") {
+        input = el("textarea", { id, name: f.name, rows: "3", maxlength: String(f.max_length || 5000) });
       } else {
-        input = el("input", { id, name: f.name, type: f.type === "numeric" ? "number" : "text", step: "any", required: "" });
-        if (f.minimum !== undefined) input.min = f.minimum;
-        if (f.maximum !== undefined) input.max = f.maximum;
+        input = el("input", { id, name: f.name, type: f.type === "numeric" ? "number" : "text", step: "any" });
+        if (f.type !== "numeric" || !f.imputed) input.required = true;
+        if (f.minimum !== undefined && f.minimum !== null) input.min = f.minimum;
+        if (f.maximum !== undefined && f.maximum !== null) input.max = f.maximum;
+        if (f.type === "categorical" && f.suggestions) {  // many known values: offered, not enforced
+          input.setAttribute("list", id + "-values");
+          extra = el("datalist", { id: id + "-values" }, ...f.suggestions.map((c) => el("option", { value: c })));
+        }
       }
-      const range = f.type === "numeric" && (f.minimum !== undefined || f.maximum !== undefined)
-        ? `${f.minimum ?? "−∞"} to ${f.maximum ?? "∞"}` : "";
-      input.setAttribute("aria-describedby", id + "-error" + (range ? " " + id + "-hint" : ""));
+      const notes = [];
+      if (f.type === "numeric" && (f.minimum != null || f.maximum != null)) notes.push(`${f.minimum ?? "−∞"} to ${f.maximum ?? "∞"}`);
+      if (f.type === "numeric" && f.imputed) notes.push("may be left empty");
+      if (f.type === "categorical" && f.suggestions) notes.push(`${f.suggestions.length}+ known values`);
+      const hint = notes.join(" · ");
+      input.setAttribute("aria-describedby", id + "-error" + (hint ? " " + id + "-hint" : ""));
       const parts = [label, input];
-      if (range) parts.push(el("div", { class: "hint", id: id + "-hint", text: range }));
+      if (extra) parts.push(extra);
+      if (hint) parts.push(el("div", { class: "hint", id: id + "-hint", text: hint }));
       parts.push(el("div", { class: "error", id: id + "-error", role: "alert" }));
-      box.append(el("div", { class: "field" }, ...parts));
+      box.append(el("div", { class: "field" + (f.type === "text" ? " wide" : "") }, ...parts));
     }
   }
 
   function fillExample() {
     for (const f of model.features) {
-      if (model.example && f.name in model.example) $(fieldId(f.name)).value = model.example[f.name];
+      if (f.example !== undefined && f.example !== null) $(fieldId(f.name)).value = f.example;
     }
     clearFieldErrors();
   }
@@ -121,6 +132,7 @@
     const record = {};
     for (const f of model.features) {
       const raw = $(fieldId(f.name)).value.trim();
+      if (f.type === "numeric" && raw === "" && f.imputed) continue;  // left out: the model imputes it
       record[f.name] = f.type === "numeric" && raw !== "" && !isNaN(Number(raw)) ? Number(raw) : raw;
     }
     return record;
@@ -141,20 +153,30 @@
     return chart;
   }
 
+  function explanation(e, label) {
+    const how = e.method === "linear" ? "each feature's share of the score (exact for this linear model)"
+      : "how much each feature's value raises the probability over typical values (occlusion)";
+    const list = el("ol", { id: "answer-why" }, ...e.top.map((t) => el("li", {
+      class: t.contribution >= 0 ? "for" : "against",
+      text: `${t.feature}${t.term ? ` “${t.term}”` : ""} ${t.contribution >= 0 ? "+" : "−"}${Math.abs(t.contribution).toFixed(3)}` })));
+    return el("details", { class: "why", open: "" }, el("summary", { text: `Why ${label}: ${how}` }), list);
+  }
+
   async function predictOne(event) {
     event.preventDefault();
     clearFieldErrors();
     const box = $("answer");
     box.replaceChildren(el("p", { class: "hint", text: "Asking the model…" }));
     try {
-      const r = await api("/predict", { method: "POST", body: JSON.stringify({ features: readForm() }) });
+      const r = await api("/predict?explain=true", { method: "POST", body: JSON.stringify({ features: readForm() }) });
       banner("");
       box.replaceChildren(
         el("div", { class: "label", id: "answer-label", text: r.label }),
         el("p", { text: `confidence ${(r.confidence * 100).toFixed(1)}%` }),
         probabilityChart(r.probabilities),
-        el("p", { class: "meta", text: `model ${r.model_version} · prediction ${r.prediction_id}` }),
       );
+      if (r.explanation && r.explanation.top.length) box.append(explanation(r.explanation, r.label));
+      box.append(el("p", { class: "meta", text: `model ${r.model_version} · prediction ${r.prediction_id}` }));
       loadHistory();
     } catch (e) {
       const onFields = e.status === 400 && showFieldErrors(e.body && e.body.error && e.body.error.details);
@@ -194,12 +216,14 @@
     const status = $("batch-status");
     if (!file) { status.textContent = "Choose a CSV file first."; return; }
     const rows = parseCsv(await file.text());
-    if (rows.length < 2) { status.textContent = "The file needs a header row and at least one wine."; return; }
+    if (rows.length < 2) { status.textContent = "The file needs a header row and at least one record."; return; }
     const [header, ...data] = rows;
     const types = Object.fromEntries(model.features.map((f) => [f.name, f.type]));
-    const records = data.map((r) => Object.fromEntries(header.map((h, i) => {
-      const v = (r[i] ?? "").trim();
-      return [h, types[h] === "numeric" && v !== "" && !isNaN(Number(v)) ? Number(v) : v];
+    const inputs = data.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ""])));
+    // only the model's features are sent (an index, a label or notes stay in the results); an empty number is missing
+    const records = inputs.map((row) => Object.fromEntries(header.filter((h) => h in types).map((h) => {
+      const v = row[h].trim();
+      return [h, types[h] === "numeric" ? (v === "" ? null : !isNaN(Number(v)) ? Number(v) : v) : v];
     })));
     const results = [];
     try {
@@ -218,7 +242,7 @@
       return;
     }
     status.className = "hint";
-    status.textContent = `${results.length} wines predicted.`;
+    status.textContent = `${results.length} records predicted.`;
     const classes = Object.keys(results[0].probabilities);
     const cols = [...header, "label", "confidence", ...classes.map((c) => "p_" + c), "prediction_id"];
     const table = $("batch-table");
@@ -228,7 +252,7 @@
       el("td", { class: "num", text: fmt(r.confidence) }), ...classes.map((c) => el("td", { class: "num", text: fmt(r.probabilities[c]) })))));
     table.append(body);
     table.hidden = false;
-    batchCsv = [cols.join(","), ...results.map((r, i) => [...header.map((h) => records[i][h]), r.label, r.confidence,
+    batchCsv = [cols.join(","), ...results.map((r, i) => [...header.map((h) => inputs[i][h]), r.label, r.confidence,
       ...classes.map((c) => r.probabilities[c]), r.prediction_id].map(csvCell).join(","))].join("\n") + "\n";
     $("batch-download").disabled = false;
     loadHistory();
@@ -243,6 +267,7 @@
 
   /* ---------------- history and feedback ---------------- */
   async function sendFeedback(id, select, cell) {
+    if (!select.value) { select.focus(); return; }
     try {
       const r = await api("/feedback", { method: "POST", body: JSON.stringify({ prediction_id: id, label: select.value }) });
       cell.replaceChildren(el("span", { text: `✓ ${r.feedback.label}${r.feedback.correct ? " (model right)" : " (model wrong)"}` }));
@@ -255,20 +280,22 @@
     const table = $("history-table");
     try {
       const page = await api("/predictions?limit=15");
-      table.replaceChildren(el("thead", {}, el("tr", {}, ...["when (UTC)", "label", "confidence", "the true class was"].map((c) => el("th", { scope: "col", text: c })))));
+      table.replaceChildren(el("thead", {}, el("tr", {}, ...["when (UTC)", "label", "confidence", "model", "the true class was"].map((c) => el("th", { scope: "col", text: c })))));
       const body = el("tbody");
       for (const p of page.predictions) {
         const cell = el("td");
         if (p.feedback) cell.textContent = `✓ ${p.feedback.label}`;
         else {
           const sel = el("select", { "aria-label": `true class of prediction ${p.prediction_id}` },
-            ...Object.keys(p.probabilities).map((c) => el("option", { value: c, text: c })));
-          const btn = el("button", { type: "button", class: "secondary", text: "Send" });
+            el("option", { value: "", text: "choose…" }), ...Object.keys(p.probabilities).map((c) => el("option", { value: c, text: c })));
+          const btn = el("button", { type: "button", class: "secondary", text: "Send", disabled: "" });
+          sel.addEventListener("change", () => { btn.disabled = !sel.value; });
           btn.addEventListener("click", () => sendFeedback(p.prediction_id, sel, cell));
           cell.append(sel, " ", btn);
         }
         body.append(el("tr", { "data-id": p.prediction_id }, el("td", { text: p.created_at.replace("T", " ").slice(0, 19) }),
-          el("td", { text: p.label }), el("td", { class: "num", text: fmt(p.confidence) }), cell));
+          el("td", { text: p.label }), el("td", { class: "num", text: fmt(p.confidence) }),
+          el("td", { class: "version", text: p.model_version }), cell));
       }
       table.append(body);
       if (!page.predictions.length) table.replaceChildren(el("caption", { text: "No predictions yet." }));
@@ -299,6 +326,25 @@
     return chart;
   }
 
+  function importanceChart(imp) {
+    const rows = imp.features.slice(0, 12), rowH = 22, labelW = 230, barW = 220;
+    const max = Math.max(1e-9, ...rows.map((r) => Math.abs(r.importance)));
+    const chart = svg("svg", { id: "importance-chart", viewBox: `0 0 ${labelW + barW + 70} ${rows.length * rowH}`, width: "100%", role: "img",
+      "aria-label": `feature importances (${imp.method}): ` + rows.map((r) => `${r.feature} ${r.importance.toFixed(3)}`).join(", ") });
+    rows.forEach((r, i) => {
+      const y = i * rowH;
+      const label = svg("text", { x: 0, y: y + 16 }); label.textContent = r.feature; chart.append(label);
+      chart.append(svg("rect", { x: labelW, y: y + 4, width: Math.max(1, barW * Math.max(0, r.importance) / max), height: 14, fill: "#7b1e3a", rx: 3 }));
+      const v = svg("text", { x: labelW + barW + 8, y: y + 16 }); v.textContent = r.importance.toFixed(3); chart.append(v);
+    });
+    const box = el("figure", {}, chart, el("figcaption", { class: "hint", text: imp.method }));
+    if (imp.terms) {
+      box.append(el("ul", { class: "terms" }, ...Object.entries(imp.terms).map(([cls, words]) =>
+        el("li", {}, el("b", { text: cls + ": " }), words.map((w) => w.split(": ").slice(1).join(": ")).join(", ")))));
+    }
+    return box;
+  }
+
   function modelCard() {
     const h = (model.metrics && model.metrics.holdout) || {};
     const card = $("model-card");
@@ -308,6 +354,24 @@
       el("div", { class: "metrics" }, metric("holdout accuracy", fmt(h.accuracy)), metric("macro F1", fmt(h.f1_macro)),
         metric("log loss", fmt(h.log_loss)), metric("holdout rows", String(h.rows ?? ""))),
     );
+    const gate = model.gate || {};
+    if (gate.reason) card.append(el("p", { id: "gate-reason" }, el("b", { text: gate.promoted === false ? "Gate: " : "Promoted: " }), gate.reason));
+    const cv = Object.entries((model.metrics && model.metrics.cv) || {});
+    if (cv.length) {
+      const t = el("table", { id: "cv-table" }, el("caption", { text: "Candidates compared (cross-validation on the training rows)" }),
+        el("thead", {}, el("tr", {}, ...["candidate", "macro F1", "accuracy", "seconds"].map((c) => el("th", { scope: "col", text: c })))));
+      const b = el("tbody");
+      for (const [name, r] of cv) {
+        const winner = model.model && model.model.name === name;
+        b.append(el("tr", winner ? { class: "winner" } : {}, el("td", { text: name + (winner ? " (chosen)" : "") }),
+          r.skipped ? el("td", { colspan: "3", text: "skipped: " + r.skipped })
+            : el("td", { class: "num", text: `${fmt(r.f1_macro_mean)} ± ${fmt(r.f1_macro_std)}` }),
+          ...(r.skipped ? [] : [el("td", { class: "num", text: fmt(r.accuracy_mean) }), el("td", { class: "num", text: fmt(r.seconds, 1) })])));
+      }
+      t.append(b);
+      card.append(el("div", { class: "table-wrap" }, t));
+    }
+    if (model.importances && model.importances.features) card.append(el("h3", { text: "What the model relies on" }), importanceChart(model.importances));
     if (h.confusion_matrix) card.append(el("h3", { text: "Confusion matrix (holdout)" }), confusionMatrix(h.confusion_matrix));
     if (h.per_class) {
       const t = el("table", {}, el("thead", {}, el("tr", {}, ...["class", "precision", "recall", "F1", "support"].map((c) => el("th", { scope: "col", text: c })))));
@@ -335,6 +399,10 @@
       return;
     }
     $("api-status").textContent = `model ${model.version}`;
+    const dataset = (model.dataset && model.dataset.name) || "the data";
+    $("dataset-title").textContent = `Predict ${model.target || "the class"} from ${model.features.length} features (dataset ${dataset}).`;
+    $("dataset-description").textContent = model.description || "";
+    document.title = `Sommelier · ${dataset}`;
     buildForm();
     fillExample();
     modelCard();

@@ -1,8 +1,10 @@
-"""Input validation against the feature schema in the model manifest.
+"""Records: what a model accepts (the JSON Schema compiled from its manifest's features, with
+field-level errors a caller can act on) and the matrix its pipeline takes.
 
-The manifest lists features with their type and declared ranges or categories; this
-compiles that into a JSON Schema once per model and turns each violation into a
-field-level error a caller can act on.
+The fitted pipeline takes a 2-D array whose columns follow the manifest's feature order (floats
+when every feature is numeric, objects otherwise); a missing numeric value is NaN, which the
+pipeline's imputer handles. The API's records, feedback rows and training frames all go through
+`to_matrix`, so serving sees exactly what training saw.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from jsonschema import Draft202012Validator
 
 _JSON_TYPE = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object", type(None): "null"}
@@ -94,3 +97,25 @@ class RecordValidator:
         if kind == "enum":
             return [FieldError(path, f"must be one of {', '.join(map(str, expected))}; got {value!r}")]
         return [FieldError(path, err.message)]
+
+
+def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:
+    """`records`: a list of {name: value} (the API, feedback) or a pandas DataFrame (training)."""
+    names = [f["name"] for f in features]
+    dtype = float if all(f["type"] == "numeric" for f in features) else object
+    if hasattr(records, "columns"):  # a DataFrame: whole columns at once
+        return records[names].to_numpy(dtype=dtype)
+    nan = float("nan")
+    return np.array([[nan if r.get(n) is None else r[n] for n in names] for r in records], dtype=dtype).reshape(len(records), len(names))
+
+
+def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) -> str | None:
+    """Why a stored feedback object cannot be trained on (the same record schema the API enforces), or None."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("features"), dict) or "label" not in doc:
+        return 'expected an object with "features" (object) and "label"'
+    errors = validator.errors(doc["features"], "features")
+    if errors:
+        return "; ".join(f"{e.field} {e.message}" for e in errors)
+    if str(doc["label"]) not in classes:
+        return f"label {doc['label']!r} is not one of the known classes {sorted(classes)}"
+    return None

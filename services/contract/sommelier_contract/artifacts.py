@@ -1,0 +1,94 @@
+"""Reading model versions: the manifest, and the pickled artifacts only after they are verified.
+
+A pickle runs code when loaded, so nothing is unpickled unless its sha256 matches the manifest, its
+key lies in the version's own folder, and the manifest's scikit-learn is the one installed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from importlib.metadata import version as installed_version
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from sommelier_contract import layout
+
+ARTIFACTS = ("pipeline", "label_encoder")
+
+
+class ArtifactRejected(Exception):
+    """A stored model cannot be used: missing, tampered with, or from another scikit-learn."""
+
+
+def missing(err: ClientError) -> bool:
+    return err.response["Error"]["Code"] in {"NoSuchKey", "404", "NotFound"}
+
+
+def read_json(s3, bucket: str, key: str) -> dict[str, Any] | None:
+    """A small JSON object (a pointer, a manifest, a split), or None when there is none."""
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as err:
+        if missing(err):
+            return None
+        raise
+
+
+def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
+    manifest = read_json(s3, bucket, layout.manifest_key(version))
+    if manifest is None:
+        raise ArtifactRejected(f"there is no model version {version!r} (`make history` lists them)")
+    if manifest.get("version") != version:
+        raise ArtifactRejected(f"the manifest under {layout.model_prefix(version)} names version {manifest.get('version')!r}")
+    return manifest
+
+
+def load_verified(s3, bucket: str, version: str) -> tuple[dict[str, Any], Any, Any]:
+    """(manifest, pipeline, label encoder) of one version."""
+    import joblib  # deferred: only needed once per model version
+
+    manifest = read_manifest(s3, bucket, version)
+    trained_with, here = manifest.get("libraries", {}).get("scikit-learn"), installed_version("scikit-learn")
+    if trained_with != here:
+        raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}; this process has {here}")
+    loaded = []
+    for name in ARTIFACTS:
+        meta = (manifest.get("artifacts") or {}).get(name)
+        if not meta:
+            raise ArtifactRejected(f"the manifest of {version} lists no {name} artifact")
+        if not meta["key"].startswith(layout.model_prefix(version)):
+            raise ArtifactRejected(f"artifact {name} of {version} points outside {layout.model_prefix(version)}: {meta['key']}")
+        args = {"Bucket": bucket, "Key": meta["key"], **({"VersionId": meta["version_id"]} if meta.get("version_id") else {})}
+        try:
+            body = s3.get_object(**args)["Body"].read()
+        except ClientError as err:
+            if missing(err):
+                raise ArtifactRejected(f"artifact {meta['key']} of {version} is missing") from err
+            raise
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != meta["sha256"]:
+            raise ArtifactRejected(f"artifact {meta['key']} has sha256 {digest}, its manifest says {meta['sha256']}; refusing to load it")
+        loaded.append(joblib.load(io.BytesIO(body)))
+    return manifest, loaded[0], loaded[1]
+
+
+def contract_change(before: dict[str, Any], features: list[dict[str, Any]], classes: list[str]) -> str | None:
+    """How the API's input (feature names and types) and its answers (classes) would change if a model
+    with `features` and `classes` replaced the one the manifest `before` describes; None when they would not."""
+    old = {f["name"]: f["type"] for f in before.get("features", [])}
+    new = {f["name"]: f["type"] for f in features}
+    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+    parts = []
+    if added:
+        parts.append(f"new required features {added}")
+    if removed:
+        parts.append(f"features no longer accepted {removed}")
+    retyped = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+    if retyped:
+        parts.append("features changing type " + ", ".join(f"{n} ({old[n]} -> {new[n]})" for n in retyped))
+    if sorted(before.get("classes", [])) != sorted(classes):
+        parts.append(f"classes {sorted(before.get('classes', []))} -> {sorted(classes)}")
+    return "; ".join(parts) or None

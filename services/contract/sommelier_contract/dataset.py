@@ -1,0 +1,386 @@
+"""A dataset: a CSV with a header and a spec (target, features with types, columns to ignore).
+
+Reading is strict (every row as wide as the header), checks name the row and the column, and a
+spec can be inferred from the data. The trainer, `sommelier dataset push` and the seeding hook
+all go through here, so data refused at push would be refused at training, and the other way round.
+Needs pandas: the predictor never imports this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from typing import Any
+
+import pandas as pd
+
+from sommelier_contract import layout
+
+FEATURE_TYPES = {"numeric", "categorical", "text"}
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+MAX_CATEGORIES = 30  # a categorical feature with at most this many values lists them, and the API enforces the list
+MAX_SUGGESTIONS = 50  # beyond that: the most frequent values, offered by the page but not enforced
+
+
+class DataError(ValueError):
+    """The data or its spec cannot be used; the message names the row, the column or the key."""
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name or ""):
+        raise DataError(f"dataset name {name!r} must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def check_spec(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise DataError("the spec must be a JSON object")
+    for key in ("target", "features"):
+        if key not in spec:
+            raise DataError(f"the spec has no {key!r}")
+    if not isinstance(spec["features"], list) or not spec["features"]:
+        raise DataError("the spec's 'features' must be a non-empty list")
+    seen = set()
+    for i, f in enumerate(spec["features"]):
+        if not isinstance(f, dict) or "name" not in f:
+            raise DataError(f"spec feature #{i} has no name")
+        if f.get("type") not in FEATURE_TYPES:
+            raise DataError(f"spec feature {f['name']!r} has type {f.get('type')!r}; expected one of {sorted(FEATURE_TYPES)}")
+        if f["name"] in seen or f["name"] == spec["target"]:
+            raise DataError(f"spec feature {f['name']!r} is listed twice or is the target")
+        seen.add(f["name"])
+    ignore = spec.get("ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(c, str) for c in ignore):
+        raise DataError("the spec's 'ignore' must be a list of column names")
+    clash = sorted(set(ignore) & (seen | {spec["target"]}))
+    if clash:
+        raise DataError(f"the spec's 'ignore' names feature or target column(s) {clash}")
+    for seg in spec.get("segments", []):
+        if not isinstance(seg, dict) or seg.get("feature") not in seen:
+            raise DataError(f"spec segment {seg!r} does not name a feature of the spec")
+    return spec
+
+
+_UNNAMED = re.compile(r"^Unnamed: \d+$")  # pandas' name for a column with an empty header
+
+
+def index_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that are a row index written out with the data (empty header, values 0..n-1 or 1..n): never features."""
+    found = []
+    for column in frame.columns:
+        if _UNNAMED.match(str(column)) and pd.api.types.is_integer_dtype(frame[column]):
+            values = frame[column].to_numpy()
+            n = len(values)
+            if n and ((values == range(n)).all() or (values == range(1, n + 1)).all()):
+                found.append(column)
+    return found
+
+
+KEY_FORMAT = "csv-row-sha1"  # how row keys are made (evaluation.json records it)
+
+
+def _scan(body: bytes) -> tuple[str | None, list[str]]:
+    """One pass of the csv module over the file: the first row whose field count differs from the header's
+    (pandas would pad a short row silently), and a key per data row (a hash of its fields as written, so a
+    row keeps its key whatever types are inferred and whatever a spec later ignores). Blank lines, which
+    pandas skips, get no key."""
+    rows = csv.reader(io.StringIO(body.decode("utf-8", errors="replace")))
+    width = len(next(rows, []))
+    keys = []
+    for number, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != width:
+            return f"row {number} has {len(row)} fields, the header has {width}", keys
+        keys.append(hashlib.sha1("\x1f".join(row).encode()).hexdigest()[:20])
+    return None, keys
+
+
+def read_rows(body: bytes, where: str) -> tuple[pd.DataFrame, list[str]]:
+    """A strict CSV read (every row has as many fields as the header) and a key per row. Row numbers in
+    messages are the file's lines as a spreadsheet shows them (the header is row 1)."""
+    if not body.strip():
+        raise DataError(f"{where} is empty")
+    problem, keys = _scan(body)
+    if problem:
+        raise DataError(f"{where} is not a readable CSV: {problem}")
+    try:
+        frame = pd.read_csv(io.BytesIO(body), index_col=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{where} is not a readable CSV: {err}") from err
+    if len(frame) != len(keys):  # e.g. a quoted field spanning lines that the two readers split differently
+        raise DataError(f"{where} is not a readable CSV: {len(frame)} rows parsed but {len(keys)} rows scanned")
+    return frame, keys
+
+
+def read_csv(body: bytes, where: str) -> pd.DataFrame:
+    return read_rows(body, where)[0]
+
+
+def _first(mask: pd.Series) -> int:
+    return int(mask.to_numpy().argmax()) + 2  # the file's row number
+
+
+def check_target(frame: pd.DataFrame, target: str) -> None:
+    if target not in frame.columns:
+        raise DataError(f"the target column {target!r} is not in the data; its columns are {list(frame.columns)}")
+    empty = frame[target].isna() | (frame[target].astype("string").str.strip() == "")
+    if empty.any():
+        raise DataError(f"row {_first(empty)}: the target column {target!r} is empty ({int(empty.sum())} row(s) like it)")
+    classes = frame[target].astype(str).unique()
+    if len(classes) < 2:
+        raise DataError(f"the target column {target!r} has a single class ({classes[0]!r}); a classifier needs at least two")
+
+
+def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """Columns as the spec declares them, values of the declared types; returns the frame with numeric
+    columns as floats, other features as strings ("" for empty) and the target as strings."""
+    if frame.empty:
+        raise DataError("the data has no rows")
+    frame = frame.drop(columns=[c for c in [*spec.get("ignore", []), *index_columns(frame)] if c in frame.columns])
+    wanted = [f["name"] for f in spec["features"]] + [spec["target"]]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataError(f"the data lacks column(s) {missing} that the spec declares; it has {list(frame.columns)}")
+    extra = [c for c in frame.columns if c not in wanted]
+    if extra:
+        raise DataError(f"the data has column(s) {extra} that the spec does not declare (list them under \"ignore\" to leave them out)")
+    check_target(frame, spec["target"])
+    frame = frame[wanted].copy()
+    for f in spec["features"]:
+        name = f["name"]
+        if f["type"] == "numeric":
+            values = pd.to_numeric(frame[name], errors="coerce")
+            bad = values.isna() & frame[name].notna()
+            if bad.any():
+                raise DataError(f"row {_first(bad)}, column {name!r}: the spec says numeric but the value is {frame[name][bad].iloc[0]!r}")
+            lo, hi = f.get("minimum"), f.get("maximum")
+            for bound, outside in (("minimum", values < (-math.inf if lo is None else lo)), ("maximum", values > (math.inf if hi is None else hi))):
+                if outside.any():
+                    raise DataError(f"row {_first(outside)}, column {name!r}: {values[outside].iloc[0]:g} is outside the spec's "
+                                    f"{bound} {f[bound]:g}")
+            frame[name] = values.astype(float)
+        else:
+            frame[name] = frame[name].astype("string").fillna("").astype(object)
+            if f.get("categories"):
+                unknown = (frame[name] != "") & ~frame[name].isin([str(c) for c in f["categories"]])
+                if unknown.any():
+                    raise DataError(f"row {_first(unknown)}, column {name!r}: {frame[name][unknown].iloc[0]!r} is not one of the "
+                                    f"spec's categories")
+    frame[spec["target"]] = frame[spec["target"]].astype(str)
+    return frame
+
+
+def _is_text(values: pd.Series) -> bool:
+    """Free text rather than a label: four or more words per value on average (labels rarely have that many),
+    or long values that are mostly distinct."""
+    words = values.str.split().str.len().mean()
+    return bool(words >= 4 or (values.str.len().mean() > 30 and values.nunique() > 0.5 * len(values)))
+
+
+def _nice(x: float) -> float:
+    if x == 0 or not math.isfinite(x):
+        return 0.0
+    step = 10 ** math.floor(math.log10(abs(x)))
+    return float(round(x / step * 2) / 2 * step)  # to a half of its leading digit: 23.7 -> 25, 0.413 -> 0.4
+
+
+def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | tuple[str, ...] = (),
+               description: str | None = None) -> dict[str, Any]:
+    """A spec from the data: a type per column, observed ranges, known categories, an example record,
+    suggested segments. Index columns and `ignore`d ones are left out (and listed under "ignore")."""
+    missing = [c for c in ignore if c not in frame.columns]
+    if missing:
+        raise DataError(f"--ignore names column(s) {missing} that are not in the data; its columns are {list(frame.columns)}")
+    check_target(frame, target)
+    dropped = [*index_columns(frame), *ignore]
+    features, segments = [], []
+    complete = frame.drop(columns=dropped).dropna()
+    example_row = complete.iloc[0] if len(complete) else None
+    for column in frame.columns:
+        if column in dropped or column == target:
+            continue
+        values = frame[column]
+        present = values.dropna()
+        if present.empty:
+            raise DataError(f"column {column!r} has no values in any row; leave it out with --ignore {column}")
+        numbers = pd.to_numeric(present, errors="coerce")
+        feature: dict[str, Any] = {"name": str(column), "label": str(column).replace("_", " ").capitalize()}
+        if numbers.notna().all() and not pd.api.types.is_bool_dtype(values):
+            lo, hi = float(numbers.min()), float(numbers.max())
+            feature |= {"type": "numeric", "observed": {"min": lo, "max": hi, "missing": int(values.isna().sum())}}
+            if lo >= 0:
+                feature["minimum"] = 0  # a count, a price, a concentration: never negative
+            quartiles = sorted({_nice(q) for q in numbers.quantile([0.25, 0.5, 0.75])})
+            if len(segments) < 3 and len(quartiles) >= 2 and numbers.nunique() > 10:
+                segments.append({"name": f"{column}_range", "feature": str(column), "edges": quartiles})
+        else:
+            strings = present.astype(str)
+            if _is_text(strings):
+                feature |= {"type": "text", "max_length": int(max(5000, strings.str.len().max() * 2))}
+            else:
+                counts = strings.value_counts()
+                feature["type"] = "categorical"
+                if len(counts) <= MAX_CATEGORIES:
+                    feature["categories"] = sorted(counts.index.tolist())
+                    if len(segments) < 3 and len(counts) <= 12:
+                        segments.append({"name": str(column), "feature": str(column)})
+                else:
+                    feature["suggestions"] = counts.index[:MAX_SUGGESTIONS].tolist()
+                feature["observed"] = {"distinct": int(len(counts)), "missing": int(values.isna().sum())}
+        if example_row is not None:
+            value = example_row[column]
+            feature["example"] = float(value) if feature["type"] == "numeric" else str(value)
+        features.append(feature)
+    if not features:
+        raise DataError(f"the data has no column to learn from besides the target {target!r}")
+    spec = {"name": name, "description": description or f"{name}: predicts {target} from {len(features)} column(s)",
+            "target": target, "features": features, "segments": segments}
+    if dropped:
+        spec["ignore"] = [str(c) for c in dropped]
+    return check_spec(spec)
+
+
+def describe(frame: pd.DataFrame, spec: dict[str, Any]) -> dict[str, Any]:
+    """What `dataset show` prints: rows, classes and their counts, and missing values per feature."""
+    counts = frame[spec["target"]].value_counts()
+    return {"rows": int(len(frame)), "classes": {str(k): int(v) for k, v in counts.items()},
+            "missing": {f["name"]: int((frame[f["name"]].isna() | (frame[f["name"]] == "")).sum()) for f in spec["features"]
+                        if f["name"] in frame.columns and (frame[f["name"]].isna() | (frame[f["name"]] == "")).any()}}
+
+
+# --- in the dataset bucket ------------------------------------------------------------------------
+
+EVALUATION_FRACTION = 0.2
+
+
+def _rank(key: str) -> str:
+    return hashlib.sha1(("evaluation:" + key).encode()).hexdigest()
+
+
+def choose_evaluation(keys: list[str], labels: list[str], fraction: float) -> set[str]:
+    """A stratified, deterministic choice of evaluation rows: in each class, the `fraction` of rows whose
+    keys hash lowest (at least one for a class of two or more), so the same rows are chosen on every run."""
+    by_class: dict[str, list[str]] = {}
+    for key, label in zip(keys, labels, strict=True):
+        by_class.setdefault(label, []).append(key)
+    chosen: set[str] = set()
+    for members in by_class.values():
+        members = sorted(set(members), key=_rank)
+        take = max(1, round(fraction * len(members))) if len(members) >= 2 else 0
+        chosen.update(members[:take])
+    return chosen
+
+
+def _put(s3, bucket: str, key: str, body: bytes, content_type: str) -> dict[str, Any]:
+    resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                         Metadata={"sha256": hashlib.sha256(body).hexdigest()})
+    return {"bucket": bucket, "key": key, "version_id": resp.get("VersionId"), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def _read_json(s3, bucket: str, key: str) -> dict[str, Any] | None:
+    from sommelier_contract.artifacts import read_json
+
+    return read_json(s3, bucket, key)
+
+
+def current(s3, bucket: str, prefix: str) -> dict[str, Any] | None:
+    """The dataset's pointer (current.json: its version number and file keys), or None for one never pushed:
+    then its files are <prefix>/data.csv and spec.json (how the deploy seeds the default dataset)."""
+    return _read_json(s3, bucket, layout.current_key(prefix))
+
+
+def files(s3, bucket: str, prefix: str) -> tuple[dict[str, Any] | None, str, str]:
+    pointer = current(s3, bucket, prefix)
+    if pointer:
+        return pointer, pointer["data"]["key"], pointer["spec"]["key"]
+    return None, layout.data_key(prefix), layout.spec_key(prefix)
+
+
+def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, target: str | None,
+         ignore: list[str] | tuple[str, ...] = (), description: str | None = None, now: str = "") -> dict[str, Any]:
+    """Check and store a new version of dataset `name`: its data and spec in their own folder, the evaluation
+    rows extended to the new rows, then the pointer. Nothing is written unless every check passes; a crash
+    before the pointer leaves the previous version current."""
+    check_name(name)
+    frame, keys = read_rows(body, "the file")
+    if spec is None:
+        if not target:
+            raise DataError("give --target COLUMN (the column to predict) or --spec FILE")
+        spec = infer_spec(frame, name, target, ignore, description)
+    else:
+        spec = check_spec({**spec, "name": name, **({"ignore": sorted({*spec.get("ignore", []), *ignore})} if ignore else {})})
+        if target and target != spec["target"]:
+            raise DataError(f"--target {target!r} disagrees with the spec's target {spec['target']!r}")
+    checked = check_frame(frame, spec)
+    summary = describe(checked, spec)
+    prefix = layout.dataset_prefix(name)
+    previous, old_data_key, _ = files(s3, bucket, prefix)
+    number = (previous["version"] if previous else 0) + 1
+    evaluation = _read_json(s3, bucket, layout.evaluation_key(prefix))
+    if evaluation is not None and evaluation.get("key_format") != KEY_FORMAT:
+        evaluation = None  # keys made another way cannot be matched: choose again
+    labels = checked[spec["target"]].tolist()
+    if evaluation is None:
+        chosen, added = choose_evaluation(keys, labels, EVALUATION_FRACTION), None
+        evaluation = {"created_at": now, "fraction": EVALUATION_FRACTION, "key_format": KEY_FORMAT, "keys": []}
+    else:  # rows that are new in this version join the evaluation rows in the same proportion; old choices stand
+        try:
+            old = set(_scan(s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read())[1])
+        except s3.exceptions.NoSuchKey:  # the previous data is gone: every row counts as new
+            old = set()
+        fresh = [(k, y) for k, y in zip(keys, labels, strict=True) if k not in old]
+        chosen = choose_evaluation([k for k, _ in fresh], [y for _, y in fresh], float(evaluation.get("fraction", EVALUATION_FRACTION)))
+        added = len(chosen)
+    evaluation["keys"] = sorted(set(evaluation["keys"]) | chosen)
+    present = set(keys) & set(evaluation["keys"])
+    evaluation.update({"rows": len(present), "updated_at": now, "dataset_version": number})
+    folder = f"{prefix}/v{number}/"
+    data_src = _put(s3, bucket, folder + "data.csv", body, "text/csv")
+    spec_src = _put(s3, bucket, folder + "spec.json", json.dumps(spec, indent=2).encode(), "application/json")
+    _put(s3, bucket, layout.evaluation_key(prefix), json.dumps(evaluation).encode(), "application/json")
+    pointer = {"name": name, "version": number, "pushed_at": now, "data": data_src, "spec": spec_src, "target": spec["target"],
+               "rows": summary["rows"], "classes": summary["classes"], "evaluation_rows": len(present),
+               "evaluation_rows_added": added, "previous": previous["version"] if previous else None}
+    _put(s3, bucket, layout.current_key(prefix), json.dumps(pointer, indent=2).encode(), "application/json")
+    return {**pointer, "spec": spec, "missing": summary["missing"]}
+
+
+def names(s3, bucket: str) -> list[str]:
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=layout.DATASETS, Delimiter="/"):
+        found += [cp["Prefix"][len(layout.DATASETS):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
+    return sorted(found)
+
+
+def load(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame, list[str], list[dict[str, Any]], dict[str, Any] | None]:
+    """(spec, the raw frame, its row keys, the objects read with their versions, the pointer) of the current version."""
+    pointer, data_key, spec_key = files(s3, bucket, prefix)
+    sources = []
+    docs = []
+    for key in (spec_key, data_key):
+        try:
+            obj = s3.get_object(Bucket=bucket, Key=key)
+        except s3.exceptions.NoSuchKey as err:
+            raise DataError(f"s3://{bucket}/{key} does not exist (`sommelier dataset list` shows the datasets)") from err
+        docs.append(obj["Body"].read())
+        sources.append({"bucket": bucket, "key": key, "version_id": obj.get("VersionId"), "etag": obj.get("ETag", "").strip('"')})
+    try:
+        spec = check_spec(json.loads(docs[0]))
+    except json.JSONDecodeError as err:
+        raise DataError(f"s3://{bucket}/{spec_key} is not valid JSON: {err}") from err
+    frame, keys = read_rows(docs[1], f"s3://{bucket}/{data_key}")
+    return spec, frame, keys, sources, pointer
+
+
+def show(s3, bucket: str, name: str) -> dict[str, Any]:
+    spec, raw, keys, sources, pointer = load(s3, bucket, layout.dataset_prefix(check_name(name)))
+    summary = describe(check_frame(raw, spec), spec)
+    evaluation = _read_json(s3, bucket, layout.evaluation_key(layout.dataset_prefix(name)))
+    return {"name": name, "version": pointer["version"] if pointer else None, "pushed_at": pointer and pointer.get("pushed_at"),
+            "files": [s["key"] for s in sources], **summary, "evaluation_rows": len(set(keys) & set((evaluation or {}).get("keys", []))),
+            "spec": spec}

@@ -1,0 +1,56 @@
+"""Where things live. Model bucket: models/<version>/{pipeline.joblib, label_encoder.joblib, manifest.json},
+champion.json (the promoted version), candidate.json (a version on trial). Dataset bucket, under a
+dataset's prefix (datasets/<name>): data.csv, spec.json, evaluation.json (the frozen evaluation rows),
+current.json (the pushed version: v<n>/data.csv, v<n>/spec.json), feedback/<day>/<prediction id>.json, quarantine/ (refused feedback)."""
+
+from __future__ import annotations
+
+CHAMPION_KEY = "champion.json"
+CANDIDATE_KEY = "candidate.json"
+DATASETS = "datasets/"
+
+
+def model_prefix(version: str) -> str:
+    return f"models/{version}/"
+
+
+def manifest_key(version: str) -> str:
+    return model_prefix(version) + "manifest.json"
+
+
+def dataset_prefix(name: str) -> str:
+    return DATASETS + name
+
+
+def dataset_name(prefix: str) -> str:
+    return prefix.strip("/").rsplit("/", 1)[-1]
+
+
+def data_key(prefix: str) -> str:
+    return f"{prefix.strip('/')}/data.csv"
+
+
+def spec_key(prefix: str) -> str:
+    return f"{prefix.strip('/')}/spec.json"
+
+
+def evaluation_key(prefix: str) -> str:
+    return f"{prefix.strip('/')}/evaluation.json"
+
+
+def current_key(prefix: str) -> str:
+    """The pointer to a pushed dataset's current version: its data and spec are under <prefix>/v<n>/."""
+    return f"{prefix.strip('/')}/current.json"
+
+
+def feedback_prefix(prefix: str) -> str:
+    return f"{prefix.strip('/')}/feedback/"
+
+
+def quarantine_prefix(prefix: str) -> str:
+    return f"{prefix.strip('/')}/quarantine/"
+
+
+def feedback_key(prefix: str, received_at: str, prediction_id: str) -> str:
+    """One object per prediction (a retry rewrites it), grouped by the day it arrived."""
+    return f"{feedback_prefix(prefix)}{received_at[:10]}/{prediction_id}.json"

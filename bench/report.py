@@ -13,6 +13,7 @@ def write(r: dict, out: Path) -> None:
     ws, up, cs = r["warm_single"], r["make_up"], r["cold_start"]
     lines = [
         f"Measured {r['when']} on {r['machine']['cpus']} CPUs, Python {r['machine']['python']} ({r['machine']['platform']}).",
+        *([f"Training re-measured {r['training_when']} (`make bench BENCH_FLAGS=--training-only`)."] if r.get("training_when") else []),
         "",
         _row("figure", "measured", "floor / context", "target"),
         _row("---", "---", "---", "---"),

@@ -200,6 +200,15 @@ def training_scaling(cases=(("reviews", 1_000), ("reviews", 20_000), ("numeric",
 
 
 def main() -> None:
+    if "--training-only" in sys.argv:  # re-measure training alone; the rest of latest.json stays as it was
+        results = json.loads((OUT / "latest.json").read_text())
+        results["training"] = training_scaling()
+        results["training_when"] = datetime.now(UTC).isoformat(timespec="seconds")
+        (OUT / "latest.json").write_text(json.dumps(results, indent=2))
+        from bench.report import write
+
+        write(results, OUT)
+        return
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
     with tempfile.TemporaryDirectory() as state:

@@ -62,7 +62,8 @@ def in_process_floor(info: dict, cfg: StackConfig, n: int) -> tuple[list[float],
     """The same handler, called in this process, against the same emulator: the floor for the API figure."""
     outputs = info["outputs"]
     os.environ.update(cfg.aws_env())
-    os.environ.update({"MODEL_BUCKET": outputs["ModelBucketName"], "PREDICTIONS_TABLE": outputs["PredictionsTableName"],
+    os.environ.update({"MODEL_BUCKET": outputs["ModelBucketName"], "MODEL_SIGNING_KEY": outputs["ModelSigningKeyAlias"],
+                       "PREDICTIONS_TABLE": outputs["PredictionsTableName"],
                        "DATASET_BUCKET": outputs["DatasetBucketName"], "DATASET_PREFIX": cfg.dataset_prefix,
                        "METRICS_NAMESPACE": "Sommelier", "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"})
     sys.path[:0] = [str(ROOT / "services" / "predictor"), str(ROOT / "services" / "contract")]

@@ -58,6 +58,7 @@ def trainer_env(cfg: StackConfig) -> dict[str, str]:
         "DATASET_BUCKET": outputs["DatasetBucketName"],
         "DATASET_PREFIX": cfg.dataset_prefix,
         "MODEL_BUCKET": outputs["ModelBucketName"],
+        "MODEL_SIGNING_KEY": outputs["ModelSigningKeyAlias"],
     }
 
 

@@ -44,6 +44,10 @@ class Stack:
                   "aws_access_key_id": "test", "aws_secret_access_key": "test", **overrides}
         return boto3.client(service, **kwargs)
 
+    def key_value(self, output: str = "FrontendApiKeyId") -> str:
+        """The value of one of the stack's API keys (by its output), e.g. the page's own."""
+        return self.client("apigateway").get_api_key(apiKey=self.outputs[output], includeValue=True)["value"]
+
     def post(self, path: str, body: Any = None, key: str | None = "default", **kw) -> requests.Response:
         headers = {"content-type": "application/json"}
         if key:
@@ -52,7 +56,7 @@ class Stack:
         return requests.post(f"{self.api_url}{path}", headers=headers, data=data if data is not None else json.dumps(body), timeout=30, **kw)
 
     def get(self, path: str, key: str | None = "default") -> requests.Response:
-        headers = {"x-api-key": self.api_key} if key else {}
+        headers = {"x-api-key": self.api_key if key == "default" else key} if key else {}
         return requests.get(f"{self.api_url}{path}", headers=headers, timeout=30)
 
 

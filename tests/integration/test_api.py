@@ -54,6 +54,17 @@ def test_history_newest_first_with_pages_and_lookup_by_id(stack, example):
     assert bad.status_code == 400 and bad.json()["error"]["details"][0]["field"] == "limit"
 
 
+def test_each_key_sees_only_its_own_predictions(stack, example):
+    other = stack.key_value("FrontendApiKeyId")
+    mine = stack.post("/predict", {"features": example}).json()["prediction_id"]
+    theirs = stack.post("/predict", {"features": example}, key=other).json()["prediction_id"]
+    listed = [p["prediction_id"] for p in stack.get("/predictions?limit=100").json()["predictions"]]
+    assert mine in listed and theirs not in listed
+    assert stack.get(f"/predictions/{theirs}").status_code == 404
+    assert stack.post("/feedback", {"prediction_id": theirs, "label": "class_0"}).status_code == 404
+    assert stack.get(f"/predictions/{theirs}", key=other).status_code == 200
+
+
 def test_feedback_is_recorded_and_lands_in_the_dataset_bucket(stack, example):
     pid = stack.post("/predict", {"features": example}).json()["prediction_id"]
     assert stack.post("/feedback", {"prediction_id": pid, "label": "merlot"}).status_code == 400

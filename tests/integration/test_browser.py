@@ -88,7 +88,7 @@ def test_fill_the_form_and_see_a_prediction(browser, page_url, stack):
     why = browser.find_elements(By.CSS_SELECTOR, "#answer-why li")  # the top contributing features
     assert 1 <= len(why) <= 5 and all(w.text.split()[0] in stack.get("/model").json()["example"] for w in why)
     pid = browser.find_element(By.CSS_SELECTOR, "#answer .meta").text.split("prediction ")[1]
-    assert stack.get(f"/predictions/{pid}").json()["prediction"]["label"] == label
+    assert stack.get(f"/predictions/{pid}", key=stack.key_value()).json()["prediction"]["label"] == label
     browser.save_screenshot(str(SHOTS / "01-prediction.png"))
 
 
@@ -124,12 +124,12 @@ def test_history_and_feedback(browser, page_url, stack):
     pid = row.find_element(By.XPATH, "./ancestor::tr").get_attribute("data-id")
     send = row.find_element(By.XPATH, "following-sibling::button")
     assert Select(row).first_selected_option.text == "choose…" and not send.is_enabled()  # no label is sent by default
-    version = stack.get(f"/predictions/{pid}").json()["prediction"]["model_version"]
+    version = stack.get(f"/predictions/{pid}", key=stack.key_value()).json()["prediction"]["model_version"]
     assert row.find_element(By.XPATH, "./ancestor::tr/td[@class='version']").text == version
     Select(row).select_by_value("class_2")
     row.find_element(By.XPATH, "following-sibling::button").click()
     wait(browser, lambda d: "✓ class_2" in d.find_element(By.CSS_SELECTOR, f"tr[data-id='{pid}']").text)
-    assert stack.get(f"/predictions/{pid}").json()["prediction"]["feedback"]["label"] == "class_2"
+    assert stack.get(f"/predictions/{pid}", key=stack.key_value()).json()["prediction"]["feedback"]["label"] == "class_2"
     browser.find_element(By.ID, "history").screenshot(str(SHOTS / "04-history-feedback.png"))
 
 

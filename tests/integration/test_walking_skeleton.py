@@ -40,8 +40,9 @@ def test_the_prediction_is_recorded_in_dynamodb(stack, example, eventually):
     assert item["request_id"]["S"] == body["request_id"]
     assert item["model_version"]["S"] == body["model_version"]
     assert item["label"]["S"] == body["label"]
-    assert float(item["input"]["M"]["proline"]["N"]) == 500.0
-    assert set(item["probabilities"]["M"]) == set(body["probabilities"])
+    assert json.loads(item["input"]["S"])["proline"] == 500.0  # the input as sent, as JSON text
+    assert item["caller_key_id"]["S"]  # whose prediction it is (test_api: other keys cannot see it)
+    assert set(json.loads(item["probabilities"]["S"])) == set(body["probabilities"])
     assert item["created_at"]["S"].endswith("Z") and int(item["expires_at"]["N"]) > 0
 
 

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from sommelier_contract.artifacts import Signatures
 from trainer import train as trainer_train
 from trainer.config import Settings as TrainerSettings
 
@@ -44,8 +45,20 @@ def s3(aws):
 
 
 @pytest.fixture
-def trainer_settings() -> TrainerSettings:
+def signing_key(aws) -> str:
+    """The trainer's manifest-signing key (asymmetric, as the template declares it)."""
+    return boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+
+
+@pytest.fixture
+def signatures(signing_key) -> Signatures:
+    return Signatures(boto3.client("kms"), signing_key)
+
+
+@pytest.fixture
+def trainer_settings(signing_key) -> TrainerSettings:
     return TrainerSettings(dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX, model_bucket=MODEL_BUCKET, cv_folds=3,
+                           model_signing_key=signing_key,
                            families="logistic_regression")  # one family keeps these tests fast; test_lifecycle compares all
 
 
@@ -57,9 +70,10 @@ def trained(s3, trainer_settings) -> trainer_train.Outcome:
 
 
 @pytest.fixture
-def cli_env(monkeypatch) -> None:
+def cli_env(monkeypatch, signing_key) -> None:
     """The trainer CLI's settings, as the ECS task's environment gives them."""
-    for name, value in {"DATASET_BUCKET": DATASET_BUCKET, "DATASET_PREFIX": PREFIX, "MODEL_BUCKET": MODEL_BUCKET, "CV_FOLDS": "3",
+    for name, value in {"MODEL_SIGNING_KEY": signing_key,
+                        "DATASET_BUCKET": DATASET_BUCKET, "DATASET_PREFIX": PREFIX, "MODEL_BUCKET": MODEL_BUCKET, "CV_FOLDS": "3",
                         "FAMILIES": "logistic_regression"}.items():
         monkeypatch.setenv(name, value)
 

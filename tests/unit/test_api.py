@@ -23,27 +23,27 @@ def ddb(aws):
     client = boto3.client("dynamodb")
     client.create_table(
         TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("prediction_id", "record_type", "history_sk")],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("prediction_id", "history_pk", "model_pk", "history_sk")],
         KeySchema=[{"AttributeName": "prediction_id", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[{
-            "IndexName": "recent", "Projection": {"ProjectionType": "ALL"},
-            "KeySchema": [{"AttributeName": "record_type", "KeyType": "HASH"}, {"AttributeName": "history_sk", "KeyType": "RANGE"}],
-        }],
+            "IndexName": name, "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": "history_sk", "KeyType": "RANGE"}],
+        } for name, pk in (("history", "history_pk"), ("by_model", "model_pk"))],
         BillingMode="PAY_PER_REQUEST",
     )
     return client
 
 
 @pytest.fixture
-def deps(s3, ddb):
+def deps(s3, ddb, signatures):
     settings = Settings(
-        model_bucket=MODEL_BUCKET, predictions_table=TABLE, dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX,
+        model_bucket=MODEL_BUCKET, model_signing_key=signatures.key_id, predictions_table=TABLE, dataset_bucket=DATASET_BUCKET, dataset_prefix=PREFIX,
         metrics_namespace="Test", champion_refresh_seconds=30,
         prediction_ttl_days=1, max_batch=5, cors_allow_origin="*", low_confidence_threshold=0.6,
     )
     return Deps(
         settings=settings,
-        store=ModelStore(s3, MODEL_BUCKET, 30),
+        store=ModelStore(s3, MODEL_BUCKET, 30, signatures),
         recorder=PredictionRecorder(ddb, TABLE, 1),
         reader=PredictionReader(ddb, TABLE),
         s3=s3,
@@ -89,7 +89,7 @@ def test_single_prediction_is_answered_and_recorded(deps, ddb, trained, example)
     assert item["label"]["S"] == "class_0"
     assert item["model_version"]["S"] == trained.version
     assert item["caller_key_id"]["S"] == "key-1"
-    assert float(item["input"]["M"]["alcohol"]["N"]) == example["alcohol"]
+    assert json.loads(item["input"]["S"])["alcohol"] == example["alcohol"]  # the input as sent, as JSON text
     assert 0 <= int(item["expires_at"]["N"]) - (1_800_000_000 + 86400) <= 1
     assert "secret-key-value" not in json.dumps(item)
 

@@ -43,21 +43,21 @@ def test_the_first_model_is_promoted_at_once_even_with_a_canary(s3, canary_setti
     assert outcome.promoted and artifacts.read_candidate(s3, MODEL_BUCKET) is None
 
 
-def test_the_store_routes_its_share_to_the_candidate(s3, trained, candidate):
-    store = ModelStore(s3, MODEL_BUCKET, 30)
+def test_the_store_routes_its_share_to_the_candidate(s3, trained, candidate, signatures):
+    store = ModelStore(s3, MODEL_BUCKET, 30, signatures)
     assert store.for_prediction(0.10).version == candidate.version  # under 25 %
     assert store.for_prediction(0.30).version == trained.version
     assert store.current().version == trained.version  # /health, /model: the champion
     assert store.candidate == (candidate.version, 25.0)
 
 
-def test_a_candidate_that_fails_verification_is_not_served(s3, trained, candidate):
+def test_a_candidate_that_fails_verification_is_not_served(s3, trained, candidate, signatures):
     key = f"models/{candidate.version}/pipeline.joblib"
     s3.put_object(Bucket=MODEL_BUCKET, Key=key, Body=b"tampered")
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version)
     manifest["artifacts"]["pipeline"].pop("version_id")
     artifacts.put_json(s3, MODEL_BUCKET, f"models/{candidate.version}/manifest.json", manifest)
-    store = ModelStore(s3, MODEL_BUCKET, 30)
+    store = ModelStore(s3, MODEL_BUCKET, 30, signatures)
     assert store.for_prediction(0.0).version == trained.version and store.candidate is None
 
 

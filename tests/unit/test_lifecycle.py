@@ -67,7 +67,7 @@ def test_a_challenger_below_the_floor_is_rejected_with_the_reason_recorded(s3, t
     ],
 )
 def test_the_gate_tolerates_small_regressions_only(challenger, champion, promoted, fragment):
-    settings = Settings(dataset_bucket="d", model_bucket="m", regression_tolerance=0.02)
+    settings = Settings(dataset_bucket="d", model_bucket="m", model_signing_key="k", regression_tolerance=0.02)
     decision, reason = trainer_train.gate(settings, {"accuracy": 0.9, "f1_macro": challenger}, {"f1_macro": champion}, None, True)
     assert decision is promoted and fragment in reason
 
@@ -127,19 +127,20 @@ REVIEWS_SPEC = {
 }
 
 
-def test_a_differently_shaped_dataset_trains_and_serves(aws):
+def test_a_differently_shaped_dataset_trains_and_serves(aws, signatures):
     s3 = boto3.client("s3")
     for bucket in ("reviews-data", "reviews-models"):
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket="reviews-data", Key="datasets/reviews/data.csv", Body=reviews_frame(240).to_csv(index=False).encode())
     s3.put_object(Bucket="reviews-data", Key="datasets/reviews/spec.json", Body=json.dumps(REVIEWS_SPEC).encode())
-    settings = Settings(dataset_bucket="reviews-data", dataset_prefix="datasets/reviews", model_bucket="reviews-models", cv_folds=3)
+    settings = Settings(dataset_bucket="reviews-data", dataset_prefix="datasets/reviews", model_bucket="reviews-models", cv_folds=3,
+                        model_signing_key=signatures.key_id)
     assert settings.families == ""  # every family, the dense-input one included, on text + categorical + numeric
     outcome = trainer_train.run(settings, s3)
     assert outcome.promoted, outcome.reason
     assert outcome.metrics["holdout"]["f1_macro"] > 0.8
-    model = ModelStore(s3, "reviews-models", 30).current()
+    model = ModelStore(s3, "reviews-models", 30, signatures).current()
     assert model.manifest["input"]["dtype"] == "object"
     record = {"description": "jammy oak vanilla finish", "variety": "Zinfandel", "price": 25.0, "points": 90}
     assert model.validator.errors(record, "features") == []

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from predictor.model_store import ArtifactRejected, ModelStore, ModelUnavailable, load_model
+from sommelier_contract.artifacts import Signatures, put_manifest
 from trainer import train as trainer_train
 
 from .conftest import MODEL_BUCKET
@@ -20,51 +21,55 @@ def _manifest(s3, version):
     return json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=f"models/{version}/manifest.json")["Body"].read())
 
 
-def _put_manifest(s3, version, manifest):
-    s3.put_object(Bucket=MODEL_BUCKET, Key=f"models/{version}/manifest.json", Body=json.dumps(manifest).encode())
+def _put_manifest(s3, version, manifest, signed_by=None):
+    """A rewritten manifest: signed (as if the trainer wrote it, to test the checks after the signature) or not (tampering)."""
+    if signed_by:
+        put_manifest(s3, MODEL_BUCKET, manifest, signed_by)
+    else:
+        s3.put_object(Bucket=MODEL_BUCKET, Key=f"models/{version}/manifest.json", Body=json.dumps(manifest).encode())
 
 
-def test_loads_the_champion_and_predicts(s3, trained, example):
-    model = ModelStore(s3, MODEL_BUCKET, 30).current()
+def test_loads_the_champion_and_predicts(s3, trained, example, signatures):
+    model = ModelStore(s3, MODEL_BUCKET, 30, signatures).current()
     assert model.version == trained.version
     row = [[example[n] for n in [f["name"] for f in model.features]]]
     assert model.pipeline.predict_proba(row).shape == (1, 3)
 
 
-def test_no_champion_is_unavailable(s3):
+def test_no_champion_is_unavailable(s3, signatures):
     with pytest.raises(ModelUnavailable, match="no model has been promoted"):
-        ModelStore(s3, MODEL_BUCKET, 30).current()
+        ModelStore(s3, MODEL_BUCKET, 30, signatures).current()
 
 
-def test_a_tampered_artifact_is_refused_before_unpickling(s3, trained):
+def test_a_tampered_artifact_is_refused_before_unpickling(s3, trained, signatures):
     key = f"models/{trained.version}/pipeline.joblib"
     s3.put_object(Bucket=MODEL_BUCKET, Key=key, Body=b"not the artifact the manifest describes")
     manifest = _manifest(s3, trained.version)
     manifest["artifacts"]["pipeline"].pop("version_id")  # read the latest (tampered) object
-    _put_manifest(s3, trained.version, manifest)
+    _put_manifest(s3, trained.version, manifest, signatures)
     with pytest.raises(ArtifactRejected, match="has sha256"):
-        load_model(s3, MODEL_BUCKET, trained.version)
+        load_model(s3, MODEL_BUCKET, trained.version, signatures)
 
 
-def test_a_different_scikit_learn_version_is_refused(s3, trained):
+def test_a_different_scikit_learn_version_is_refused(s3, trained, signatures):
     manifest = _manifest(s3, trained.version)
     manifest["libraries"]["scikit-learn"] = "0.24.2"
-    _put_manifest(s3, trained.version, manifest)
+    _put_manifest(s3, trained.version, manifest, signatures)
     with pytest.raises(ArtifactRejected, match="trained with scikit-learn 0.24.2"):
-        load_model(s3, MODEL_BUCKET, trained.version)
+        load_model(s3, MODEL_BUCKET, trained.version, signatures)
 
 
-def test_an_artifact_outside_its_version_folder_is_refused(s3, trained):
+def test_an_artifact_outside_its_version_folder_is_refused(s3, trained, signatures):
     manifest = _manifest(s3, trained.version)
     manifest["artifacts"]["pipeline"]["key"] = "elsewhere/pipeline.joblib"
-    _put_manifest(s3, trained.version, manifest)
+    _put_manifest(s3, trained.version, manifest, signatures)
     with pytest.raises(ArtifactRejected, match="points outside"):
-        load_model(s3, MODEL_BUCKET, trained.version)
+        load_model(s3, MODEL_BUCKET, trained.version, signatures)
 
 
-def test_a_new_champion_is_picked_up_after_the_refresh_interval(s3, trainer_settings, trained):
+def test_a_new_champion_is_picked_up_after_the_refresh_interval(s3, trainer_settings, trained, signatures):
     clock = Clock()
-    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=30, clock=clock)
+    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=30, signatures=signatures, clock=clock)
     assert store.current().version == trained.version
     newer = trainer_train.run(trainer_settings, s3)
     assert newer.promoted
@@ -74,9 +79,9 @@ def test_a_new_champion_is_picked_up_after_the_refresh_interval(s3, trainer_sett
     assert store.current().version == newer.version
 
 
-def test_a_broken_new_champion_never_replaces_a_working_one(s3, trainer_settings, trained):
+def test_a_broken_new_champion_never_replaces_a_working_one(s3, trainer_settings, trained, signatures):
     clock = Clock()
-    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, clock=clock)
+    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
     store.current()
     newer = trainer_train.run(trainer_settings, s3)
     manifest = _manifest(s3, newer.version)
@@ -84,3 +89,43 @@ def test_a_broken_new_champion_never_replaces_a_working_one(s3, trainer_settings
     _put_manifest(s3, newer.version, manifest)
     clock.now = 5
     assert store.current().version == trained.version
+
+
+def test_a_new_worker_with_a_refused_champion_serves_the_newest_earlier_one_that_verifies(s3, trainer_settings, trained, signatures):
+    newer = trainer_train.run(trainer_settings, s3)
+    assert newer.promoted
+    manifest = _manifest(s3, newer.version)
+    manifest["artifacts"]["pipeline"]["sha256"] = "0" * 64
+    _put_manifest(s3, newer.version, manifest)
+    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures)  # a cold worker: nothing loaded yet
+    assert store.current().version == trained.version
+    assert newer.version in store.degraded and f"serving {trained.version}" in store.degraded
+
+
+def test_with_no_champion_that_verifies_the_store_is_unavailable_saying_why(s3, trained, signatures):
+    manifest = _manifest(s3, trained.version)
+    manifest["libraries"]["scikit-learn"] = "0.1"
+    _put_manifest(s3, trained.version, manifest)
+    with pytest.raises(ModelUnavailable, match="no earlier champion verifies"):
+        ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures).current()
+
+
+def test_a_manifest_rewritten_without_the_trainers_key_is_refused(s3, trained, signatures):
+    manifest = _manifest(s3, trained.version)
+    manifest["artifacts"]["pipeline"]["sha256"] = "0" * 64  # what an attacker with bucket access would change
+    _put_manifest(s3, trained.version, manifest)
+    with pytest.raises(ArtifactRejected, match="signature of model .* is for another manifest"):
+        load_model(s3, MODEL_BUCKET, trained.version, signatures)
+
+
+def test_a_manifest_signed_with_another_key_or_not_at_all_is_refused(s3, trained, signatures):
+    import boto3
+
+    kms = boto3.client("kms")
+    other = Signatures(kms, kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"])
+    _put_manifest(s3, trained.version, _manifest(s3, trained.version), other)
+    with pytest.raises(ArtifactRejected, match="does not verify with the trainer's key"):
+        load_model(s3, MODEL_BUCKET, trained.version, signatures)
+    s3.delete_object(Bucket=MODEL_BUCKET, Key=f"models/{trained.version}/manifest.sig")
+    with pytest.raises(ArtifactRejected, match="is not signed"):
+        load_model(s3, MODEL_BUCKET, trained.version, signatures)

@@ -23,7 +23,8 @@ class FlakyDynamo:
 
 
 def _records(n):
-    return [{"prediction_id": f"p{i}", "created_at": "2026-11-22T00:00:00.000Z", "batch_index": i, "label": "a"} for i in range(n)]
+    return [{"prediction_id": f"p{i}", "created_at": "2026-11-22T00:00:00.000Z", "batch_index": i, "label": "a",
+             "model_version": "v1"} for i in range(n)]
 
 
 def test_unprocessed_items_are_retried_until_written():

@@ -1,11 +1,14 @@
 """Reading model versions: the manifest, and the pickled artifacts only after they are verified.
 
-A pickle runs code when loaded, so nothing is unpickled unless its sha256 matches the manifest, its
-key lies in the version's own folder, and the manifest's scikit-learn is the one installed here.
+A pickle runs code when loaded, so nothing is unpickled unless the manifest carries a valid
+signature by the trainer's KMS key (anyone who can write the bucket can rewrite a checksum, nobody
+but the trainer's role can sign), its sha256 matches the manifest, its key lies in the version's
+own folder, and the manifest's scikit-learn is the one installed here.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -37,6 +40,50 @@ def read_json(s3, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
+class Signatures:
+    """Manifests signed with an asymmetric KMS key (ECDSA P-256): the trainer's role may sign, the
+    services verify. The signature covers the manifest's exact bytes (their SHA-256) and sits beside it
+    in manifest.sig; a rewritten manifest (a canary decision added) is signed again."""
+
+    ALGORITHM = "ECDSA_SHA_256"
+
+    def __init__(self, kms, key_id: str):
+        self._kms, self.key_id = kms, key_id
+
+    def sign(self, body: bytes) -> dict[str, Any]:
+        digest = hashlib.sha256(body).digest()
+        resp = self._kms.sign(KeyId=self.key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm=self.ALGORITHM)
+        return {"key_id": resp["KeyId"], "algorithm": self.ALGORITHM, "manifest_sha256": digest.hex(),
+                "signature": base64.b64encode(resp["Signature"]).decode()}
+
+    def verify(self, version: str, body: bytes, doc: dict[str, Any] | None) -> None:
+        if not doc:
+            raise ArtifactRejected(f"model {version} is not signed; refusing it")
+        digest = hashlib.sha256(body).digest()
+        if doc.get("manifest_sha256") != digest.hex() or doc.get("algorithm") != self.ALGORITHM:
+            raise ArtifactRejected(f"the signature of model {version} is for another manifest; refusing it")
+        try:  # always our key, never the one the signature document names
+            valid = self._kms.verify(KeyId=self.key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm=self.ALGORITHM,
+                                     Signature=base64.b64decode(doc.get("signature", ""))).get("SignatureValid")
+        except ClientError as err:
+            if err.response["Error"]["Code"] not in {"KMSInvalidSignatureException", "InvalidSignatureException", "ValidationException"}:
+                raise
+            valid = False
+        except ValueError:  # not base64
+            valid = False
+        if not valid:
+            raise ArtifactRejected(f"the signature of model {version} does not verify with the trainer's key; refusing it")
+
+
+def put_manifest(s3, bucket: str, manifest: dict[str, Any], signatures: Signatures) -> None:
+    """The manifest, then its signature: a version whose signature is missing is refused, never half-trusted."""
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    version = manifest["version"]
+    s3.put_object(Bucket=bucket, Key=layout.manifest_key(version), Body=body, ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=layout.signature_key(version), Body=json.dumps(signatures.sign(body)).encode(),
+                  ContentType="application/json")
+
+
 def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
     manifest = read_json(s3, bucket, layout.manifest_key(version))
     if manifest is None:
@@ -46,11 +93,20 @@ def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
     return manifest
 
 
-def load_verified(s3, bucket: str, version: str) -> tuple[dict[str, Any], Any, Any]:
-    """(manifest, pipeline, label encoder) of one version."""
+def load_verified(s3, bucket: str, version: str, signatures: Signatures) -> tuple[dict[str, Any], Any, Any]:
+    """(manifest, pipeline, label encoder) of one version: signature, then checksums, then unpickling."""
     import joblib  # deferred: only needed once per model version
 
-    manifest = read_manifest(s3, bucket, version)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=layout.manifest_key(version))["Body"].read()
+    except ClientError as err:
+        if missing(err):
+            raise ArtifactRejected(f"there is no model version {version!r} (`make history` lists them)") from err
+        raise
+    signatures.verify(version, body, read_json(s3, bucket, layout.signature_key(version)))
+    manifest = json.loads(body)
+    if manifest.get("version") != version:
+        raise ArtifactRejected(f"the manifest under {layout.model_prefix(version)} names version {manifest.get('version')!r}")
     trained_with, here = manifest.get("libraries", {}).get("scikit-learn"), installed_version("scikit-learn")
     if trained_with != here:
         raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}; this process has {here}")

@@ -1,4 +1,5 @@
-"""Where things live. Model bucket: models/<version>/{pipeline.joblib, label_encoder.joblib, manifest.json},
+"""Where things live. Model bucket: models/<version>/{pipeline.joblib, label_encoder.joblib, manifest.json,
+manifest.sig},
 champion.json (the promoted version), candidate.json (a version on trial). Dataset bucket, under a
 dataset's prefix (datasets/<name>): data.csv, spec.json, evaluation.json (the frozen evaluation rows),
 current.json (the pushed version: v<n>/data.csv, v<n>/spec.json), feedback/<day>/<prediction id>.json, quarantine/ (refused feedback)."""
@@ -16,6 +17,10 @@ def model_prefix(version: str) -> str:
 
 def manifest_key(version: str) -> str:
     return model_prefix(version) + "manifest.json"
+
+
+def signature_key(version: str) -> str:
+    return model_prefix(version) + "manifest.sig"
 
 
 def dataset_prefix(name: str) -> str:
@@ -51,6 +56,7 @@ def quarantine_prefix(prefix: str) -> str:
     return f"{prefix.strip('/')}/quarantine/"
 
 
-def feedback_key(prefix: str, received_at: str, prediction_id: str) -> str:
-    """One object per prediction (a retry rewrites it), grouped by the day it arrived."""
-    return f"{feedback_prefix(prefix)}{received_at[:10]}/{prediction_id}.json"
+def feedback_key(prefix: str, predicted_at: str, prediction_id: str) -> str:
+    """One object per prediction, grouped by the day of the prediction (so the key never changes: the
+    first feedback writes it, conditionally, and any later one finds it)."""
+    return f"{feedback_prefix(prefix)}{predicted_at[:10]}/{prediction_id}.json"

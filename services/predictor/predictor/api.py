@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import math
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from botocore.exceptions import ClientError
 
 from predictor.config import Settings
 from predictor.metrics import Metrics
@@ -23,15 +27,18 @@ from sommelier_contract import layout
 from sommelier_contract.records import FieldError, json_type, to_matrix
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 _PUBLIC_RECORD = ("prediction_id", "request_id", "created_at", "model_version", "label", "confidence", "probabilities",
                   "input", "latency_ms", "batch_size", "batch_index", "feedback")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[FieldError] | None = None):
+    def __init__(self, status: int, code: str, message: str, details: list[FieldError] | None = None, total: int | None = None):
         super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details or []
+        self.status, self.code, self.message = status, code, message
+        self.details = (details or [])[:MAX_DETAILS]
+        self.total = total if total is not None else len(details or [])
 
 
 @dataclass
@@ -101,12 +108,15 @@ def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list
         if len(records) > max_batch:
             raise ApiError(413, "batch_too_large", f"a batch holds at most {max_batch} records, got {len(records)}")
     errors: list[FieldError] = []
+    total = 0
     for i, record in enumerate(records):
-        errors.extend(model.validator.errors(record, prefix if single else f"instances[{i}]"))
+        found = model.validator.errors(record, prefix if single else f"instances[{i}]")
+        total += len(found)
+        errors.extend(found[: MAX_DETAILS - len(errors)])
     if errors:
         first = errors[0]
-        summary = f"{first.field} {first.message}" + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else "")
-        raise ApiError(400, "validation_error", summary, errors)
+        summary = f"{first.field} {first.message}" + (f" (and {total - 1} more problems)" if total > 1 else "")
+        raise ApiError(400, "validation_error", summary, errors, total)
     return records, single
 
 
@@ -145,7 +155,6 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
 
         explanations = explain(model.pipeline, model.features, X, proba.argmax(axis=1))
     now = deps.clock()
-    identity = req.event.get("requestContext", {}).get("identity") or {}
     results, rows = [], []
     for i, (record, p) in enumerate(zip(records, proba, strict=True)):
         best = int(np.argmax(p))
@@ -160,7 +169,7 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
             **result,
             "request_id": req.request_id,
             "lambda_request_id": req.lambda_request_id,
-            "caller_key_id": identity.get("apiKeyId"),
+            "caller_key_id": caller(req),
             "created_at": _now_iso(now),
             "model_version": model.version,
             "input": record,
@@ -171,6 +180,9 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
         })
     deps.recorder.write(rows)
     req.metric_data += deps.metrics.predictions(model.version, results, records, model.manifest.get("segments", []))
+    if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
+        req.metric_data += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
+                             "Unit": "Count", "Value": float(len(results))}]
     if single:
         return 200, {"request_id": req.request_id, "model_version": model.version, **results[0]}
     return 200, {"request_id": req.request_id, "model_version": model.version, "count": len(results), "predictions": results}
@@ -182,6 +194,8 @@ def health(req: Request) -> tuple[int, dict[str, Any]]:
         version = req.model_version = req.deps.store.current().version
     except ModelUnavailable as err:
         return 200, {"status": "degraded", "model_version": None, "reason": str(err)}
+    if req.deps.store.degraded:
+        return 200, {"status": "degraded", "model_version": version, "reason": req.deps.store.degraded}
     return 200, {"status": "ok", "model_version": version}
 
 
@@ -189,10 +203,21 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _PUBLIC_RECORD if k in record}
 
 
+def caller(req: Request) -> str | None:
+    """Whose data the request may see: the id of the API key API Gateway authenticated it with. An event
+    without one (MiniStack 1.5 leaves `identity.apiKeyId` out) is known by a hash of the key it validated;
+    the key itself is never stored or logged."""
+    identity = (req.event.get("requestContext") or {}).get("identity") or {}
+    if identity.get("apiKeyId"):
+        return identity["apiKeyId"]
+    key = next((v for k, v in (req.event.get("headers") or {}).items() if k.lower() == "x-api-key" and v), None)
+    return f"key-sha256:{hashlib.sha256(key.encode()).hexdigest()[:24]}" if key else None
+
+
 def _prediction(req: Request, prediction_id: str) -> dict[str, Any]:
-    """The stored prediction, or a 404 naming the id."""
+    """The caller's stored prediction, or a 404 naming the id (another key's predictions do not exist for it)."""
     try:
-        return req.deps.reader.get(prediction_id)
+        return req.deps.reader.get(prediction_id, caller(req))
     except NotFound as err:
         raise ApiError(404, "prediction_not_found", f"no prediction with id {prediction_id!r}") from err
 
@@ -208,12 +233,12 @@ def _timestamp(params: dict[str, str], name: str) -> str | None:
         return None
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as err:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return _now_iso(parsed.timestamp())
+    except (ValueError, OverflowError, OSError) as err:  # not a timestamp, or one that leaves years 1-9999 in UTC
         raise ApiError(400, "validation_error", f"{name} must be an ISO 8601 timestamp such as 2026-11-22T10:00:00Z, got {raw!r}",
-                       [FieldError(name, "must be an ISO 8601 timestamp")]) from err
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return _now_iso(parsed.timestamp())
+                       [FieldError(name, "must be an ISO 8601 timestamp between years 1 and 9999 in UTC")]) from err
 
 
 def list_predictions(req: Request) -> tuple[int, dict[str, Any]]:
@@ -223,12 +248,20 @@ def list_predictions(req: Request) -> tuple[int, dict[str, Any]]:
         raise ApiError(400, "validation_error", f"unknown query parameter {unknown[0]!r}",
                        [FieldError(u, "is not a query parameter of GET /predictions") for u in unknown])
     raw_limit = params.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+    if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 100:  # ASCII digits only: int() refuses "²"
         raise ApiError(400, "validation_error", f"limit must be a whole number from 1 to 100, got {raw_limit!r}",
                        [FieldError("limit", "must be a whole number from 1 to 100")])
     since, until = _timestamp(params, "since"), _timestamp(params, "until")
+    if since and until and since > until:
+        raise ApiError(400, "validation_error", f"since ({since}) is later than until ({until})",
+                       [FieldError("since", "must not be later than until")])
+    version = params.get("model_version")
+    if version is not None and not 1 <= len(version.encode()) <= 1024:
+        raise ApiError(400, "validation_error", "model_version must be 1 to 1024 bytes", [FieldError("model_version", "must be 1 to 1024 bytes")])
+    now = datetime.fromtimestamp(req.deps.clock(), tz=UTC)
     try:
-        items, token = req.deps.reader.history(int(raw_limit), params.get("next_token"), params.get("model_version"), since, until)
+        items, token = req.deps.reader.history(caller(req), int(raw_limit), params.get("next_token"), version, since, until,
+                                               now.date(), math.ceil(req.deps.settings.prediction_ttl_days))
     except BadToken as err:
         raise ApiError(400, "validation_error", str(err), [FieldError("next_token", str(err))]) from err
     return 200, {"request_id": req.request_id, "predictions": [public_record(i) for i in items], "next_token": token}
@@ -256,12 +289,15 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
     # filed under the dataset of the model that made the prediction: that dataset's next training learns from it
     manifest = req.deps.store.manifest_of(record["model_version"]) or {}
     prefix = ((manifest.get("dataset") or {}).get("prefix") or settings.dataset_prefix).strip("/")
-    key = layout.feedback_key(prefix, now, record["prediction_id"])
+    key = layout.feedback_key(prefix, record["created_at"], record["prediction_id"])
     labelled = {"prediction_id": record["prediction_id"], "features": record["input"], "label": body["label"],
                 "predicted_label": record["label"], "model_version": record["model_version"], "received_at": now}
-    # The labelled row first (its key is the prediction id, so a retry rewrites it), then the flag on the record.
-    req.deps.s3.put_object(Bucket=settings.dataset_bucket, Key=key, Body=json.dumps(labelled).encode(), ContentType="application/json")
-    entry = {"label": body["label"], "correct": body["label"] == record["label"], "received_at": now, "object_key": key}
+    # The labelled row is written only if none exists (the first writer wins, so S3 and the record never disagree),
+    # then the flag on the record. A retry after a crash between the two finds its own row and completes.
+    written = _put_if_absent(req.deps.s3, settings.dataset_bucket, key, labelled)
+    if written["label"] != body["label"]:
+        raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given: {written['label']!r}")
+    entry = {"label": body["label"], "correct": body["label"] == record["label"], "received_at": written["received_at"], "object_key": key}
     try:
         req.deps.reader.add_feedback(record["prediction_id"], entry)
     except Conflict as err:
@@ -269,6 +305,20 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
     segments = manifest.get("segments", [])
     req.metric_data += req.deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], segments)
     return 201, {"request_id": req.request_id, "prediction_id": record["prediction_id"], "feedback": entry}
+
+
+def _put_if_absent(s3, bucket: str, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Write `doc` at `key` unless an object is there; returns what is there afterwards."""
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc).encode(), ContentType="application/json", IfNoneMatch="*")
+        return doc
+    except ClientError as err:
+        code = err.response["Error"]["Code"]
+        if code == "ConditionalRequestConflict":  # another request is writing it right now
+            raise ApiError(409, "feedback_exists", f"feedback for {doc['prediction_id']} is being given by another request") from err
+        if code not in {"PreconditionFailed", "412"}:
+            raise
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def model_info(req: Request) -> tuple[int, dict[str, Any]]:
@@ -324,10 +374,12 @@ def _headers(settings: Settings, request_id: str) -> dict[str, str]:
     }
 
 
-def error_body(request_id: str, code: str, message: str, details: list[FieldError] | None = None) -> dict[str, Any]:
+def error_body(request_id: str, code: str, message: str, details: list[FieldError] | None = None, total: int = 0) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
         error["details"] = [d.as_dict() for d in details]
+        if total > len(details):
+            error["details_total"] = total  # only the first MAX_DETAILS are listed
     return {"error": error, "request_id": request_id}
 
 
@@ -350,7 +402,7 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
             raise ApiError(404, "not_found", f"no route {method} {route}")
     except ApiError as err:
         status, code = err.status, err.code
-        body = error_body(request_id, err.code, err.message, err.details)
+        body = error_body(request_id, err.code, err.message, err.details, err.total)
     except ModelUnavailable as err:
         status, code = 503, "no_model"
         body = error_body(request_id, code, str(err))

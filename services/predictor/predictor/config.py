@@ -29,6 +29,7 @@ def _number(name: str, default: str) -> float:
 class Settings:
     # A dataclass rather than pydantic-settings: this module is on the cold-start path.
     model_bucket: str
+    model_signing_key: str  # the KMS key whose signature a manifest must carry
     predictions_table: str
     dataset_bucket: str
     dataset_prefix: str
@@ -43,6 +44,7 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             model_bucket=_required("MODEL_BUCKET"),
+            model_signing_key=_required("MODEL_SIGNING_KEY"),
             predictions_table=_required("PREDICTIONS_TABLE"),
             dataset_bucket=_required("DATASET_BUCKET"),
             dataset_prefix=_required("DATASET_PREFIX").strip("/"),

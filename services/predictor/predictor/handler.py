@@ -16,6 +16,7 @@ from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.model_store import ModelStore
 from predictor.records import PredictionReader, PredictionRecorder
+from sommelier_contract.artifacts import Signatures
 
 logger = Logger(service=os.environ.get("SERVICE_NAME", "predictor"))
 settings = Settings.from_env()
@@ -25,7 +26,8 @@ s3 = boto3.client("s3")
 dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False, max_pool_connections=16))
 deps = Deps(
     settings=settings,
-    store=ModelStore(s3, settings.model_bucket, settings.champion_refresh_seconds),
+    store=ModelStore(s3, settings.model_bucket, settings.champion_refresh_seconds,
+                     Signatures(boto3.client("kms"), settings.model_signing_key)),
     recorder=PredictionRecorder(dynamodb, settings.predictions_table, settings.prediction_ttl_days),
     reader=PredictionReader(dynamodb, settings.predictions_table),
     s3=s3,

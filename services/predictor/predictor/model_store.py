@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, load_verified
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, load_verified
 from sommelier_contract.records import RecordValidator
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,17 @@ def _read(s3, bucket: str, key: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def load_model(s3, bucket: str, version: str) -> LoadedModel:
-    """Fetch, verify and unpickle one model version from `bucket`."""
-    manifest, pipeline, encoder = load_verified(s3, bucket, version)
+def load_model(s3, bucket: str, version: str, signatures: Signatures) -> LoadedModel:
+    """Fetch, verify (signature, checksums, library) and unpickle one model version from `bucket`."""
+    manifest, pipeline, encoder = load_verified(s3, bucket, version, signatures)
     return LoadedModel(version=version, manifest=manifest, pipeline=pipeline, label_encoder=encoder,
                        validator=RecordValidator(manifest["features"]))
 
 
 class ModelStore:
-    def __init__(self, s3, bucket: str, refresh_seconds: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, s3, bucket: str, refresh_seconds: float, signatures: Signatures, clock: Callable[[], float] = time.monotonic):
         self._s3 = s3
+        self._signatures = signatures
         self._bucket = bucket
         self._refresh = refresh_seconds
         self._clock = clock
@@ -66,6 +67,7 @@ class ModelStore:
         self._candidate: LoadedModel | None = None
         self._candidate_percent = 0.0
         self._manifests: dict[str, dict[str, Any]] = {}
+        self.degraded: str | None = None  # why the champion is not what is served, when it is not
 
     @property
     def loaded_version(self) -> str | None:
@@ -89,15 +91,47 @@ class ModelStore:
         if self._model is not None and self._model.version == version:
             return self._model
         try:
-            self._model = load_model(self._s3, self._bucket, version)
+            self._model = load_model(self._s3, self._bucket, version, self._signatures)
         except (ArtifactRejected, ClientError, KeyError) as err:
+            self.degraded = f"the champion {version} was refused ({err})"
             log.error("refused champion %s: %s", version, err)
             if self._model is None:
-                raise ModelUnavailable(f"the promoted model {version} could not be loaded: {err}") from err
+                self._model = self._fallback(version)
+                if self._model is None:
+                    raise ModelUnavailable(f"the promoted model {version} could not be loaded and no earlier champion verifies: {err}") from err
+            self.degraded += f"; serving {self._model.version}"
             log.warning("still serving %s", self._model.version)
             return self._model
+        self.degraded = None
         log.info("loaded model %s", version)
         return self._model
+
+    def _fallback(self, refused: str, tries: int = 5) -> LoadedModel | None:
+        """The newest earlier champion that verifies (a new worker must not go down with a bad pointer while the
+        workers started before it keep serving): the champion pointer's own S3 versions, newest first."""
+        seen = {refused}
+        try:
+            pages = self._s3.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=layout.CHAMPION_KEY)
+            versions = sorted((v for page in pages for v in page.get("Versions", []) if v["Key"] == layout.CHAMPION_KEY),
+                              key=lambda v: v["LastModified"], reverse=True)
+            for v in versions:
+                body = self._s3.get_object(Bucket=self._bucket, Key=layout.CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read()
+                earlier = json.loads(body).get("version")
+                if not earlier or earlier in seen:
+                    continue
+                seen.add(earlier)
+                try:
+                    model = load_model(self._s3, self._bucket, earlier, self._signatures)
+                except (ArtifactRejected, ClientError, KeyError) as err:
+                    log.error("refused earlier champion %s: %s", earlier, err)
+                    if len(seen) > tries:
+                        return None
+                    continue
+                log.warning("serving the earlier champion %s instead of the refused %s", earlier, refused)
+                return model
+        except (ClientError, BotoCoreError, ValueError) as err:
+            log.error("cannot list earlier champions: %s", err)
+        return None
 
     def for_prediction(self, draw: float) -> LoadedModel:
         """The model that answers one prediction request: the candidate for draws under its share, else the champion.
@@ -139,7 +173,7 @@ class ModelStore:
         try:
             percent = min(max(float(pointer.get("percent", 0)), 0.0), 100.0)
             if self._candidate is None or self._candidate.version != pointer["version"]:
-                self._candidate = load_model(self._s3, self._bucket, pointer["version"])
+                self._candidate = load_model(self._s3, self._bucket, pointer["version"], self._signatures)
                 log.info("loaded candidate %s for %g%% of predictions", pointer["version"], percent)
             self._candidate_percent = percent
         except (ArtifactRejected, ClientError, KeyError, ValueError, TypeError) as err:

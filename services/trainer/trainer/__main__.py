@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
                     "quarantined": outcome.quarantined})
         elif command == "promote":
-            manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version)
+            manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version, artifacts.signatures(settings))
             current = artifacts.read_champion(s3, settings.model_bucket)
             change = current and artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, current["version"]),
                                                            manifest["features"], manifest["classes"])
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             _print(artifacts.promote(s3, settings.model_bucket, args.version, "manual promotion", now))
         elif command == "rollback":
             target = artifacts.rollback_target(s3, settings.model_bucket)
-            artifacts.load_verified(s3, settings.model_bucket, target["version"])
+            artifacts.load_verified(s3, settings.model_bucket, target["version"], artifacts.signatures(settings))
             current = artifacts.read_champion(s3, settings.model_bucket)
             _print(artifacts.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version']}", now,
                                      previous=target.get("previous")))

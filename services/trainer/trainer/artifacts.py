@@ -14,10 +14,17 @@ from typing import Any
 import joblib
 from botocore.exceptions import ClientError
 
-from sommelier_contract.artifacts import ArtifactRejected, contract_change, load_verified, read_json, read_manifest
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, contract_change, load_verified, put_manifest, read_json, read_manifest
 from sommelier_contract.layout import CANDIDATE_KEY, CHAMPION_KEY, manifest_key
 
-__all__ = ["ArtifactRejected", "contract_change", "load_verified", "read_json", "read_manifest"]
+__all__ = ["ArtifactRejected", "Signatures", "contract_change", "load_verified", "put_manifest", "read_json", "read_manifest"]
+
+
+def signatures(settings) -> Signatures:
+    """The trainer signs with its KMS key (only its role may); the same object verifies."""
+    import boto3
+
+    return Signatures(boto3.client("kms"), settings.model_signing_key)
 
 
 def dump(obj: Any) -> bytes:
@@ -71,11 +78,11 @@ def withdraw(s3, bucket: str) -> None:
     s3.delete_object(Bucket=bucket, Key=CANDIDATE_KEY)
 
 
-def record_canary(s3, bucket: str, version: str, decision: dict[str, Any]) -> None:
-    """Add the canary's decision to the version's manifest (the bucket keeps the manifest as it was, too)."""
+def record_canary(s3, bucket: str, version: str, decision: dict[str, Any], signed: Signatures) -> None:
+    """Add the canary's decision to the version's manifest, signed again (the bucket keeps the manifest as it was, too)."""
     manifest = read_manifest(s3, bucket, version)
     manifest["canary"] = decision
-    put_json(s3, bucket, manifest_key(version), manifest)
+    put_manifest(s3, bucket, manifest, signed)
 
 
 def history(s3, bucket: str) -> list[dict[str, Any]]:

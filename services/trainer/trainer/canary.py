@@ -90,6 +90,6 @@ def evaluate(settings: Settings, s3, cloudwatch, now: datetime) -> dict[str, Any
     elif decision == "rollback":
         artifacts.withdraw(s3, bucket)
     if decision != "wait":
-        artifacts.record_canary(s3, bucket, candidate["version"], outcome)
+        artifacts.record_canary(s3, bucket, candidate["version"], outcome, artifacts.signatures(settings))
     log.info("canary %s: %s (%s)", candidate["version"], decision, reason)
     return outcome

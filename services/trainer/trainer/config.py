@@ -12,6 +12,7 @@ class Settings(BaseSettings):
     dataset_bucket: str = Field(description="bucket holding <prefix>/data.csv, <prefix>/spec.json and <prefix>/feedback/")
     dataset_prefix: str = "datasets/wine"
     model_bucket: str
+    model_signing_key: str = Field(description="the KMS key (asymmetric, ECDSA P-256) manifests are signed with")
     metrics_namespace: str = "Sommelier"
     holdout_fraction: float = Field(0.2, gt=0, lt=0.5)
     cv_folds: int = Field(5, ge=2, le=10)

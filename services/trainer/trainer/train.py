@@ -159,7 +159,7 @@ def score_champion(s3, settings: Settings, champion: dict[str, Any], features: l
                    X_test: np.ndarray, y_test: list[str], labels: list[str]) -> tuple[dict[str, Any] | None, str | None]:
     """The champion's scores on this run's holdout, or why it could not be scored."""
     try:
-        manifest, pipeline, encoder = artifacts.load_verified(s3, settings.model_bucket, champion["version"])
+        manifest, pipeline, encoder = artifacts.load_verified(s3, settings.model_bucket, champion["version"], artifacts.signatures(settings))
     except artifacts.ArtifactRejected as err:
         return None, str(err)
     schema = [(f["name"], f["type"]) for f in manifest["features"]]
@@ -385,7 +385,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     if canary:  # the gate passed; live traffic decides the rest
         manifest["gate"].update({"promoted": False, "candidate": True,
                                  "reason": f"{reason}; on trial as a candidate for {settings.canary_percent:g}% of predictions"})
-    artifacts.put_json(s3, settings.model_bucket, prefix + "manifest.json", manifest)
+    artifacts.put_manifest(s3, settings.model_bucket, manifest, artifacts.signatures(settings))
     if canary:
         artifacts.propose(s3, settings.model_bucket, version, settings.canary_percent, reason, now.isoformat(), champion["version"])
         log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, reason)

@@ -77,6 +77,9 @@ class Embedded(Runtime):
         cfg, sup = self.cfg, self.supervisor
         with _exclusive(cfg):
             pid = sup.pid()
+            if pid and sup.running_port() not in (None, cfg.emulator_port):
+                raise StackError(f"the embedded stack of {cfg.state_dir} already runs on port {sup.running_port()}, not "
+                                 f"{cfg.emulator_port}: `make up EMULATOR_PORT={sup.running_port()}`, or `make down` first")
             if pid:
                 log.info("the embedded stack is already running (supervisord pid %d); checking it", pid)
             else:

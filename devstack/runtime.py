@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import boto3
 import requests
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from devstack.config import StackConfig
@@ -210,7 +211,8 @@ class Runtime(ABC):
 
         def serving() -> dict[str, Any]:
             body = self.health()
-            assert body.get("model_version") == want, f"/health reports model {body.get('model_version')}, champion is {want}"
+            assert body.get("model_version") == want, (f"/health reports model {body.get('model_version')}, champion is {want}"
+                                                       + (f" ({body['reason']})" if body.get("reason") else ""))
             return body
 
         log.info("warming the predictor function (loading model %s)", want)
@@ -237,6 +239,18 @@ class Runtime(ABC):
     def function_logs(self, limit: int = 50) -> list[str]:
         return [e["message"].rstrip() for e in self.function_log_events()[-limit:]]
 
+    def _why_no_api(self) -> str:
+        """When the emulator answers but the API does not: is the stack itself gone (an emulator that came back without its state)?"""
+        if not self.emulator_answers():
+            return ""
+        try:
+            self.aws("cloudformation").describe_stacks(StackName=self.cfg.stack_name)
+        except ClientError:
+            return "; the emulator no longer has the stack: `make up` provisions it again (the buckets' data is kept)"
+        except (BotoCoreError, requests.RequestException):
+            return ""
+        return "; the stack exists: see `make logs`"
+
     def status(self) -> str:
         if not self.running():
             return f"not running ({self.name} runtime; start it with `make up`)"
@@ -250,9 +264,9 @@ class Runtime(ABC):
         lines.append(f"  frontend   {self.cfg.frontend_url:<32} {frontend}")
         try:
             body = self.health()
-            api = f"{body.get('status')}, serving model {body.get('model_version')}"
+            api = f"{body.get('status')}, serving model {body.get('model_version')}" + (f" ({body['reason']})" if body.get("reason") else "")
         except (requests.RequestException, OSError, KeyError, ValueError) as err:
-            api = f"DOES NOT ANSWER ({type(err).__name__})"
+            api = f"DOES NOT ANSWER ({type(err).__name__})" + self._why_no_api()
         lines.append(f"  API        /health: {api}")
         lines += ["", self.processes()]
         return "\n".join(lines)

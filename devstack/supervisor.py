@@ -57,7 +57,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://{state}/supervisor.sock
 
 [program:emulator]
-command={BIN}/ministack
+command={sys.executable} {cfg.root}/containers/emulator/checkpointed.py
 environment={_env(emulator_env(cfg))}
 stdout_logfile={logs}/emulator.log
 redirect_stderr=true
@@ -97,6 +97,15 @@ class Supervisor:
             self.pidfile.unlink(missing_ok=True)
             self.socket.unlink(missing_ok=True)
             return None
+
+    def running_port(self) -> int | None:
+        """The emulator port the running supervisord was started with (its config says), if it runs."""
+        if self.pid() is None:
+            return None
+        for line in self.conf.read_text().splitlines():
+            if line.startswith("identifier=sommelier-"):
+                return int(line.rsplit("-", 1)[1])
+        return None
 
     def start(self) -> None:
         for d in (self.cfg.logs_dir, self.cfg.state_dir / "emulator", self.cfg.state_dir / "tmp"):

@@ -3,8 +3,8 @@
 The hooks run in two places: inside the LocalStack container (LocalStack executes
 `.py` files of /etc/localstack/init/ready.d with its own Python, which has boto3)
 and in the embedded runtime, whose runner executes the same files after MiniStack
-is healthy. So this module uses the standard library and boto3 only, and takes
-every name from environment variables.
+is healthy. So this module uses the standard library, boto3 and PyYAML only (all three
+are in LocalStack's and MiniStack's Pythons), and takes every name from environment variables.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import io
 import logging
 import os
 import pathlib
+import re
 import zipfile
 
 import boto3
+import yaml
 from botocore.exceptions import ClientError
 
 log = logging.getLogger("sommelier.init")
@@ -111,3 +113,37 @@ def upload_if_changed(s3, bucket: str, key: str, body: bytes, content_type: str 
 def stack_outputs(cfn, stack_name: str) -> dict[str, str]:
     stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Sub, !Ref, ...) read as their long forms."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        return {name: value.split(".", 1) if suffix == "GetAtt" else value}
+    if isinstance(node, yaml.SequenceNode):
+        return {name: loader.construct_sequence(node, deep=True)}
+    return {name: loader.construct_mapping(node, deep=True)}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def read_template(path: pathlib.Path) -> dict:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def named_buckets(template: dict, values: dict[str, str]) -> dict[str, str]:
+    """{logical id: bucket name} of the template's buckets whose names are fixed (a string or a !Sub of
+    parameters and pseudo parameters), rendered with `values` (e.g. {"Prefix": ..., "AWS::AccountId": ...})."""
+    names = {}
+    for logical, res in template.get("Resources", {}).items():
+        name = (res.get("Properties") or {}).get("BucketName") if res.get("Type") == "AWS::S3::Bucket" else None
+        if isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str):
+            name = re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m.group(1), m.group(0)), name["Fn::Sub"])
+        if isinstance(name, str) and "${" not in name:
+            names[logical] = name
+    return names

@@ -1,9 +1,12 @@
 """Hook 10: bundle the Lambda code and deploy infra/template.yaml as a CloudFormation stack.
 
 Idempotent: bundles are content-addressed, an unchanged stack is left alone, and a stack
-left failed by an interrupted run is deleted and created again.
+left failed by an interrupted run is deleted and created again. A stack that is gone while its
+buckets are not (an emulator that lost its state but kept its S3 files, or a `make destroy`
+that kept the data) is created by importing those buckets first, so their data stays.
 """
 
+import json
 import os
 import pathlib
 import sys
@@ -11,7 +14,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from botocore.exceptions import ClientError  # noqa: E402
-from hooklib import ensure_bucket, env, log, repo_root, session, stack_outputs, upload_bundles  # noqa: E402
+from hooklib import ensure_bucket, env, log, named_buckets, read_template, repo_root, session, stack_outputs, upload_bundles  # noqa: E402
 
 _RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
 _WAITER_FOR = {
@@ -47,6 +50,40 @@ def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str]) 
         key, _, value = pair.partition("=")
         params[key.strip()] = value.strip()
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+
+
+def _adopt_buckets(aws, cfn, args: dict) -> bool:
+    """Create the stack by importing the template's named buckets that already exist (CloudFormation's
+    resource import), so that the full deploy after it updates rather than collides. True if it did."""
+    template = read_template(repo_root() / "infra" / "template.yaml")
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in args["Parameters"]}
+    values |= {"AWS::AccountId": aws.client("sts").get_caller_identity()["Account"], "AWS::Region": aws.region_name,
+               "AWS::Partition": "aws"}
+    s3 = aws.client("s3")
+    present = {}
+    for logical, name in named_buckets(template, values).items():
+        try:
+            s3.head_bucket(Bucket=name)
+            present[logical] = name
+        except ClientError:
+            continue
+    if not present:
+        return False
+    log.warning("stack %s is gone but its buckets %s are not: importing them into a new stack", args["StackName"], sorted(present.values()))
+    subset = {**template, "Resources": {k: template["Resources"][k] for k in present}}
+    subset.pop("Outputs", None)
+    subset.pop("Conditions", None)
+    used = {p["ParameterKey"] for p in args["Parameters"]} & set(template.get("Parameters", {}))
+    cfn.create_change_set(StackName=args["StackName"], ChangeSetName="adopt-retained-buckets", ChangeSetType="IMPORT",
+                          TemplateBody=json.dumps(subset), Capabilities=args["Capabilities"],
+                          Parameters=[p for p in args["Parameters"] if p["ParameterKey"] in used],
+                          ResourcesToImport=[{"ResourceType": "AWS::S3::Bucket", "LogicalResourceId": k, "ResourceIdentifier": {"BucketName": v}}
+                                             for k, v in present.items()])
+    cfn.get_waiter("change_set_create_complete").wait(StackName=args["StackName"], ChangeSetName="adopt-retained-buckets",
+                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    cfn.execute_change_set(StackName=args["StackName"], ChangeSetName="adopt-retained-buckets")
+    cfn.get_waiter("stack_import_complete").wait(StackName=args["StackName"], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    return True
 
 
 def main() -> None:
@@ -85,6 +122,8 @@ def main() -> None:
         cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name)
         status = None
 
+    if status is None and _adopt_buckets(aws, cfn, args):
+        status = _status(cfn, stack_name)
     if status is None:
         log.info("creating stack %s", stack_name)
         cfn.create_stack(**args)

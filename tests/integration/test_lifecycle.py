@@ -76,6 +76,30 @@ def test_state_survives_down_and_up(stack, own, example):
     assert stack.post("/predict", {"features": example}).status_code == 200
 
 
+def test_a_killed_emulator_comes_back_with_every_acknowledged_prediction(stack, own, example, eventually):
+    """kill -9 right after the last answer: the supervisor restarts MiniStack, which loads its last checkpoint, and the
+    journal puts back the DynamoDB writes the checkpoint had not caught; the API, its keys and the model are the same."""
+    import os
+    import signal
+
+    ids = [p["prediction_id"] for _ in range(5) for p in stack.post("/predict", {"instances": [example] * 20}).json()["predictions"]]
+    sup = Embedded(own).supervisor
+    pid = int(sup.ctl("pid", "emulator").stdout.strip())
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted() -> None:
+        assert int(sup.ctl("pid", "emulator", check=False).stdout.strip() or 0) not in (0, pid), "not restarted yet"
+        try:
+            assert stack.get("/health").json()["status"] == "ok"
+        except requests.RequestException as err:
+            raise AssertionError(f"the API does not answer yet: {err}") from err
+
+    eventually(restarted, timeout=90)
+    found = [i for i in ids if stack.get(f"/predictions/{i}").status_code == 200]
+    assert len(found) == len(ids), f"{len(ids) - len(found)} of {len(ids)} acknowledged predictions lost"
+    assert stack.post("/predict", {"features": example}).status_code == 200  # same API URL, same key
+
+
 def test_up_refuses_a_port_taken_by_another_process(tmp_path):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))

@@ -252,8 +252,12 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
         trigger: str = "cli") -> Outcome:
     champion = artifacts.read_champion(s3, settings.model_bucket)
     if only_if_no_champion and champion:
-        log.info("champion %s exists; nothing to train", champion["version"])
-        return Outcome(version=champion["version"], promoted=False, reason="champion exists")
+        try:  # a champion that cannot be served (unsigned, tampered, another scikit-learn) is as good as none
+            artifacts.load_verified(s3, settings.model_bucket, champion["version"], artifacts.signatures(settings))
+            log.info("champion %s exists; nothing to train", champion["version"])
+            return Outcome(version=champion["version"], promoted=False, reason="champion exists")
+        except artifacts.ArtifactRejected as err:
+            log.warning("champion %s cannot be served (%s); training one that can", champion["version"], err)
     if trigger == "schedule" and champion:  # the schedule keeps the champion's own dataset fresh, whatever it is
         try:
             prefix = (artifacts.read_manifest(s3, settings.model_bucket, champion["version"]).get("dataset") or {}).get("prefix")

@@ -1,0 +1,223 @@
+"""MiniStack with checkpoints and a journal: its state survives a crash, not only a clean stop.
+
+MiniStack (PERSIST_STATE=1) saves each service's state to STATE_DIR when it shuts down cleanly and
+loads it when it starts; S3 objects (S3_PERSIST=1) are written at put time. A kill -9, an OOM kill
+or a power cut therefore loses every other change since the start: DynamoDB items, API Gateway
+keys, the CloudFormation stack. This runs MiniStack unchanged and adds two things, from inside its
+event loop:
+
+- checkpoints: the same state files, saved after every burst of changes, at most
+  `CHECKPOINT_SECONDS` (1 s) after a mutating request, only for the services that changed (known
+  from the request's SigV4 scope; an API invocation touches API Gateway, Lambda and its logs;
+  anything unrecognised saves everything), backing off so that saving never takes more than a
+  fifth of the time as the state grows. Logs and metrics, the bulk of the state and the least
+  precious, are saved at most every `OBSERVABILITY_CHECKPOINT_SECONDS` (30 s). MiniStack writes
+  each file to a temporary name and renames it, so a kill during a save leaves the previous file whole;
+- a journal of DynamoDB writes (PutItem, BatchWriteItem, UpdateItem, DeleteItem, TransactWriteItems):
+  each is appended to `dynamodb-journal.jsonl` before MiniStack applies it, and the entries a
+  checkpoint covers are dropped from it. After a crash, MiniStack loads the last checkpoint and
+  the journal is replayed on top (writes are idempotent or conditional, so one that the
+  checkpoint already holds changes nothing), so no acknowledged write is lost to a killed process.
+
+Standalone (it imports only MiniStack): the embedded runtime and the emulator image both start
+MiniStack through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import ministack.app as ministack
+
+log = logging.getLogger("checkpoint")
+INTERVAL = float(os.environ.get("CHECKPOINT_SECONDS", "1"))
+SLOW_INTERVAL = float(os.environ.get("OBSERVABILITY_CHECKPOINT_SECONDS", "30"))
+_READS = {"GET", "HEAD", "OPTIONS"}
+_BULKY = {"cloudwatch_logs", "cloudwatch"}  # saved on the slow cadence
+# SigV4 signing name -> MiniStack state files it can change
+_SERVICES = {"dynamodb": {"dynamodb", "dynamodb_streams"}, "logs": {"cloudwatch_logs"}, "monitoring": {"cloudwatch"},
+             "s3": {"s3"}, "lambda": {"lambda", "cloudwatch_logs"}, "apigateway": {"apigateway", "apigateway_v1"},
+             "cloudformation": {"cloudformation"}, "kms": {"kms"}, "events": {"eventbridge"}, "iam": {"iam"}, "sts": {"sts"}}
+_INVOKE = {"apigateway", "apigateway_v1", "lambda", "cloudwatch_logs"}
+EVERYTHING = "*"
+
+
+def touched(scope: dict) -> set[str]:
+    """The state files a mutating request may change."""
+    if "/_user_request_" in scope.get("path", "") or "/execute-api/" in scope.get("path", ""):
+        return _INVOKE
+    auth = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"), "")
+    if "Credential=" in auth:
+        parts = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+        if len(parts) >= 5 and parts[3] in _SERVICES:
+            return _SERVICES[parts[3]]
+    return {EVERYTHING}
+_JOURNALED = {f"DynamoDB_20120810.{op}" for op in ("PutItem", "BatchWriteItem", "UpdateItem", "DeleteItem", "TransactWriteItems")}
+
+
+class Checkpointer:
+    def __init__(self, interval: float, state_dir: Path) -> None:
+        self.interval = interval
+        self.changes = 0  # mutating requests started or finished (reads never change state)
+        self.saved_changes = 0
+        self.in_flight = 0
+        self.task: asyncio.Task | None = None
+        self.started = asyncio.Event()
+        self.last_seconds = 0.0
+        self.saves = 0
+        self.dirty: set[str] = set()
+        self.slow_saved_at = time.monotonic()
+        self.journal_path = state_dir / "dynamodb-journal.jsonl"
+        self.journal = None
+        self.seq = 0
+        self.pending: dict[int, str] = {}  # journal lines no checkpoint covers yet
+        self.applied: set[int] = set()
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def save(self, everything: bool = False) -> None:
+        from ministack.core.persistence import save_all
+
+        started = time.perf_counter()
+        seen, covered = self.changes, [s for s in self.pending if s in self.applied]
+        services = ministack._build_persistence_save_dict()
+        slow_due = time.monotonic() - self.slow_saved_at >= SLOW_INTERVAL
+        if not everything and EVERYTHING not in self.dirty:
+            wanted = {k for k in self.dirty if k not in _BULKY or slow_due}
+            services = {k: v for k, v in services.items() if k in wanted}
+        saved = set(services)
+        quiet = logging.getLogger("persistence")
+        level, quiet.level = quiet.level, logging.WARNING  # MiniStack logs a line per service saved: fine at shutdown, not every second
+        try:
+            save_all(services)
+        finally:
+            quiet.level = level
+        self.dirty = set() if everything or EVERYTHING in self.dirty else self.dirty - saved
+        if saved & _BULKY:
+            self.slow_saved_at = time.monotonic()
+        self.saved_changes = seen
+        for s in covered:
+            del self.pending[s]
+            self.applied.discard(s)
+        self._rewrite_journal()
+        self.last_seconds = time.perf_counter() - started
+        self.saves += 1
+        if self.saves == 1 or self.last_seconds > 0.5:
+            log.info("checkpoint %d saved in %.3f s (%s)", self.saves, self.last_seconds, self.journal_path.parent)
+
+    async def run(self) -> None:
+        await self.started.wait()
+        await self.replay()
+        while True:
+            # at most a fifth of the time goes to saving, however large the state grows
+            await asyncio.sleep(max(self.interval, 4 * self.last_seconds))
+            if self.changes != self.saved_changes or self.in_flight or (self.dirty and time.monotonic() - self.slow_saved_at >= SLOW_INTERVAL):
+                try:
+                    self.save()  # in the event loop: no request mutates state while it runs
+                except Exception:
+                    log.exception("checkpoint failed; the next one retries")
+
+    # --- the journal ----------------------------------------------------------------------------
+    def _append(self, scope: dict, body: bytes) -> int:
+        self.seq += 1
+        line = json.dumps({"seq": self.seq, "path": scope.get("path", "/"), "query": scope.get("query_string", b"").decode("latin-1"),
+                           "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope.get("headers", [])],
+                           "body": base64.b64encode(body).decode()}) + "\n"
+        if self.journal is None:
+            self.journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open, appended to
+        self.journal.write(line)
+        self.journal.flush()  # in the OS's hands: a killed process loses nothing (a power cut may)
+        self.pending[self.seq] = line
+        return self.seq
+
+    def _rewrite_journal(self) -> None:
+        tmp = self.journal_path.with_suffix(".tmp")
+        tmp.write_text("".join(self.pending[s] for s in sorted(self.pending)), encoding="utf-8")
+        if self.journal is not None:
+            self.journal.close()
+        os.replace(tmp, self.journal_path)
+        self.journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    async def replay(self) -> None:
+        """The writes a crash kept out of the last checkpoint, applied on top of it, then a checkpoint."""
+        if not self.journal_path.exists():
+            return
+        lines = [json.loads(line) for line in self.journal_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not lines:
+            return
+        for entry in lines:
+            body = base64.b64decode(entry["body"])
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                     "path": entry["path"], "raw_path": entry["path"].encode(), "query_string": entry["query"].encode("latin-1"),
+                     "headers": [[k.encode("latin-1"), v.encode("latin-1")] for k, v in entry["headers"]],
+                     "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0)}
+            sent: list[dict] = []
+
+            async def receive(body: bytes = body) -> dict:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: dict, sent: list = sent) -> None:
+                sent.append(message)
+
+            await inner(scope, receive, send)
+        log.warning("replayed %d DynamoDB write(s) from the journal on top of the last checkpoint", len(lines))
+        self.pending.clear()
+        self.save(everything=True)
+
+    # --- the ASGI wrapper -----------------------------------------------------------------------
+    async def app(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            if self.task is None and os.environ.get("PERSIST_STATE") == "1":
+                self.task = asyncio.get_running_loop().create_task(self.run())
+
+            async def watch(message: dict) -> None:
+                if message.get("type") == "lifespan.startup.complete":
+                    self.started.set()
+                await send(message)
+
+            return await inner(scope, receive, watch)
+        if scope["type"] != "http" or scope.get("method") in _READS:
+            return await inner(scope, receive, send)
+        seq = None
+        target = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-amz-target"), "")
+        if target in _JOURNALED and os.environ.get("PERSIST_STATE") == "1":
+            chunks, more = [], True
+            while more:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+            seq = self._append(scope, body)
+            delivered = False
+
+            async def receive_again() -> dict:
+                nonlocal delivered
+                if not delivered:
+                    delivered = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            receive = receive_again
+        self.dirty |= touched(scope)
+        self.changes += 1
+        self.in_flight += 1
+        try:
+            return await inner(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self.changes += 1  # a request that finished after a save began is saved by the next one
+            if seq is not None:
+                self.applied.add(seq)
+
+
+inner = ministack.app
+checkpointer = Checkpointer(INTERVAL, Path(os.environ.get("STATE_DIR", "/tmp/ministack-state")))
+ministack.app = checkpointer.app  # main() serves the module's `app`
+
+if __name__ == "__main__":
+    ministack.main()

@@ -48,6 +48,14 @@ class Stack:
         """The value of one of the stack's API keys (by its output), e.g. the page's own."""
         return self.client("apigateway").get_api_key(apiKey=self.outputs[output], includeValue=True)["value"]
 
+    def put_signed_manifest(self, manifest: dict[str, Any]) -> None:
+        """Write a model manifest as the trainer would, signed with the stack's key (to stage a release that is
+        bad in some other way: the tests play the trainer, who may sign)."""
+        from sommelier_contract.artifacts import Signatures, put_manifest
+
+        put_manifest(self.client("s3"), self.outputs["ModelBucketName"], manifest,
+                     Signatures(self.client("kms"), self.outputs["ModelSigningKeyAlias"]))
+
     def post(self, path: str, body: Any = None, key: str | None = "default", **kw) -> requests.Response:
         headers = {"content-type": "application/json"}
         if key:

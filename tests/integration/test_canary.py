@@ -86,7 +86,7 @@ def test_a_failing_candidate_is_rolled_back_and_the_champion_keeps_serving(stack
         art["key"] = key
         manifest["artifacts"][name] = art
     manifest["version"] = bad
-    s3.put_object(Bucket=bucket, Key=f"models/{bad}/manifest.json", Body=json.dumps(manifest).encode())
+    stack.put_signed_manifest(manifest)
     s3.put_object(Bucket=bucket, Key="candidate.json", Body=json.dumps({"version": bad, "percent": 50, "since": champion["promoted_at"],
                                                                        "reason": "test", "champion": champion["version"]}).encode())
     seen = _traffic_until_both_answer(stack, example, bad, eventually)

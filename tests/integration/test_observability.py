@@ -48,7 +48,7 @@ def broken_release(stack):
         art["key"] = key
     manifest["version"] = broken
     manifest["features"] = [*manifest["features"], {"name": "bogus", "type": "numeric"}]
-    s3.put_object(Bucket=bucket, Key=f"models/{broken}/manifest.json", Body=json.dumps(manifest).encode())
+    stack.put_signed_manifest(manifest)
     s3.put_object(Bucket=bucket, Key="champion.json", Body=json.dumps({**champion, "version": broken,
                   "manifest_key": f"models/{broken}/manifest.json"}).encode())
     yield broken

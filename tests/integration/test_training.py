@@ -43,10 +43,10 @@ def test_the_scheduled_rule_trains_a_new_version_and_the_gate_decides(stack, eve
 
     manifest = eventually(scheduled, timeout=180)  # a rate(1 minute) rule fires once a minute has passed since its creation
     gate = manifest["gate"]
-    assert isinstance(gate["promoted"], bool) and gate["reason"]
+    assert isinstance(gate["passed"], bool) and gate["reason"]
     assert gate["champion_before"]  # `make up` promoted a first model, so the gate compared against it
     assert manifest["metrics"]["champion_on_holdout"] is not None
-    if gate["promoted"]:
+    if gate["passed"]:
         assert "vs champion" in gate["reason"]
 
 

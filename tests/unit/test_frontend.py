@@ -26,3 +26,12 @@ def test_the_page_and_its_assets_are_served():
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_every_response_carries_security_headers_allowing_only_the_api():
+    client = create_app({"API_URL": "http://127.0.0.1:4566/restapis/x/v1/_user_request_", "API_KEY": "k"}).test_client()
+    for path in ("/", "/config.js", "/static/app.js"):
+        headers = client.get(path).headers
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "connect-src 'self' http://127.0.0.1:4566;" in csp and "frame-ancestors 'none'" in csp
+        assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"

@@ -54,7 +54,7 @@ def test_a_challenger_below_the_floor_is_rejected_with_the_reason_recorded(s3, t
     strict = trainer_settings.model_copy(update={"accuracy_floor": 1.01})
     rejected = trainer_train.run(strict, s3)
     assert not rejected.promoted and "below the floor 1.01" in rejected.reason
-    assert artifacts.read_manifest(s3, MODEL_BUCKET, rejected.version)["gate"]["promoted"] is False
+    assert artifacts.read_manifest(s3, MODEL_BUCKET, rejected.version)["gate"]["passed"] is False
     assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
 
 

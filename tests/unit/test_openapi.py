@@ -27,7 +27,7 @@ def _template_routes() -> dict[tuple[str, str], bool]:
 
     routes = {}
     for r in resources.values():
-        if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] != "OPTIONS":
+        if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] not in ("OPTIONS", "ANY"):
             props = r["Properties"]
             routes[(props["HttpMethod"], path(props["ResourceId"]["Ref"]))] = props["ApiKeyRequired"]
     return routes

@@ -47,12 +47,16 @@ def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_schema(features: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
+    required = [f["name"] for f in features if not (f["type"] == "numeric" and f.get("imputed"))]
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {f["name"]: feature_property(f) for f in features},
-        "required": [f["name"] for f in features if not (f["type"] == "numeric" and f.get("imputed"))],
+        "required": required,
         "additionalProperties": False,
     }
+    if not required:  # every feature may be missing, but not all at once: a prediction from imputed values alone says nothing
+        schema["anyOf"] = [{"required": [f["name"]], "properties": {f["name"]: {"type": "number"}}} for f in features]
+    return schema
 
 
 def json_type(value: Any) -> str:
@@ -70,9 +74,6 @@ class RecordValidator:
         if not isinstance(record, dict):
             return [FieldError(where, f"must be an object of feature values, got {json_type(record)}")]
         found = dict.fromkeys(e for err in self._validator.iter_errors(record) for e in self._describe(err, record, where))
-        if not found and all(record.get(name) is None for name in self._names):
-            # imputed features may be left out, but a prediction from imputed values alone says nothing
-            return [FieldError(where, "has no feature values: give at least one")]
         return sorted(found, key=lambda e: (self._order(e.field), e.field))
 
     def _order(self, field: str) -> int:
@@ -94,6 +95,8 @@ class RecordValidator:
             return [FieldError(path, f"must be >= {expected}, got {value}")]
         if kind == "maximum":
             return [FieldError(path, f"must be <= {expected}, got {value}")]
+        if kind == "anyOf" and not err.absolute_path:  # the record-level "at least one value" rule
+            return [FieldError(where, "has no feature values: give at least one")]
         if kind == "enum":
             return [FieldError(path, f"must be one of {', '.join(map(str, expected))}; got {value!r}")]
         return [FieldError(path, err.message)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort
 
@@ -50,5 +51,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.after_request
+    def security_headers(resp: Response) -> Response:
+        # the page loads only its own files and talks only to the API; nothing may frame it
+        api = urlsplit(_api_settings(app)["apiUrl"] or "")
+        api_origin = f"{api.scheme}://{api.netloc}" if api.scheme and api.netloc else ""
+        resp.headers["Content-Security-Policy"] = (f"default-src 'self'; connect-src 'self' {api_origin}; img-src 'self' data:; "
+                                                   "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        return resp
 
     return app

@@ -348,7 +348,16 @@ def model_info(req: Request) -> tuple[int, dict[str, Any]]:
 
 
 def openapi(req: Request) -> tuple[int, dict[str, Any]]:
-    return 200, json.loads(OPENAPI_FILE.read_text())
+    """The document, with the promoted model's own record schema as `Features` when one is served: what
+    POST /predict accepts, exactly (the file in the repo describes any model)."""
+    doc = json.loads(OPENAPI_FILE.read_text())
+    try:
+        model = req.deps.store.current()
+    except ModelUnavailable:
+        return 200, doc
+    doc["components"]["schemas"]["Features"] = {**model.validator.schema, "description": f"a record for model {model.version}"}
+    doc["info"]["x-model-version"] = model.version
+    return 200, doc
 
 
 ROUTES: dict[tuple[str, str], Callable[[Request], tuple[int, dict[str, Any]]]] = {
@@ -389,11 +398,16 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
     request_id = context.get("requestId") or lambda_request_id
     method = event.get("httpMethod", "")
     route = event.get("resource") or event.get("path") or ""
+    path = event.get("path") or ""
     req = Request(event=event, request_id=request_id, lambda_request_id=lambda_request_id, deps=deps)
+    if hasattr(deps.logger, "append_keys"):  # Powertools: every line of this request, the model store's too, names it
+        deps.logger.append_keys(request_id=request_id)
     code = "ok"
     try:
         if method == "OPTIONS":
             status, body = 204, None
+        elif len(path) > 1 and path.endswith("/"):  # "/predictions/" is not "/predictions"
+            raise ApiError(404, "not_found", f"no route {method} {path}")
         elif (method, route) in ROUTES:
             status, body = ROUTES[(method, route)](req)
         elif route in _PATHS:
@@ -431,8 +445,11 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
             "latency_ms": round(latency_ms, 3),
         },
     )
+    headers = _headers(deps.settings, request_id)
+    if status == 405:  # RFC 9110: say what the resource does allow
+        headers["Allow"] = ", ".join(sorted({m for m, p in ROUTES if p == route} | {"OPTIONS"}))
     return {
         "statusCode": status,
-        "headers": _headers(deps.settings, request_id),
+        "headers": headers,
         "body": "" if body is None else json.dumps(body),
     }

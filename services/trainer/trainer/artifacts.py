@@ -127,7 +127,7 @@ def versions(s3, bucket: str) -> list[dict[str, Any]]:
             "cv_f1_macro": (metrics.get("cv") or {}).get(name, {}).get("f1_macro_mean"),
             "holdout_accuracy": holdout.get("accuracy"),
             "holdout_f1_macro": holdout.get("f1_macro"),
-            "gate_passed": (manifest.get("gate") or {}).get("promoted"),
+            "gate_passed": (manifest.get("gate") or {}).get("passed", (manifest.get("gate") or {}).get("promoted")),
             "gate_reason": (manifest.get("gate") or {}).get("reason"),
             "champion": version == current,
             "last_promoted_at": last_promoted.get(version),

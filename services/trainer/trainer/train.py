@@ -380,14 +380,16 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         "importances": explained,
         "metrics": {"cv": cv_results, "holdout": holdout, "train_rows": len(y_train),
                     "champion_on_holdout": champion_scores},
-        "gate": {"promoted": decision, "reason": reason if promote else f"{reason}; promotion disabled",
+        # "passed": what the gate decided. Whether a version is (or was) the champion is the pointer's to say, never
+        # the manifest's: a run interrupted between the two must not leave a manifest claiming a promotion.
+        "gate": {"passed": decision, "reason": reason if promote else f"{reason}; promotion disabled",
                  "champion_before": champion["version"] if champion else None,
                  "accuracy_floor": settings.accuracy_floor, "regression_tolerance": settings.regression_tolerance},
         "timings": {"fit_seconds": fit_seconds, "total_seconds": time.perf_counter() - started},
     }
     canary = decision and champion is not None and settings.canary_percent > 0
     if canary:  # the gate passed; live traffic decides the rest
-        manifest["gate"].update({"promoted": False, "candidate": True,
+        manifest["gate"].update({"passed": True, "candidate": True,
                                  "reason": f"{reason}; on trial as a candidate for {settings.canary_percent:g}% of predictions"})
     artifacts.put_manifest(s3, settings.model_bucket, manifest, artifacts.signatures(settings))
     if canary:

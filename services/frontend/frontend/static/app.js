@@ -320,7 +320,7 @@
       chart.append(svg("rect", { x: pad + j * cell, y: pad + i * cell, width: cell - 2, height: cell - 2, rx: 4,
         fill: `rgba(123, 30, 58, ${shade.toFixed(3)})` }));
       const t = svg("text", { x: pad + j * cell + cell / 2 - 1, y: pad + i * cell + cell / 2 + 4, "text-anchor": "middle",
-        style: `fill: ${shade > 0.5 ? "#fff" : "#1f1f1f"}` });
+        fill: shade > 0.5 ? "#fff" : "#1f1f1f" });
       t.textContent = v; chart.append(t);
     }));
     return chart;
@@ -355,7 +355,7 @@
         metric("log loss", fmt(h.log_loss)), metric("holdout rows", String(h.rows ?? ""))),
     );
     const gate = model.gate || {};
-    if (gate.reason) card.append(el("p", { id: "gate-reason" }, el("b", { text: gate.promoted === false ? "Gate: " : "Promoted: " }), gate.reason));
+    if (gate.reason) card.append(el("p", { id: "gate-reason" }, el("b", { text: (gate.passed ?? gate.promoted) ? "Gate passed: " : "Gate: " }), gate.reason));
     const cv = Object.entries((model.metrics && model.metrics.cv) || {});
     if (cv.length) {
       const t = el("table", { id: "cv-table" }, el("caption", { text: "Candidates compared (cross-validation on the training rows)" }),

@@ -14,6 +14,7 @@ def write(r: dict, out: Path) -> None:
     lines = [
         f"Measured {r['when']} on {r['machine']['cpus']} CPUs, Python {r['machine']['python']} ({r['machine']['platform']}).",
         *([f"Training re-measured {r['training_when']} (`make bench BENCH_FLAGS=--training-only`)."] if r.get("training_when") else []),
+        *([f"History re-measured {r['history_when']} (`make bench BENCH_FLAGS=--history-only`)."] if r.get("history_when") else []),
         "",
         _row("figure", "measured", "floor / context", "target"),
         _row("---", "---", "---", "---"),
@@ -46,6 +47,11 @@ def write(r: dict, out: Path) -> None:
         lines.append(_row(f"training, {t['rows']:,} rows, {what} (read from S3, compare, refit, evaluate, write)", measured,
                           ", ".join(f"{n} {v:.3f}" if isinstance(v, float) else f"{n} skipped" for n, v in t.get("candidates", {}).items()),
                           targets.get((kind, t["rows"]), "")))
+    h = r.get("history") or {}
+    for name, q in (h.get("queries") or {}).items():
+        lines.append(_row(f"history read on {h['rows']:,} records: {name} (p50/p99 ms)", f"{q['p50_ms']} / {q['p99_ms']}",
+                          f"GET /predictions through API Gateway; the emulator's slowest checkpoint {h.get('checkpoint_s_max')} s (in a forked child)",
+                          "p99 under 1 s"))
     for name, seconds in r.get("repo", {}).items():
         lines.append(_row(name.replace("_", " "), f"{seconds} s", "make bench --fresh-clone / --make-test", ""))
     if r.get("profile_batch_1000"):

@@ -200,11 +200,21 @@ def training_scaling(cases=(("reviews", 1_000), ("reviews", 20_000), ("numeric",
     return rows
 
 
+def history(rows: int = 100_000, limit: float = 900) -> dict:
+    """History reads on a table of `rows` records (its own stack; see bench/history.py)."""
+    proc = subprocess.run([sys.executable, "-m", "bench.history", str(rows)], capture_output=True, text=True, timeout=limit, cwd=ROOT)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {"rows": rows, "error": proc.stderr[-300:]}
+
+
 def main() -> None:
-    if "--training-only" in sys.argv:  # re-measure training alone; the rest of latest.json stays as it was
+    if "--training-only" in sys.argv or "--history-only" in sys.argv:  # re-measure a part; the rest of latest.json stays
         results = json.loads((OUT / "latest.json").read_text())
-        results["training"] = training_scaling()
-        results["training_when"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if "--training-only" in sys.argv:
+            results["training"] = training_scaling()
+            results["training_when"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if "--history-only" in sys.argv:
+            results["history"] = history()
+            results["history_when"] = datetime.now(UTC).isoformat(timespec="seconds")
         (OUT / "latest.json").write_text(json.dumps(results, indent=2))
         from bench.report import write
 
@@ -234,6 +244,7 @@ def main() -> None:
         finally:
             Embedded(cfg).down()
     results["training"] = training_scaling()
+    results["history"] = history()
     results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(results, indent=2))

@@ -9,10 +9,12 @@ event loop:
 - checkpoints: the same state files, saved after every burst of changes, at most
   `CHECKPOINT_SECONDS` (1 s) after a mutating request, only for the services that changed (known
   from the request's SigV4 scope; an API invocation touches API Gateway, Lambda and its logs;
-  anything unrecognised saves everything), backing off so that saving never takes more than a
-  fifth of the time as the state grows. Logs and metrics, the bulk of the state and the least
-  precious, are saved at most every `OBSERVABILITY_CHECKPOINT_SECONDS` (30 s). MiniStack writes
-  each file to a temporary name and renames it, so a kill during a save leaves the previous file whole;
+  anything unrecognised saves everything), one save at a time. Logs and metrics, the bulk of the state and the least
+  precious, are saved at most every `OBSERVABILITY_CHECKPOINT_SECONDS` (30 s). A save runs in a
+  forked child (a copy-on-write snapshot of the process, as Redis saves), so MiniStack keeps
+  answering while a large state is written (a 100,000-item table takes seconds to serialise).
+  MiniStack writes each file to a temporary name and renames it, so a kill during a save leaves
+  the previous file whole;
 - a journal of DynamoDB writes (PutItem, BatchWriteItem, UpdateItem, DeleteItem, TransactWriteItems):
   each is appended to `dynamodb-journal.jsonl` before MiniStack applies it, and the entries a
   checkpoint covers are dropped from it. After a crash, MiniStack loads the last checkpoint and
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import json
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -72,6 +76,7 @@ class Checkpointer:
         self.last_seconds = 0.0
         self.saves = 0
         self.dirty: set[str] = set()
+        self.child: dict | None = None  # the save running in a forked child
         self.slow_saved_at = time.monotonic()
         self.journal_path = state_dir / "dynamodb-journal.jsonl"
         self.journal = None
@@ -80,45 +85,91 @@ class Checkpointer:
         self.applied: set[int] = set()
 
     # --- checkpoints ----------------------------------------------------------------------------
-    def save(self, everything: bool = False) -> None:
+    def save(self, everything: bool = False, background: bool = True) -> None:
+        """Save the changed services' state (all of them with `everything`); in a forked child unless
+        `background` is False. The bookkeeping (what is saved, which journal lines it covers) is done when
+        the child has succeeded (`poll`)."""
         from ministack.core.persistence import save_all
 
-        started = time.perf_counter()
-        seen, covered = self.changes, [s for s in self.pending if s in self.applied]
+        if self.child is not None:
+            return
         services = ministack._build_persistence_save_dict()
         slow_due = time.monotonic() - self.slow_saved_at >= SLOW_INTERVAL
         if not everything and EVERYTHING not in self.dirty:
             wanted = {k for k in self.dirty if k not in _BULKY or slow_due}
             services = {k: v for k, v in services.items() if k in wanted}
-        saved = set(services)
+        job = {"seen": self.changes, "covered": [s for s in self.pending if s in self.applied], "saved": set(services),
+               "everything": everything or EVERYTHING in self.dirty, "started": time.perf_counter()}
+        self.dirty = set() if job["everything"] else self.dirty - job["saved"]  # changes from now on are the next save's
+        if background:
+            parent = os.getpid()
+            pid = os.fork()
+            if pid == 0:  # the child: a frozen copy of the state; write it and leave without touching the parent's world
+                code = 1
+                try:
+                    # die with the emulator: an orphan finishing an old snapshot after a restart would overwrite newer state
+                    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+                    if os.getppid() != parent:
+                        os._exit(1)
+                    logging.disable(logging.CRITICAL)  # MiniStack logs a line per service saved
+                    save_all(services)
+                    code = 0
+                finally:
+                    os._exit(code)
+            self.child = {**job, "pid": pid}
+            return
         quiet = logging.getLogger("persistence")
-        level, quiet.level = quiet.level, logging.WARNING  # MiniStack logs a line per service saved: fine at shutdown, not every second
+        level, quiet.level = quiet.level, logging.WARNING
         try:
             save_all(services)
         finally:
             quiet.level = level
-        self.dirty = set() if everything or EVERYTHING in self.dirty else self.dirty - saved
-        if saved & _BULKY:
-            self.slow_saved_at = time.monotonic()
-        self.saved_changes = seen
-        for s in covered:
-            del self.pending[s]
+        self._saved(job)
+
+    def poll(self) -> None:
+        """Finish the bookkeeping of a background save that has ended (or give up on one that hangs)."""
+        if self.child is None:
+            return
+        job = self.child
+        done, status = os.waitpid(job["pid"], os.WNOHANG)
+        if done == 0:
+            if time.perf_counter() - job["started"] > 300:  # a child stuck on a lock it inherited mid-use
+                os.kill(job["pid"], 9)
+                os.waitpid(job["pid"], 0)
+                log.error("checkpoint child %d hung; killed it, the next checkpoint retries", job["pid"])
+                self.child = None
+                self.dirty |= job["saved"] | ({EVERYTHING} if job["everything"] else set())
+            return
+        self.child = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.error("checkpoint child %d failed (%s); the next checkpoint retries", job["pid"], status)
+            self.dirty |= job["saved"] | ({EVERYTHING} if job["everything"] else set())
+            return
+        self._saved(job)
+
+    def _saved(self, job: dict) -> None:
+        self.saved_changes = max(self.saved_changes, job["seen"])
+        for s in job["covered"]:
+            self.pending.pop(s, None)
             self.applied.discard(s)
         self._rewrite_journal()
-        self.last_seconds = time.perf_counter() - started
+        if job["saved"] & _BULKY or job["everything"]:
+            self.slow_saved_at = time.monotonic()
+        self.last_seconds = time.perf_counter() - job["started"]
         self.saves += 1
-        if self.saves == 1 or self.last_seconds > 0.5:
+        if self.saves == 1 or self.last_seconds > 2:
             log.info("checkpoint %d saved in %.3f s (%s)", self.saves, self.last_seconds, self.journal_path.parent)
 
     async def run(self) -> None:
         await self.started.wait()
         await self.replay()
         while True:
-            # at most a fifth of the time goes to saving, however large the state grows
-            await asyncio.sleep(max(self.interval, 4 * self.last_seconds))
-            if self.changes != self.saved_changes or self.in_flight or (self.dirty and time.monotonic() - self.slow_saved_at >= SLOW_INTERVAL):
+            await asyncio.sleep(self.interval)
+            self.poll()
+            if self.child is None and (self.changes != self.saved_changes or self.in_flight
+                                       or (self.dirty and time.monotonic() - self.slow_saved_at >= SLOW_INTERVAL)):
                 try:
-                    self.save()  # in the event loop: no request mutates state while it runs
+                    self.save()  # forks: the child writes a snapshot taken between two requests
                 except Exception:
                     log.exception("checkpoint failed; the next one retries")
 
@@ -167,7 +218,7 @@ class Checkpointer:
             await inner(scope, receive, send)
         log.warning("replayed %d DynamoDB write(s) from the journal on top of the last checkpoint", len(lines))
         self.pending.clear()
-        self.save(everything=True)
+        self.save(everything=True, background=False)
 
     # --- the ASGI wrapper -----------------------------------------------------------------------
     async def app(self, scope, receive, send):

@@ -1,0 +1,97 @@
+"""History reads on a large table: `python -m bench.history [ROWS]` (default 100,000), part of `make bench`.
+
+Starts its own embedded stack, writes ROWS prediction records for the demo key straight into the
+table (spread over 30 days and three model versions, one of them rare), then times GET /predictions
+through API Gateway with each kind of filter. Also reports how long the emulator's checkpoints take
+with a table that size (they run in its event loop). Prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+import requests
+from tqdm import tqdm
+
+from bench.run import EXAMPLE, ROOT, summary, timed
+from devstack.config import StackConfig
+from devstack.embedded import Embedded
+from tests.integration.conftest import free_port
+
+
+def fill(info: dict, cfg: StackConfig, rows: int) -> None:
+    sys.path[:0] = [str(ROOT / "services" / "predictor"), str(ROOT / "services" / "contract")]
+    from predictor.api import caller
+    from predictor.records import PredictionRecorder
+
+    who = caller(SimpleNamespace(event={"headers": {"x-api-key": info["api_key"]}}))
+    ddb = boto3.client("dynamodb", **{"endpoint_url": cfg.endpoint, "region_name": cfg.region, "aws_access_key_id": "test",
+                                      "aws_secret_access_key": "test"})
+    recorder = PredictionRecorder(ddb, info["outputs"]["PredictionsTableName"], 90)
+    now = datetime.now(UTC)
+
+    def chunk(start: int) -> None:
+        records = []
+        for i in range(start, min(start + 500, rows)):
+            at = now - timedelta(seconds=(i * 30 * 86400) // rows)
+            records.append({"prediction_id": str(uuid.uuid4()), "request_id": "bench", "caller_key_id": who, "label": "class_0",
+                            "confidence": 0.9, "probabilities": {"class_0": 0.9, "class_1": 0.05, "class_2": 0.05}, "input": EXAMPLE,
+                            "created_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                            "model_version": "rare" if i % 10_000 == 0 else ("v-old" if i % 2 else "v-new"), "batch_index": 0,
+                            "expires_at": int(now.timestamp()) + 86400})
+        recorder.write(records)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(tqdm(pool.map(chunk, range(0, rows, 500)), total=(rows + 499) // 500, desc=f"writing {rows} records", file=sys.stderr))
+
+
+def main(rows: int) -> None:
+    with tempfile.TemporaryDirectory() as state:
+        cfg = StackConfig(state_dir=Path(state), emulator_port=free_port(), frontend_port=free_port())
+        info = Embedded(cfg).up()
+        try:
+            started = time.perf_counter()
+            fill(info, cfg, rows)
+            filled_s = time.perf_counter() - started
+            session = requests.Session()
+            session.headers["x-api-key"] = info["api_key"]
+            api = info["api_url"]
+            since = (datetime.now(UTC) - timedelta(days=2)).isoformat(timespec="seconds").replace("+00:00", "Z")
+            queries = {"newest 20": "/predictions", "newest 100": "/predictions?limit=100",
+                       "model_version (10 of them)": "/predictions?limit=100&model_version=rare",
+                       "model_version that does not exist": "/predictions?limit=100&model_version=nope",
+                       "since 2 days ago": f"/predictions?limit=100&since={since}"}
+            results = {}
+            for name, path in queries.items():
+                def get(path: str = path) -> None:
+                    session.get(api + path, timeout=60).raise_for_status()
+                get()
+                results[name] = summary([timed(get) for _ in range(60)])
+            token, pages = None, []
+            for _ in range(20):  # paging: each page costs what the first did
+                url = api + "/predictions?limit=100" + (f"&next_token={token}" if token else "")
+                t = time.perf_counter()
+                body = session.get(url, timeout=60).json()
+                pages.append((time.perf_counter() - t) * 1000)
+                token = body["next_token"]
+            results["20 pages of 100"] = summary(pages)
+            log = (cfg.logs_dir / "emulator.log").read_text()
+            saves = [float(s) for s in re.findall(r"checkpoint \d+ saved in ([0-9.]+) s", log)]
+        finally:
+            Embedded(cfg).down()
+    print(json.dumps({"rows": rows, "fill_s": round(filled_s, 1), "queries": results,
+                      "checkpoint_s_max": max(saves, default=None), "checkpoints_logged": len(saves)}))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)

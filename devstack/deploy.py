@@ -315,10 +315,11 @@ class Deployer:
         """The main stack goes; its dataset and model buckets (retained by the template) and the bootstrap
         stack (registry, code bucket) go too only with `purge`."""
         step(f"credentials: {self.whoami()}")
-        name, retained = self.cfg.stack_name, []
+        name, retained, table = self.cfg.stack_name, [], None
         if self._status(name):
             outputs = self.outputs(name)
             retained = [outputs[k] for k in ("DatasetBucketName", "ModelBucketName") if k in outputs]
+            table = outputs.get("PredictionsTableName")  # retained too: the predictions' audit trail
             if not self.confirm(f"delete stack {name}{' and all its data' if purge else ''}?"):
                 raise StackError("nothing deleted")
             self._empty(outputs.get("FrontendBucketName", ""))  # generated content: republished by the next deploy
@@ -326,11 +327,18 @@ class Deployer:
         else:
             print(f"    {name}: not deployed")
         if not purge:
-            print(f"    kept: the dataset and model buckets, the image registry and code bucket ({self.cfg.bootstrap_name}); "
+            print(f"    kept: the dataset and model buckets, the predictions table, the image registry and code bucket ({self.cfg.bootstrap_name}); "
                   "PURGE=1 deletes them")
             return
         for bucket in retained:
             self._empty(bucket, delete=True)
+        if table:
+            try:
+                self.session.client("dynamodb").delete_table(TableName=table)
+                print(f"    deleted table {table}")
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
         if self._status(self.cfg.bootstrap_name):
             boot = self.outputs(self.cfg.bootstrap_name)
             ecr = self.session.client("ecr")

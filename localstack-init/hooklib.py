@@ -136,14 +136,18 @@ def read_template(path: pathlib.Path) -> dict:
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-def named_buckets(template: dict, values: dict[str, str]) -> dict[str, str]:
-    """{logical id: bucket name} of the template's buckets whose names are fixed (a string or a !Sub of
-    parameters and pseudo parameters), rendered with `values` (e.g. {"Prefix": ..., "AWS::AccountId": ...})."""
-    names = {}
+IMPORTABLE = {"AWS::S3::Bucket": "BucketName", "AWS::DynamoDB::Table": "TableName"}  # type -> its identifier property
+
+
+def named_resources(template: dict, values: dict[str, str]) -> dict[str, tuple[str, str, str]]:
+    """{logical id: (type, identifier property, name)} of the template's buckets and tables whose names are fixed
+    (a string or a !Sub of parameters and pseudo parameters), rendered with `values` (e.g. {"Prefix": ..., "AWS::AccountId": ...})."""
+    found = {}
     for logical, res in template.get("Resources", {}).items():
-        name = (res.get("Properties") or {}).get("BucketName") if res.get("Type") == "AWS::S3::Bucket" else None
+        prop = IMPORTABLE.get(res.get("Type", ""))
+        name = (res.get("Properties") or {}).get(prop) if prop else None
         if isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str):
             name = re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m.group(1), m.group(0)), name["Fn::Sub"])
         if isinstance(name, str) and "${" not in name:
-            names[logical] = name
-    return names
+            found[logical] = (res["Type"], prop, name)
+    return found

@@ -2,8 +2,9 @@
 
 Idempotent: bundles are content-addressed, an unchanged stack is left alone, and a stack
 left failed by an interrupted run is deleted and created again. A stack that is gone while its
-buckets are not (an emulator that lost its state but kept its S3 files, or a `make destroy`
-that kept the data) is created by importing those buckets first, so their data stays.
+buckets or table are not (an emulator that lost its state but kept its S3 files, or a `make destroy`
+that kept the data) is created by importing them first, so their data stays; a stack whose
+resources are gone (the reverse) is deleted, its retained data kept, and created the same way.
 """
 
 import json
@@ -14,7 +15,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from botocore.exceptions import ClientError  # noqa: E402
-from hooklib import ensure_bucket, env, log, named_buckets, read_template, repo_root, session, stack_outputs, upload_bundles  # noqa: E402
+from hooklib import ensure_bucket, env, log, named_resources, read_template, repo_root, session, stack_outputs, upload_bundles  # noqa: E402
 
 _RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
 _WAITER_FOR = {
@@ -52,36 +53,53 @@ def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str]) 
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
 
 
-def _adopt_buckets(aws, cfn, args: dict) -> bool:
-    """Create the stack by importing the template's named buckets that already exist (CloudFormation's
+def _exists(aws, kind: str, name: str) -> bool:
+    try:
+        if kind == "AWS::S3::Bucket":
+            aws.client("s3").head_bucket(Bucket=name)
+        elif kind == "AWS::DynamoDB::Table":
+            aws.client("dynamodb").describe_table(TableName=name)
+        elif kind == "AWS::Lambda::Function":
+            aws.client("lambda").get_function(FunctionName=name)
+        elif kind == "AWS::ApiGateway::RestApi":
+            aws.client("apigateway").get_rest_api(restApiId=name)
+    except ClientError as err:
+        if err.response["Error"]["Code"] in {"404", "NoSuchBucket", "NotFound", "ResourceNotFoundException", "NotFoundException"}:
+            return False
+        raise
+    return True
+
+
+def _lost_resources(aws, cfn, stack_name: str) -> list[str]:
+    """Resources the stack lists that are not there any more (an emulator whose state was partly lost)."""
+    resources = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+    return [r["LogicalResourceId"] for r in resources if r.get("PhysicalResourceId") and not _exists(aws, r["ResourceType"], r["PhysicalResourceId"])]
+
+
+def _adopt(aws, cfn, args: dict) -> bool:
+    """Create the stack by importing the template's named buckets and table that already exist (CloudFormation's
     resource import), so that the full deploy after it updates rather than collides. True if it did."""
     template = read_template(repo_root() / "infra" / "template.yaml")
     values = {p["ParameterKey"]: p["ParameterValue"] for p in args["Parameters"]}
     values |= {"AWS::AccountId": aws.client("sts").get_caller_identity()["Account"], "AWS::Region": aws.region_name,
                "AWS::Partition": "aws"}
-    s3 = aws.client("s3")
-    present = {}
-    for logical, name in named_buckets(template, values).items():
-        try:
-            s3.head_bucket(Bucket=name)
-            present[logical] = name
-        except ClientError:
-            continue
+    present = {k: v for k, v in named_resources(template, values).items() if _exists(aws, v[0], v[2])}
     if not present:
         return False
-    log.warning("stack %s is gone but its buckets %s are not: importing them into a new stack", args["StackName"], sorted(present.values()))
+    log.warning("stack %s is gone but its %s are not: importing them into a new stack", args["StackName"],
+                sorted(name for _, _, name in present.values()))
     subset = {**template, "Resources": {k: template["Resources"][k] for k in present}}
     subset.pop("Outputs", None)
     subset.pop("Conditions", None)
     used = {p["ParameterKey"] for p in args["Parameters"]} & set(template.get("Parameters", {}))
-    cfn.create_change_set(StackName=args["StackName"], ChangeSetName="adopt-retained-buckets", ChangeSetType="IMPORT",
+    cfn.create_change_set(StackName=args["StackName"], ChangeSetName="adopt-retained-data", ChangeSetType="IMPORT",
                           TemplateBody=json.dumps(subset), Capabilities=args["Capabilities"],
                           Parameters=[p for p in args["Parameters"] if p["ParameterKey"] in used],
-                          ResourcesToImport=[{"ResourceType": "AWS::S3::Bucket", "LogicalResourceId": k, "ResourceIdentifier": {"BucketName": v}}
-                                             for k, v in present.items()])
-    cfn.get_waiter("change_set_create_complete").wait(StackName=args["StackName"], ChangeSetName="adopt-retained-buckets",
+                          ResourcesToImport=[{"ResourceType": kind, "LogicalResourceId": k, "ResourceIdentifier": {prop: name}}
+                                             for k, (kind, prop, name) in present.items()])
+    cfn.get_waiter("change_set_create_complete").wait(StackName=args["StackName"], ChangeSetName="adopt-retained-data",
                                                       WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-    cfn.execute_change_set(StackName=args["StackName"], ChangeSetName="adopt-retained-buckets")
+    cfn.execute_change_set(StackName=args["StackName"], ChangeSetName="adopt-retained-data")
     cfn.get_waiter("stack_import_complete").wait(StackName=args["StackName"], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
     return True
 
@@ -122,7 +140,14 @@ def main() -> None:
         cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name)
         status = None
 
-    if status is None and _adopt_buckets(aws, cfn, args):
+    lost = _lost_resources(aws, cfn, stack_name) if status and status.endswith("_COMPLETE") and not status.startswith("DELETE") else []
+    if lost:
+        log.warning("stack %s has lost %s (an emulator whose state was partly lost?): deleting it and creating it again; "
+                    "its data (buckets, table) is kept and imported back", stack_name, lost)
+        cfn.delete_stack(StackName=stack_name)
+        cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name)
+        status = None
+    if status is None and _adopt(aws, cfn, args):
         status = _status(cfn, stack_name)
     if status is None:
         log.info("creating stack %s", stack_name)

@@ -116,3 +116,31 @@ def test_a_stale_pid_file_is_cleared(tmp_path):
     (tmp_path / "supervisord.pid").write_text("999999999")
     assert Embedded(cfg).down() is False
     assert not (tmp_path / "supervisord.pid").exists()
+
+
+def test_up_repairs_a_half_present_stack_keeping_the_data(own, tmp_path, example):
+    """Resources gone while the stack remains, and the stack gone while its data remains: `make up` repairs both
+    (its own stack: the repair replaces the API)."""
+    cfg = StackConfig(state_dir=tmp_path / "repair", emulator_port=free_port(), frontend_port=free_port(),
+                      stack_parameters=own.stack_parameters)
+    runtime = Embedded(cfg)
+    try:
+        info = runtime.up()
+        lam = runtime.aws("lambda")
+        lam.delete_function(FunctionName=info["outputs"]["PredictorFunctionName"])  # the stack outlives its function
+        info = runtime.up()
+        assert requests.post(f"{info['api_url']}/predict", json={"features": example}, headers={"x-api-key": info["api_key"]},
+                             timeout=30).status_code == 200
+        models = {o["Key"] for o in runtime.aws("s3").list_objects_v2(Bucket=info["outputs"]["ModelBucketName"])["Contents"]}
+        runtime.down()
+        for state in (cfg.state_dir / "emulator").glob("*.json"):  # everything but S3's files: the stack is gone, its data is not
+            if state.name != "s3.json":
+                state.unlink()
+        (cfg.state_dir / "emulator" / "dynamodb-journal.jsonl").unlink(missing_ok=True)
+        info = runtime.up()
+        kept = {o["Key"] for o in runtime.aws("s3").list_objects_v2(Bucket=info["outputs"]["ModelBucketName"])["Contents"]}
+        assert models <= kept  # every model version is still there
+        assert requests.post(f"{info['api_url']}/predict", json={"features": example}, headers={"x-api-key": info["api_key"]},
+                             timeout=30).status_code == 200
+    finally:
+        runtime.down()

@@ -35,7 +35,7 @@ def test_a_challenger_that_passes_the_gate_goes_on_trial_not_live(s3, trained, c
     pointer = artifacts.read_candidate(s3, MODEL_BUCKET)
     assert (pointer["version"], pointer["percent"], pointer["champion"]) == (candidate.version, 25.0, trained.version)
     gate = artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version)["gate"]
-    assert gate["candidate"] is True and gate["promoted"] is False
+    assert gate["candidate"] is True and gate["passed"] is True  # passed the gate; promotion waits for the trial
 
 
 def test_the_first_model_is_promoted_at_once_even_with_a_canary(s3, canary_settings):

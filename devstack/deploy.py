@@ -53,6 +53,7 @@ class DeployConfig(BaseSettings):
     stack_parameters: str = ""  # extra template parameters, Key=Value,Key=Value
     smoke: bool = True
     canary: bool = True  # new predictor versions through CodeDeploy (10 % for 5 minutes, alarms roll back); emulators have none
+    metrics_sink: str = "emf"  # the predictor's metrics as EMF log lines (AWS turns them into metrics); "api" where they are not
     task_subnets: str = ""  # comma-separated subnets for `make train-task` (default: the default VPC's)
 
     @property
@@ -222,6 +223,7 @@ class Deployer:
             "DatasetPrefix": cfg.dataset_prefix, "DatasetName": cfg.dataset_prefix.strip("/").rsplit("/", 1)[-1],
             "TrainerImageUri": images["trainer"],
             "CanaryDeployments": "true" if cfg.canary else "false",
+            "MetricsSink": cfg.metrics_sink,
             "PredictorImageUri": images["predictor"] if cfg.functions_from == "image" and cfg.images else "",
         }
         for pair in filter(None, cfg.stack_parameters.split(",")):

@@ -48,6 +48,8 @@ def rehearse() -> int:
             wait_until("the emulator standing in for an account", lambda: http_ok(f"{cfg.endpoint}/_ministack/health"), 60)
             env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SOMMELIER_", "DEPLOY_"))}, **cfg.aws_env(),
                    "DEPLOY_STACK_NAME": "sommelier", "DEPLOY_FUNCTIONS_FROM": "zip", "DEPLOY_CANARY": "false",
+                   # MiniStack turns no EMF log line into a metric (ARCHITECTURE.md): the rehearsal's stack calls PutMetricData
+                   "DEPLOY_METRICS_SINK": "api",
                    "DEPLOY_REGISTRY": f"127.0.0.1:{cfg.emulator_port}",
                    # the suite's hot-swap tests watch a promotion within seconds
                    "DEPLOY_STACK_PARAMETERS": "ChampionRefreshSeconds=2,CanaryPercent=0", "DEPLOY_IMAGES": os.environ.get("DEPLOY_IMAGES", "true")}

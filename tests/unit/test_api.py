@@ -356,3 +356,30 @@ def test_an_id_that_cannot_be_a_key_is_not_found_not_an_error(deps, trained, pre
     assert status == 404 and body["error"]["code"] == "prediction_not_found"
     status, body, _ = call(deps, "GET", "/predictions/{id}", path_params={"id": prediction_id})
     assert status == 404 and body["error"]["code"] == "prediction_not_found"
+
+
+def test_the_emf_sink_writes_metrics_as_embedded_metric_format_lines_and_calls_nothing(deps, trained, example):
+    import io
+
+    from predictor.metrics import Metrics
+
+    class NoCalls:
+        def put_metric_data(self, **_):
+            raise AssertionError("the emf sink made a PutMetricData call")
+
+    out = io.StringIO()
+    deps.metrics = Metrics(NoCalls(), "Test", 0.6, sink="emf", stream=out)
+    assert call(deps, "POST", "/predict", {"instances": [example] * 5})[0] == 200
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert docs and all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Test" for d in docs)
+    for d in docs:  # every document names its metric, carries its dimensions and at most 100 values
+        spec = d["_aws"]["CloudWatchMetrics"][0]
+        name = spec["Metrics"][0]["Name"]
+        assert all(dim in d for dim in spec["Dimensions"][0]) and 1 <= len(d[name]) <= 100
+    assert sum(len(d["PredictionConfidence"]) for d in docs if "PredictionConfidence" in d) == 5
+    from predictor.metrics import emf_documents
+
+    split = emf_documents("Test", [{"MetricName": "Latency", "Unit": "Milliseconds", "Values": [1.0, 2.0], "Counts": [100.0, 50.0]}], 0)
+    assert [len(d["Latency"]) for d in split] == [100, 50]  # repeated values, at most 100 a document
+    requests_ = [d for d in docs if d.get("Route") == "/predict" and "Requests" in d]
+    assert requests_ and requests_[0]["Requests"] == [1]

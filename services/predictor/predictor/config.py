@@ -39,6 +39,7 @@ class Settings:
     max_batch: int
     cors_allow_origin: str
     low_confidence_threshold: float
+    metrics_sink: str = "api"  # api: PutMetricData (emulators); emf: embedded metric format in the logs (AWS)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,4 +55,5 @@ class Settings:
             max_batch=int(_number("MAX_BATCH", "1000")),
             cors_allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"),
             low_confidence_threshold=_number("LOW_CONFIDENCE_THRESHOLD", "0.6"),
+            metrics_sink=os.environ.get("METRICS_SINK", "api"),
         )

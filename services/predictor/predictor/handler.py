@@ -33,7 +33,7 @@ deps = Deps(
     s3=s3,
     # metrics are best effort: short timeouts, no retries, so they cannot slow a request much
     metrics=Metrics(boto3.client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})),
-                    settings.metrics_namespace, settings.low_confidence_threshold),
+                    settings.metrics_namespace, settings.low_confidence_threshold, settings.metrics_sink),
     logger=logger,
 )
 

@@ -1,4 +1,7 @@
-"""Custom CloudWatch metrics: one PutMetricData call per invocation, never failing a request.
+"""Custom CloudWatch metrics, never failing a request, through one of two sinks the template chooses
+(METRICS_SINK): `api`, one PutMetricData call per invocation (what the emulators turn into metrics),
+or `emf`, CloudWatch's embedded metric format: JSON lines on stdout that Lambda ships with the logs
+and CloudWatch turns into metrics, so no call sits on the request path (AWS).
 
 Rates are published as 0/1 values (ServerError, LowConfidence, FeedbackCorrect), so their
 Average is the rate over any period: alarms and dashboards need no metric math, and the
@@ -8,7 +11,10 @@ emulator, which evaluates plain alarms only, behaves as AWS does.
 from __future__ import annotations
 
 import bisect
+import json
 import logging
+import sys
+import time
 from collections import Counter
 from typing import Any
 
@@ -43,11 +49,32 @@ def _datum(name: str, dims: dict[str, str], unit: str, values: list[float]) -> l
     ]
 
 
+EMF_MAX_VALUES = 100  # values of one metric in one EMF document
+
+
+def emf_documents(namespace: str, data: list[dict[str, Any]], timestamp_ms: int) -> list[dict[str, Any]]:
+    """PutMetricData entries as embedded-metric-format documents: one per entry (its dimensions are its own);
+    Values/Counts become repeated values, at most EMF_MAX_VALUES a document."""
+    docs = []
+    for d in data:
+        values = [v for v, n in zip(d["Values"], d["Counts"], strict=True) for _ in range(int(n))] if "Values" in d else [d["Value"]]
+        dims = {x["Name"]: x["Value"] for x in d.get("Dimensions", [])}
+        for i in range(0, len(values), EMF_MAX_VALUES):
+            docs.append({"_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [
+                {"Namespace": namespace, "Dimensions": [list(dims)], "Metrics": [{"Name": d["MetricName"], "Unit": d.get("Unit", "None")}]}]},
+                **dims, d["MetricName"]: values[i:i + EMF_MAX_VALUES]})
+    return docs
+
+
 class Metrics:
-    def __init__(self, cloudwatch, namespace: str, low_confidence: float):
+    def __init__(self, cloudwatch, namespace: str, low_confidence: float, sink: str = "api", stream: Any = None):
+        if sink not in ("api", "emf"):
+            raise ValueError(f"METRICS_SINK must be api or emf, got {sink!r}")
         self._cw = cloudwatch
         self.namespace = namespace
         self.low_confidence = low_confidence
+        self.sink = sink
+        self._stream = stream or sys.stdout
         self.failures = 0
 
     def request(self, route: str, status: int, latency_ms: float, error_code: str | None,
@@ -91,6 +118,10 @@ class Metrics:
 
     def publish(self, data: list[dict[str, Any]]) -> None:
         try:
+            if self.sink == "emf":
+                lines = [json.dumps(doc, separators=(",", ":")) for doc in emf_documents(self.namespace, data, int(time.time() * 1000))]
+                self._stream.write("".join(line + "\n" for line in lines))
+                return
             for i in range(0, len(data), 1000):
                 self._cw.put_metric_data(Namespace=self.namespace, MetricData=data[i:i + 1000])
         except Exception as err:  # metrics must never fail a prediction

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -80,7 +81,31 @@ def test_each_key_sees_and_labels_only_its_own_predictions(deps, trained, exampl
         assert call(deps, "GET", "/predictions", query={"next_token": page["next_token"]}, key_id="key-a")[0] in (200, 400)
 
 
-def test_concurrent_feedback_leaves_s3_and_the_record_agreeing(deps, s3, trained, example):  # noqa: F811
+class Atomic:
+    """A client whose every call is atomic, as each S3 and DynamoDB request is in AWS (and in MiniStack's event loop);
+    moto's are not under threads. The interleaving between calls, which is what feedback's protocol must survive,
+    stays concurrent."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with Atomic._lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def test_concurrent_feedback_leaves_s3_and_the_record_agreeing(deps, s3, ddb, trained, example, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(deps, "s3", Atomic(s3))
+    monkeypatch.setattr(deps.reader, "_ddb", Atomic(ddb))
     for round_ in range(5):
         pid = _predict(deps, example)[0]
         labels = ["class_0", "class_1", "class_2"] * 7

@@ -301,6 +301,12 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
     try:
         req.deps.reader.add_feedback(record["prediction_id"], entry)
     except Conflict as err:
+        # The record has another label: the row in S3 follows the record (a store whose conditional write is not atomic
+        # could have let this request's row land after the winner's; AWS S3's is, so this rewrite is only a safety net).
+        recorded = (req.deps.reader.get(record["prediction_id"], caller(req)).get("feedback") or {}).get("label")
+        if recorded and recorded != body["label"]:
+            req.deps.s3.put_object(Bucket=settings.dataset_bucket, Key=key, ContentType="application/json",
+                                   Body=json.dumps({**labelled, "label": recorded, "received_at": now}).encode())
         raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given") from err
     segments = manifest.get("segments", [])
     req.metric_data += req.deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], segments)

@@ -6,11 +6,9 @@ import logging
 import boto3
 import pytest
 
-from predictor.api import Deps, handle
+from predictor.api import build_deps, handle
 from predictor.config import Settings
 from predictor.metrics import Metrics
-from predictor.model_store import ModelStore
-from predictor.records import PredictionReader, PredictionRecorder
 from trainer import train as trainer_train
 
 from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
@@ -41,16 +39,7 @@ def deps(s3, ddb, signatures):
         metrics_namespace="Test", champion_refresh_seconds=30,
         prediction_ttl_days=1, max_batch=5, cors_allow_origin="*", low_confidence_threshold=0.6,
     )
-    return Deps(
-        settings=settings,
-        store=ModelStore(s3, MODEL_BUCKET, 30, signatures),
-        recorder=PredictionRecorder(ddb, TABLE, 1),
-        reader=PredictionReader(ddb, TABLE),
-        s3=s3,
-        metrics=Metrics(boto3.client("cloudwatch"), "Test", 0.6),
-        logger=logging.getLogger("test.predictor"),
-        clock=Clock(),
-    )
+    return build_deps(settings, logging.getLogger("test.predictor"), clock=Clock())  # the handler's own wiring, on moto
 
 
 class Clock:
@@ -361,7 +350,6 @@ def test_an_id_that_cannot_be_a_key_is_not_found_not_an_error(deps, trained, pre
 def test_the_emf_sink_writes_metrics_as_embedded_metric_format_lines_and_calls_nothing(deps, trained, example):
     import io
 
-    from predictor.metrics import Metrics
 
     class NoCalls:
         def put_metric_data(self, **_):

@@ -55,6 +55,36 @@ class Deps:
     draw: Callable[[], float] = random.random  # which model answers a prediction when a candidate is on trial
 
 
+def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
+    """The one place the predictor's collaborators are made: the handler (once per cold start), the unit tests
+    (under moto, passing a clock or a logger of their own) and the bench all call it. Clients come from boto3,
+    so the environment decides where they point (AWS_ENDPOINT_URL)."""
+    import boto3
+    from botocore.config import Config
+
+    from predictor.metrics import Metrics
+    from predictor.model_store import ModelStore
+    from sommelier_contract.artifacts import Signatures
+
+    s3 = boto3.client("s3")
+    # Items are built by our own code; botocore's client-side validation of 1000-record batches was a
+    # third of the batch latency (make bench profile), and DynamoDB validates again anyway.
+    dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False, max_pool_connections=16))
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "store": ModelStore(s3, settings.model_bucket, settings.champion_refresh_seconds,
+                            Signatures(boto3.client("kms"), settings.model_signing_key)),
+        "recorder": PredictionRecorder(dynamodb, settings.predictions_table, settings.prediction_ttl_days),
+        "reader": PredictionReader(dynamodb, settings.predictions_table),
+        "s3": s3,
+        # metrics are best effort: short timeouts, no retries, so they cannot slow a request much
+        "metrics": Metrics(boto3.client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})),
+                           settings.metrics_namespace, settings.low_confidence_threshold, settings.metrics_sink),
+        "logger": logger,
+    }
+    return Deps(**{**parts, **overrides})
+
+
 @dataclass
 class Request:
     event: dict[str, Any]

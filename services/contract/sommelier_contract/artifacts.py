@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from importlib.metadata import version as installed_version
 from typing import Any
 
@@ -82,6 +83,15 @@ def put_manifest(s3, bucket: str, manifest: dict[str, Any], signatures: Signatur
     s3.put_object(Bucket=bucket, Key=layout.manifest_key(version), Body=body, ContentType="application/json")
     s3.put_object(Bucket=bucket, Key=layout.signature_key(version), Body=json.dumps(signatures.sign(body)).encode(),
                   ContentType="application/json")
+
+
+def champion_pointers(s3, bucket: str) -> Iterator[dict[str, Any]]:
+    """Every champion pointer ever written, newest first (the bucket is versioned); each is read only when reached."""
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=layout.CHAMPION_KEY)
+    listed = sorted((v for page in pages for v in page.get("Versions", []) if v["Key"] == layout.CHAMPION_KEY),
+                    key=lambda v: v["LastModified"], reverse=True)
+    for v in listed:
+        yield json.loads(s3.get_object(Bucket=bucket, Key=layout.CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read())
 
 
 def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:

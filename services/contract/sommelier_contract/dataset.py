@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from sommelier_contract import layout
+from sommelier_contract.artifacts import read_json
 
 FEATURE_TYPES = {"numeric", "categorical", "text"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -248,9 +249,9 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
 def describe(frame: pd.DataFrame, spec: dict[str, Any]) -> dict[str, Any]:
     """What `dataset show` prints: rows, classes and their counts, and missing values per feature."""
     counts = frame[spec["target"]].value_counts()
+    empty = {f["name"]: int((frame[f["name"]].isna() | (frame[f["name"]] == "")).sum()) for f in spec["features"] if f["name"] in frame.columns}
     return {"rows": int(len(frame)), "classes": {str(k): int(v) for k, v in counts.items()},
-            "missing": {f["name"]: int((frame[f["name"]].isna() | (frame[f["name"]] == "")).sum()) for f in spec["features"]
-                        if f["name"] in frame.columns and (frame[f["name"]].isna() | (frame[f["name"]] == "")).any()}}
+            "missing": {name: n for name, n in empty.items() if n}}
 
 
 # --- in the dataset bucket ------------------------------------------------------------------------
@@ -277,21 +278,27 @@ def choose_evaluation(keys: list[str], labels: list[str], fraction: float) -> se
 
 
 def _put(s3, bucket: str, key: str, body: bytes, content_type: str) -> dict[str, Any]:
-    resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
-                         Metadata={"sha256": hashlib.sha256(body).hexdigest()})
-    return {"bucket": bucket, "key": key, "version_id": resp.get("VersionId"), "sha256": hashlib.sha256(body).hexdigest()}
+    digest = hashlib.sha256(body).hexdigest()
+    resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata={"sha256": digest})
+    return {"bucket": bucket, "key": key, "version_id": resp.get("VersionId"), "sha256": digest}
 
 
-def _read_json(s3, bucket: str, key: str) -> dict[str, Any] | None:
-    from sommelier_contract.artifacts import read_json
+def read_evaluation(s3, bucket: str, prefix: str) -> dict[str, Any] | None:
+    """The dataset's frozen evaluation rows, or None when there are none, or none whose keys are made as ours are."""
+    evaluation = read_json(s3, bucket, layout.evaluation_key(prefix))
+    return evaluation if evaluation is not None and evaluation.get("key_format") == KEY_FORMAT else None
 
-    return read_json(s3, bucket, key)
+
+def new_evaluation(keys: list[str], labels: list[str], fraction: float, now: str) -> dict[str, Any]:
+    """evaluation.json for rows chosen now (stratified, deterministic: `choose_evaluation`)."""
+    chosen = choose_evaluation(keys, labels, fraction)
+    return {"created_at": now, "fraction": fraction, "key_format": KEY_FORMAT, "rows": len(chosen), "keys": sorted(chosen)}
 
 
 def current(s3, bucket: str, prefix: str) -> dict[str, Any] | None:
     """The dataset's pointer (current.json: its version number and file keys), or None for one never pushed:
     then its files are <prefix>/data.csv and spec.json (how the deploy seeds the default dataset)."""
-    return _read_json(s3, bucket, layout.current_key(prefix))
+    return read_json(s3, bucket, layout.current_key(prefix))
 
 
 def files(s3, bucket: str, prefix: str) -> tuple[dict[str, Any] | None, str, str]:
@@ -321,13 +328,11 @@ def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, t
     prefix = layout.dataset_prefix(name)
     previous, old_data_key, _ = files(s3, bucket, prefix)
     number = (previous["version"] if previous else 0) + 1
-    evaluation = _read_json(s3, bucket, layout.evaluation_key(prefix))
-    if evaluation is not None and evaluation.get("key_format") != KEY_FORMAT:
-        evaluation = None  # keys made another way cannot be matched: choose again
+    evaluation = read_evaluation(s3, bucket, prefix)  # keys made another way cannot be matched: then choose again
     labels = checked[spec["target"]].tolist()
     if evaluation is None:
-        chosen, added = choose_evaluation(keys, labels, EVALUATION_FRACTION), None
-        evaluation = {"created_at": now, "fraction": EVALUATION_FRACTION, "key_format": KEY_FORMAT, "keys": []}
+        evaluation, added = new_evaluation(keys, labels, EVALUATION_FRACTION, now), None
+        chosen = set(evaluation["keys"])
     else:  # rows that are new in this version join the evaluation rows in the same proportion; old choices stand
         try:
             old = set(_scan(s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read())[1])
@@ -380,7 +385,7 @@ def load(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame, li
 def show(s3, bucket: str, name: str) -> dict[str, Any]:
     spec, raw, keys, sources, pointer = load(s3, bucket, layout.dataset_prefix(check_name(name)))
     summary = describe(check_frame(raw, spec), spec)
-    evaluation = _read_json(s3, bucket, layout.evaluation_key(layout.dataset_prefix(name)))
+    evaluation = read_evaluation(s3, bucket, layout.dataset_prefix(name))
     return {"name": name, "version": pointer["version"] if pointer else None, "pushed_at": pointer and pointer.get("pushed_at"),
             "files": [s["key"] for s in sources], **summary, "evaluation_rows": len(set(keys) & set((evaluation or {}).get("keys", []))),
             "spec": spec}

@@ -186,6 +186,7 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
         explanations = explain(model.pipeline, model.features, X, proba.argmax(axis=1))
     now = deps.clock()
     results, rows = [], []
+    who, created_at = caller(req), _now_iso(now)  # the same for every record of the request
     for i, (record, p) in enumerate(zip(records, proba, strict=True)):
         best = int(np.argmax(p))
         result = {
@@ -199,8 +200,8 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
             **result,
             "request_id": req.request_id,
             "lambda_request_id": req.lambda_request_id,
-            "caller_key_id": caller(req),
-            "created_at": _now_iso(now),
+            "caller_key_id": who,
+            "created_at": created_at,
             "model_version": model.version,
             "input": record,
             "batch_size": len(records),

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, load_verified
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, champion_pointers, load_verified
 from sommelier_contract.records import RecordValidator
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,8 @@ class ModelStore:
         workers started before it keep serving): the champion pointer's own S3 versions, newest first."""
         seen = {refused}
         try:
-            pages = self._s3.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=layout.CHAMPION_KEY)
-            versions = sorted((v for page in pages for v in page.get("Versions", []) if v["Key"] == layout.CHAMPION_KEY),
-                              key=lambda v: v["LastModified"], reverse=True)
-            for v in versions:
-                body = self._s3.get_object(Bucket=self._bucket, Key=layout.CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read()
-                earlier = json.loads(body).get("version")
+            for pointer in champion_pointers(self._s3, self._bucket):
+                earlier = pointer.get("version")
                 if not earlier or earlier in seen:
                     continue
                 seen.add(earlier)

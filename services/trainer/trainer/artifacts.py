@@ -14,7 +14,7 @@ from typing import Any
 import joblib
 from botocore.exceptions import ClientError
 
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, contract_change, load_verified, put_manifest, read_json, read_manifest
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, champion_pointers, contract_change, load_verified, put_manifest, read_json, read_manifest
 from sommelier_contract.layout import CANDIDATE_KEY, CHAMPION_KEY, manifest_key
 
 __all__ = ["ArtifactRejected", "Signatures", "contract_change", "load_verified", "put_manifest", "read_json", "read_manifest"]
@@ -87,13 +87,7 @@ def record_canary(s3, bucket: str, version: str, decision: dict[str, Any], signe
 
 def history(s3, bucket: str) -> list[dict[str, Any]]:
     """Every champion pointer ever written, newest first (the bucket is versioned)."""
-    pointers = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=CHAMPION_KEY):
-        for v in page.get("Versions", []):
-            if v["Key"] == CHAMPION_KEY:
-                body = s3.get_object(Bucket=bucket, Key=CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read()
-                pointers.append((v["LastModified"], json.loads(body)))
-    return [p for _, p in sorted(pointers, key=lambda t: t[0], reverse=True)]
+    return list(champion_pointers(s3, bucket))
 
 
 def versions(s3, bucket: str) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 from sommelier_contract import layout
-from sommelier_contract.dataset import KEY_FORMAT, choose_evaluation
+from sommelier_contract.dataset import new_evaluation, read_evaluation
 from sommelier_contract.explain import column_sources, linear_weights
 from sommelier_contract.records import to_matrix
 from trainer import artifacts, metrics
@@ -156,10 +156,10 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
 
 
 def score_champion(s3, settings: Settings, champion: dict[str, Any], features: list[dict[str, Any]],
-                   X_test: np.ndarray, y_test: list[str], labels: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+                   X_test: np.ndarray, y_test: list[str], labels: list[str], signed: artifacts.Signatures) -> tuple[dict[str, Any] | None, str | None]:
     """The champion's scores on this run's holdout, or why it could not be scored."""
     try:
-        manifest, pipeline, encoder = artifacts.load_verified(s3, settings.model_bucket, champion["version"], artifacts.signatures(settings))
+        manifest, pipeline, encoder = artifacts.load_verified(s3, settings.model_bucket, champion["version"], signed)
     except artifacts.ArtifactRejected as err:
         return None, str(err)
     schema = [(f["name"], f["type"]) for f in manifest["features"]]
@@ -234,13 +234,11 @@ def frozen_holdout(s3, settings: Settings, ds, feedback_rows: int, now: datetime
     training) and kept in <prefix>/evaluation.json, so every challenger and the champion are scored on rows none
     of them trained on. Feedback only ever joins training."""
     key = layout.evaluation_key(settings.dataset_prefix)
-    frozen = artifacts.read_json(s3, settings.dataset_bucket, key)
-    if frozen is None or frozen.get("key_format") != KEY_FORMAT:
-        chosen = choose_evaluation(ds.row_keys, ds.frame[ds.target].tolist(), settings.holdout_fraction)
-        frozen = {"created_at": now.isoformat(), "fraction": settings.holdout_fraction, "key_format": KEY_FORMAT,
-                  "rows": len(chosen), "keys": sorted(chosen)}
+    frozen = read_evaluation(s3, settings.dataset_bucket, settings.dataset_prefix)
+    if frozen is None:
+        frozen = new_evaluation(ds.row_keys, ds.frame[ds.target].tolist(), settings.holdout_fraction, now.isoformat())
         s3.put_object(Bucket=settings.dataset_bucket, Key=key, Body=json.dumps(frozen).encode(), ContentType="application/json")
-        log.info("evaluation rows frozen: %d of %d (s3://%s/%s)", len(chosen), len(ds.row_keys), settings.dataset_bucket, key)
+        log.info("evaluation rows frozen: %d of %d (s3://%s/%s)", frozen["rows"], len(ds.row_keys), settings.dataset_bucket, key)
     chosen_keys = set(frozen["keys"])
     mask = np.array([k in chosen_keys for k in ds.row_keys] + [False] * feedback_rows)
     if not mask.any():
@@ -291,6 +289,7 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
 
 def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetime, promote: bool, trigger: str) -> Outcome:
     started = time.perf_counter()
+    signed = artifacts.signatures(settings)  # verifies the champion, signs the new manifest
     log.info("reading s3://%s/%s", settings.dataset_bucket, settings.dataset_prefix)
     ds = load_dataset(s3, settings.dataset_bucket, settings.dataset_prefix)
     base_classes = set(ds.frame[ds.target].unique())
@@ -334,7 +333,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
             change = artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, champion["version"]), ds.features, labels)
         except (ClientError, artifacts.ArtifactRejected):
             change = None  # an unreadable champion manifest: score_champion below says why it cannot compare
-        champion_scores, champion_note = score_champion(s3, settings, champion, ds.features, X_test, y_test_labels, labels)
+        champion_scores, champion_note = score_champion(s3, settings, champion, ds.features, X_test, y_test_labels, labels, signed)
         if champion_scores:
             log.info("champion %s on the same holdout: accuracy %.3f, macro F1 %.3f",
                      champion["version"], champion_scores["accuracy"], champion_scores["f1_macro"])
@@ -391,7 +390,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     if canary:  # the gate passed; live traffic decides the rest
         manifest["gate"].update({"passed": True, "candidate": True,
                                  "reason": f"{reason}; on trial as a candidate for {settings.canary_percent:g}% of predictions"})
-    artifacts.put_manifest(s3, settings.model_bucket, manifest, artifacts.signatures(settings))
+    artifacts.put_manifest(s3, settings.model_bucket, manifest, signed)
     if canary:
         artifacts.propose(s3, settings.model_bucket, version, settings.canary_percent, reason, now.isoformat(), champion["version"])
         log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, reason)

@@ -335,7 +335,7 @@ def push(path, name, target, spec_path, ignore, description, dry_run, bucket) ->
     body = path.read_bytes()
     try:
         if dry_run:
-            frame = ds.read_csv(body, path.name)
+            frame = ds.read_csv(body, "the file")  # the message is prefixed with the file name below
             spec = spec or ds.infer_spec(frame, ds.check_name(name), target or "", ignore, description)
             ds.check_frame(frame, ds.check_spec(spec))
             click.echo(json.dumps(spec, indent=2))

@@ -1,19 +1,20 @@
 """History reads on a large table: `python -m bench.history [ROWS]` (default 100,000), part of `make bench`.
 
 Starts its own embedded stack, writes ROWS prediction records for the demo key straight into the
-table (spread over 30 days and three model versions, one of them rare), then times GET /predictions
-through API Gateway with each kind of filter. Also reports how long the emulator's checkpoints take
-with a table that size (they run in its event loop). Prints JSON.
+table as the predictor lays them out (requests of 1, 1, 10 and 100 predictions in turn, spread over 30
+days and three model versions, one of them rare), then times GET /predictions through API Gateway with
+each kind of filter. Also reports how long the emulator's checkpoints take with a table that size (in
+a forked child). Prints JSON.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,20 +40,18 @@ def fill(info: dict, cfg: StackConfig, rows: int) -> None:
                                       "aws_secret_access_key": "test"})
     recorder = PredictionRecorder(ddb, info["outputs"]["PredictionsTableName"], 90)
     now = datetime.now(UTC)
-
-    def chunk(start: int) -> None:
-        records = []
-        for i in range(start, min(start + 500, rows)):
-            at = now - timedelta(seconds=(i * 30 * 86400) // rows)
-            records.append({"prediction_id": str(uuid.uuid4()), "request_id": "bench", "caller_key_id": who, "label": "class_0",
-                            "confidence": 0.9, "probabilities": {"class_0": 0.9, "class_1": 0.05, "class_2": 0.05}, "input": EXAMPLE,
-                            "created_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                            "model_version": "rare" if i % 10_000 == 0 else ("v-old" if i % 2 else "v-new"), "batch_index": 0,
-                            "expires_at": int(now.timestamp()) + 86400})
-        recorder.write(records)
-
+    prediction = {"label": "class_0", "confidence": 0.9, "probabilities": {"class_0": 0.9, "class_1": 0.05, "class_2": 0.05}}
+    items, i, sizes = [], 0, itertools.cycle((1, 1, 10, 100))  # singles and batches, as the page and clients send them
+    while i < rows:
+        size = min(next(sizes), rows - i)
+        at = (now - timedelta(seconds=(i * 30 * 86400) // rows)).timestamp()
+        version = "rare" if i // 10_000 != (i + size) // 10_000 else ("v-old" if (i // size) % 2 else "v-new")
+        items += recorder.items(caller=who, model_version=version, now=at, predictions=[prediction] * size, inputs=[EXAMPLE] * size,
+                                context={"request_id": "bench"})[1]
+        i += size
+    batches = [items[b:b + 25] for b in range(0, len(items), 25)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(tqdm(pool.map(chunk, range(0, rows, 500)), total=(rows + 499) // 500, desc=f"writing {rows} records", file=sys.stderr))
+        list(tqdm(pool.map(recorder.put, batches), total=len(batches), desc=f"writing {rows} records ({len(items)} items)", file=sys.stderr))
 
 
 def main(rows: int) -> None:
@@ -68,7 +67,7 @@ def main(rows: int) -> None:
             api = info["api_url"]
             since = (datetime.now(UTC) - timedelta(days=2)).isoformat(timespec="seconds").replace("+00:00", "Z")
             queries = {"newest 20": "/predictions", "newest 100": "/predictions?limit=100",
-                       "model_version (10 of them)": "/predictions?limit=100&model_version=rare",
+                       "model_version, a rare one": "/predictions?limit=100&model_version=rare",
                        "model_version that does not exist": "/predictions?limit=100&model_version=nope",
                        "since 2 days ago": f"/predictions?limit=100&since={since}"}
             results = {}

@@ -56,6 +56,15 @@ class Stack:
         put_manifest(self.client("s3"), self.outputs["ModelBucketName"], manifest,
                      Signatures(self.client("kms"), self.outputs["ModelSigningKeyAlias"]))
 
+    def stored(self, prediction_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The DynamoDB item holding a prediction and the prediction's entry in it (predictor/records.py's layout:
+        `<item id>.<batch index>`), read from the table itself; None when it is not there."""
+        item_id, index = prediction_id.rsplit(".", 1)
+        item = self.client("dynamodb").get_item(TableName=self.outputs["PredictionsTableName"],
+                                                Key={"prediction_id": {"S": item_id}}).get("Item")
+        entries = [e for e in json.loads(item["predictions"]["S"]) if e["batch_index"] == int(index)] if item else []
+        return (item, entries[0]) if entries else None
+
     def post(self, path: str, body: Any = None, key: str | None = "default", **kw) -> requests.Response:
         headers = {"content-type": "application/json"}
         if key:

@@ -69,10 +69,8 @@ def test_state_survives_down_and_up(stack, own, example):
     info = Embedded(own).up()
     assert info["api_key"] == stack.api_key
     assert versions <= _model_versions(stack)
-    item = stack.client("dynamodb").get_item(
-        TableName=stack.outputs["PredictionsTableName"], Key={"prediction_id": {"S": prediction["prediction_id"]}}
-    )
-    assert item["Item"]["request_id"]["S"] == prediction["request_id"]
+    item, _ = stack.stored(prediction["prediction_id"])
+    assert item["request_id"]["S"] == prediction["request_id"]
     assert stack.post("/predict", {"features": example}).status_code == 200
 
 

@@ -29,20 +29,19 @@ def test_predict_answers_with_label_probabilities_and_ids(stack, example):
 
 def test_the_prediction_is_recorded_in_dynamodb(stack, example, eventually):
     body = stack.post("/predict", {"features": {**example, "proline": 500.0}}).json()
-    table = stack.outputs["PredictionsTableName"]
 
     def recorded():
-        item = stack.client("dynamodb").get_item(TableName=table, Key={"prediction_id": {"S": body["prediction_id"]}}).get("Item")
-        assert item, f"prediction {body['prediction_id']} not in {table}"
-        return item
+        found = stack.stored(body["prediction_id"])
+        assert found, f"prediction {body['prediction_id']} not in {stack.outputs['PredictionsTableName']}"
+        return found
 
-    item = eventually(recorded)
+    item, entry = eventually(recorded)
     assert item["request_id"]["S"] == body["request_id"]
     assert item["model_version"]["S"] == body["model_version"]
-    assert item["label"]["S"] == body["label"]
-    assert json.loads(item["input"]["S"])["proline"] == 500.0  # the input as sent, as JSON text
+    assert entry["label"] == body["label"]
+    assert entry["input"]["proline"] == 500.0  # the input as sent
     assert item["caller_key_id"]["S"]  # whose prediction it is (test_api: other keys cannot see it)
-    assert set(json.loads(item["probabilities"]["S"])) == set(body["probabilities"])
+    assert entry["probabilities"] == body["probabilities"]
     assert item["created_at"]["S"].endswith("Z") and int(item["expires_at"]["N"]) > 0
 
 

@@ -74,13 +74,21 @@ def test_single_prediction_is_answered_and_recorded(deps, ddb, trained, example)
     assert abs(sum(body["probabilities"].values()) - 1) < 1e-4
     assert body["confidence"] == max(body["probabilities"].values())
     assert headers["X-Request-Id"] == body["request_id"] == "req-1"
-    item = ddb.get_item(TableName=TABLE, Key={"prediction_id": {"S": body["prediction_id"]}})["Item"]
-    assert item["label"]["S"] == "class_0"
+    item, entry = stored(ddb, body["prediction_id"])
+    assert entry["label"] == "class_0" and entry["probabilities"] == body["probabilities"]
     assert item["model_version"]["S"] == trained.version
     assert item["caller_key_id"]["S"] == "key-1"
-    assert json.loads(item["input"]["S"])["alcohol"] == example["alcohol"]  # the input as sent, as JSON text
+    assert entry["input"]["alcohol"] == example["alcohol"]  # the input as sent
     assert 0 <= int(item["expires_at"]["N"]) - (1_800_000_000 + 86400) <= 1
     assert "secret-key-value" not in json.dumps(item)
+
+
+def stored(ddb, prediction_id: str) -> tuple[dict, dict]:
+    """The DynamoDB item holding a prediction and the prediction's entry in it (records.py's layout)."""
+    item_id, index = prediction_id.rsplit(".", 1)
+    item = ddb.get_item(TableName=TABLE, Key={"prediction_id": {"S": item_id}})["Item"]
+    (entry,) = [e for e in json.loads(item["predictions"]["S"]) if e["batch_index"] == int(index)]
+    return item, entry
 
 
 def test_explain_true_names_each_predictions_top_features_and_stores_nothing_extra(deps, ddb, trained, example):
@@ -90,8 +98,8 @@ def test_explain_true_names_each_predictions_top_features_and_stores_nothing_ext
         top = p["explanation"]["top"]
         assert p["explanation"]["method"] == "linear" and 1 <= len(top) <= 5
         assert {t["feature"] for t in top} <= set(example) and all(isinstance(t["contribution"], float) for t in top)
-        item = ddb.get_item(TableName=TABLE, Key={"prediction_id": {"S": p["prediction_id"]}})["Item"]
-        assert "explanation" not in item
+        item, entry = stored(ddb, p["prediction_id"])
+        assert "explanation" not in entry and "explanation" not in item
     status, body, _ = call(deps, "POST", "/predict", {"features": example})
     assert status == 200 and "explanation" not in body
 
@@ -107,7 +115,8 @@ def test_a_batch_gets_one_prediction_id_per_record(deps, ddb, trained, example):
     assert status == 200, body
     ids = [p["prediction_id"] for p in body["predictions"]]
     assert body["count"] == 2 and len(set(ids)) == 2
-    assert ddb.scan(TableName=TABLE)["Count"] == 2
+    assert [stored(ddb, i)[1]["batch_index"] for i in ids] == [0, 1]
+    assert ddb.scan(TableName=TABLE)["Count"] == 1  # one item holds the request's predictions
 
 
 def test_a_batch_with_bad_records_lists_every_one_and_records_nothing(deps, ddb, trained, example):

@@ -9,20 +9,18 @@ import math
 import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from botocore.exceptions import ClientError
 
 from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
-from predictor.records import BadToken, Conflict, NotFound, PredictionReader, PredictionRecorder, RecordWriteError
+from predictor.records import BadToken, Conflict, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, RecordWriteError, iso
 from sommelier_contract import layout
 from sommelier_contract.records import FieldError, json_type, to_matrix
 
@@ -51,7 +49,6 @@ class Deps:
     metrics: Metrics
     logger: Any
     clock: Callable[[], float] = time.time
-    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     draw: Callable[[], float] = random.random  # which model answers a prediction when a candidate is on trial
 
 
@@ -150,10 +147,6 @@ def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list
     return records, single
 
 
-def _now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _flag(req: Request, allowed: set[str], name: str) -> bool:
     """A true/false query parameter; unknown parameters are refused by name."""
     params = req.event.get("queryStringParameters") or {}
@@ -180,36 +173,22 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
     proba = model.pipeline.predict_proba(X)
     labels = [str(c) for c in model.label_encoder.inverse_transform(model.pipeline.classes_)]
     predict_ms = (time.perf_counter() - started) * 1000
+    best = proba.argmax(axis=1)
     if wants_explanation:
         from sommelier_contract.explain import explain  # deferred: most requests never ask
 
-        explanations = explain(model.pipeline, model.features, X, proba.argmax(axis=1))
-    now = deps.clock()
-    results, rows = [], []
-    who, created_at = caller(req), _now_iso(now)  # the same for every record of the request
-    for i, (record, p) in enumerate(zip(records, proba, strict=True)):
-        best = int(np.argmax(p))
-        result = {
-            "prediction_id": deps.new_id(),
-            "label": labels[best],
-            "confidence": round(float(p[best]), 6),
-            "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p, strict=True)},
-        }
-        results.append({**result, "explanation": explanations[i]} if wants_explanation else result)
-        rows.append({
-            **result,
-            "request_id": req.request_id,
-            "lambda_request_id": req.lambda_request_id,
-            "caller_key_id": who,
-            "created_at": created_at,
-            "model_version": model.version,
-            "input": record,
-            "batch_size": len(records),
-            "batch_index": i,
-            "latency_ms": round(predict_ms, 3),
-            "expires_at": int(now) + deps.recorder.ttl_seconds,
-        })
-    deps.recorder.write(rows)
+        explanations = explain(model.pipeline, model.features, X, best)
+    predictions = [{"label": labels[b], "confidence": row[b], "probabilities": dict(zip(labels, row, strict=True))}
+                   for b, row in zip(best.tolist(), proba.round(6).tolist(), strict=True)]
+    try:
+        ids = deps.recorder.write(caller=caller(req), model_version=model.version, now=deps.clock(), predictions=predictions,
+                                  inputs=records, context={"request_id": req.request_id, "lambda_request_id": req.lambda_request_id,
+                                                           "latency_ms": round(predict_ms, 3)})
+    except RecordTooLarge as err:
+        where = "features" if single else f"instances[{err.index}]"
+        raise ApiError(413, "record_too_large", f"{where}: {err}", [FieldError(where, str(err))]) from err
+    results = [{"prediction_id": i, **p, **({"explanation": explanations[n]} if wants_explanation else {})}
+               for n, (i, p) in enumerate(zip(ids, predictions, strict=True))]
     req.metric_data += deps.metrics.predictions(model.version, results, records, model.manifest.get("segments", []))
     if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
         req.metric_data += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
@@ -266,7 +245,7 @@ def _timestamp(params: dict[str, str], name: str) -> str | None:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return _now_iso(parsed.timestamp())
+        return iso(parsed.timestamp())
     except (ValueError, OverflowError, OSError) as err:  # not a timestamp, or one that leaves years 1-9999 in UTC
         raise ApiError(400, "validation_error", f"{name} must be an ISO 8601 timestamp such as 2026-11-22T10:00:00Z, got {raw!r}",
                        [FieldError(name, "must be an ISO 8601 timestamp between years 1 and 9999 in UTC")]) from err
@@ -315,7 +294,7 @@ def feedback(req: Request) -> tuple[int, dict[str, Any]]:
                        [FieldError("label", f"must be one of {', '.join(classes)}")])
     if "feedback" in record:
         raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given: {record['feedback']['label']!r}")
-    now = _now_iso(req.deps.clock())
+    now = iso(req.deps.clock())
     settings = req.deps.settings
     # filed under the dataset of the model that made the prediction: that dataset's next training learns from it
     manifest = req.deps.store.manifest_of(record["model_version"]) or {}

@@ -1,10 +1,16 @@
-"""Prediction metadata in DynamoDB: one item per prediction, written before we answer.
+"""Prediction metadata in DynamoDB, written before we answer. This module owns the layout.
+
+One item holds the predictions of one request, up to CHUNK_RECORDS of them (a larger batch takes
+several items): a batch of 1,000 is 10 writes, not 1,000, and what is built per record is one JSON
+text. A prediction's id names its item and its place in the batch (`<request key>.<chunk>.<index>`),
+so it is read back with one GetItem; feedback on it is a conditional update of one map entry.
 
 Each item belongs to the API key that asked (`caller_key_id`); history is read per caller from
 two indexes whose partition keys spread the writes: `history` (caller + UTC day) and `by_model`
-(caller + model version), both sorted by `history_sk` ("<created_at>|<batch index>|<id>").
-The input and the probabilities are stored as JSON text, so any number JSON can carry is kept as
-sent (DynamoDB's own numbers stop at 1e-130) and an item costs one attribute each.
+(caller + model version), both sorted by `history_sk` ("<created_at>|<first batch index>|<item id>").
+Inputs and probabilities are JSON text, so any number JSON can carry is kept as sent (DynamoDB's own
+numbers stop at 1e-130). Items written before this layout (one per prediction, a uuid as id) are
+still read, listed and given feedback.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,57 +31,104 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 _serializer = TypeSerializer()
 HISTORY_INDEX, MODEL_INDEX = "history", "by_model"
 JSON_ATTRIBUTES = ("input", "probabilities")
+CHUNK_RECORDS = 100  # predictions in one item
+CHUNK_BYTES = 350_000  # and at most this much JSON text: DynamoDB's item limit is 400 KB
 _BATCH = 25  # BatchWriteItem's limit
 _WRITERS = 8
 MAX_QUERIES = 8  # the most index queries one history request makes; past it, a partial page and a token
 NO_KEY = "-"  # the caller of a request that carried no API key id
+_CHUNKED_ID = re.compile(r"^([0-9a-f]{32}\.[0-9]{1,4})\.([0-9]{1,5})$")
 
 
 class RecordWriteError(Exception):
     """Predictions could not be recorded; the request must fail rather than answer unrecorded."""
 
 
+class RecordTooLarge(ValueError):
+    """One record is too large to be stored with its prediction: a client error, named by its index."""
+
+    def __init__(self, index: int, size: int):
+        super().__init__(f"the record is {size} bytes as JSON; a prediction's record is stored whole and may be at most {CHUNK_BYTES}")
+        self.index = index
+
+
 class _Unprocessed(Exception):
     pass
 
 
-def to_item(record: dict[str, Any]) -> dict[str, Any]:
-    record = {**record, **{k: json.dumps(record[k], separators=(",", ":")) for k in JSON_ATTRIBUTES if k in record}}
-    # the remaining numbers (confidence, latency, ...) are ours and in range; DynamoDB wants Decimals
-    plain = json.loads(json.dumps(record), parse_float=Decimal)
-    return {k: _serializer.serialize(v) for k, v in plain.items() if v is not None}
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def history_key(record: dict[str, Any]) -> str:
-    """Unique and ordered: records of one batch share a timestamp, so the batch index breaks the tie."""
-    return f"{record['created_at']}|{record.get('batch_index', 0):05d}|{record['prediction_id']}"
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def caller_of(record: dict[str, Any]) -> str:
     return record.get("caller_key_id") or NO_KEY
 
 
-def index_keys(record: dict[str, Any]) -> dict[str, str]:
-    caller = caller_of(record)
-    return {"history_pk": f"{caller}#{record['created_at'][:10]}", "model_pk": f"{caller}#{record['model_version']}",
-            "history_sk": history_key(record)}
+def _chunks(entries: list[str]) -> list[tuple[int, list[str]]]:
+    """(index of the first, entries) per item: at most CHUNK_RECORDS entries and CHUNK_BYTES of text each."""
+    out: list[tuple[int, list[str]]] = []
+    size = 0
+    for i, entry in enumerate(entries):
+        if len(entry) > CHUNK_BYTES:
+            raise RecordTooLarge(i, len(entry))
+        if not out or len(out[-1][1]) == CHUNK_RECORDS or size + len(entry) > CHUNK_BYTES:
+            out.append((i, []))
+            size = 0
+        out[-1][1].append(entry)
+        size += len(entry) + 1
+    return out
 
 
 class PredictionRecorder:
-    def __init__(self, dynamodb, table: str, ttl_days: float):
+    """Writes the predictions of one request; owns their ids, timestamps, TTL and index keys."""
+
+    def __init__(self, dynamodb, table: str, ttl_days: float, new_key: Callable[[], str] = lambda: uuid.uuid4().hex):
         self._ddb = dynamodb
         self._table = table
         self.ttl_seconds = int(ttl_days * 86400)
+        self._new_key = new_key
 
-    def write(self, records: list[dict[str, Any]]) -> None:
-        items = [to_item({**r, **index_keys(r)}) for r in records]
+    def items(self, *, caller: str | None, model_version: str, now: float, predictions: list[dict[str, Any]],
+              inputs: list[dict[str, Any]], context: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The ids of `predictions` (label, confidence, probabilities; one per input) and the items that store them.
+        `context` (request ids, latency) is stored once per item as it is."""
+        key, created_at, who = self._new_key(), iso(now), caller or NO_KEY
+        entries = [_dumps({**p, "batch_index": i, "input": record}) for i, (p, record) in enumerate(zip(predictions, inputs, strict=True))]
+        common = {
+            "record_type": {"S": "chunk"},
+            "caller_key_id": {"S": who},
+            "created_at": {"S": created_at},
+            "model_version": {"S": model_version},
+            "history_pk": {"S": f"{who}#{created_at[:10]}"},
+            "model_pk": {"S": f"{who}#{model_version}"},
+            "batch_size": {"N": str(len(entries))},
+            "expires_at": {"N": str(int(now) + self.ttl_seconds)},
+            "feedback": {"M": {}},
+            **{k: _serializer.serialize(json.loads(_dumps(v), parse_float=Decimal)) for k, v in context.items() if v is not None},
+        }
+        ids: list[str] = []
+        items = []
+        for c, (first, chunk) in enumerate(_chunks(entries)):
+            item_id = f"{key}.{c}"
+            ids += [f"{item_id}.{first + j}" for j in range(len(chunk))]
+            items.append({**common, "prediction_id": {"S": item_id}, "history_sk": {"S": f"{created_at}|{first:05d}|{item_id}"},
+                          "predictions": {"S": "[" + ",".join(chunk) + "]"}})
+        return ids, items
+
+    def write(self, **request: Any) -> list[str]:
+        """Records one request's predictions (see `items`) and returns their ids; RecordWriteError if it cannot."""
+        ids, items = self.items(**request)
+        self.put(items)
+        return ids
+
+    def put(self, items: list[dict[str, Any]]) -> None:
         try:
             if len(items) == 1:
-                self._ddb.put_item(
-                    TableName=self._table,
-                    Item=items[0],
-                    ConditionExpression="attribute_not_exists(prediction_id)",
-                )
+                self._ddb.put_item(TableName=self._table, Item=items[0], ConditionExpression="attribute_not_exists(prediction_id)")
                 return
             chunks = [[{"PutRequest": {"Item": i}} for i in items[start : start + _BATCH]] for start in range(0, len(items), _BATCH)]
             if len(chunks) == 1:
@@ -83,7 +138,8 @@ class PredictionRecorder:
                 with ThreadPoolExecutor(max_workers=min(_WRITERS, len(chunks))) as pool:
                     list(pool.map(self._write_batch, chunks))
         except Exception as err:
-            raise RecordWriteError(f"could not record {len(items)} prediction(s): {err}") from err
+            n = sum(len(json.loads(i["predictions"]["S"])) for i in items)
+            raise RecordWriteError(f"could not record {n} prediction(s): {err}") from err
 
     @retry(
         retry=retry_if_exception_type(_Unprocessed),
@@ -99,7 +155,7 @@ class PredictionRecorder:
 
 
 _deserializer = TypeDeserializer()
-_INTERNAL = {"history_pk", "model_pk", "history_sk", "record_type"}
+_INTERNAL = {"history_pk", "model_pk", "history_sk", "record_type", "predictions"}
 
 
 class NotFound(Exception):
@@ -114,13 +170,34 @@ class BadToken(ValueError):
     pass
 
 
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
     plain = {k: _deserializer.deserialize(v) for k, v in item.items() if k not in _INTERNAL}
-    record = json.loads(json.dumps(plain, default=_number))
+    return json.loads(json.dumps(plain, default=_number))
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A record of the layout before chunks: one item per prediction."""
+    record = _plain(item)
     for k in JSON_ATTRIBUTES:
         if isinstance(record.get(k), str):
             record[k] = json.loads(record[k])
     return record
+
+
+def expand(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The predictions an item holds, newest first (the highest batch index first, as history lists them)."""
+    if "predictions" not in item:
+        return [from_item(item)]
+    common = _plain(item)
+    feedback = common.pop("feedback", None) or {}
+    item_id = common.pop("prediction_id")
+    out = []
+    for entry in reversed(json.loads(item["predictions"]["S"])):
+        record = {**common, **entry, "prediction_id": f"{item_id}.{entry['batch_index']}"}
+        if str(entry["batch_index"]) in feedback:
+            record["feedback"] = feedback[str(entry["batch_index"])]
+        out.append(record)
+    return out
 
 
 def _number(value: Any) -> Any:
@@ -138,13 +215,14 @@ def encode_token(doc: dict[str, Any]) -> str:
 
 
 def decode_token(token: str, index: str, partition: str | None) -> dict[str, Any]:
-    """The page token as issued: which index, the day to go on from (history), and DynamoDB's
-    LastEvaluatedKey, whose partition must be the caller's own (a token cannot open another's)."""
+    """The page token as issued: which index, the day to go on from (history), DynamoDB's key of the
+    last item read, whose partition must be the caller's own (a token cannot open another's), and how
+    many of that item's predictions are still to be listed (`rest`)."""
     try:
         doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, UnicodeDecodeError) as err:
         raise BadToken(_BAD_TOKEN) from err
-    if not isinstance(doc, dict) or doc.get("index") != index or set(doc) - {"index", "day", "key"}:
+    if not isinstance(doc, dict) or doc.get("index") != index or set(doc) - {"index", "day", "key", "rest"}:
         raise BadToken(_BAD_TOKEN)
     key = doc.get("key")
     if key is not None:
@@ -153,6 +231,9 @@ def decode_token(token: str, index: str, partition: str | None) -> dict[str, Any
             raise BadToken(_BAD_TOKEN)
         if partition is not None and key.get("model_pk", partition) != partition:
             raise BadToken(_BAD_TOKEN)
+    rest = doc.get("rest", 0)
+    if type(rest) is not int or not 0 <= rest < CHUNK_RECORDS or (rest and key is None):
+        raise BadToken(_BAD_TOKEN)
     day = doc.get("day")
     if index == HISTORY_INDEX:
         if not isinstance(day, str) or not _DAY.match(day):
@@ -166,10 +247,18 @@ def decode_token(token: str, index: str, partition: str | None) -> dict[str, Any
     return doc
 
 
+def _token(index: str, start: dict[str, str] | None, rest: int, day: date | None = None) -> str:
+    doc: dict[str, Any] = {"index": index, **({"day": day.isoformat()} if day else {}), "key": start}
+    return encode_token({**doc, "rest": rest} if rest else doc)
+
+
 class PredictionReader:
     def __init__(self, dynamodb, table: str):
         self._ddb = dynamodb
         self._table = table
+
+    def _item(self, item_id: str) -> dict[str, Any] | None:
+        return self._ddb.get_item(TableName=self._table, Key={"prediction_id": {"S": item_id}}, ConsistentRead=True).get("Item")
 
     def get(self, prediction_id: str, caller: str | None) -> dict[str, Any]:
         """The prediction, if it exists and belongs to `caller` (an API key id); NotFound otherwise, so
@@ -177,10 +266,14 @@ class PredictionReader:
         # DynamoDB refuses an empty key or one over 2048 bytes (a 500 if asked): no such id was ever issued
         if not prediction_id or len(prediction_id.encode()) > 2048:
             raise NotFound(prediction_id)
-        item = self._ddb.get_item(TableName=self._table, Key={"prediction_id": {"S": prediction_id}}, ConsistentRead=True).get("Item")
-        if not item or caller_of(from_item(item)) != (caller or NO_KEY):
+        chunked = _CHUNKED_ID.match(prediction_id)
+        item = self._item(chunked.group(1) if chunked else prediction_id)
+        if not item or ("predictions" in item) != bool(chunked) or caller_of(_plain(item)) != (caller or NO_KEY):
             raise NotFound(prediction_id)
-        return from_item(item)
+        found = [r for r in expand(item) if r["prediction_id"] == prediction_id]
+        if not found:
+            raise NotFound(prediction_id)
+        return found[0]
 
     def history(self, caller: str | None, limit: int, token: str | None, model_version: str | None, since: str | None,
                 until: str | None, today: date, horizon_days: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -200,13 +293,14 @@ class PredictionReader:
         if model_version:
             partition = f"{caller}#{model_version}"
             names["#p"] = "model_pk"
-            doc = decode_token(token, MODEL_INDEX, partition) if token else {"index": MODEL_INDEX, "key": None}
-            items, last = self._query(MODEL_INDEX, names, {":p": {"S": partition}, **values}, "#p = :p" + condition, limit, doc["key"])
-            return items, encode_token({"index": MODEL_INDEX, "key": last}) if last else None
+            doc = decode_token(token, MODEL_INDEX, partition) if token else {"key": None}
+            items, start, rest = self._collect(MODEL_INDEX, names, {":p": {"S": partition}, **values}, "#p = :p" + condition,
+                                               limit, doc.get("key"), doc.get("rest", 0))
+            return items, _token(MODEL_INDEX, start, rest) if start else None
         first = date.fromisoformat(until[:10]) if until else today
         last_day = max(date.fromisoformat(since[:10]) if since else date.min, today - timedelta(days=horizon_days))
-        doc = decode_token(token, HISTORY_INDEX, None) if token else {"index": HISTORY_INDEX, "day": first.isoformat(), "key": None}
-        day, start = date.fromisoformat(doc["day"]), doc.get("key")
+        doc = decode_token(token, HISTORY_INDEX, None) if token else {"day": first.isoformat(), "key": None}
+        day, start, rest = date.fromisoformat(doc["day"]), doc.get("key"), doc.get("rest", 0)
         if start is not None and start["history_pk"] != f"{caller}#{day.isoformat()}":
             raise BadToken(_BAD_TOKEN)
         items: list[dict[str, Any]] = []
@@ -214,32 +308,59 @@ class PredictionReader:
             if day < last_day or len(items) >= limit:
                 break
             values[":p"] = {"S": f"{caller}#{day.isoformat()}"}
-            page, start = self._query(HISTORY_INDEX, names, values, "#p = :p" + condition, limit - len(items), start)
+            page, start, rest = self._collect(HISTORY_INDEX, names, values, "#p = :p" + condition, limit - len(items), start, rest)
             items += page
             if start is None:
                 day -= timedelta(days=1)
         if start is None and day < last_day:
             return items, None
-        return items, encode_token({"index": HISTORY_INDEX, "day": day.isoformat(), "key": start})
+        return items, _token(HISTORY_INDEX, start, rest, day)
 
-    def _query(self, index: str, names: dict[str, str], values: dict[str, Any], condition: str, limit: int,
-               start: dict[str, str] | None) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    def _collect(self, index: str, names: dict[str, str], values: dict[str, Any], condition: str, want: int,
+                 start: dict[str, str] | None, rest: int) -> tuple[list[dict[str, Any]], dict[str, str] | None, int]:
+        """Up to `want` predictions of one partition after `start`, with the last `rest` predictions of the item at
+        `start` first; then where to go on: the key of the last item read and how many of its predictions are left
+        (None when the partition is exhausted)."""
+        out: list[dict[str, Any]] = []
+        pk = "history_pk" if index == HISTORY_INDEX else "model_pk"
+        if start is not None and rest:
+            item = self._item(start["prediction_id"])
+            # the token's key is the caller's (checked); the item must still be the one it names (TTL may have removed it)
+            if item and item.get(pk, {}).get("S") == start[pk] and item.get("history_sk", {}).get("S") == start["history_sk"]:
+                left = expand(item)[-rest:]
+                out += left[:want]
+                if len(left) > want:
+                    return out, start, len(left) - want
+        if len(out) == want:
+            return out, start, 0
         kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": index, "KeyConditionExpression": condition,
                                   "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
-                                  "ScanIndexForward": False, "Limit": limit}
+                                  "ScanIndexForward": False, "Limit": want - len(out)}
         if start:
             kwargs["ExclusiveStartKey"] = {k: {"S": v} for k, v in start.items()}
         page = self._ddb.query(**kwargs)
+        for item in page.get("Items", []):
+            records, need, here = expand(item), want - len(out), {k: item[k]["S"] for k in ("prediction_id", "history_sk", pk)}
+            out += records[:need]
+            if len(records) > need:
+                return out, here, len(records) - need
+            if len(out) == want:
+                return out, here, 0
         last = page.get("LastEvaluatedKey")
-        return [from_item(i) for i in page.get("Items", [])], ({k: v["S"] for k, v in last.items()} if last else None)
+        return out, ({k: v["S"] for k, v in last.items()} if last else None), 0
+
     def add_feedback(self, prediction_id: str, feedback: dict[str, Any]) -> None:
+        value = _serializer.serialize(json.loads(json.dumps(feedback), parse_float=Decimal))
+        chunked = _CHUNKED_ID.match(prediction_id)
+        if chunked:  # one entry of the item's feedback map, keyed by the batch index
+            key, update, names = chunked.group(1), "SET feedback.#i = :f", {"#i": chunked.group(2)}
+            condition = "attribute_exists(prediction_id) AND attribute_not_exists(feedback.#i)"
+        else:
+            key, update, names = prediction_id, "SET feedback = :f", None
+            condition = "attribute_exists(prediction_id) AND attribute_not_exists(feedback)"
         try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key={"prediction_id": {"S": prediction_id}},
-                UpdateExpression="SET feedback = :f",
-                ConditionExpression="attribute_exists(prediction_id) AND attribute_not_exists(feedback)",
-                ExpressionAttributeValues={":f": _serializer.serialize(json.loads(json.dumps(feedback), parse_float=Decimal))},
-            )
+            self._ddb.update_item(TableName=self._table, Key={"prediction_id": {"S": key}}, UpdateExpression=update,
+                                  ConditionExpression=condition, ExpressionAttributeValues={":f": value},
+                                  **({"ExpressionAttributeNames": names} if names else {}))
         except self._ddb.exceptions.ConditionalCheckFailedException as err:
             raise Conflict(prediction_id) from err

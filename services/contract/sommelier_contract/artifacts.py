@@ -3,7 +3,8 @@
 A pickle runs code when loaded, so nothing is unpickled unless the manifest carries a valid
 signature by the trainer's KMS key (anyone who can write the bucket can rewrite a checksum, nobody
 but the trainer's role can sign), its sha256 matches the manifest, its key lies in the version's
-own folder, and the manifest's scikit-learn is the one installed here.
+own folder, and the manifest's scikit-learn is the one installed here. The ONNX artifact is never
+unpickled (onnxruntime reads a protobuf), and is checked the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from botocore.exceptions import ClientError
 from sommelier_contract import layout
 
 ARTIFACTS = ("pipeline", "label_encoder")
+OPTIONAL = ("onnx",)  # the pipeline converted to ONNX, when it converts faithfully (trainer/onnx_export.py)
 
 
 class ArtifactRejected(Exception):
@@ -103,10 +105,10 @@ def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
     return manifest
 
 
-def load_verified(s3, bucket: str, version: str, signatures: Signatures) -> tuple[dict[str, Any], Any, Any]:
-    """(manifest, pipeline, label encoder) of one version: signature, then checksums, then unpickling."""
-    import joblib  # deferred: only needed once per model version
-
+def verified_artifacts(s3, bucket: str, version: str, signatures: Signatures) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """(manifest, {artifact name: bytes}) of one version, every artifact checked and none unpickled: the signature,
+    then the library, then each artifact's folder and checksum. The optional ONNX artifact (OPTIONAL) is checked
+    the same way when the manifest lists it."""
     try:
         body = s3.get_object(Bucket=bucket, Key=layout.manifest_key(version))["Body"].read()
     except ClientError as err:
@@ -120,25 +122,39 @@ def load_verified(s3, bucket: str, version: str, signatures: Signatures) -> tupl
     trained_with, here = manifest.get("libraries", {}).get("scikit-learn"), installed_version("scikit-learn")
     if trained_with != here:
         raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}; this process has {here}")
-    loaded = []
-    for name in ARTIFACTS:
-        meta = (manifest.get("artifacts") or {}).get(name)
+    listed = manifest.get("artifacts") or {}
+    blobs = {}
+    for name in ARTIFACTS + tuple(n for n in OPTIONAL if n in listed):
+        meta = listed.get(name)
         if not meta:
             raise ArtifactRejected(f"the manifest of {version} lists no {name} artifact")
         if not meta["key"].startswith(layout.model_prefix(version)):
             raise ArtifactRejected(f"artifact {name} of {version} points outside {layout.model_prefix(version)}: {meta['key']}")
         args = {"Bucket": bucket, "Key": meta["key"], **({"VersionId": meta["version_id"]} if meta.get("version_id") else {})}
         try:
-            body = s3.get_object(**args)["Body"].read()
+            blob = s3.get_object(**args)["Body"].read()
         except ClientError as err:
             if missing(err):
                 raise ArtifactRejected(f"artifact {meta['key']} of {version} is missing") from err
             raise
-        digest = hashlib.sha256(body).hexdigest()
+        digest = hashlib.sha256(blob).hexdigest()
         if digest != meta["sha256"]:
             raise ArtifactRejected(f"artifact {meta['key']} has sha256 {digest}, its manifest says {meta['sha256']}; refusing to load it")
-        loaded.append(joblib.load(io.BytesIO(body)))
-    return manifest, loaded[0], loaded[1]
+        blobs[name] = blob
+    return manifest, blobs
+
+
+def unpickle(blob: bytes) -> Any:
+    """A verified artifact (verified_artifacts) as the object it holds."""
+    import joblib  # deferred: it brings scikit-learn's friends, and an ONNX-served model never unpickles
+
+    return joblib.load(io.BytesIO(blob))
+
+
+def load_verified(s3, bucket: str, version: str, signatures: Signatures) -> tuple[dict[str, Any], Any, Any]:
+    """(manifest, pipeline, label encoder) of one version: verified (verified_artifacts), then unpickled."""
+    manifest, blobs = verified_artifacts(s3, bucket, version, signatures)
+    return manifest, unpickle(blobs["pipeline"]), unpickle(blobs["label_encoder"])
 
 
 def contract_change(before: dict[str, Any], features: list[dict[str, Any]], classes: list[str]) -> str | None:

@@ -170,16 +170,12 @@ def predict(req: Request) -> tuple[int, dict[str, Any]]:
     req.records = len(records)
     started = time.perf_counter()
     X = to_matrix(records, model.features)
-    proba = model.pipeline.predict_proba(X)
-    labels = [str(c) for c in model.label_encoder.inverse_transform(model.pipeline.classes_)]
+    predictions = model.predict(X)
     predict_ms = (time.perf_counter() - started) * 1000
-    best = proba.argmax(axis=1)
     if wants_explanation:
         from sommelier_contract.explain import explain  # deferred: most requests never ask
 
-        explanations = explain(model.pipeline, model.features, X, best)
-    predictions = [{"label": labels[b], "confidence": row[b], "probabilities": dict(zip(labels, row, strict=True))}
-                   for b, row in zip(best.tolist(), proba.round(6).tolist(), strict=True)]
+        explanations = explain(model.pipeline, model.features, X, [model.labels.index(p["label"]) for p in predictions])
     try:
         ids = deps.recorder.write(caller=caller(req), model_version=model.version, now=deps.clock(), predictions=predictions,
                                   inputs=records, context={"request_id": req.request_id, "lambda_request_id": req.lambda_request_id,
@@ -360,6 +356,7 @@ def model_info(req: Request) -> tuple[int, dict[str, Any]]:
         "dataset": {k: (m.get("dataset") or {}).get(k) for k in ("name", "version", "rows")},
         "description": (m.get("spec") or {}).get("description"),
         "libraries": m.get("libraries"),
+        "serving": {**(m.get("serving") or {}), "runtime": model.runtime},  # what this worker answers with
     }
 
 

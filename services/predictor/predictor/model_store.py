@@ -1,7 +1,8 @@
 """Loads the promoted ("champion") model from the model bucket and keeps it warm.
 
-Artifacts are unpickled only after their sha256 matches the manifest and the manifest's
-scikit-learn version matches the one installed here. The champion pointer is re-read at
+Artifacts are used only after the manifest's signature verifies, their sha256 matches the manifest
+and the manifest's scikit-learn version matches the one installed here; a model with a faithful
+ONNX conversion answers through ONNX Runtime and unpickles nothing until an explanation asks. The champion pointer is re-read at
 most every `refresh_seconds`; a newly promoted model replaces the cached one between
 requests, and a broken new one never replaces a working one. A candidate pointer, when there is
 one, names a model served to a share of predictions (a canary); a candidate that cannot be
@@ -15,12 +16,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, champion_pointers, load_verified
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, champion_pointers, unpickle, verified_artifacts
 from sommelier_contract.records import RecordValidator
 
 log = logging.getLogger(__name__)
@@ -33,15 +36,58 @@ class ModelUnavailable(Exception):
 
 @dataclass
 class LoadedModel:
+    """One verified model version. It answers through ONNX Runtime when the trainer wrote a faithful ONNX
+    conversion (no scikit-learn or SciPy import: a cold start pays for onnxruntime only), else through the
+    unpickled scikit-learn pipeline; the pipeline is unpickled on first use either way (explanations need it)."""
+
     version: str
     manifest: dict[str, Any]
-    pipeline: Any
-    label_encoder: Any
     validator: RecordValidator = field(repr=False)
+    blobs: dict[str, bytes] = field(repr=False)
+    runtime: str = field(init=False, default="joblib")
+
+    def __post_init__(self) -> None:
+        self._session = None
+        if "onnx" in self.blobs:
+            try:
+                import onnxruntime  # deferred: only a model with an ONNX artifact needs it
+
+                self._session = onnxruntime.InferenceSession(self.blobs["onnx"], providers=["CPUExecutionProvider"])
+                self._input = self._session.get_inputs()[0].name
+                self.runtime = "onnx"
+            except Exception as err:  # an artifact this runtime cannot run: the pipeline answers instead
+                log.warning("model %s: the ONNX artifact does not load (%s); serving the scikit-learn pipeline", self.version, err)
+        if self._session is None:
+            _ = self.pipeline  # unpickle now, not on the first request
 
     @property
     def features(self) -> list[dict[str, Any]]:
         return self.manifest["features"]
+
+    @property
+    def labels(self) -> list[str]:
+        return self.manifest["classes"]
+
+    @cached_property
+    def pipeline(self) -> Any:
+        return unpickle(self.blobs["pipeline"])
+
+    @cached_property
+    def label_encoder(self) -> Any:
+        return unpickle(self.blobs["label_encoder"])
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, one row per record, columns in `labels` order."""
+        if self._session is not None:
+            return self._session.run(None, {self._input: X.astype(np.float32)})[1].astype(np.float64)
+        return self.pipeline.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """label, confidence and probabilities (rounded to 6 places) of each row of X."""
+        proba = self.predict_proba(X)
+        labels = self.labels
+        return [{"label": labels[b], "confidence": row[b], "probabilities": dict(zip(labels, row, strict=True))}
+                for b, row in zip(proba.argmax(axis=1).tolist(), proba.round(6).tolist(), strict=True)]
 
 
 def _read(s3, bucket: str, key: str) -> bytes:
@@ -49,10 +95,9 @@ def _read(s3, bucket: str, key: str) -> bytes:
 
 
 def load_model(s3, bucket: str, version: str, signatures: Signatures) -> LoadedModel:
-    """Fetch, verify (signature, checksums, library) and unpickle one model version from `bucket`."""
-    manifest, pipeline, encoder = load_verified(s3, bucket, version, signatures)
-    return LoadedModel(version=version, manifest=manifest, pipeline=pipeline, label_encoder=encoder,
-                       validator=RecordValidator(manifest["features"]))
+    """Fetch and verify (signature, library, checksums) one model version from `bucket`, ready to answer."""
+    manifest, blobs = verified_artifacts(s3, bucket, version, signatures)
+    return LoadedModel(version=version, manifest=manifest, validator=RecordValidator(manifest["features"]), blobs=blobs)
 
 
 class ModelStore:

@@ -29,7 +29,7 @@ from sommelier_contract import layout
 from sommelier_contract.dataset import new_evaluation, read_evaluation
 from sommelier_contract.explain import column_sources, linear_weights
 from sommelier_contract.records import to_matrix
-from trainer import artifacts, metrics
+from trainer import artifacts, metrics, onnx_export
 from trainer.config import Settings
 from trainer.data import DataError, load_dataset, load_feedback
 from trainer.pipeline import Candidate, build, candidates
@@ -47,7 +47,7 @@ class Outcome:
 
 
 def _libraries() -> dict[str, str]:
-    libs = {name: installed_version(name) for name in ("scikit-learn", "joblib", "numpy", "scipy", "pandas")}
+    libs = {name: installed_version(name) for name in ("scikit-learn", "joblib", "numpy", "scipy", "pandas", "skl2onnx", "onnxruntime")}
     return {**libs, "python": platform.python_version()}
 
 
@@ -325,6 +325,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     log.info("winner %s: holdout accuracy %.3f, macro F1 %.3f, log loss %.3f",
              best, holdout["accuracy"], holdout["f1_macro"], holdout["log_loss"])
     explained = importances(pipeline, ds.features, X_test, y_test, labels, settings.seed)
+    onnx_body, serving = onnx_export.export(pipeline, ds.features, X_test)
     log.info("most important: %s", ", ".join(f"{f['feature']} {f['importance']:.3f}" for f in explained["features"][:5]))
 
     champion_scores, champion_note, change = None, None, None
@@ -346,6 +347,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     written = {
         "pipeline": artifacts.put_artifact(s3, settings.model_bucket, prefix + "pipeline.joblib", artifacts.dump(pipeline)),
         "label_encoder": artifacts.put_artifact(s3, settings.model_bucket, prefix + "label_encoder.joblib", artifacts.dump(encoder)),
+        **({"onnx": artifacts.put_artifact(s3, settings.model_bucket, prefix + "model.onnx", onnx_body)} if onnx_body else {}),
     }
     manifest = {
         "format": 1,
@@ -369,6 +371,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         "input": {"layout": "2-D array, columns in feature order", "dtype": "float" if X.dtype == float else "object"},
         "classes": labels,
         "artifacts": written,
+        "serving": serving,  # onnx when a faithful ONNX conversion was written (the predictor prefers it), else joblib
         "libraries": _libraries(),
         "model": {"name": best, "family": best, "estimator": options[best].family,
                   "params": {k: repr(v) for k, v in options[best].estimator.get_params().items()}, "dense_input": options[best].dense},

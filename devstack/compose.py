@@ -141,6 +141,7 @@ class Compose(Runtime):
                 "FRONTEND_PORT": str(self.cfg.frontend_port), "SOMMELIER_PREFIX": self.cfg.prefix,
                 "SOMMELIER_STACK_NAME": self.cfg.stack_name, "SOMMELIER_DATASET_PREFIX": self.cfg.dataset_prefix,
                 "SOMMELIER_STACK_PARAMETERS": self.cfg.stack_parameters, "AWS_DEFAULT_REGION": self.cfg.region,
+                "SOMMELIER_WARM_IDLE_SECONDS": str(self.cfg.warm_idle_seconds),
                 "IMAGE_TAG": "latest", "SOMMELIER_COMPOSE_DIR": str(self.shared_dir.relative_to(self.cfg.root)), **self._overrides}
 
     def compose(self, *args: str, capture: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,11 @@ class StackConfig(BaseSettings):
     dataset_prefix: str = "datasets/wine"
     ready_timeout_seconds: float = 60
     stack_parameters: str = ""  # extra template parameters, "Key=Value,Key=Value"
+    # predictor workers `make up` starts and warms (the emulator, like Lambda, runs each concurrent request in its own
+    # worker and starts one, importing the function and loading the model, when none is free), and how long an idle
+    # one is kept; 1 warms one worker only
+    warm_workers: int = 16
+    warm_idle_seconds: int = 3600
 
     @classmethod
     def resolve(cls, **explicit: Any) -> StackConfig:

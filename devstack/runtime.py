@@ -14,8 +14,11 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -217,6 +220,27 @@ class Runtime(ABC):
 
         log.info("warming the predictor function (loading model %s)", want)
         wait_until("the predictor function", serving, self.cfg.ready_timeout_seconds, interval=0.5)
+        if self.cfg.warm_workers > 1:
+            self.warm_pool(self.cfg.warm_workers)
+
+    def warm_pool(self, workers: int) -> list[float]:
+        """`workers` concurrent GET /health, released together: each one the warm workers cannot take starts a worker,
+        which imports the function and loads the model, so that many requests at once find warm workers afterwards
+        (in AWS, provisioned concurrency does this; see the README). Returns each request's seconds."""
+        url = f"{self.cfg.stack_info()['api_url']}/health"
+        gate = threading.Barrier(workers)
+
+        def one(_: int) -> float:
+            gate.wait(timeout=30)
+            started = time.perf_counter()
+            http_ok(url, timeout=120)
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            seconds = list(pool.map(one, range(workers)))
+        log.info("warmed %d predictor workers in %.1f s (slowest start %.1f s)", workers, time.perf_counter() - started, max(seconds))
+        return seconds
 
     def refresh_seconds(self) -> float:
         """How long the predictor may keep serving its cached champion (its CHAMPION_REFRESH_SECONDS)."""

@@ -26,6 +26,7 @@ def emulator_env(cfg: StackConfig) -> dict[str, str]:
         "S3_PERSIST": "1",
         "S3_DATA_DIR": str(data / "s3"),
         "LAMBDA_EXECUTOR": "local",
+        "LAMBDA_WARM_TTL_SECONDS": str(cfg.warm_idle_seconds),  # idle workers beyond the first are reaped after this
         "MINISTACK_REGION": cfg.region,
         # Lambda workers inherit the emulator's environment: make sure they talk to it.
         "AWS_ENDPOINT_URL": cfg.endpoint,

@@ -23,6 +23,7 @@ import boto3
 import requests
 from tqdm import tqdm
 
+from bench import floors
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
 from tests.integration.conftest import free_port
@@ -180,9 +181,11 @@ def cold_start(info: dict, cfg: StackConfig) -> dict:
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "BENCH_NONCE": str(time.time())}})
     lam.get_waiter("function_updated_v2").wait(FunctionName=name)
     cold_predict = timed(lambda: lam.invoke(FunctionName=name, Payload=predict)["Payload"].read())
-    script = ("import time; t=time.perf_counter(); import sklearn.linear_model, joblib, boto3, jsonschema, aws_lambda_powertools;"
-              "print(round((time.perf_counter()-t)*1000, 1))")
-    imports = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    imports = {}
+    for route, extra in (("onnx", "onnxruntime"), ("joblib", "onnxruntime, sklearn.linear_model, sklearn.pipeline, joblib")):
+        script = ("import time; t=time.perf_counter(); import boto3, numpy, fastjsonschema, aws_lambda_powertools, tenacity, "
+                  f"{extra}; print(round((time.perf_counter()-t)*1000, 1))")
+        imports[route] = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
     return {"cold_invoke_health_ms": round(cold, 1), "warm_invoke_health_ms": round(warm, 1),
             "cold_invoke_predict_ms": round(cold_predict, 1), "imports_in_fresh_process_ms": imports}
 
@@ -239,10 +242,14 @@ def main() -> None:
                                       "ratio_p50": round(pct(api, 50) / pct(floor_ms, 50), 2)}
             results["batch"] = batches(session, info["api_url"], info["api_key"])
             results["concurrency"] = concurrency(info["api_url"], info["api_key"])
+            results["floors"] = {"parts": floors.in_process_parts(info, cfg, EXAMPLE),
+                                 "transport": floors.transport(floors.trivial_api(cfg), EXAMPLE)}
+            results["peer"] = floors.peer(info, cfg, EXAMPLE)
             results["cold_start"] = {**cold_start(info, cfg), "in_process_import_load_first_predict_ms": round(in_process_cold, 1)}
             results["profile_batch_1000"] = profile_batch()
         finally:
             Embedded(cfg).down()
+    results["packages_mib"] = floors.package_sizes()
     results["training"] = training_scaling()
     results["history"] = history()
     results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)

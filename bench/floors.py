@@ -1,0 +1,179 @@
+"""The floors and the peer of `make bench` (issue 16): each part of a request measured on its own against the
+same emulator, so a figure through API Gateway is shown next to what it is made of, and next to the same
+model behind a plain gunicorn + Flask endpoint (bench/peer.py).
+
+- transport: a trivial function (returns a constant) behind its own REST API on the same emulator, called
+  with the same body: API Gateway + the Lambda runtime, nothing of ours;
+- predict: validation, the matrix and the model, in this process, on the model the stack serves;
+- record: PredictionRecorder.write of the same predictions to the same table (one round trip for one
+  record; the batch layout's writes for 1,000);
+- metrics: one PutMetricData of what a request publishes (the `api` sink the emulators use).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIVIAL = "def handler(event, context):\n    return {'statusCode': 200, 'headers': {'Content-Type': 'application/json'}, 'body': '{}'}\n"
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def _p50(ms: list[float]) -> float:
+    return round(sorted(ms)[len(ms) // 2], 3)
+
+
+def _client(cfg, service: str):
+    return boto3.client(service, endpoint_url=cfg.endpoint, region_name=cfg.region, aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def trivial_api(cfg) -> str:
+    """A constant-answering function behind its own REST API (proxy integration) on the stack's emulator: its URL."""
+    lam, apigw = _client(cfg, "lambda"), _client(cfg, "apigateway")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("trivial.py", TRIVIAL)
+    arn = lam.create_function(FunctionName="bench-trivial", Runtime="python3.12", Handler="trivial.handler", Code={"ZipFile": buf.getvalue()},
+                              Role="arn:aws:iam::000000000000:role/bench", MemorySize=1024, Timeout=30)["FunctionArn"]
+    lam.get_waiter("function_active_v2").wait(FunctionName="bench-trivial")
+    api = apigw.create_rest_api(name="bench-trivial")["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/")
+    resource = apigw.create_resource(restApiId=api, parentId=root, pathPart="predict")["id"]
+    apigw.put_method(restApiId=api, resourceId=resource, httpMethod="POST", authorizationType="NONE")
+    apigw.put_integration(restApiId=api, resourceId=resource, httpMethod="POST", type="AWS_PROXY", integrationHttpMethod="POST",
+                          uri=f"arn:aws:apigateway:{cfg.region}:lambda:path/2015-03-31/functions/{arn}/invocations")
+    apigw.create_deployment(restApiId=api, stageName="b")
+    return f"{cfg.endpoint}/restapis/{api}/b/_user_request_"
+
+
+def in_process_parts(info: dict[str, Any], cfg, example: dict[str, Any], reps: int = 200) -> dict[str, dict[str, float]]:
+    """p50 ms of each part for 1 record and for 1,000, on the model the stack serves and its table."""
+    sys.path[:0] = [str(ROOT / "services" / "predictor"), str(ROOT / "services" / "contract")]
+    from predictor.metrics import Metrics
+    from predictor.model_store import load_model
+    from predictor.records import PredictionRecorder
+    from sommelier_contract.artifacts import Signatures
+    from sommelier_contract.records import to_matrix
+
+    out = info["outputs"]
+    s3 = _client(cfg, "s3")
+    champion = json.loads(s3.get_object(Bucket=out["ModelBucketName"], Key="champion.json")["Body"].read())["version"]
+    model = load_model(s3, out["ModelBucketName"], champion, Signatures(_client(cfg, "kms"), out["ModelSigningKeyAlias"]))
+    recorder = PredictionRecorder(_client(cfg, "dynamodb"), out["PredictionsTableName"], 1)
+    metrics = Metrics(_client(cfg, "cloudwatch"), "SommelierBench", 0.6)
+    parts: dict[str, dict[str, float]] = {}
+    for size, n in ((1, reps), (1000, max(10, reps // 20))):
+        records = [example] * size
+
+        def predict(records: list = records) -> list:
+            assert not [e for r in records for e in model.validator.errors(r, "features")]
+            return model.predict(to_matrix(records, model.features))
+
+        predictions = predict()
+        data = metrics.request("/predict", 200, 10.0, None, model.version) + metrics.predictions(
+            model.version, predictions, records, model.manifest.get("segments", []))
+        parts[str(size)] = {
+            "predict_ms": _p50([_timed(predict) for _ in range(n)]),
+            "record_ms": _p50([_timed(lambda p=predictions, r=records: recorder.write(caller="bench-floor", model_version=model.version,
+                                                                                       now=time.time(), predictions=p, inputs=r, context={}))
+                               for _ in range(n)]),
+            "metrics_ms": _p50([_timed(lambda d=data: metrics.publish(d)) for _ in range(n)]),
+        }
+    parts["runtime"] = model.runtime  # type: ignore[assignment]
+    return parts
+
+
+def transport(url: str, example: dict[str, Any], reps: int = 200) -> dict[str, float]:
+    """p50 ms of the trivial function through API Gateway with a 1-record and a 1,000-record body."""
+    session = requests.Session()
+    out = {}
+    for size, n in ((1, reps), (1000, max(10, reps // 20))):
+        body = json.dumps({"features": example} if size == 1 else {"instances": [example] * size})
+        for _ in range(5):
+            session.post(url + "/predict", data=body).raise_for_status()
+        out[str(size)] = _p50([_timed(lambda b=body: session.post(url + "/predict", data=b).raise_for_status()) for _ in range(n)])
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peer(info: dict[str, Any], cfg, example: dict[str, Any], reps: int = 300) -> dict[str, Any]:
+    """The same model behind gunicorn + Flask (2 sync workers, one per core), writing to the same table: warm single,
+    batch of 1,000 and 16 concurrent clients."""
+    out = info["outputs"]
+    port = _free_port()
+    env = {**os.environ, **cfg.aws_env(), "PEER_MODEL_BUCKET": out["ModelBucketName"], "PEER_SIGNING_KEY": out["ModelSigningKeyAlias"],
+           "PEER_TABLE": out["PredictionsTableName"],
+           "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/predictor", "services/contract", "."))}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                             "bench.peer:app"], env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        session = requests.Session()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                session.post(url, json={"features": example}, timeout=5).raise_for_status()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the peer did not start") from None
+                time.sleep(0.2)  # bounded by the deadline above: gunicorn's workers import the model
+        single = json.dumps({"features": example})
+        batch = json.dumps({"instances": [example] * 1000})
+        headers = {"content-type": "application/json"}
+        result = {"single_p50_ms": _p50([_timed(lambda: session.post(url, data=single, headers=headers).raise_for_status())
+                                         for _ in range(reps)]),
+                  "batch_1000_p50_ms": _p50([_timed(lambda: session.post(url, data=batch, headers=headers).raise_for_status())
+                                             for _ in range(10)])}
+        sessions = [requests.Session() for _ in range(16)]
+
+        def one(i: int) -> float:
+            return _timed(lambda: sessions[i % 16].post(url, data=single, headers=headers, timeout=30).raise_for_status())
+
+        with ThreadPoolExecutor(16) as pool:
+            ms = sorted(pool.map(one, range(reps)))
+        result["concurrency_16_p99_ms"] = round(ms[min(len(ms) - 1, int(0.99 * (len(ms) - 1)))], 3)
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def package_sizes() -> dict[str, float]:
+    """MiB the predictor's dependencies take installed (what a Lambda zip or layer would carry; AWS allows 250 MB
+    unzipped): the locked set, and the set an ONNX-only function needs (no scikit-learn, SciPy, joblib)."""
+    import tempfile
+
+    locked = [line.split()[0] for line in (ROOT / "requirements" / "predictor.txt").read_text().splitlines()
+              if line and not line.startswith((" ", "#"))]
+    without = ("scikit-learn==", "scipy==", "joblib==", "threadpoolctl==")
+    sizes = {}
+    for name, pins in (("locked (joblib and onnx)", locked), ("onnx only", [p for p in locked if not p.startswith(without)])):
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", d, *pins], check=True,
+                           capture_output=True)
+            sizes[name] = round(sum(f.stat().st_size for f in Path(d).rglob("*") if f.is_file()) / 2**20, 1)
+    return sizes

@@ -149,8 +149,9 @@ def write(r: dict, out: Path) -> None:
         done = [t for t in r["training"] if "seconds" in t and t.get("kind", "numeric") == kind]
         d.plot([t["rows"] for t in done], [t["seconds"] for t in done], marker="o", label=kind)
     d.legend()
-    d.set_xscale("log")
-    d.set_yscale("log")
+    if any("seconds" in t for t in r["training"]):
+        d.set_xscale("log")
+        d.set_yscale("log")
     d.set_xlabel("rows")
     d.set_ylabel("seconds")
     d.set_title("training time")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import resource
 import sys
 import time
@@ -77,6 +78,7 @@ def numeric(rows: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def main(kind: str, rows: int) -> None:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the trainer makes its KMS client itself
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     rng = np.random.default_rng(0)
@@ -91,7 +93,9 @@ def main(kind: str, rows: int) -> None:
         spec = None if kind == "reviews" else json.loads((ROOT / "data/wine.spec.json").read_text())
         dataset.push(s3, "bench-datasets", kind, body, spec, "country" if kind == "reviews" else None, now="bench")
         pushed = time.perf_counter() - started
-        settings = Settings(dataset_bucket="bench-datasets", dataset_prefix=f"datasets/{kind}", model_bucket="bench-models")
+        key = boto3.client("kms", region_name="us-east-1").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        settings = Settings(dataset_bucket="bench-datasets", dataset_prefix=f"datasets/{kind}", model_bucket="bench-models",
+                            model_signing_key=key)
         started = time.perf_counter()
         outcome = run(settings, s3)
         seconds = time.perf_counter() - started

@@ -21,7 +21,7 @@ event loop:
   the journal is replayed on top (writes are idempotent or conditional, so one that the
   checkpoint already holds changes nothing), so no acknowledged write is lost to a killed process.
 
-Standalone (it imports only MiniStack): the embedded runtime and the emulator image both start
+Standalone (it imports only MiniStack and alarms.py beside it): the embedded runtime and the emulator image both start
 MiniStack through it.
 """
 
@@ -37,6 +37,7 @@ import signal
 import time
 from pathlib import Path
 
+import alarms  # noqa: E402  (beside this file, in the image as in the repository)
 import ministack.app as ministack
 
 log = logging.getLogger("checkpoint")
@@ -266,6 +267,7 @@ class Checkpointer:
                 self.applied.add(seq)
 
 
+alarms.install()  # evaluated as CloudWatch does, not over every stored point on every put (alarms.py)
 inner = ministack.app
 checkpointer = Checkpointer(INTERVAL, Path(os.environ.get("STATE_DIR", "/tmp/ministack-state")))
 ministack.app = checkpointer.app  # main() serves the module's `app`

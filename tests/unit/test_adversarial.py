@@ -104,7 +104,7 @@ class Atomic:
 
 
 def test_concurrent_feedback_leaves_s3_and_the_record_agreeing(deps, s3, ddb, trained, example, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(deps, "s3", Atomic(s3))
+    monkeypatch.setattr(deps.feedback, "_s3", Atomic(s3))
     monkeypatch.setattr(deps.reader, "_ddb", Atomic(ddb))
     for round_ in range(5):
         pid = _predict(deps, example)[0]

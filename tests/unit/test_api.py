@@ -6,9 +6,10 @@ import logging
 import boto3
 import pytest
 
-from predictor.api import build_deps, handle
+from predictor.api import handle
 from predictor.config import Settings
 from predictor.metrics import Metrics
+from predictor.service import build_deps
 from trainer import train as trainer_train
 
 from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
@@ -230,6 +231,26 @@ def test_history_is_newest_first_paginated_and_filtered(deps, trained, example):
 def test_bad_history_queries_are_400_naming_the_parameter(deps, trained, query, field):
     status, body, _ = call(deps, "GET", "/predictions", query=query)
     assert status == 400 and body["error"]["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize(("query", "details"), [
+    ({"limit": "101", "sort": "asc"}, [("limit", "must be a whole number from 1 to 100"),
+                                       ("sort", "is not a query parameter of GET /predictions")]),
+    ({"model_version": "é" * 600}, [("model_version", "must be 1 to 1024 bytes")]),
+])
+def test_history_parameters_are_checked_against_their_schema_every_problem_named(deps, trained, query, details):
+    status, body, _ = call(deps, "GET", "/predictions", query=query)
+    assert status == 400 and [(d["field"], d["message"]) for d in body["error"]["details"]] == details
+
+
+@pytest.mark.parametrize(("sent", "details"), [
+    ({}, [("prediction_id", "is required"), ("label", "is required")]),
+    ({"prediction_id": 7, "label": "class_0", "note": "x"}, [("prediction_id", "must be a string, got number"),
+                                                             ("note", "is not allowed; send prediction_id and label")]),
+])
+def test_a_feedback_body_is_checked_against_its_schema_every_problem_named(deps, trained, sent, details):
+    status, body, _ = call(deps, "POST", "/feedback", sent)
+    assert status == 400 and [(d["field"], d["message"]) for d in body["error"]["details"]] == details
 
 
 def test_feedback_is_stored_with_the_prediction_and_as_a_labelled_row(deps, s3, trained, example):

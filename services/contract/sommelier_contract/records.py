@@ -68,45 +68,58 @@ def json_type(value: Any) -> str:
     return _JSON_TYPE.get(type(value), type(value).__name__)
 
 
-class RecordValidator:
-    def __init__(self, features: list[dict[str, Any]]):
-        self.schema = record_schema(features)
-        self._names = [f["name"] for f in features]
-        self._fast = fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **self.schema})
-        self._full = None  # jsonschema's validator, built the first time a record is refused
+class SchemaValidator:
+    """A JSON Schema for an object, checked on two paths: a check compiled by fastjsonschema answers "valid?"
+    (the happy path), and jsonschema, imported only then, lists each problem of a refused document as a
+    FieldError. Records, the feedback body and the history query all go through one of these."""
 
-    def valid(self, record: Any) -> bool:
+    what = "values"  # what the object holds, for "must be an object of ..."
+
+    def __init__(self, schema: dict[str, Any], unknown: str = "is not allowed", messages: dict[str, str] | None = None):
+        self.schema = schema
+        self._names = list(schema.get("properties", {}))
+        self._unknown = unknown  # said of a property the schema does not name
+        self._messages = messages or {}  # property -> the one message for any problem with it
+        self._fast = fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **schema})
+        self._full = None  # jsonschema's validator, built the first time a document is refused
+
+    def valid(self, doc: Any) -> bool:
         try:
-            self._fast(record)
+            self._fast(doc)
         except fastjsonschema.JsonSchemaException:
             return False
         return True
 
-    def errors(self, record: Any, where: str) -> list[FieldError]:
-        """All problems of one record; `where` prefixes field paths (e.g. "features", "instances[3]")."""
-        if not isinstance(record, dict):
-            return [FieldError(where, f"must be an object of feature values, got {json_type(record)}")]
-        if self.valid(record):
+    def errors(self, doc: Any, where: str = "") -> list[FieldError]:
+        """All problems of one document; `where` prefixes field paths (e.g. "features", "instances[3]"; "" for none)."""
+        if not isinstance(doc, dict):
+            return [FieldError(where, f"must be an object of {self.what}, got {json_type(doc)}")]
+        if self.valid(doc):
             return []
         if self._full is None:
-            from jsonschema import Draft202012Validator  # deferred: only a refused record needs the explanation
+            from jsonschema import Draft202012Validator  # deferred: only a refused document needs the explanation
 
             self._full = Draft202012Validator(self.schema)
-        found = dict.fromkeys(e for err in self._full.iter_errors(record) for e in self._describe(err, record, where))
+        found = dict.fromkeys(e for err in self._full.iter_errors(doc) for e in self._describe(err, doc, where))
         return sorted(found, key=lambda e: (self._order(e.field), e.field))
 
     def _order(self, field: str) -> int:
         name = field.rsplit(".", 1)[-1]
         return self._names.index(name) if name in self._names else len(self._names)
 
-    def _describe(self, err, record: dict, where: str) -> list[FieldError]:
-        path = ".".join([where, *map(str, err.absolute_path)])
+    def _describe(self, err, doc: dict, where: str) -> list[FieldError]:
+        def at(*parts: Any) -> str:
+            return ".".join(str(p) for p in (where, *parts) if p != "")
+
+        path = at(*err.absolute_path)
         kind, expected, value = err.validator, err.validator_value, err.instance
         # jsonschema reports each missing or unknown property as an error of its own
         if kind == "required":
-            return [FieldError(f"{where}.{name}", "is required") for name in expected if name not in record]
+            return [FieldError(at(name), "is required") for name in expected if name not in doc]
         if kind == "additionalProperties":
-            return [FieldError(f"{where}.{name}", "is not a feature of this model") for name in record if name not in self._names]
+            return [FieldError(at(name), self._unknown) for name in doc if name not in self._names]
+        if err.absolute_path and str(err.absolute_path[0]) in self._messages:
+            return [FieldError(path, self._messages[str(err.absolute_path[0])])]
         if kind == "type":
             wanted = " or ".join(expected) if isinstance(expected, list) else expected
             return [FieldError(path, f"must be a {wanted}, got {json_type(value)}")]
@@ -119,6 +132,15 @@ class RecordValidator:
         if kind == "enum":
             return [FieldError(path, f"must be one of {', '.join(map(str, expected))}; got {value!r}")]
         return [FieldError(path, err.message)]
+
+
+class RecordValidator(SchemaValidator):
+    """What a model accepts: its record schema (record_schema), with field errors a caller can act on."""
+
+    what = "feature values"
+
+    def __init__(self, features: list[dict[str, Any]]):
+        super().__init__(record_schema(features), unknown="is not a feature of this model")
 
 
 def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:

@@ -1,96 +1,100 @@
-"""Routing and request handling, free of Lambda wiring so tests can pass their own collaborators."""
+"""The routes: the HTTP shape of the API (a Lambda proxy event in, a proxy response out). Each route parses and
+validates its request (bodies and query parameters against JSON Schemas, with the contract's validators),
+makes one call to the prediction service (service.py) and shapes its answer; `handle` maps what is refused
+to the documented error shape, and publishes the request's metrics and its log line."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import math
-import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from predictor.config import Settings
-from predictor.metrics import Metrics
-from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
-from predictor.records import BadToken, Conflict, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, RecordWriteError, iso
-from sommelier_contract import layout
-from sommelier_contract.records import FieldError, json_type, to_matrix
+from predictor.model_store import LoadedModel, ModelUnavailable
+from predictor.records import RecordWriteError, iso
+from predictor.service import MAX_DETAILS, ApiError, Deps, HistoryQuery, PredictionService
+from sommelier_contract.records import FieldError, SchemaValidator, json_type
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
-MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
-OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 _PUBLIC_RECORD = ("prediction_id", "request_id", "created_at", "model_version", "label", "confidence", "probabilities",
                   "input", "latency_ms", "batch_size", "batch_index", "feedback")
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[FieldError] | None = None, total: int | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = (details or [])[:MAX_DETAILS]
-        self.total = total if total is not None else len(details or [])
-
-
-@dataclass
-class Deps:
-    settings: Settings
-    store: ModelStore
-    recorder: PredictionRecorder
-    reader: PredictionReader
-    s3: Any
-    metrics: Metrics
-    logger: Any
-    clock: Callable[[], float] = time.time
-    draw: Callable[[], float] = random.random  # which model answers a prediction when a candidate is on trial
-
-
-def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
-    """The one place the predictor's collaborators are made: the handler (once per cold start), the unit tests
-    (under moto, passing a clock or a logger of their own) and the bench all call it. Clients come from boto3,
-    so the environment decides where they point (AWS_ENDPOINT_URL)."""
-    import boto3
-    from botocore.config import Config
-
-    from predictor.metrics import Metrics
-    from predictor.model_store import ModelStore
-    from sommelier_contract.artifacts import Signatures
-
-    s3 = boto3.client("s3")
-    # Items are built by our own code; botocore's client-side validation of 1000-record batches was a
-    # third of the batch latency (make bench profile), and DynamoDB validates again anyway.
-    dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False, max_pool_connections=16))
-    parts: dict[str, Any] = {
-        "settings": settings,
-        "store": ModelStore(s3, settings.model_bucket, settings.champion_refresh_seconds,
-                            Signatures(boto3.client("kms"), settings.model_signing_key)),
-        "recorder": PredictionRecorder(dynamodb, settings.predictions_table, settings.prediction_ttl_days),
-        "reader": PredictionReader(dynamodb, settings.predictions_table),
-        "s3": s3,
-        # metrics are best effort: short timeouts, no retries, so they cannot slow a request much
-        "metrics": Metrics(boto3.client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})),
-                           settings.metrics_namespace, settings.low_confidence_threshold, settings.metrics_sink),
-        "logger": logger,
-    }
-    return Deps(**{**parts, **overrides})
+FEEDBACK_BODY = SchemaValidator({
+    "type": "object",
+    "properties": {"prediction_id": {"type": "string"}, "label": {"type": "string"}},
+    "required": ["prediction_id", "label"],
+    "additionalProperties": False,
+}, unknown="is not allowed; send prediction_id and label")
+HISTORY_QUERY = SchemaValidator({
+    "type": "object",
+    "properties": {
+        "limit": {"type": "string", "pattern": "^(100|[1-9][0-9]?)$"},  # ASCII digits only: int() would take "²"
+        "next_token": {"type": "string"},
+        "model_version": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "since": {"type": "string"},
+        "until": {"type": "string"},
+    },
+    "additionalProperties": False,
+}, unknown="is not a query parameter of GET /predictions",
+    messages={"limit": "must be a whole number from 1 to 100", "model_version": "must be 1 to 1024 bytes"})
+PREDICT_QUERY = SchemaValidator({
+    "type": "object",
+    "properties": {"explain": {"type": "string", "pattern": "^(?i:true|false|1|0)$"}},
+    "additionalProperties": False,
+}, unknown="is not a query parameter of this route; it takes explain", messages={"explain": "must be true or false"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Request:
     event: dict[str, Any]
     request_id: str
     lambda_request_id: str
-    deps: Deps
-    model_version: str | None = None
+
+    @property
+    def query(self) -> dict[str, str]:
+        return self.event.get("queryStringParameters") or {}
+
+    @property
+    def caller(self) -> str | None:
+        """Whose data the request may see: the id of the API key API Gateway authenticated it with. An event
+        without one (MiniStack 1.5 leaves `identity.apiKeyId` out) is known by a hash of the key it validated;
+        the key itself is never stored or logged."""
+        identity = (self.event.get("requestContext") or {}).get("identity") or {}
+        if identity.get("apiKeyId"):
+            return identity["apiKeyId"]
+        key = next((v for k, v in (self.event.get("headers") or {}).items() if k.lower() == "x-api-key" and v), None)
+        return f"key-sha256:{hashlib.sha256(key.encode()).hexdigest()[:24]}" if key else None
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any] | None
+    model_version: str | None = None  # for the request's metrics and log line
+    model_ms: float | None = None  # from the model's choice to the answer
     records: int = 0
-    metric_data: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def caller(req: Any) -> str | None:
+    """The caller of a request (Request.caller), for code holding only an event."""
+    return Request(req.event, "", "").caller
+
+
+def refuse(validator: SchemaValidator, doc: Any, where: str = "") -> None:
+    """A 400 naming every problem of `doc`, the first in the message, when the validator refuses it."""
+    errors = validator.errors(doc, where)
+    if errors:
+        first = errors[0]
+        value = doc.get(first.field) if isinstance(doc, dict) else None
+        said = f", got {value!r}" if isinstance(value, str) and first.message.startswith("must") else ""
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ApiError(400, "validation_error", f"{first.field} {first.message}{said}{more}", errors)
 
 
 def _reject_constant(name: str) -> None:
@@ -147,92 +151,6 @@ def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list
     return records, single
 
 
-def _flag(req: Request, allowed: set[str], name: str) -> bool:
-    """A true/false query parameter; unknown parameters are refused by name."""
-    params = req.event.get("queryStringParameters") or {}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ApiError(400, "validation_error", f"unknown query parameter {unknown[0]!r}",
-                       [FieldError(u, f"is not a query parameter of this route; it takes {', '.join(sorted(allowed))}") for u in unknown])
-    raw = params.get(name, "false").lower()
-    if raw not in {"true", "false", "1", "0"}:
-        raise ApiError(400, "validation_error", f"{name} must be true or false, got {params[name]!r}", [FieldError(name, "must be true or false")])
-    return raw in {"true", "1"}
-
-
-def predict(req: Request) -> tuple[int, dict[str, Any]]:
-    deps = req.deps
-    wants_explanation = _flag(req, {"explain"}, "explain")
-    body = parse_body(req.event)
-    model = deps.store.for_prediction(deps.draw())
-    req.model_version = model.version
-    records, single = extract_records(body, model, deps.settings.max_batch)
-    req.records = len(records)
-    started = time.perf_counter()
-    X = to_matrix(records, model.features)
-    predictions = model.predict(X)
-    predict_ms = (time.perf_counter() - started) * 1000
-    if wants_explanation:
-        from sommelier_contract.explain import explain  # deferred: most requests never ask
-
-        explanations = explain(model.pipeline, model.features, X, [model.labels.index(p["label"]) for p in predictions])
-    try:
-        ids = deps.recorder.write(caller=caller(req), model_version=model.version, now=deps.clock(), predictions=predictions,
-                                  inputs=records, context={"request_id": req.request_id, "lambda_request_id": req.lambda_request_id,
-                                                           "latency_ms": round(predict_ms, 3)})
-    except RecordTooLarge as err:
-        where = "features" if single else f"instances[{err.index}]"
-        raise ApiError(413, "record_too_large", f"{where}: {err}", [FieldError(where, str(err))]) from err
-    results = [{"prediction_id": i, **p, **({"explanation": explanations[n]} if wants_explanation else {})}
-               for n, (i, p) in enumerate(zip(ids, predictions, strict=True))]
-    req.metric_data += deps.metrics.predictions(model.version, results, records, model.manifest.get("segments", []))
-    if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
-        req.metric_data += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
-                             "Unit": "Count", "Value": float(len(results))}]
-    if single:
-        return 200, {"request_id": req.request_id, "model_version": model.version, **results[0]}
-    return 200, {"request_id": req.request_id, "model_version": model.version, "count": len(results), "predictions": results}
-
-
-def health(req: Request) -> tuple[int, dict[str, Any]]:
-    """Loads the champion when no model is loaded yet, so /health tells whether predictions would work."""
-    try:
-        version = req.model_version = req.deps.store.current().version
-    except ModelUnavailable as err:
-        return 200, {"status": "degraded", "model_version": None, "reason": str(err)}
-    if req.deps.store.degraded:
-        return 200, {"status": "degraded", "model_version": version, "reason": req.deps.store.degraded}
-    return 200, {"status": "ok", "model_version": version}
-
-
-def public_record(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record[k] for k in _PUBLIC_RECORD if k in record}
-
-
-def caller(req: Request) -> str | None:
-    """Whose data the request may see: the id of the API key API Gateway authenticated it with. An event
-    without one (MiniStack 1.5 leaves `identity.apiKeyId` out) is known by a hash of the key it validated;
-    the key itself is never stored or logged."""
-    identity = (req.event.get("requestContext") or {}).get("identity") or {}
-    if identity.get("apiKeyId"):
-        return identity["apiKeyId"]
-    key = next((v for k, v in (req.event.get("headers") or {}).items() if k.lower() == "x-api-key" and v), None)
-    return f"key-sha256:{hashlib.sha256(key.encode()).hexdigest()[:24]}" if key else None
-
-
-def _prediction(req: Request, prediction_id: str) -> dict[str, Any]:
-    """The caller's stored prediction, or a 404 naming the id (another key's predictions do not exist for it)."""
-    try:
-        return req.deps.reader.get(prediction_id, caller(req))
-    except NotFound as err:
-        raise ApiError(404, "prediction_not_found", f"no prediction with id {prediction_id!r}") from err
-
-
-def get_prediction(req: Request) -> tuple[int, dict[str, Any]]:
-    record = _prediction(req, (req.event.get("pathParameters") or {}).get("id", ""))
-    return 200, {"request_id": req.request_id, "prediction": public_record(record)}
-
-
 def _timestamp(params: dict[str, str], name: str) -> str | None:
     raw = params.get(name)
     if raw is None:
@@ -247,133 +165,72 @@ def _timestamp(params: dict[str, str], name: str) -> str | None:
                        [FieldError(name, "must be an ISO 8601 timestamp between years 1 and 9999 in UTC")]) from err
 
 
-def list_predictions(req: Request) -> tuple[int, dict[str, Any]]:
-    params = req.event.get("queryStringParameters") or {}
-    unknown = sorted(set(params) - {"limit", "next_token", "model_version", "since", "until"})
-    if unknown:
-        raise ApiError(400, "validation_error", f"unknown query parameter {unknown[0]!r}",
-                       [FieldError(u, "is not a query parameter of GET /predictions") for u in unknown])
-    raw_limit = params.get("limit", "20")
-    if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 100:  # ASCII digits only: int() refuses "²"
-        raise ApiError(400, "validation_error", f"limit must be a whole number from 1 to 100, got {raw_limit!r}",
-                       [FieldError("limit", "must be a whole number from 1 to 100")])
+def public_record(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in _PUBLIC_RECORD if k in record}
+
+
+def predict(req: Request, service: PredictionService) -> Reply:
+    refuse(PREDICT_QUERY, req.query)
+    explain = req.query.get("explain", "false").lower() in {"true", "1"}
+    body = parse_body(req.event)
+    model = service.model()  # may load a newly promoted model first: not this model's serving time
+    chosen = time.perf_counter()
+    try:
+        records, single = extract_records(body, model, service.deps.settings.max_batch)
+    except ApiError as err:
+        err.model_version = model.version
+        raise
+    done = service.predict(model, records, req.caller, {"request_id": req.request_id, "lambda_request_id": req.lambda_request_id},
+                           explain)
+    head = {"request_id": req.request_id, "model_version": done.model_version}
+    answer = {**head, **done.results[0]} if single else {**head, "count": len(done.results), "predictions": done.results}
+    return Reply(200, answer, done.model_version, (time.perf_counter() - chosen) * 1000, len(records), done.metrics)
+
+
+def get_prediction(req: Request, service: PredictionService) -> Reply:
+    record = service.prediction(req.caller, (req.event.get("pathParameters") or {}).get("id", ""))
+    return Reply(200, {"request_id": req.request_id, "prediction": public_record(record)})
+
+
+def list_predictions(req: Request, service: PredictionService) -> Reply:
+    params = req.query
+    refuse(HISTORY_QUERY, params)
+    if len(params.get("model_version", "").encode()) > 1024:
+        raise ApiError(400, "validation_error", "model_version must be 1 to 1024 bytes", [FieldError("model_version", "must be 1 to 1024 bytes")])
     since, until = _timestamp(params, "since"), _timestamp(params, "until")
     if since and until and since > until:
         raise ApiError(400, "validation_error", f"since ({since}) is later than until ({until})",
                        [FieldError("since", "must not be later than until")])
-    version = params.get("model_version")
-    if version is not None and not 1 <= len(version.encode()) <= 1024:
-        raise ApiError(400, "validation_error", "model_version must be 1 to 1024 bytes", [FieldError("model_version", "must be 1 to 1024 bytes")])
-    now = datetime.fromtimestamp(req.deps.clock(), tz=UTC)
-    try:
-        items, token = req.deps.reader.history(caller(req), int(raw_limit), params.get("next_token"), version, since, until,
-                                               now.date(), math.ceil(req.deps.settings.prediction_ttl_days))
-    except BadToken as err:
-        raise ApiError(400, "validation_error", str(err), [FieldError("next_token", str(err))]) from err
-    return 200, {"request_id": req.request_id, "predictions": [public_record(i) for i in items], "next_token": token}
+    query = HistoryQuery(limit=int(params.get("limit", "20")), next_token=params.get("next_token"),
+                         model_version=params.get("model_version"), since=since, until=until)
+    items, token = service.history(req.caller, query)
+    return Reply(200, {"request_id": req.request_id, "predictions": [public_record(i) for i in items], "next_token": token})
 
 
-def feedback(req: Request) -> tuple[int, dict[str, Any]]:
+def feedback(req: Request, service: PredictionService) -> Reply:
     body = parse_body(req.event)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", f'the body must be a JSON object with "prediction_id" and "label", got {json_type(body)}')
-    problems = [FieldError(k, "is required") for k in ("prediction_id", "label") if k not in body]
-    problems += [FieldError(k, f"must be a string, got {json_type(body[k])}") for k in ("prediction_id", "label")
-                 if k in body and not isinstance(body[k], str)]
-    problems += [FieldError(k, "is not allowed; send prediction_id and label") for k in sorted(set(body) - {"prediction_id", "label"})]
-    if problems:
-        raise ApiError(400, "validation_error", f"{problems[0].field} {problems[0].message}", problems)
-    record = _prediction(req, body["prediction_id"])
-    classes = sorted(record["probabilities"])
-    if body["label"] not in classes:
-        raise ApiError(400, "validation_error", f"label {body['label']!r} is not a class of model {record['model_version']}",
-                       [FieldError("label", f"must be one of {', '.join(classes)}")])
-    if "feedback" in record:
-        raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given: {record['feedback']['label']!r}")
-    now = iso(req.deps.clock())
-    settings = req.deps.settings
-    # filed under the dataset of the model that made the prediction: that dataset's next training learns from it
-    manifest = req.deps.store.manifest_of(record["model_version"]) or {}
-    prefix = ((manifest.get("dataset") or {}).get("prefix") or settings.dataset_prefix).strip("/")
-    key = layout.feedback_key(prefix, record["created_at"], record["prediction_id"])
-    labelled = {"prediction_id": record["prediction_id"], "features": record["input"], "label": body["label"],
-                "predicted_label": record["label"], "model_version": record["model_version"], "received_at": now}
-    # The labelled row is written only if none exists (the first writer wins, so S3 and the record never disagree),
-    # then the flag on the record. A retry after a crash between the two finds its own row and completes.
-    written = _put_if_absent(req.deps.s3, settings.dataset_bucket, key, labelled)
-    if written["label"] != body["label"]:
-        raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given: {written['label']!r}")
-    entry = {"label": body["label"], "correct": body["label"] == record["label"], "received_at": written["received_at"], "object_key": key}
-    try:
-        req.deps.reader.add_feedback(record["prediction_id"], entry)
-    except Conflict as err:
-        # The record has another label: the row in S3 follows the record (a store whose conditional write is not atomic
-        # could have let this request's row land after the winner's; AWS S3's is, so this rewrite is only a safety net).
-        recorded = (req.deps.reader.get(record["prediction_id"], caller(req)).get("feedback") or {}).get("label")
-        if recorded and recorded != body["label"]:
-            req.deps.s3.put_object(Bucket=settings.dataset_bucket, Key=key, ContentType="application/json",
-                                   Body=json.dumps({**labelled, "label": recorded, "received_at": now}).encode())
-        raise ApiError(409, "feedback_exists", f"feedback for {body['prediction_id']} was already given") from err
-    segments = manifest.get("segments", [])
-    req.metric_data += req.deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], segments)
-    return 201, {"request_id": req.request_id, "prediction_id": record["prediction_id"], "feedback": entry}
+    refuse(FEEDBACK_BODY, body)
+    entry, metrics = service.feedback(req.caller, body["prediction_id"], body["label"])
+    return Reply(201, {"request_id": req.request_id, "prediction_id": body["prediction_id"], "feedback": entry}, metrics=metrics)
 
 
-def _put_if_absent(s3, bucket: str, key: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """Write `doc` at `key` unless an object is there; returns what is there afterwards."""
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc).encode(), ContentType="application/json", IfNoneMatch="*")
-        return doc
-    except ClientError as err:
-        code = err.response["Error"]["Code"]
-        if code == "ConditionalRequestConflict":  # another request is writing it right now
-            raise ApiError(409, "feedback_exists", f"feedback for {doc['prediction_id']} is being given by another request") from err
-        if code not in {"PreconditionFailed", "412"}:
-            raise
-    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+def model_info(req: Request, service: PredictionService) -> Reply:
+    card = service.model_card()
+    return Reply(200, {"request_id": req.request_id, **card}, card["version"])
 
 
-def model_info(req: Request) -> tuple[int, dict[str, Any]]:
-    model = req.deps.store.current()
-    m = model.manifest
-    example = {f["name"]: f["example"] for f in m["features"] if "example" in f}
-    return 200, {
-        "request_id": req.request_id,
-        "version": model.version,
-        "created_at": m.get("created_at"),
-        "trigger": m.get("trigger"),
-        "model": {k: m.get("model", {}).get(k) for k in ("name", "family")},
-        "classes": m["classes"],
-        "target": m.get("target"),
-        "features": m["features"],
-        "segments": m.get("segments", []),
-        "example": example if len(example) == len(m["features"]) else None,
-        "metrics": {"holdout": m.get("metrics", {}).get("holdout"),
-                    "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped") if k in r}
-                           for n, r in m.get("metrics", {}).get("cv", {}).items()}},
-        "gate": m.get("gate"),
-        "importances": m.get("importances"),
-        "dataset": {k: (m.get("dataset") or {}).get(k) for k in ("name", "version", "rows")},
-        "description": (m.get("spec") or {}).get("description"),
-        "libraries": m.get("libraries"),
-        "serving": {**(m.get("serving") or {}), "runtime": model.runtime},  # what this worker answers with
-    }
+def health(req: Request, service: PredictionService) -> Reply:
+    answer = service.health()
+    return Reply(200, answer, answer["model_version"])
 
 
-def openapi(req: Request) -> tuple[int, dict[str, Any]]:
-    """The document, with the promoted model's own record schema as `Features` when one is served: what
-    POST /predict accepts, exactly (the file in the repo describes any model)."""
-    doc = json.loads(OPENAPI_FILE.read_text())
-    try:
-        model = req.deps.store.current()
-    except ModelUnavailable:
-        return 200, doc
-    doc["components"]["schemas"]["Features"] = {**model.validator.schema, "description": f"a record for model {model.version}"}
-    doc["info"]["x-model-version"] = model.version
-    return 200, doc
+def openapi(req: Request, service: PredictionService) -> Reply:
+    return Reply(200, service.openapi())
 
 
-ROUTES: dict[tuple[str, str], Callable[[Request], tuple[int, dict[str, Any]]]] = {
+ROUTES: dict[tuple[str, str], Callable[[Request, PredictionService], Reply]] = {
     ("POST", "/predict"): predict,
     ("GET", "/predictions"): list_predictions,
     ("GET", "/predictions/{id}"): get_prediction,
@@ -412,38 +269,40 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
     method = event.get("httpMethod", "")
     route = event.get("resource") or event.get("path") or ""
     path = event.get("path") or ""
-    req = Request(event=event, request_id=request_id, lambda_request_id=lambda_request_id, deps=deps)
+    req = Request(event=event, request_id=request_id, lambda_request_id=lambda_request_id)
     if hasattr(deps.logger, "append_keys"):  # Powertools: every line of this request, the model store's too, names it
         deps.logger.append_keys(request_id=request_id)
     code = "ok"
     try:
         if method == "OPTIONS":
-            status, body = 204, None
+            reply = Reply(204, None)
         elif len(path) > 1 and path.endswith("/"):  # "/predictions/" is not "/predictions"
             raise ApiError(404, "not_found", f"no route {method} {path}")
         elif (method, route) in ROUTES:
-            status, body = ROUTES[(method, route)](req)
+            reply = ROUTES[(method, route)](req, PredictionService(deps))
         elif route in _PATHS:
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {route}")
         else:
             raise ApiError(404, "not_found", f"no route {method} {route}")
     except ApiError as err:
-        status, code = err.status, err.code
-        body = error_body(request_id, err.code, err.message, err.details, err.total)
+        code = err.code
+        reply = Reply(err.status, error_body(request_id, err.code, err.message, err.details, err.total), err.model_version)
     except ModelUnavailable as err:
-        status, code = 503, "no_model"
-        body = error_body(request_id, code, str(err))
+        code = "no_model"
+        reply = Reply(503, error_body(request_id, code, str(err)))
     except RecordWriteError as err:
         deps.logger.exception("prediction not recorded", extra={"request_id": request_id})
-        status, code = 503, "record_failed"
-        body = error_body(request_id, code, f"the prediction could not be recorded, so it was not returned: {err}")
-    except Exception:
+        code = "record_failed"
+        reply = Reply(503, error_body(request_id, code, f"the prediction could not be recorded, so it was not returned: {err}"),
+                      getattr(err, "model_version", None))
+    except Exception as err:
         deps.logger.exception("unhandled error", extra={"request_id": request_id})
-        status, code = 500, "internal_error"
-        body = error_body(request_id, code, "internal error; quote the request id when reporting it")
+        code = "internal_error"
+        reply = Reply(500, error_body(request_id, code, "internal error; quote the request id when reporting it"),
+                      getattr(err, "model_version", None))
     latency_ms = (time.perf_counter() - started) * 1000
-    deps.metrics.publish(deps.metrics.request(route, status, latency_ms, None if code == "ok" else code, req.model_version)
-                         + req.metric_data)
+    deps.metrics.publish(deps.metrics.request(route, reply.status, latency_ms, None if code == "ok" else code, reply.model_version,
+                                              reply.model_ms) + reply.metrics)
     deps.logger.info(
         "request",
         extra={
@@ -451,18 +310,18 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
             "lambda_request_id": lambda_request_id,
             "method": method,
             "route": route,
-            "status": status,
+            "status": reply.status,
             "outcome": code,
-            "model_version": req.model_version,
-            "records": req.records,
+            "model_version": reply.model_version,
+            "records": reply.records,
             "latency_ms": round(latency_ms, 3),
         },
     )
     headers = _headers(deps.settings, request_id)
-    if status == 405:  # RFC 9110: say what the resource does allow
+    if reply.status == 405:  # RFC 9110: say what the resource does allow
         headers["Allow"] = ", ".join(sorted({m for m, p in ROUTES if p == route} | {"OPTIONS"}))
     return {
-        "statusCode": status,
+        "statusCode": reply.status,
         "headers": headers,
-        "body": "" if body is None else json.dumps(body),
+        "body": "" if reply.body is None else json.dumps(reply.body),
     }

@@ -1,5 +1,5 @@
 """Lambda entry point: wiring only. Clients, settings and the model cache live at module level,
-built once per cold start; the work is done by predictor.api with these passed in."""
+built once per cold start (service.build_deps); the routes (predictor.api) do the work with them passed in."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from predictor.api import build_deps, handle
+from predictor.api import handle
 from predictor.config import Settings
+from predictor.service import build_deps
 
 logger = Logger(service=os.environ.get("SERVICE_NAME", "predictor"))
 deps = build_deps(Settings.from_env(), logger)

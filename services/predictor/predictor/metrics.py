@@ -78,14 +78,16 @@ class Metrics:
         self.failures = 0
 
     def request(self, route: str, status: int, latency_ms: float, error_code: str | None,
-                model_version: str | None = None) -> list[dict[str, Any]]:
+                model_version: str | None = None, model_ms: float | None = None) -> list[dict[str, Any]]:
+        """The request's own metrics; per model (`model_ms`: the time from the model's choice to the answer, so a
+        canary compares what the models cost to serve, not the load a worker does on its first request) too."""
         data = _datum("Requests", {"Route": route}, "Count", [1])
         data += _datum("Latency", {"Route": route}, "Milliseconds", [round(latency_ms, 3)])
         data += _datum("ServerError", {}, "Count", [1 if status >= 500 else 0])
         if model_version and route == "/predict":  # per model: what a canary evaluation compares
             version = {"ModelVersion": model_version}
             data += _datum("Requests", version, "Count", [1])
-            data += _datum("Latency", version, "Milliseconds", [round(latency_ms, 3)])
+            data += _datum("Latency", version, "Milliseconds", [round(latency_ms if model_ms is None else model_ms, 3)])
             data += _datum("ServerError", version, "Count", [1 if status >= 500 else 0])
         if error_code:
             data += _datum("Errors", {"ErrorType": error_code}, "Count", [1])

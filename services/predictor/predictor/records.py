@@ -364,3 +364,31 @@ class PredictionReader:
                                   **({"ExpressionAttributeNames": names} if names else {}))
         except self._ddb.exceptions.ConditionalCheckFailedException as err:
             raise Conflict(prediction_id) from err
+
+
+class FeedbackStore:
+    """Labelled rows in the dataset bucket, one JSON object per prediction (the contract's feedback_key): what the
+    trainer reads back. The first writer of a key wins."""
+
+    def __init__(self, s3, bucket: str):
+        self._s3 = s3
+        self._bucket = bucket
+
+    def put_if_absent(self, key: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """Write `doc` at `key` unless an object is there; what is there afterwards (None: another request is
+        writing it at this moment)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.put(key, doc, IfNoneMatch="*")
+            return doc
+        except ClientError as err:
+            code = err.response["Error"]["Code"]
+            if code == "ConditionalRequestConflict":
+                return None
+            if code not in {"PreconditionFailed", "412"}:
+                raise
+        return json.loads(self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read())
+
+    def put(self, key: str, doc: dict[str, Any], **conditions: Any) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=json.dumps(doc).encode(), ContentType="application/json", **conditions)

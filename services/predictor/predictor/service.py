@@ -1,0 +1,237 @@
+"""The prediction service: predict, read, list, feedback and the model card, with every collaborator passed
+in (Deps, made by build_deps). It knows nothing of HTTP: the routes (api.py) turn a request into one call
+here and the result, or the ApiError raised, into a response. What it returns carries the metric data
+the call produced; nothing is collected behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from predictor.config import Settings
+from predictor.metrics import Metrics
+from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
+from predictor.records import BadToken, Conflict, FeedbackStore, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, iso
+from sommelier_contract import layout
+from sommelier_contract.records import FieldError, to_matrix
+
+MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+
+class ApiError(Exception):
+    """A refusal in the documented error shape: HTTP status, code, message and the fields at fault."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[FieldError] | None = None, total: int | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = (details or [])[:MAX_DETAILS]
+        self.total = total if total is not None else len(details or [])
+        self.model_version: str | None = None  # the model that was answering, when one was (per-model metrics)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: ModelStore
+    recorder: PredictionRecorder
+    reader: PredictionReader
+    feedback: FeedbackStore
+    metrics: Metrics
+    logger: Any
+    clock: Callable[[], float] = time.time
+    draw: Callable[[], float] = random.random  # which model answers a prediction when a candidate is on trial
+
+
+def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
+    """The one place the predictor's collaborators are made: the handler (once per cold start), the unit tests
+    (under moto, passing a clock or a logger of their own) and the bench all call it. Clients come from boto3,
+    so the environment decides where they point (AWS_ENDPOINT_URL)."""
+    import boto3
+    from botocore.config import Config
+
+    from sommelier_contract.artifacts import Signatures
+
+    s3 = boto3.client("s3")
+    # Items are built by our own code; botocore's client-side validation of 1000-record batches was a
+    # third of the batch latency (make bench profile), and DynamoDB validates again anyway.
+    dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False, max_pool_connections=16))
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "store": ModelStore(s3, settings.model_bucket, settings.champion_refresh_seconds,
+                            Signatures(boto3.client("kms"), settings.model_signing_key)),
+        "recorder": PredictionRecorder(dynamodb, settings.predictions_table, settings.prediction_ttl_days),
+        "reader": PredictionReader(dynamodb, settings.predictions_table),
+        "feedback": FeedbackStore(s3, settings.dataset_bucket),
+        # metrics are best effort: short timeouts, no retries, so they cannot slow a request much
+        "metrics": Metrics(boto3.client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})),
+                           settings.metrics_namespace, settings.low_confidence_threshold, settings.metrics_sink),
+        "logger": logger,
+    }
+    return Deps(**{**parts, **overrides})
+
+
+@dataclass
+class Predicted:
+    model_version: str
+    results: list[dict[str, Any]]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    limit: int = 20
+    next_token: str | None = None
+    model_version: str | None = None
+    since: str | None = None  # ISO timestamps, normalised to UTC milliseconds
+    until: str | None = None
+
+
+class PredictionService:
+    def __init__(self, deps: Deps):
+        self.deps = deps
+
+    def model(self) -> LoadedModel:
+        """The model that answers the next prediction: the champion, or the candidate for its share of draws."""
+        return self.deps.store.for_prediction(self.deps.draw())
+
+    def predict(self, model: LoadedModel, records: list[dict[str, Any]], caller: str | None, context: dict[str, Any],
+                explain: bool = False) -> Predicted:
+        """Predict `records` (already valid for `model`), record every prediction, and return them with their ids.
+        Nothing is returned that was not recorded: a failed write raises RecordWriteError."""
+        try:
+            return self._predict(model, records, caller, context, explain)
+        except Exception as err:  # whatever failed, it failed on this model: its metrics (a canary's 5xx rate) say so
+            err.model_version = model.version  # type: ignore[attr-defined]
+            raise
+
+    def _predict(self, model: LoadedModel, records: list[dict[str, Any]], caller: str | None, context: dict[str, Any],
+                 explain: bool) -> Predicted:
+        deps = self.deps
+        started = time.perf_counter()
+        X = to_matrix(records, model.features)
+        predictions = model.predict(X)
+        predict_ms = (time.perf_counter() - started) * 1000
+        if explain:
+            from sommelier_contract.explain import explain as explain_rows  # deferred: most requests never ask
+
+            explanations = explain_rows(model.pipeline, model.features, X, [model.labels.index(p["label"]) for p in predictions])
+        try:
+            ids = deps.recorder.write(caller=caller, model_version=model.version, now=deps.clock(), predictions=predictions,
+                                      inputs=records, context={**context, "latency_ms": round(predict_ms, 3)})
+        except RecordTooLarge as err:
+            where = "features" if len(records) == 1 else f"instances[{err.index}]"
+            raise ApiError(413, "record_too_large", f"{where}: {err}", [FieldError(where, str(err))]) from err
+        results = [{"prediction_id": i, **p, **({"explanation": explanations[n]} if explain else {})}
+                   for n, (i, p) in enumerate(zip(ids, predictions, strict=True))]
+        metrics = deps.metrics.predictions(model.version, results, records, model.manifest.get("segments", []))
+        if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
+            metrics += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
+                         "Unit": "Count", "Value": float(len(results))}]
+        return Predicted(model.version, results, metrics)
+
+    def prediction(self, caller: str | None, prediction_id: str) -> dict[str, Any]:
+        """The caller's stored prediction, or a 404 naming the id (another key's predictions do not exist for it)."""
+        try:
+            return self.deps.reader.get(prediction_id, caller)
+        except NotFound as err:
+            raise ApiError(404, "prediction_not_found", f"no prediction with id {prediction_id!r}") from err
+
+    def history(self, caller: str | None, query: HistoryQuery) -> tuple[list[dict[str, Any]], str | None]:
+        today: date = datetime.fromtimestamp(self.deps.clock(), tz=UTC).date()
+        try:
+            return self.deps.reader.history(caller, query.limit, query.next_token, query.model_version, query.since, query.until,
+                                            today, math.ceil(self.deps.settings.prediction_ttl_days))
+        except BadToken as err:
+            raise ApiError(400, "validation_error", str(err), [FieldError("next_token", str(err))]) from err
+
+    def feedback(self, caller: str | None, prediction_id: str, label: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Label a prediction: the labelled row goes to the dataset of the model that made it (its next training learns
+        from it), then the flag on the record. The first label wins, in S3 and on the record alike."""
+        deps = self.deps
+        record = self.prediction(caller, prediction_id)
+        classes = sorted(record["probabilities"])
+        if label not in classes:
+            raise ApiError(400, "validation_error", f"label {label!r} is not a class of model {record['model_version']}",
+                           [FieldError("label", f"must be one of {', '.join(classes)}")])
+        if "feedback" in record:
+            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given: {record['feedback']['label']!r}")
+        manifest = deps.store.manifest_of(record["model_version"]) or {}
+        prefix = ((manifest.get("dataset") or {}).get("prefix") or deps.settings.dataset_prefix).strip("/")
+        key = layout.feedback_key(prefix, record["created_at"], record["prediction_id"])
+        now = iso(deps.clock())
+        labelled = {"prediction_id": record["prediction_id"], "features": record["input"], "label": label,
+                    "predicted_label": record["label"], "model_version": record["model_version"], "received_at": now}
+        # A retry after a crash between the two writes finds its own row and completes.
+        written = deps.feedback.put_if_absent(key, labelled)
+        if written is None:
+            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} is being given by another request")
+        if written["label"] != label:
+            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given: {written['label']!r}")
+        entry = {"label": label, "correct": label == record["label"], "received_at": written["received_at"], "object_key": key}
+        try:
+            deps.reader.add_feedback(record["prediction_id"], entry)
+        except Conflict as err:
+            # The record has another label: the row in S3 follows the record (a store whose conditional write is not atomic
+            # could have let this request's row land after the winner's; AWS S3's is, so this rewrite is only a safety net).
+            recorded = (deps.reader.get(record["prediction_id"], caller).get("feedback") or {}).get("label")
+            if recorded and recorded != label:
+                deps.feedback.put(key, {**labelled, "label": recorded, "received_at": now})
+            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given") from err
+        return entry, deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], manifest.get("segments", []))
+
+    def health(self) -> dict[str, Any]:
+        """Loads the champion when no model is loaded yet, so /health tells whether predictions would work."""
+        try:
+            version = self.deps.store.current().version
+        except ModelUnavailable as err:
+            return {"status": "degraded", "model_version": None, "reason": str(err)}
+        if self.deps.store.degraded:
+            return {"status": "degraded", "model_version": version, "reason": self.deps.store.degraded}
+        return {"status": "ok", "model_version": version}
+
+    def model_card(self) -> dict[str, Any]:
+        model = self.deps.store.current()
+        m = model.manifest
+        example = {f["name"]: f["example"] for f in m["features"] if "example" in f}
+        return {
+            "version": model.version,
+            "created_at": m.get("created_at"),
+            "trigger": m.get("trigger"),
+            "model": {k: m.get("model", {}).get(k) for k in ("name", "family")},
+            "classes": m["classes"],
+            "target": m.get("target"),
+            "features": m["features"],
+            "segments": m.get("segments", []),
+            "example": example if len(example) == len(m["features"]) else None,
+            "metrics": {"holdout": m.get("metrics", {}).get("holdout"),
+                        "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped")
+                                   if k in r}
+                               for n, r in m.get("metrics", {}).get("cv", {}).items()}},
+            "gate": m.get("gate"),
+            "importances": m.get("importances"),
+            "dataset": {k: (m.get("dataset") or {}).get(k) for k in ("name", "version", "rows")},
+            "description": (m.get("spec") or {}).get("description"),
+            "libraries": m.get("libraries"),
+            "serving": {**(m.get("serving") or {}), "runtime": model.runtime},  # what this worker answers with
+        }
+
+    def openapi(self) -> dict[str, Any]:
+        """The document, with the promoted model's own record schema as `Features` when one is served: what
+        POST /predict accepts, exactly (the file in the repo describes any model)."""
+        doc = json.loads(OPENAPI_FILE.read_text())
+        try:
+            model = self.deps.store.current()
+        except ModelUnavailable:
+            return doc
+        doc["components"]["schemas"]["Features"] = {**model.validator.schema, "description": f"a record for model {model.version}"}
+        doc["info"]["x-model-version"] = model.version
+        return doc

@@ -377,27 +377,24 @@ def test_an_id_that_cannot_be_a_key_is_not_found_not_an_error(deps, trained, pre
     assert status == 404 and body["error"]["code"] == "prediction_not_found"
 
 
-def test_the_emf_sink_writes_metrics_as_embedded_metric_format_lines_and_calls_nothing(deps, trained, example):
-    import io
-
-
+def test_the_emf_sink_writes_metrics_as_embedded_metric_format_lines_and_calls_nothing(deps, trained, example, capsys):
     class NoCalls:
         def put_metric_data(self, **_):
             raise AssertionError("the emf sink made a PutMetricData call")
 
-    out = io.StringIO()
-    deps.metrics = Metrics(NoCalls(), "Test", 0.6, sink="emf", stream=out)
+    deps.metrics = Metrics(NoCalls(), "Test", 0.6, sink="emf")
+    capsys.readouterr()
     assert call(deps, "POST", "/predict", {"instances": [example] * 5})[0] == 200
-    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert docs and all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Test" for d in docs)
-    for d in docs:  # every document names its metric, carries its dimensions and at most 100 values
+    for d in docs:  # every document carries its dimensions, and each metric at most 100 values
         spec = d["_aws"]["CloudWatchMetrics"][0]
-        name = spec["Metrics"][0]["Name"]
-        assert all(dim in d for dim in spec["Dimensions"][0]) and 1 <= len(d[name]) <= 100
+        assert all(dim in d for dim in spec["Dimensions"][0])
+        assert all(1 <= len(d[m["Name"]]) <= 100 for m in spec["Metrics"])
     assert sum(len(d["PredictionConfidence"]) for d in docs if "PredictionConfidence" in d) == 5
-    from predictor.metrics import emf_documents
-
-    split = emf_documents("Test", [{"MetricName": "Latency", "Unit": "Milliseconds", "Values": [1.0, 2.0], "Counts": [100.0, 50.0]}], 0)
+    Metrics(NoCalls(), "Test", 0.6, sink="emf").publish(
+        [{"MetricName": "Latency", "Unit": "Milliseconds", "Values": [1.0, 2.0], "Counts": [100.0, 50.0]}])
+    split = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [len(d["Latency"]) for d in split] == [100, 50]  # repeated values, at most 100 a document
     requests_ = [d for d in docs if d.get("Route") == "/predict" and "Requests" in d]
     assert requests_ and requests_[0]["Requests"] == [1]

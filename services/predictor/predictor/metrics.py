@@ -11,10 +11,7 @@ emulator, which evaluates plain alarms only, behaves as AWS does.
 from __future__ import annotations
 
 import bisect
-import json
 import logging
-import sys
-import time
 from collections import Counter
 from typing import Any
 
@@ -49,33 +46,38 @@ def _datum(name: str, dims: dict[str, str], unit: str, values: list[float]) -> l
     ]
 
 
-EMF_MAX_VALUES = 100  # values of one metric in one EMF document
+def emf_print(namespace: str, data: list[dict[str, Any]]) -> None:
+    """PutMetricData entries printed as embedded-metric-format documents by Powertools (one metric set per dimension
+    set; Powertools prints a document whenever a metric reaches 100 values, EMF's limit). Values/Counts become
+    repeated values. Lambda ships stdout to CloudWatch Logs, which turns the documents into metrics."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit  # deferred: only the emf sink needs it
 
-
-def emf_documents(namespace: str, data: list[dict[str, Any]], timestamp_ms: int) -> list[dict[str, Any]]:
-    """PutMetricData entries as embedded-metric-format documents: one per entry (its dimensions are its own);
-    Values/Counts become repeated values, at most EMF_MAX_VALUES a document."""
-    docs = []
+    groups: dict[tuple[tuple[str, str], ...], list[tuple[str, str, float]]] = {}
     for d in data:
         values = [v for v, n in zip(d["Values"], d["Counts"], strict=True) for _ in range(int(n))] if "Values" in d else [d["Value"]]
-        dims = {x["Name"]: x["Value"] for x in d.get("Dimensions", [])}
-        for i in range(0, len(values), EMF_MAX_VALUES):
-            docs.append({"_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [
-                {"Namespace": namespace, "Dimensions": [list(dims)], "Metrics": [{"Name": d["MetricName"], "Unit": d.get("Unit", "None")}]}]},
-                **dims, d["MetricName"]: values[i:i + EMF_MAX_VALUES]})
-    return docs
+        dims = tuple((x["Name"], x["Value"]) for x in d.get("Dimensions", []))
+        unit = d.get("Unit", "None")
+        groups.setdefault(dims, []).extend((d["MetricName"], "NoUnit" if unit == "None" else unit, v) for v in values)
+    for dims, points in groups.items():
+        metrics = EphemeralMetrics(namespace=namespace)
+        for name, value in dims:
+            metrics.add_dimension(name=name, value=value)
+        for name, unit, value in points:
+            metrics.add_metric(name=name, unit=MetricUnit[unit], value=value)
+        metrics.flush_metrics()
 
 
 class Metrics:
-    def __init__(self, cloudwatch, namespace: str, low_confidence: float, sink: str = "api", stream: Any = None):
+    def __init__(self, cloudwatch, namespace: str, low_confidence: float, sink: str = "api"):
         if sink not in ("api", "emf"):
             raise ValueError(f"METRICS_SINK must be api or emf, got {sink!r}")
         self._cw = cloudwatch
         self.namespace = namespace
         self.low_confidence = low_confidence
         self.sink = sink
-        self._stream = stream or sys.stdout
         self.failures = 0
+        if sink == "emf":  # imported during the function's init, not on its first request
+            import aws_lambda_powertools.metrics  # noqa: F401
 
     def request(self, route: str, status: int, latency_ms: float, error_code: str | None,
                 model_version: str | None = None, model_ms: float | None = None) -> list[dict[str, Any]]:
@@ -121,8 +123,7 @@ class Metrics:
     def publish(self, data: list[dict[str, Any]]) -> None:
         try:
             if self.sink == "emf":
-                lines = [json.dumps(doc, separators=(",", ":")) for doc in emf_documents(self.namespace, data, int(time.time() * 1000))]
-                self._stream.write("".join(line + "\n" for line in lines))
+                emf_print(self.namespace, data)
                 return
             for i in range(0, len(data), 1000):
                 self._cw.put_metric_data(Namespace=self.namespace, MetricData=data[i:i + 1000])

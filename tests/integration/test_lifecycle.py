@@ -66,6 +66,7 @@ def test_state_survives_down_and_up(stack, own, example):
     assert Embedded(own).down()
     for port in (own.emulator_port, own.frontend_port):
         assert not port_in_use(port), f"port {port} still listening after down"
+    assert not list((own.state_dir / "tmp").glob("ministack-lambda-*")), "the workers' folders outlive the stack"
     info = Embedded(own).up()
     assert info["api_key"] == stack.api_key
     assert versions <= _model_versions(stack)

@@ -70,15 +70,14 @@ def in_process_parts(info: dict[str, Any], cfg, example: dict[str, Any], reps: i
     """p50 ms of each part for 1 record and for 1,000, on the model the stack serves and its table."""
     sys.path[:0] = [str(ROOT / "services" / "predictor"), str(ROOT / "services" / "contract")]
     from predictor.metrics import Metrics
-    from predictor.model_store import load_model
+    from predictor.model_store import ModelStore
     from predictor.records import PredictionRecorder
     from sommelier_contract.artifacts import Signatures
     from sommelier_contract.records import to_matrix
 
     out = info["outputs"]
-    s3 = _client(cfg, "s3")
-    champion = json.loads(s3.get_object(Bucket=out["ModelBucketName"], Key="champion.json")["Body"].read())["version"]
-    model = load_model(s3, out["ModelBucketName"], champion, Signatures(_client(cfg, "kms"), out["ModelSigningKeyAlias"]))
+    model = ModelStore(_client(cfg, "s3"), out["ModelBucketName"], 3600,
+                       Signatures(_client(cfg, "kms"), out["ModelSigningKeyAlias"])).current()  # the champion, verified
     recorder = PredictionRecorder(_client(cfg, "dynamodb"), out["PredictionsTableName"], 1)
     metrics = Metrics(_client(cfg, "cloudwatch"), "SommelierBench", 0.6)
     parts: dict[str, dict[str, float]] = {}

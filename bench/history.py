@@ -18,7 +18,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import boto3
 import requests
@@ -35,7 +34,7 @@ def fill(info: dict, cfg: StackConfig, rows: int) -> None:
     from predictor.api import caller
     from predictor.records import PredictionRecorder
 
-    who = caller(SimpleNamespace(event={"headers": {"x-api-key": info["api_key"]}}))
+    who = caller({"headers": {"x-api-key": info["api_key"]}})
     ddb = boto3.client("dynamodb", **{"endpoint_url": cfg.endpoint, "region_name": cfg.region, "aws_access_key_id": "test",
                                       "aws_secret_access_key": "test"})
     recorder = PredictionRecorder(ddb, info["outputs"]["PredictionsTableName"], 90)

@@ -15,14 +15,13 @@ import boto3
 from botocore.config import Config
 from flask import Flask, Response, request
 
-from predictor.model_store import load_model
+from predictor.model_store import ModelStore
 from predictor.records import PredictionRecorder
 from sommelier_contract.artifacts import Signatures
 from sommelier_contract.records import to_matrix
 
-_s3 = boto3.client("s3")
-_champion = json.loads(_s3.get_object(Bucket=os.environ["PEER_MODEL_BUCKET"], Key="champion.json")["Body"].read())["version"]
-model = load_model(_s3, os.environ["PEER_MODEL_BUCKET"], _champion, Signatures(boto3.client("kms"), os.environ["PEER_SIGNING_KEY"]))
+model = ModelStore(boto3.client("s3"), os.environ["PEER_MODEL_BUCKET"], 3600,
+                   Signatures(boto3.client("kms"), os.environ["PEER_SIGNING_KEY"])).current()  # the champion, verified
 recorder = PredictionRecorder(boto3.client("dynamodb", config=Config(parameter_validation=False, max_pool_connections=16)),
                               os.environ["PEER_TABLE"], 1)
 app = Flask(__name__)

@@ -146,7 +146,7 @@ def test_a_differently_shaped_dataset_trains_and_serves(aws, signatures):
     assert model.validator.errors(record, "features") == []
     assert model.validator.errors({**record, "points": 70}, "features")[0].message == "must be >= 80, got 70"
     row = np.array([[record[n] for n in [f["name"] for f in model.features]]], dtype=object)
-    label = model.label_encoder.inverse_transform(model.pipeline.predict(row))[0]
+    label = model.labels[model.pipeline.predict(row)[0]]
     assert label == "US"
     unseen = np.array([["minerals", "Riesling", 20.0, 85]], dtype=object)  # a variety never seen in training
     assert model.pipeline.predict_proba(unseen).shape == (1, 4)

@@ -64,11 +64,7 @@ class Request:
         """Whose data the request may see: the id of the API key API Gateway authenticated it with. An event
         without one (MiniStack 1.5 leaves `identity.apiKeyId` out) is known by a hash of the key it validated;
         the key itself is never stored or logged."""
-        identity = (self.event.get("requestContext") or {}).get("identity") or {}
-        if identity.get("apiKeyId"):
-            return identity["apiKeyId"]
-        key = next((v for k, v in (self.event.get("headers") or {}).items() if k.lower() == "x-api-key" and v), None)
-        return f"key-sha256:{hashlib.sha256(key.encode()).hexdigest()[:24]}" if key else None
+        return caller(self.event)
 
 
 @dataclass
@@ -81,20 +77,31 @@ class Reply:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
-def caller(req: Any) -> str | None:
-    """The caller of a request (Request.caller), for code holding only an event."""
-    return Request(req.event, "", "").caller
+def caller(event: dict[str, Any]) -> str | None:
+    """Whose data a request may see: the id of the API key API Gateway authenticated it with. An event
+    without one (MiniStack 1.5 leaves `identity.apiKeyId` out) is known by a hash of the key it validated;
+    the key itself is never stored or logged."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    if identity.get("apiKeyId"):
+        return identity["apiKeyId"]
+    key = next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "x-api-key" and v), None)
+    return f"key-sha256:{hashlib.sha256(key.encode()).hexdigest()[:24]}" if key else None
+
+
+def invalid(errors: list[FieldError], total: int | None = None, said: str = "") -> ApiError:
+    """The 400 for field errors: the first in the message (`said` adds to it), how many more, every one listed."""
+    total = len(errors) if total is None else total
+    first = errors[0]
+    more = f" (and {total - 1} more problems)" if total > 1 else ""
+    return ApiError(400, "validation_error", f"{first.field} {first.message}{said}{more}", errors, total)
 
 
 def refuse(validator: SchemaValidator, doc: Any, where: str = "") -> None:
     """A 400 naming every problem of `doc`, the first in the message, when the validator refuses it."""
     errors = validator.errors(doc, where)
     if errors:
-        first = errors[0]
-        value = doc.get(first.field) if isinstance(doc, dict) else None
-        said = f", got {value!r}" if isinstance(value, str) and first.message.startswith("must") else ""
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise ApiError(400, "validation_error", f"{first.field} {first.message}{said}{more}", errors)
+        value = doc.get(errors[0].field) if isinstance(doc, dict) else None
+        raise invalid(errors, said=f", got {value!r}" if isinstance(value, str) and errors[0].message.startswith("must") else "")
 
 
 def _reject_constant(name: str) -> None:
@@ -145,9 +152,7 @@ def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list
         total += len(found)
         errors.extend(found[: MAX_DETAILS - len(errors)])
     if errors:
-        first = errors[0]
-        summary = f"{first.field} {first.message}" + (f" (and {total - 1} more problems)" if total > 1 else "")
-        raise ApiError(400, "validation_error", summary, errors, total)
+        raise invalid(errors, total)
     return records, single
 
 
@@ -177,11 +182,11 @@ def predict(req: Request, service: PredictionService) -> Reply:
     chosen = time.perf_counter()
     try:
         records, single = extract_records(body, model, service.deps.settings.max_batch)
-    except ApiError as err:
-        err.model_version = model.version
+        done = service.predict(model, records, req.caller, {"request_id": req.request_id, "lambda_request_id": req.lambda_request_id},
+                               explain)
+    except Exception as err:  # whatever failed, it failed on this model: its metrics (a canary's 5xx rate) say so
+        err.model_version = model.version  # type: ignore[attr-defined]
         raise
-    done = service.predict(model, records, req.caller, {"request_id": req.request_id, "lambda_request_id": req.lambda_request_id},
-                           explain)
     head = {"request_id": req.request_id, "model_version": done.model_version}
     answer = {**head, **done.results[0]} if single else {**head, "count": len(done.results), "predictions": done.results}
     return Reply(200, answer, done.model_version, (time.perf_counter() - chosen) * 1000, len(records), done.metrics)

@@ -72,10 +72,6 @@ class LoadedModel:
     def pipeline(self) -> Any:
         return unpickle(self.blobs["pipeline"])
 
-    @cached_property
-    def label_encoder(self) -> Any:
-        return unpickle(self.blobs["label_encoder"])
-
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, one row per record, columns in `labels` order."""
         if self._session is not None:

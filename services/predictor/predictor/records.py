@@ -64,10 +64,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def caller_of(record: dict[str, Any]) -> str:
-    return record.get("caller_key_id") or NO_KEY
-
-
 def _chunks(entries: list[str]) -> list[tuple[int, list[str]]]:
     """(index of the first, entries) per item: at most CHUNK_RECORDS entries and CHUNK_BYTES of text each."""
     out: list[tuple[int, list[str]]] = []
@@ -268,7 +264,7 @@ class PredictionReader:
             raise NotFound(prediction_id)
         chunked = _CHUNKED_ID.match(prediction_id)
         item = self._item(chunked.group(1) if chunked else prediction_id)
-        if not item or ("predictions" in item) != bool(chunked) or caller_of(_plain(item)) != (caller or NO_KEY):
+        if not item or ("predictions" in item) != bool(chunked) or item.get("caller_key_id", {}).get("S", NO_KEY) != (caller or NO_KEY):
             raise NotFound(prediction_id)
         found = [r for r in expand(item) if r["prediction_id"] == prediction_id]
         if not found:

@@ -107,14 +107,6 @@ class PredictionService:
                 explain: bool = False) -> Predicted:
         """Predict `records` (already valid for `model`), record every prediction, and return them with their ids.
         Nothing is returned that was not recorded: a failed write raises RecordWriteError."""
-        try:
-            return self._predict(model, records, caller, context, explain)
-        except Exception as err:  # whatever failed, it failed on this model: its metrics (a canary's 5xx rate) say so
-            err.model_version = model.version  # type: ignore[attr-defined]
-            raise
-
-    def _predict(self, model: LoadedModel, records: list[dict[str, Any]], caller: str | None, context: dict[str, Any],
-                 explain: bool) -> Predicted:
         deps = self.deps
         started = time.perf_counter()
         X = to_matrix(records, model.features)

@@ -112,8 +112,8 @@ deploy: install ## deploy to the AWS account of your credentials (AWS_PROFILE, A
 destroy: install ## delete the deployed stacks (PURGE=1 also deletes the data, model and page buckets)
 	@$(DEVSTACK) destroy $(if $(YES),--yes) $(if $(PURGE),--purge)
 
-train-task: install ## run the trainer image as the deployed stack's ECS Fargate task (RunTask) and follow its logs
-	@$(DEVSTACK) train-task
+train-task: install ## the trainer image as the ECS Fargate task (RunTask), logs followed: the running compose stack's (DATASET=name), else the deployed one's (DEPLOYED=1)
+	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(DEVSTACK) train-task
 
 deploy-rehearsal: install ## make deploy end to end against a fresh emulator, the full suite against it, redeploy, destroy
 	@$(DEVSTACK) rehearse

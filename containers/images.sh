@@ -33,10 +33,18 @@ declare -A DOCKERFILES=(
   [frontend]=services/frontend/Dockerfile
   [emulator]=containers/emulator/Dockerfile
 )
+BUILD_LOG=$(mktemp)
+trap 'rm -f "$BUILD_LOG"' EXIT
 for name in predictor trainer frontend emulator; do
   started=$(date +%s)
-  $ENGINE build -q "${FORMAT[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" -f "${DOCKERFILES[$name]}" \
-    -t "sommelier/$name:$REV" -t "sommelier/$name:latest" . >/dev/null
+  if ! $ENGINE build "${FORMAT[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "IMAGE_TAG=$REV" -f "${DOCKERFILES[$name]}" \
+      -t "sommelier/$name:$REV" -t "sommelier/$name:latest" . >"$BUILD_LOG" 2>&1; then
+    # which image, which step, and what it printed last
+    step=$(grep -E '^(STEP [0-9]+/[0-9]+|Step [0-9]+/[0-9]+ ?):' "$BUILD_LOG" | tail -1)
+    echo "building sommelier/$name (${DOCKERFILES[$name]}) failed at ${step:-its first step}; its last 20 lines:" >&2
+    tail -20 "$BUILD_LOG" | sed 's/^/    /' >&2
+    exit 1
+  fi
   echo "built sommelier/$name:$REV in $(( $(date +%s) - started )) s"
 done
 echo

@@ -56,6 +56,8 @@ socket() {
   local pid=$!
   for _ in $(seq 1 100); do  # bounded: 10 s
     if [ -S "$SOCKET" ] && curl -sf --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1; then
+      # owner and group (root) only, as Docker's socket is: the compose emulator joins that group to start containers
+      chmod 0660 "$SOCKET"
       echo "$pid"
       return 0
     fi
@@ -92,8 +94,13 @@ base_image() {
 python_image() {
   podman image exists "$PYTHON_IMAGE" && return 0
   echo "building $PYTHON_IMAGE ($BASE_IMAGE + python3-venv)"
+  # a context of its own: the build needs none, and no host folder is the same on every machine
+  local context
+  context=$(mktemp -d)
   printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null && rm -rf /var/lib/apt/lists/*\n' "$BASE_IMAGE" \
-    | podman build -q -t "$PYTHON_IMAGE" -f - /var/empty >/dev/null
+    > "$context/Containerfile"
+  podman build -q -t "$PYTHON_IMAGE" "$context" >/dev/null || { rm -rf "$context"; echo "building $PYTHON_IMAGE failed" >&2; exit 1; }
+  rm -rf "$context"
 }
 
 case "${1:-}" in

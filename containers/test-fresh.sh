@@ -32,4 +32,8 @@ podman run --rm --network=host --shm-size=2g -e CI=true -v "$WORK:/work" -w /wor
 status=${PIPESTATUS[0]}
 set -e
 echo "test-fresh: .ci/run exited $status after $(( $(date +%s) - started )) s (full log: $LOG)"
+# what it covered, and what it could not inside a container (.ci/run's own summary)
+sed -n '/^ci summary:/,$p' "$LOG"
+echo "  (not covered by test-fresh: whatever says SKIPPED or WITHOUT above; .ci/run on this machine covers the compose"
+echo "   suite from an empty image store and the rehearsal with images)"
 exit "$status"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -115,6 +116,11 @@ def follow_logs(rt: Runtime, lines: int, raw: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "train-task" and not os.environ.get("DEPLOYED"):
+        local = runtime_for(StackConfig.resolve())
+        if local.running():  # the running local stack's task; DEPLOYED=1 for the deployed stack's
+            local.require_running()
+            return local.train_task()
     if args.command in ("deploy", "destroy", "train-task"):
         from devstack.deploy import DeployConfig, Deployer, prompt
 

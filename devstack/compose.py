@@ -22,9 +22,11 @@ from typing import Any
 
 from devstack.config import StackConfig
 from devstack.runtime import AlreadyReported, Runtime, StackError, container_cli, engine_answers, image_exists, log, refuse_taken_ports, wait_until
+from devstack.tasks import default_subnets, run_training_task
 
 SERVICES = ("localstack", "frontend")
-PODMAN_SOCKET = "/run/podman/podman.sock"
+# where the Podman API service listens; a run with a storage root of its own (.ci/run) gives its own socket too
+PODMAN_SOCKET = os.environ.get("PODMAN_SOCKET", "/run/podman/podman.sock")
 LOCAL_PYTHON_IMAGE = "localhost/sommelier-python:bookworm"
 
 
@@ -130,6 +132,12 @@ class Compose(Runtime):
             (log.info if announce else log.debug)("%s cannot be had here (no registry answers): the emulator is MiniStack's image sommelier/emulator:%s",
                      dotenv.get("EMULATOR_IMAGE"), tag)
             self._overrides.update({"EMULATOR_IMAGE": f"sommelier/emulator:{tag}", "LAMBDA_CODE_FROM": "bucket"})
+        if self._overrides.get("LAMBDA_CODE_FROM", dotenv.get("LAMBDA_CODE_FROM")) == "bucket":
+            # MiniStack runs image functions and ECS tasks through this engine: the predictor is the image `make deploy`
+            # pushes, behind API Gateway, and the trainer image is the ECS task (LocalStack's free edition has
+            # neither)
+            images = f"PredictorImageUri=sommelier/predictor:{tag},TrainerImageUri=sommelier/trainer:{tag}"
+            self._overrides["SOMMELIER_STACK_PARAMETERS"] = ",".join(filter(None, [images, self.cfg.stack_parameters]))
         if not image_exists(dotenv.get("PYTHON_IMAGE", "")) and image_exists(LOCAL_PYTHON_IMAGE):
             self._overrides["PYTHON_IMAGE"] = LOCAL_PYTHON_IMAGE
 
@@ -137,12 +145,17 @@ class Compose(Runtime):
         # The shell's values win over .env in compose: the ports and names come from this one config.
         socket = {"DOCKER_SOCKET": PODMAN_SOCKET} if "DOCKER_HOST" in self._docker_host() or \
             os.environ.get("DOCKER_HOST", "").endswith("podman.sock") else {}
+        try:
+            socket["DOCKER_SOCKET_GID"] = str(os.stat(socket.get("DOCKER_SOCKET", "/var/run/docker.sock")).st_gid)
+        except OSError:
+            pass
         return {**os.environ, **self._docker_host(), **socket, "EMULATOR_PORT": str(self.cfg.emulator_port),
                 "FRONTEND_PORT": str(self.cfg.frontend_port), "SOMMELIER_PREFIX": self.cfg.prefix,
                 "SOMMELIER_STACK_NAME": self.cfg.stack_name, "SOMMELIER_DATASET_PREFIX": self.cfg.dataset_prefix,
                 "SOMMELIER_STACK_PARAMETERS": self.cfg.stack_parameters, "AWS_DEFAULT_REGION": self.cfg.region,
                 "SOMMELIER_WARM_IDLE_SECONDS": str(self.cfg.warm_idle_seconds),
-                "IMAGE_TAG": "latest", "SOMMELIER_COMPOSE_DIR": str(self.shared_dir.relative_to(self.cfg.root)), **self._overrides}
+                "IMAGE_TAG": "latest", "SOMMELIER_NETWORK": self.project,
+                "SOMMELIER_COMPOSE_DIR": str(self.shared_dir.relative_to(self.cfg.root)), **self._overrides}
 
     def compose(self, *args: str, capture: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([*compose_command(), "--project-name", self.project, *args], cwd=self.cfg.root, env=self._env(),
@@ -223,9 +236,23 @@ class Compose(Runtime):
             return False
         was_running = self.running()
         if self._engine_answers():
+            self._remove_emulator_containers()
             self.compose("--profile", "jobs", "down", "--remove-orphans", *(["--volumes"] if purge else []), capture=True, check=False)
+            self._remove_emulator_containers()  # any the emulator started while it stopped
         self._stop_service()
         return was_running
+
+    def emulator_containers(self) -> list[str]:
+        """The containers the emulator started through the engine (image functions, ECS tasks): compose does not own them."""
+        # MiniStack labels each with its instance, MINISTACK_HOSTNAME:port (docker-compose.yml sets the hostname to the project)
+        out = subprocess.run([container_cli(), "ps", "-a", "-q", "--filter", f"label=ministack.instance={self.project}:4566"],
+                             capture_output=True, text=True, env={**os.environ, **self._docker_host()})
+        return out.stdout.split()
+
+    def _remove_emulator_containers(self) -> None:
+        ids = self.emulator_containers()
+        if ids:
+            subprocess.run([container_cli(), "rm", "-f", *ids], capture_output=True)
 
     def processes(self) -> str:
         return self.compose("ps", check=False).stdout.rstrip()
@@ -233,6 +260,16 @@ class Compose(Runtime):
     def service_logs(self, lines: int) -> list[tuple[str, str]]:
         return [(name, self.compose("logs", "--no-color", "--tail", str(lines), name, check=False).stdout.rstrip())
                 for name in SERVICES]
+
+    def train_task(self) -> int:
+        """The trainer image as the template's ECS Fargate task: MiniStack starts it through this engine on the stack's network.
+        The emulator's test keys go in as the task's environment (botocore refuses MiniStack's task-credentials address)."""
+        outputs = self.cfg.stack_info()["outputs"]
+        env = {k: v for k, v in self.cfg.aws_env().items() if k.startswith("AWS_") and k != "AWS_ENDPOINT_URL"}
+        if "dataset_prefix" in self.cfg.model_fields_set:  # make train-task DATASET=name
+            env["DATASET_PREFIX"] = self.cfg.dataset_prefix
+        return run_training_task(self.aws("ecs"), self.aws("logs"), outputs, default_subnets(self.aws("ec2")), env,
+                                 out=lambda line: (sys.stdout.write(line + "\n"), sys.stdout.flush()))
 
     def trainer(self, args: list[str]) -> str:
         if "IMAGE_TAG" not in self._overrides:

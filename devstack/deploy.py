@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devstack.config import ROOT
 from devstack.runtime import StackError, container_cli, image_exists, log
+from devstack.tasks import default_subnets, parse_pairs, run_training_task
 
 sys.path.insert(0, str(ROOT / "localstack-init"))
 from hooklib import ensure_bucket, upload_bundles  # noqa: E402  (the hooks' own helpers: one way to bundle code)
@@ -55,6 +56,11 @@ class DeployConfig(BaseSettings):
     canary: bool = True  # new predictor versions through CodeDeploy (10 % for 5 minutes, alarms roll back); emulators have none
     metrics_sink: str = "emf"  # the predictor's metrics as EMF log lines (AWS turns them into metrics); "api" where they are not
     task_subnets: str = ""  # comma-separated subnets for `make train-task` (default: the default VPC's)
+    # Key=Value,... added to the training task's container (the rehearsal: an emulator's test keys; AWS: nothing)
+    task_environment: str = ""
+    # how `make deploy` trains the first model: "function" (the scheduled training function) or "task" (the trainer
+    # image as the ECS task; needs DEPLOY_IMAGES)
+    first_model: str = "function"
 
     @property
     def bootstrap_name(self) -> str:
@@ -194,6 +200,10 @@ class Deployer:
             if login.returncode != 0:
                 raise StackError(f"registry login to {target.split('/', 1)[0]} failed: {login.stderr.strip()}")
             subprocess.run([engine, "tag", f"sommelier/{name}:{tag}", target], check=True, capture_output=True)
+            if self.cfg.registry:
+                # an emulator's registry stands in for ECR: the emulator runs functions and tasks through this engine,
+                # which then finds the pushed image under the URI the stack names (Lambda and ECS pull it from ECR)
+                subprocess.run([engine, "tag", f"sommelier/{name}:{tag}", f"{repository}:{tag}"], check=True, capture_output=True)
             started = time.perf_counter()
             push = subprocess.run([engine, "push", *insecure, target], capture_output=True, text=True)
             if push.returncode != 0:
@@ -226,9 +236,7 @@ class Deployer:
             "MetricsSink": cfg.metrics_sink,
             "PredictorImageUri": images["predictor"] if cfg.functions_from == "image" and cfg.images else "",
         }
-        for pair in filter(None, cfg.stack_parameters.split(",")):
-            key, _, value = pair.partition("=")
-            params[key.strip()] = value.strip()
+        params.update(parse_pairs(cfg.stack_parameters))
         step(f"stack {cfg.stack_name} (infra/template.yaml; predictor from {'its image' if params['PredictorImageUri'] else 'the zip'})")
         changed, outputs = self.apply(cfg.stack_name, ROOT / "infra" / "template.yaml", params, ["CAPABILITY_NAMED_IAM"])
         if changed:  # CloudFormation does not redeploy a stage whose methods changed
@@ -238,7 +246,7 @@ class Deployer:
             print(f"    {key:<28} {value}")
         step("dataset, stack info, page (localstack-init hooks 20, 30, 40)")
         self._hooks()
-        step("first model (the training function, when no model is promoted)")
+        step(f"first model (the training {cfg.first_model}, when no model is promoted)")
         self._first_model(outputs)
         info = json.loads(cfg.info_file.read_text())
         if cfg.smoke:
@@ -271,6 +279,10 @@ class Deployer:
             return
         except ClientError:
             pass
+        if self.cfg.first_model == "task":
+            print("    the trainer image as the ECS task (DEPLOY_FIRST_MODEL=task)")
+            self.train_task()
+            return
         lam = self.session.client("lambda", config=Config(read_timeout=900, retries={"max_attempts": 0}))
         resp = lam.invoke(FunctionName=outputs["TrainerFunctionName"], Payload=json.dumps({"trigger": "deploy"}).encode())
         body = resp["Payload"].read().decode()
@@ -281,37 +293,9 @@ class Deployer:
     def train_task(self) -> int:
         """Run the trainer image as the ECS Fargate task the template defines and follow its logs; returns its exit code."""
         outputs = self.outputs(self.cfg.stack_name)
-        if "TrainerTaskDefinitionArn" not in outputs:
-            raise StackError("the deployed stack has no training task (deployed with DEPLOY_IMAGES=false?): `make deploy` with images first")
-        subnets = [s for s in self.cfg.task_subnets.split(",") if s] or [
-            s["SubnetId"] for s in self.session.client("ec2").describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]]
-        if not subnets:
-            raise StackError("no subnet to run the task in: set DEPLOY_TASK_SUBNETS (the account has no default VPC)")
-        ecs, logs = self.session.client("ecs"), self.session.client("logs")
-        step(f"RunTask {outputs['TrainerTaskDefinitionArn']} on {outputs['TrainerClusterName']}")
-        run = ecs.run_task(cluster=outputs["TrainerClusterName"], taskDefinition=outputs["TrainerTaskDefinitionArn"], launchType="FARGATE",
-                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "assignPublicIp": "ENABLED"}})
-        if run.get("failures"):
-            raise StackError(f"RunTask failed: {run['failures']}")
-        task = run["tasks"][0]["taskArn"]
-        stream = f"trainer/trainer/{task.rsplit('/', 1)[-1]}"
-        token, deadline = None, time.monotonic() + 3 * 3600
-        while time.monotonic() < deadline:
-            status = ecs.describe_tasks(cluster=outputs["TrainerClusterName"], tasks=[task])["tasks"][0]
-            try:
-                kwargs = {"logGroupName": outputs["TrainerTaskLogGroupName"], "logStreamName": stream, "startFromHead": True}
-                page = logs.get_log_events(**kwargs, **({"nextToken": token} if token else {}))
-                for event in page["events"]:
-                    print(event["message"], flush=True)
-                token = page["nextForwardToken"]
-            except logs.exceptions.ResourceNotFoundException:
-                pass  # the stream appears once the container starts
-            if status["lastStatus"] == "STOPPED":
-                code = status["containers"][0].get("exitCode", 1)
-                step(f"task stopped: exit {code} ({status.get('stoppedReason', '')})")
-                return int(code)
-            time.sleep(5)  # a person watching a multi-minute task: one poll every 5 s
-        raise StackError(f"task {task} still running after 3 hours")
+        subnets = [s for s in self.cfg.task_subnets.split(",") if s] or default_subnets(self.session.client("ec2"))
+        return run_training_task(self.session.client("ecs"), self.session.client("logs"), outputs, subnets,
+                                 parse_pairs(self.cfg.task_environment), out=lambda line: print(line, flush=True))
 
     def destroy(self, purge: bool) -> None:
         """The main stack goes; its dataset and model buckets (retained by the template) and the bootstrap

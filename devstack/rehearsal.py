@@ -1,15 +1,17 @@
 """`make deploy-rehearsal`: `make deploy` end to end against a fresh emulator standing in for an AWS account.
 
-A bare MiniStack (no hooks run: an empty "account") on a free port; `make deploy --yes` into it
-with the zip path for functions (MiniStack runs image functions only through AWS's RIE, which
-cannot be had here) while the images still go to its ECR registry; then the full integration
-suite against what was deployed; then a second deploy, which must change nothing; then
-`make destroy --purge`.
+The "account" is an empty emulator on a free port (no hook runs). With images (the default wherever a
+container engine runs) it is MiniStack's image as a container with the engine's Docker API, as in the compose
+stack: `make deploy` pushes the images to its registry, the predictor is deployed as the image function and the
+first model comes from the trainer image as the ECS task. Then the full integration suite runs against what was
+deployed, a second deploy must change nothing, and `make destroy --purge` must leave nothing. Without an
+engine (DEPLOY_IMAGES=false) the account is the embedded MiniStack and the functions are zips.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,9 +20,10 @@ from pathlib import Path
 
 import boto3
 
+from devstack.compose import Compose
 from devstack.config import ROOT, StackConfig
 from devstack.embedded import Embedded
-from devstack.runtime import StackError, http_ok, wait_until
+from devstack.runtime import StackError, container_cli, http_ok, wait_until
 from devstack.supervisor import Supervisor
 
 
@@ -28,6 +31,43 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ContainerAccount:
+    """MiniStack's image as the account's emulator, on a network of its own, starting image functions and ECS tasks
+    through the engine's Docker API (the compose stack's emulator, without its hooks)."""
+
+    def __init__(self, cfg: StackConfig):
+        self.cfg = cfg
+        self.name = f"sommelier-account-{cfg.emulator_port}"
+        self.compose = Compose(cfg)
+
+    def _podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([container_cli(), *args], capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise StackError(f"`{container_cli()} {' '.join(args[:3])} ...` failed: {proc.stderr.strip()[-1500:]}")
+        return proc
+
+    def start(self) -> None:
+        self.compose.ensure_engine()
+        self.compose.prepare_images(announce=False)
+        image = f"sommelier/emulator:{self.compose._overrides['IMAGE_TAG']}"
+        env = self.compose._env()
+        socket_path, gid = env.get("DOCKER_SOCKET", "/var/run/docker.sock"), env.get("DOCKER_SOCKET_GID", "0")
+        self._podman("network", "create", self.name)
+        self._podman("run", "--detach", "--name", self.name, "--network", self.name, "--group-add", gid,
+                     "--publish", f"127.0.0.1:{self.cfg.emulator_port}:4566", "--volume", f"{socket_path}:/var/run/docker.sock",
+                     "--env", "DOCKER_HOST=unix:///var/run/docker.sock", "--env", f"LAMBDA_DOCKER_NETWORK={self.name}",
+                     "--env", f"AWS_ENDPOINT_URL=http://{self.name}:4566", "--env", f"MINISTACK_HOSTNAME={self.name}",
+                     "--env", f"AWS_DEFAULT_REGION={self.cfg.region}", image)
+
+    def down(self) -> None:
+        """The emulator, every container it started (functions, tasks), its network, and the API service if we started it."""
+        if shutil.which(container_cli()):
+            started = self._podman("ps", "-a", "-q", "--filter", f"label=ministack.instance={self.name}:4566", check=False).stdout.split()
+            self._podman("rm", "--force", "--volumes", self.name, *started, check=False)
+            self._podman("network", "rm", "--force", self.name, check=False)
+        self.compose._stop_service()
 
 
 def _run(what: str, cmd: list[str], env: dict[str, str]) -> str:
@@ -40,25 +80,33 @@ def _run(what: str, cmd: list[str], env: dict[str, str]) -> str:
 
 
 def rehearse() -> int:
+    images = os.environ.get("DEPLOY_IMAGES", "true").lower() not in ("false", "0", "no")
     with tempfile.TemporaryDirectory(prefix="sommelier-account-") as state:
         cfg = StackConfig(state_dir=Path(state), emulator_port=_free_port(), frontend_port=_free_port(), stack="embedded")
-        account = Supervisor(cfg)
-        account.start()  # the emulator only: the frontend program is not started, and no hook runs
+        account: ContainerAccount | Supervisor = ContainerAccount(cfg) if images else Supervisor(cfg)
         try:
-            wait_until("the emulator standing in for an account", lambda: http_ok(f"{cfg.endpoint}/_ministack/health"), 60)
+            account.start()  # the emulator only: no hook runs, the account is empty
+            wait_until("the emulator standing in for an account", lambda: http_ok(f"{cfg.endpoint}/_ministack/health"), 120)
             env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SOMMELIER_", "DEPLOY_"))}, **cfg.aws_env(),
-                   "DEPLOY_STACK_NAME": "sommelier", "DEPLOY_FUNCTIONS_FROM": "zip", "DEPLOY_CANARY": "false",
+                   "DEPLOY_STACK_NAME": "sommelier", "DEPLOY_CANARY": "false",
+                   # the image function and the ECS task where the account runs containers; zips where it cannot
+                   "DEPLOY_FUNCTIONS_FROM": "image" if images else "zip", "DEPLOY_FIRST_MODEL": "task" if images else "function",
+                   # botocore refuses MiniStack's task-credentials address (http, not loopback): the task gets the test keys
+                   "DEPLOY_TASK_ENVIRONMENT": "AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test",
                    # MiniStack turns no EMF log line into a metric (ARCHITECTURE.md): the rehearsal's stack calls PutMetricData
                    "DEPLOY_METRICS_SINK": "api",
                    "DEPLOY_REGISTRY": f"127.0.0.1:{cfg.emulator_port}",
                    # the suite's hot-swap tests watch a promotion within seconds
-                   "DEPLOY_STACK_PARAMETERS": "ChampionRefreshSeconds=2,CanaryPercent=0", "DEPLOY_IMAGES": os.environ.get("DEPLOY_IMAGES", "true")}
+                   "DEPLOY_STACK_PARAMETERS": "ChampionRefreshSeconds=2,CanaryPercent=0", "DEPLOY_IMAGES": "true" if images else "false"}
             deploy = [sys.executable, "-m", "devstack", "deploy", "--yes"]
             _run(f"make deploy into the emulator at {cfg.endpoint}", deploy, env)
             info = ROOT / ".sommelier" / "deploy" / "sommelier.json"
             _run("the full integration suite against the deployed stack",
                  [sys.executable, "-m", "pytest", "-q", "tests/integration", "-p", "no:cacheprovider"],
                  {**env, "SOMMELIER_STACK_INFO": str(info)})
+            if images:
+                _run("make train-task DEPLOYED=1 (the trainer image as the ECS task, on the deployed stack)",
+                     [sys.executable, "-m", "devstack", "train-task"], {**env, "DEPLOYED": "1"})
             again = _run("a second make deploy, with no change", [*deploy], {**env, "DEPLOY_SMOKE": "false"})
             if again.count(": no changes") < 2 or "pushed " in again:
                 raise StackError("the second deploy changed something (both stacks should say `no changes`, no image pushed)")
@@ -70,6 +118,10 @@ def rehearse() -> int:
             if stacks or buckets:
                 raise StackError(f"destroy --purge left stacks {stacks} and buckets {buckets} behind")
         finally:
-            Embedded(cfg).down()  # waits until the emulator has saved and exited, before the folder goes
-    print("\nrehearsal passed: deployed from nothing, full suite green, second deploy changed nothing, destroyed")
+            if isinstance(account, ContainerAccount):
+                account.down()
+            else:
+                Embedded(cfg).down()  # waits until the emulator has saved and exited, before the folder goes
+    how = "the predictor as its image, the first model from the trainer image as the ECS task" if images else "zip functions"
+    print(f"\nrehearsal passed ({how}): deployed from nothing, full suite green, second deploy changed nothing, destroyed")
     return 0

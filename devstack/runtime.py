@@ -242,6 +242,11 @@ class Runtime(ABC):
         log.info("warmed %d predictor workers in %.1f s (slowest start %.1f s)", workers, time.perf_counter() - started, max(seconds))
         return seconds
 
+    def train_task(self) -> int:
+        """`make train-task` on this stack: the trainer image as the template's ECS task, where the runtime runs containers."""
+        raise StackError(f"the {self.name} stack runs no containers, so it has no ECS training task: `make train` trains here; "
+                         "`make up STACK=compose` runs the trainer image as the task (Docker or Podman)")
+
     def refresh_seconds(self) -> float:
         """How long the predictor may keep serving its cached champion (its CHAMPION_REFRESH_SECONDS)."""
         name = self.cfg.stack_info()["outputs"]["PredictorFunctionName"]

@@ -41,9 +41,11 @@ def test_a_second_stack_comes_up_on_its_own_ports_and_down_leaves_nothing(compos
         assert info["aws_endpoint"].endswith(f":{cfg.emulator_port}") and runtime.health()["status"] == "ok"
         containers, networks, volumes = _project_objects(runtime.project)
         assert containers and networks and volumes, "the stack's containers, network and state volume exist while it is up"
+        assert runtime.emulator_containers(), "the emulator runs the predictor image as containers of its own"
     finally:
         assert runtime.down(purge=True)
     assert _project_objects(runtime.project) == ([], [], [])  # down --purge, as `make clean` does
+    assert runtime.emulator_containers() == [], "down removes the function and task containers the emulator started too"
 
 
 def test_a_taken_port_is_refused_with_the_embedded_message(compose_stack, tmp_path):

@@ -172,7 +172,7 @@ def test_a_failed_write_fails_the_request(deps, ddb, trained, example):
 def test_health_says_degraded_without_a_model_and_loads_the_champion(deps, trained):
     status, body, _ = call(deps, "GET", "/health")
     # no request has been served yet, yet /health names the champion: it loads it
-    assert (status, body) == (200, {"status": "ok", "model_version": trained.version})
+    assert (status, body) == (200, {"status": "ok", "model_version": trained.version, "package": {"type": "zip"}})
 
 
 def test_routes_health_options_404_405(deps):

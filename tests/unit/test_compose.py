@@ -65,7 +65,17 @@ def test_dockerfiles_take_a_pinned_base_install_from_the_locks_and_run_unprivile
 
 def test_the_predictor_image_enters_through_the_runtime_interface_client():
     text = (ROOT / "services/predictor/Dockerfile").read_text()
-    assert 'ENTRYPOINT ["python", "-m", "awslambdaric"]' in text and 'CMD ["predictor.handler.lambda_handler"]' in text
+    # the entry point runs awslambdaric (under the project's RIE where Lambda gives no Runtime API: test_lambda_rie.py)
+    assert 'ENTRYPOINT ["/lambda-entrypoint.sh"]' in text and 'CMD ["predictor.handler.lambda_handler"]' in text
+    assert "COPY containers/rie/lambda-entrypoint.sh /lambda-entrypoint.sh" in text and "SOMMELIER_PACKAGE=image" in text
+
+
+def test_the_compose_emulator_runs_image_functions_and_tasks_on_the_stacks_network():
+    emulator = yaml.safe_load(COMPOSE.read_text())["services"]["localstack"]
+    env = emulator["environment"]
+    assert {"lambda", "ecs"} <= set(env["SERVICES"].split(","))
+    assert env["LAMBDA_DOCKER_NETWORK"].startswith("${SOMMELIER_NETWORK") and env["AWS_ENDPOINT_URL"] == "http://localstack:4566"
+    assert yaml.safe_load(COMPOSE.read_text())["networks"]["default"]["name"] == "${SOMMELIER_NETWORK}"
 
 
 def test_docker_compose_config_validates(tmp_path):

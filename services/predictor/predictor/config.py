@@ -40,6 +40,8 @@ class Settings:
     cors_allow_origin: str
     low_confidence_threshold: float
     metrics_sink: str = "api"  # api: PutMetricData (emulators); emf: embedded metric format in the logs (AWS)
+    package: str = "zip"  # how this code was delivered: the image sets SOMMELIER_PACKAGE=image (services/predictor/Dockerfile)
+    image_tag: str = ""  # the image's tag (the git revision it was built from), set by the image itself
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,4 +58,6 @@ class Settings:
             cors_allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"),
             low_confidence_threshold=_number("LOW_CONFIDENCE_THRESHOLD", "0.6"),
             metrics_sink=os.environ.get("METRICS_SINK", "api"),
+            package=os.environ.get("SOMMELIER_PACKAGE", "zip"),
+            image_tag=os.environ.get("SOMMELIER_IMAGE_TAG", ""),
         )

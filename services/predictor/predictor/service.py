@@ -182,13 +182,15 @@ class PredictionService:
 
     def health(self) -> dict[str, Any]:
         """Loads the champion when no model is loaded yet, so /health tells whether predictions would work."""
+        settings = self.deps.settings
+        package = {"type": settings.package, **({"image_tag": settings.image_tag} if settings.image_tag else {})}
         try:
             version = self.deps.store.current().version
         except ModelUnavailable as err:
-            return {"status": "degraded", "model_version": None, "reason": str(err)}
+            return {"status": "degraded", "model_version": None, "reason": str(err), "package": package}
         if self.deps.store.degraded:
-            return {"status": "degraded", "model_version": version, "reason": self.deps.store.degraded}
-        return {"status": "ok", "model_version": version}
+            return {"status": "degraded", "model_version": version, "reason": self.deps.store.degraded, "package": package}
+        return {"status": "ok", "model_version": version, "package": package}
 
     def model_card(self) -> dict[str, Any]:
         model = self.deps.store.current()

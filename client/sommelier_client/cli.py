@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
+from sommelier_contract.files import NotText, decode
 
 
 class InputError(click.ClickException):
@@ -43,6 +45,9 @@ class _Group(click.Group):
         except ApiError as err:
             click.echo(f"error: {err}", err=True)
             ctx.exit(_exit_code(err))
+        except BrokenPipeError:  # `sommelier history | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and Python's flush at exit finds nothing to complain of
+            ctx.exit(0)
         except (BotoCoreError, ClientError) as err:  # `sommelier metrics` reads CloudWatch directly
             click.echo(f"error: {unreachable_message(str(getattr(err, 'kwargs', {}).get('endpoint_url', '')), err)}"
                        if isinstance(err, EndpointConnectionError) else f"error: {err}", err=True)
@@ -72,14 +77,56 @@ def _coerce(record: dict[str, Any], schema: dict[str, str], where: str) -> dict[
     return out
 
 
+def column_name(name: Any, position: int | None = None) -> str:
+    """A column as people can read it: an empty header is 'the unnamed column' (and where it stands), never ''."""
+    text = "" if name is None else str(name)
+    if text.strip():
+        return text
+    return "the unnamed column" + (f" {position + 1}" if position is not None else "")
+
+
+def explanation_text(explanation: dict[str, Any] | None) -> str:
+    """The API's {"method", "top": [{feature, term?, contribution}]} as one readable line."""
+    parts = []
+    for e in (explanation or {}).get("top", []):
+        name = f"{e['feature']} \"{e['term']}\"" if e.get("term") else e["feature"]
+        parts.append(f"{name} {e['contribution']:+.3f}")
+    return "; ".join(parts)
+
+
 def _read_records(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        doc = json.loads(text)
+    """Rows of a CSV or JSON file (gzip, BOM and UTF-16 read as they come); anything else is one line that says why."""
+    try:
+        text = decode(path.read_bytes(), path.name)
+    except NotText as err:
+        raise InputError(str(err)) from err
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror}") from err
+    if path.suffix.lower() in (".json", ".jsonl") or path.name.lower().endswith(".json.gz"):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
         if isinstance(doc, dict):
             doc = doc.get("instances") or [doc.get("features", doc)]
+        if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
+            raise InputError(f"{path.name}: expected a record (an object of feature values), a list of them, or "
+                             '{"instances": [...]}')
         return list(doc)
-    return list(csv.DictReader(io.StringIO(text)))
+    try:
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        names = [column_name(h, i) for i, h in enumerate(header)]
+        rows = []
+        for number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise InputError(f"{path.name} row {number} has {len(row)} fields, the header has {len(header)}: is the file complete?")
+            rows.append(dict(zip(names, row, strict=True)))
+    except csv.Error as err:
+        raise InputError(f"{path.name} is not a readable CSV: {err}") from err
+    return rows
 
 
 def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -116,19 +163,24 @@ def _send(client: Client, records: list[dict[str, Any]], batch_size: int, explai
     return results
 
 
-def _file_records(path: Path, model: dict[str, Any], leave_out: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(rows as read, records to send): a file may carry columns the model does not take (an index, the label,
-    notes); they are kept in the output but not sent."""
+def _file_records(path: Path, rows: list[dict[str, Any]], model: dict[str, Any],
+                  leave_out: str | None = None) -> list[dict[str, Any]]:
+    """The records to send from a file's rows (read first, with _read_records, before anything is asked of the API):
+    a file may carry columns the model does not take (an index, the label, notes); they are kept in the output but
+    not sent."""
     schema = {f["name"]: f["type"] for f in model["features"]}
-    rows = _read_records(path)
     if not rows:
         raise InputError(f"{path.name} holds no records")
-    extra = sorted({c for r in rows for c in r} - set(schema) - {leave_out})
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    absent = [f["name"] for f in model["features"] if f["name"] not in columns and not (f["type"] == "numeric" and f.get("imputed"))]
+    if absent:
+        raise InputError(f"{path.name} has no column {', '.join(map(repr, absent))} (the model takes "
+                         f"{', '.join(schema)}; its columns are {', '.join(columns) or 'none'})")
+    extra = [c for c in columns if c not in schema and c != leave_out]
     if extra:
         click.echo(f"not sent (the model does not take them): {', '.join(map(str, extra))}", err=True)
-    records = [_coerce({k: v for k, v in r.items() if k in schema}, schema, f"{path.name} row {i + 2 if path.suffix != '.json' else i}")
-               for i, r in enumerate(rows)]
-    return rows, records
+    return [_coerce({k: v for k, v in r.items() if k in schema}, schema, f"{path.name} row {i + 2 if path.suffix != '.json' else i}")
+            for i, r in enumerate(rows)]
 
 
 @main.command()
@@ -142,16 +194,19 @@ def _file_records(path: Path, model: dict[str, Any], leave_out: str | None = Non
 @click.pass_obj
 def predict(client_factory, pairs, as_json, path, example, explain, batch_size, fmt) -> None:
     """Predict one record (flags, --json, --example) or every record of a file (its columns are kept in the output)."""
+    if sum(map(bool, (pairs, as_json, path, example))) != 1:
+        raise click.UsageError("give exactly one of --feature, --json, --file or --example")
+    inputs: list[dict[str, Any]] = _read_records(path) if path else []  # a bad file is said before anything is sent
     client: Client = client_factory()
     model = client.model()
     schema = {f["name"]: f["type"] for f in model["features"]}
-    if sum(map(bool, (pairs, as_json, path, example))) != 1:
-        raise click.UsageError("give exactly one of --feature, --json, --file or --example")
-    inputs: list[dict[str, Any]] = []
     if path:
-        inputs, records = _file_records(path, model)
+        records = _file_records(path, inputs, model)
     elif as_json:
-        records = [json.loads(as_json)]
+        try:
+            records = [json.loads(as_json)]
+        except json.JSONDecodeError as err:
+            raise InputError(f"--json is not valid JSON: {err.msg} at column {err.colno}") from err
     elif example:
         if not model.get("example"):
             raise InputError(f"model {model['version']} has no complete example record")
@@ -164,7 +219,7 @@ def predict(client_factory, pairs, as_json, path, example, explain, batch_size, 
     results = _send(client, records, batch_size, explain)
     rows = [{"record": i, **(inputs[i] if inputs else {}), "label": r["label"], "confidence": r["confidence"],
              **{f"p_{c}": p for c, p in r["probabilities"].items()},
-             **({"explanation": "; ".join(f"{e['feature']} {e['contribution']:+.3f}" for e in r.get("explanation", []))} if explain else {}),
+             **({"explanation": explanation_text(r.get("explanation"))} if explain else {}),
              "prediction_id": r["prediction_id"]}
             for i, r in enumerate(results)]
     _emit(rows, fmt)
@@ -179,9 +234,13 @@ def predict(client_factory, pairs, as_json, path, example, explain, batch_size, 
 def evaluate(client_factory, path, label_column, batch_size, fmt) -> None:
     """Score the live model on labelled rows: accuracy, macro F1, per-class scores and the confusion matrix.
     (Each row is a real prediction, recorded in the history like any other.)"""
+    rows = _read_records(path)  # a bad file is said before anything is sent
+    if rows and label_column not in rows[0]:
+        raise InputError(f"{path.name} has no column {label_column!r} to take the true labels from "
+                         f"(its columns are {', '.join(rows[0])}): name it with --label")
     client: Client = client_factory()
     model = client.model()
-    rows, records = _file_records(path, model, leave_out=label_column)
+    records = _file_records(path, rows, model, leave_out=label_column)
     missing = [i + 2 for i, r in enumerate(rows) if str(r.get(label_column) or "").strip() == ""]
     if missing:
         raise InputError(f"{path.name} row {missing[0]}: the label column {label_column!r} is empty or absent "
@@ -329,9 +388,11 @@ def push(path, name, target, spec_path, ignore, description, dry_run, bucket) ->
     spec = None
     if spec_path:
         try:
-            spec = json.loads(spec_path.read_text())
+            spec = json.loads(decode(spec_path.read_bytes(), spec_path.name))
+        except NotText as err:
+            raise InputError(str(err)) from err
         except json.JSONDecodeError as err:
-            raise InputError(f"{spec_path.name} is not valid JSON: {err}") from err
+            raise InputError(f"{spec_path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
     body = path.read_bytes()
     try:
         if dry_run:

@@ -29,9 +29,16 @@ def test_an_index_written_out_with_the_data_is_ignored():
     assert list(frame.columns) == ["x", "colour", "label"]
 
 
-def test_an_unnamed_column_that_is_not_an_index_is_refused_saying_how_to_ignore_it():
+def test_an_index_of_shuffled_ids_is_an_index_too():
+    """Rows sampled or shuffled from a larger file keep their old ids: unique whole numbers in any order."""
+    frame = check_frame(_frame(",x,colour,label\n103829,1.5,red,a\n127,2.5,white,b\n5512,3.5,red,a\n"), SPEC)
+    assert list(frame.columns) == ["x", "colour", "label"]
+
+
+@pytest.mark.parametrize("values", [("7", "7"), ("1.5", "2.5")], ids=["repeated", "fractional"])
+def test_an_unnamed_column_that_is_not_an_index_is_refused_saying_how_to_ignore_it(values):
     with pytest.raises(DataError, match=r"Unnamed: 0.*does not declare.*ignore"):
-        check_frame(_frame(",x,colour,label\n7,1.5,red,a\n3,2.5,white,b\n"), SPEC)
+        check_frame(_frame(f",x,colour,label\n{values[0]},1.5,red,a\n{values[1]},2.5,white,b\n"), SPEC)
 
 
 def test_columns_the_spec_ignores_are_left_out():

@@ -20,6 +20,7 @@ import pandas as pd
 
 from sommelier_contract import layout
 from sommelier_contract.artifacts import read_json
+from sommelier_contract.files import NotText, decode
 
 FEATURE_TYPES = {"numeric", "categorical", "text"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -70,14 +71,15 @@ _UNNAMED = re.compile(r"^Unnamed: \d+$")  # pandas' name for a column with an em
 
 
 def index_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns that are a row index written out with the data (empty header, values 0..n-1 or 1..n): never features."""
+    """Columns that are a row index written out with the data: no header (pandas' `Unnamed: N`, or empty) and a
+    whole number in every row, no two alike, in any order (ids of rows shuffled or sampled from a larger file
+    are an index too, not a measurement): never features."""
     found = []
     for column in frame.columns:
-        if _UNNAMED.match(str(column)) and pd.api.types.is_integer_dtype(frame[column]):
-            values = frame[column].to_numpy()
-            n = len(values)
-            if n and ((values == range(n)).all() or (values == range(1, n + 1)).all()):
-                found.append(column)
+        values = frame[column]
+        if (_UNNAMED.match(str(column)) or not str(column).strip()) and pd.api.types.is_integer_dtype(values) \
+                and len(values) and values.is_unique:
+            found.append(column)
     return found
 
 
@@ -104,6 +106,10 @@ def _scan(body: bytes) -> tuple[str | None, list[str]]:
 def read_rows(body: bytes, where: str) -> tuple[pd.DataFrame, list[str]]:
     """A strict CSV read (every row has as many fields as the header) and a key per row. Row numbers in
     messages are the file's lines as a spreadsheet shows them (the header is row 1)."""
+    try:
+        body = decode(body, where).encode()  # gzip undone, a BOM or UTF-16 honoured; binary refused in words
+    except NotText as err:
+        raise DataError(str(err)) from err
     if not body.strip():
         raise DataError(f"{where} is empty")
     problem, keys = _scan(body)

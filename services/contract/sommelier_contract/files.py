@@ -1,0 +1,57 @@
+"""Files people bring, read as text or refused in one line that says why: never a decoding traceback.
+
+A CSV or JSON file may arrive gzip-compressed (read transparently), with a byte-order mark (UTF-8 or UTF-16,
+as spreadsheet programs write them), or be something else altogether (a picture, a zip, a truncated
+download): those are refused with what they look like. Standard library only: the CLI's predict path and
+the predictor's neighbours import it without pandas.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import zlib
+
+# what a few common non-text files start with, to say what a refused file looks like
+_SIGNATURES = {
+    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive (an .xlsx workbook is one: save it as CSV)", b"BZh": "a bzip2 archive",
+    b"\xfd7zXZ": "an xz archive", b"7z\xbc\xaf": "a 7-Zip archive", b"\x7fELF": "a program",
+}
+
+
+class NotText(ValueError):
+    """The file is not text this project can read; the message says what it looks like."""
+
+
+def decode(body: bytes, where: str) -> str:
+    """The file's text: gzip undone, a BOM honoured (UTF-8, UTF-16), UTF-8 otherwise."""
+    if body[:2] == b"\x1f\x8b":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as err:
+            raise NotText(f"{where} is gzip-compressed but cannot be decompressed ({err}): is it complete?") from err
+    for signature, what in _SIGNATURES.items():
+        if body.startswith(signature):
+            raise NotText(f"{where} is {what}, not a CSV or JSON text file")
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return body.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise NotText(f"{where} starts as UTF-16 text but byte {err.start} is not: is it complete?") from err
+    if b"\x00" in body[:4096]:
+        raise NotText(f"{where} holds binary data (NUL bytes), not a CSV or JSON text file")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        # not UTF-8: a spreadsheet program's Windows-1252 is the usual other (accents in names and notes)
+        try:
+            text = body.decode("cp1252")
+        except UnicodeDecodeError:
+            line = body[:err.start].count(b"\n") + 1
+            raise NotText(f"{where} is neither UTF-8 nor Windows-1252 text: line {line} has byte 0x{body[err.start]:02x}; "
+                          "save it as UTF-8 (most spreadsheet programs offer 'CSV UTF-8')") from err
+    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
+    if control > len(text[:65536]) // 100:
+        raise NotText(f"{where} holds binary data (control characters), not a CSV or JSON text file")
+    return text

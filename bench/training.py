@@ -34,37 +34,53 @@ from trainer.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
-COUNTRIES = {
-    "France": (["Pinot Noir", "Chardonnay", "Bordeaux-style Red Blend", "Champagne Blend", "Syrah"],
-               ["elegant", "mineral", "chalky", "cassis", "brioche", "violet", "graphite", "restrained", "earthy", "structured"]),
-    "Italy": (["Sangiovese", "Nebbiolo", "Barbera", "Pinot Grigio", "Red Blend"],
-              ["cherry", "leather", "tar", "rose", "savory", "bitter almond", "herbal", "dried", "firm", "rustic"]),
-    "US": (["Cabernet Sauvignon", "Pinot Noir", "Chardonnay", "Zinfandel", "Red Blend"],
-           ["ripe", "jammy", "oaky", "vanilla", "plush", "bold", "butter", "blackberry", "opulent", "toasty"]),
-    "Spain": (["Tempranillo", "Garnacha", "Albariño", "Red Blend", "Monastrell"],
-              ["smoky", "dusty", "coconut", "dill", "plum", "spicy", "warm", "saline", "peach", "rustic"]),
-    "Portugal": (["Port", "Touriga Nacional", "Portuguese Red", "Alvarinho", "Red Blend"],
-                 ["fortified", "fig", "raisin", "chocolate", "sweet", "dense", "floral", "brambly", "prune", "rich"]),
+# Shaped like real wine reviews (measured on a real 1,000-row file: four countries at about 62/17/13/7 %, ~100
+# varieties, most of them made in several countries, notes of 20-60 words of mostly generic tasting vocabulary,
+# with a rare word that gives the country away, and prices with gaps). Generated data flatters a model; this tries
+# to flatter it as little as real data does.
+COUNTRY_SHARE = {"US": 0.62, "France": 0.17, "Italy": 0.13, "Spain": 0.08}
+CUES = {  # rare, telling words (places, styles) that show up in a minority of notes
+    "US": ["napa", "sonoma", "willamette", "paso robles", "california", "oregon", "washington", "jammy", "oaky", "plush"],
+    "France": ["bordeaux", "burgundy", "bourgogne", "chablis", "rhône", "sancerre", "cru", "château", "domaine", "alsace"],
+    "Italy": ["tuscany", "chianti", "piedmont", "barolo", "sicily", "veneto", "toscana", "riserva", "brunello", "etna"],
+    "Spain": ["rioja", "ribera", "priorat", "crianza", "reserva", "galicia", "rías baixas", "navarra", "jerez", "toro"],
 }
-SHARED = ["wine", "fruit", "palate", "finish", "aromas", "acidity", "tannins", "nose", "flavors", "drink", "notes", "light",
-          "fresh", "crisp", "soft", "long", "bright", "juicy", "dark", "red", "black", "citrus", "apple", "spice", "oak"]
+GENERIC = ("aromas of black cherry and plum lead to a palate with firm tannins and a long finish. this wine offers "
+           "red fruit, spice, vanilla and toasted oak, with bright acidity and a touch of earth. notes of citrus, green "
+           "apple and pear on the nose; the palate is crisp, fresh and balanced with mineral tones. ripe blackberry, "
+           "cassis and chocolate flavors are framed by smooth tannins. drink now through 2030. it is soft, round and "
+           "juicy, with hints of herbs, licorice, leather, tobacco and violet. a light, easy wine for everyday drinking; "
+           "dense and concentrated, it needs time. peach, apricot, honey and floral notes give it a rich texture").split()
+RNG_VARIETIES = np.random.default_rng(7)
+VARIETIES = ["Pinot Noir", "Chardonnay", "Cabernet Sauvignon", "Red Blend", "Bordeaux-style Red Blend", "Riesling",
+             "Sauvignon Blanc", "Syrah", "Rosé", "Merlot", "Nebbiolo", "Zinfandel", "Sangiovese", "Malbec", "Tempranillo",
+             "White Blend", "Sparkling Blend", "Pinot Gris", "Champagne Blend", "Grüner Veltliner", "Viognier", "Gamay",
+             "Garnacha", "Pinot Grigio", "Cabernet Franc", "Petite Sirah", "Barbera", "Albariño", "Grenache", "Chenin Blanc"] + \
+            [f"Local Grape {i}" for i in range(70)]  # the long tail: ~100 varieties in all
+# each variety's share per country: the big international ones everywhere, a few that lean one way
+VARIETY_WEIGHTS = {c: RNG_VARIETIES.dirichlet(np.full(len(VARIETIES), 0.15)) for c in COUNTRY_SHARE}
 
 
 def reviews(rows: int, rng: np.random.Generator) -> pd.DataFrame:
-    names = list(COUNTRIES)
-    country = rng.choice(names, rows, p=[0.3, 0.25, 0.25, 0.12, 0.08])
+    names = list(COUNTRY_SHARE)
+    country = rng.choice(names, rows, p=list(COUNTRY_SHARE.values()))
     records = []
     for c in country:
-        varieties, words = COUNTRIES[c]
-        # mostly shared words, a few telling ones (sometimes another country's): the text carries the signal, noisily
-        own = list(rng.choice(words, rng.integers(1, 4)))
-        other = list(rng.choice(COUNTRIES[names[rng.integers(len(names))]][1], rng.integers(0, 2)))
-        note = " ".join(rng.permutation(list(rng.choice(SHARED, rng.integers(8, 20))) + own + other)).capitalize() + "."
-        variety = varieties[rng.integers(len(varieties))] if rng.random() < 0.8 else COUNTRIES[names[rng.integers(len(names))]][0][0]
-        price = float(round(rng.lognormal(3.3 if c != "Portugal" else 3.0, 0.5))) if rng.random() > 0.07 else np.nan
-        records.append({"country": c, "description": note, "points": int(rng.integers(80, 101)), "price": price, "variety": variety})
+        words = list(rng.choice(GENERIC, rng.integers(20, 61)))
+        # a telling word in most notes, and now and then one that points elsewhere
+        if rng.random() < 0.7:
+            words.insert(rng.integers(len(words)), str(rng.choice(CUES[c])))
+        if rng.random() < 0.08:
+            words.insert(rng.integers(len(words)), str(rng.choice(CUES[names[rng.integers(len(names))]])))
+        note = " ".join(words).capitalize() + "."
+        variety = VARIETIES[rng.choice(len(VARIETIES), p=VARIETY_WEIGHTS[c])]
+        base = {"US": 3.6, "France": 3.5, "Italy": 3.4, "Spain": 3.1}[c]
+        price = float(round(rng.lognormal(base, 0.6))) if rng.random() > 0.07 else np.nan
+        points = int(np.clip(round(rng.normal(88 + (price > 40 if price == price else 0), 3)), 80, 100))
+        records.append({"country": c, "description": note, "points": points, "price": price, "variety": variety})
     frame = pd.DataFrame(records)
-    frame.index.name = None
+    # the index people's files carry: ids of rows sampled from a larger export, shuffled, not 0..n-1
+    frame.index = rng.choice(200_000, rows, replace=False)
     return frame
 
 

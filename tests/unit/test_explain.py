@@ -23,7 +23,7 @@ def _data(n: int = 300):
     return records, label
 
 
-@pytest.mark.parametrize("name", ["logistic_regression", "linear_svm", "complement_nb"])
+@pytest.mark.parametrize("name", ["linear_svm_chars", "linear_svm", "complement_nb"])
 def test_a_linear_model_names_the_feature_and_the_word_that_decide(name):
     records, y = _data()
     candidate = candidates(FEATURES, len(y), 0)[name]
@@ -62,3 +62,12 @@ def test_a_tree_model_is_explained_by_occlusion_and_finds_the_deciding_feature()
     features = [{**features[0], "reference": list(np.quantile(acidity, [0.1, 0.3, 0.5, 0.7, 0.9]))}, *features[1:]]
     e = explain(pipeline, features, X[:5], pipeline.predict_proba(X[:5]).argmax(axis=1))
     assert all(x["method"] == "occlusion" and x["top"][0]["feature"] == "acidity" for x in e), e
+
+
+def test_the_stop_words_are_scikit_learns():
+    """A copy (the predictor explains without importing scikit-learn's text module): it must not drift."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from sommelier_contract.explain import STOP_WORDS
+
+    assert STOP_WORDS == ENGLISH_STOP_WORDS

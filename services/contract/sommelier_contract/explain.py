@@ -18,6 +18,21 @@ from typing import Any
 import numpy as np
 
 TOP = 5
+# scikit-learn's English stop words, as a frozenset of its own so the predictor need not import the text module
+STOP_WORDS = frozenset("""a about above across after afterwards again against all almost alone along already also although always am among
+amongst amoungst amount an and another any anyhow anyone anything anyway anywhere are around as at back be became because become becomes
+becoming been before beforehand behind being below beside besides between beyond bill both bottom but by call can cannot cant co con could
+couldnt cry de describe detail do done down due during each eg eight either eleven else elsewhere empty enough etc even ever every everyone
+everything everywhere except few fifteen fifty fill find fire first five for former formerly forty found four from front full further get
+give go had has hasnt have he hence her here hereafter hereby herein hereupon hers herself him himself his how however hundred i ie if in inc
+indeed interest into is it its itself keep last latter latterly least less ltd made many may me meanwhile might mill mine more moreover most
+mostly move much must my myself name namely neither never nevertheless next nine no nobody none noone nor not nothing now nowhere of off
+often on once one only onto or other others otherwise our ours ourselves out over own part per perhaps please put rather re same see seem
+seemed seeming seems serious several she should show side since sincere six sixty so some somehow someone something sometime sometimes
+somewhere still such system take ten than that the their them themselves then thence there thereafter thereby therefore therein thereupon
+these they thick thin third this those though three through throughout thru thus to together too top toward towards twelve twenty two un under
+until up upon us very via was we well were what whatever when whence whenever where whereafter whereas whereby wherein whereupon wherever
+whether which while whither who whoever whole whom whose why will with within without would yet you your yours yourself yourselves""".split())
 
 
 def linear_weights(estimator: Any) -> np.ndarray | None:
@@ -41,10 +56,9 @@ def column_sources(prep: Any, features: list[dict[str, Any]]) -> list[tuple[str,
         where = prep.output_indices_[name]
         if name == "remainder" or where.stop == where.start:
             continue
-        if np.isscalar(columns):  # a text column: one output column per word
-            words = transformer.get_feature_names_out()
+        if np.isscalar(columns):  # a text column: one output column per word (or per letter n-gram, beside words)
             feature = features[int(columns)]["name"]
-            sources[where] = [(feature, str(w)) for w in words]
+            sources[where] = [(feature, _term(str(w))) for w in transformer.get_feature_names_out()]
         elif hasattr(transformer, "categories_"):  # one-hot: "<feature>_<category>" per output column
             names = [features[i]["name"] for i in columns]
             sources[where] = [(max((f for f in names if str(out).startswith(f + "_")), key=len), None)
@@ -52,6 +66,17 @@ def column_sources(prep: Any, features: list[dict[str, Any]]) -> list[tuple[str,
         else:  # numeric: one output column per input column
             sources[where] = [(features[i]["name"], None) for i in columns]
     return sources
+
+
+def _term(name: str) -> str | None:
+    """A text column's output name as a readable term: a word or two ("words__dark cherry" beside letter n-grams);
+    None for what reads as nothing (letter n-grams, stop words, a pair of words that leans on a stop word): those
+    columns count toward their feature as a whole."""
+    kind, sep, term = name.partition("__")
+    if sep and kind != "words":
+        return None
+    term = term if sep else name
+    return None if any(word in STOP_WORDS for word in term.split()) else term
 
 
 def explain(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray) -> list[dict[str, Any]]:

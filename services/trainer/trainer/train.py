@@ -204,9 +204,24 @@ def importances(pipeline, features: list[dict[str, Any]], X: np.ndarray, y: np.n
     if weights is not None and any(f["type"] == "text" for f in features):
         sources = column_sources(pipeline.named_steps["prep"], features)
         relative = weights - weights.mean(axis=0, keepdims=True)
-        out["terms"] = {labels[k]: [f"{sources[j][0]}: {sources[j][1]}" for j in np.argsort(-relative[k])[:8] if sources[j][1]]
-                        for k in range(relative.shape[0])}
+        out["terms"] = {labels[k]: _top_terms(sources, relative[k], 8) for k in range(relative.shape[0])}
     return out
+
+
+def _top_terms(sources: list[tuple[str, str | None]], weights: np.ndarray, count: int) -> list[str]:
+    """The `count` readable terms that weigh most for a class (columns with no term, such as letter n-grams, are passed
+    over, not counted), leaving out a pair of words whose words are already listed."""
+    chosen: list[str] = []
+    words: set[str] = set()
+    for j in np.argsort(-weights):
+        feature, term = sources[j]
+        if not term or weights[j] <= 0 or (" " in term and set(term.split()) & words):
+            continue
+        chosen.append(f"{feature}: {term}")
+        words |= set(term.split())
+        if len(chosen) == count:
+            break
+    return chosen
 
 
 def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list[dict[str, Any]]:

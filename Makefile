@@ -69,7 +69,7 @@ info: install ## how to use the running stack (API URL, key, frontend)
 logs: install ## emulator, frontend and predictor-function logs (FOLLOW=1 keeps following)
 	@$(DEVSTACK) logs $(if $(FOLLOW),--follow)
 
-train: install ## train on the running stack (DATASET=name: datasets/<name> in the dataset bucket): compare, evaluate, gate
+train: install ## train on the running stack (the champion's dataset; DATASET=name: datasets/<name>): compare, evaluate, gate
 	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(DEVSTACK) train
 
 promote: install ## make VERSION=<model version> the champion (artifacts verified first)
@@ -82,8 +82,8 @@ rollback: install ## restore the champion before the current one
 canary-evaluate: install ## promote the candidate model on trial, or roll it back, on live evidence (also every 5 minutes)
 	@$(DEVSTACK) canary-evaluate
 
-history: install ## every model version: scores, gate decision, champion marker (JSON=1 for scripts)
-	@$(DEVSTACK) history $(if $(JSON),--json)
+history: install ## every model version: dataset, scores, gate decision, champion marker (WIDE=1 whole reasons, JSON=1 for scripts)
+	@$(DEVSTACK) history $(if $(JSON),--json) $(if $(WIDE),--wide)
 
 metrics: install ## summary of the last hour's metrics and a chart (.sommelier/metrics.png)
 	@$(DEVSTACK) metrics --png .sommelier/metrics.png

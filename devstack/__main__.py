@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("canary-evaluate", help="promote the candidate model on trial, or roll it back, on live evidence")
     history = sub.add_parser("history", help="every model version, newest first")
     history.add_argument("--json", action="store_true", help="machine-readable")
+    history.add_argument("--wide", action="store_true", help="each gate reason whole")
     deploy = sub.add_parser("deploy", help="deploy the images and template to the AWS account of your credentials (DEPLOY_* settings)")
     deploy.add_argument("--yes", action="store_true", help="execute change sets without asking")
     destroy = sub.add_parser("destroy", help="delete the deployed stacks (data buckets kept unless --purge)")
@@ -70,21 +71,34 @@ def _score(value: float | None) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else ""
 
 
-def history_table(rows: list[dict[str, Any]]) -> str:
+def _gate(row: dict[str, Any]) -> str:
+    verdict = {True: "passed", False: "refused", None: ""}[row.get("gate_passed")]
+    if row.get("gate_passed") is False and row.get("last_promoted_at"):
+        return f"{verdict}; promoted by hand {_fmt_time(row['last_promoted_at'])}"  # the gate refused it, a person promoted it
+    return verdict
+
+
+def history_table(rows: list[dict[str, Any]], wide: bool = False) -> str:
     if not rows:
         return "no model version yet: `make train` trains one"
     table = [{
         "": "*" if r["champion"] else "",
         "version": r["version"],
         "trained at (UTC)": _fmt_time(r.get("trained_at")),
+        "dataset": r.get("dataset") or "",
         "model": r.get("model") or r.get("note", ""),
         "CV F1": _score(r.get("cv_f1_macro")),
         "holdout acc": _score(r.get("holdout_accuracy")),
         "holdout F1": _score(r.get("holdout_f1_macro")),
-        "gate": {True: "passed", False: "refused", None: ""}[r.get("gate_passed")],
-        "gate reason": (r.get("gate_reason") or "")[:70],
+        "gate": _gate(r),
+        "gate reason": (r.get("gate_reason") or "") if wide else _cut(r.get("gate_reason") or "", 60),
     } for r in rows]
-    return tabulate(table, headers="keys", disable_numparse=True) + "\n\n* = champion (what the API serves)"
+    return tabulate(table, headers="keys", disable_numparse=True) + "\n\n* = champion (what the API serves)" + \
+        ("" if wide else "; WIDE=1 shows each gate reason whole")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _served_by(rt: Runtime, version: str) -> str:
@@ -171,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
             lines = [line for line in (m if args.raw else render(m) for m in rt.function_logs(args.lines)) if line]
             print("\n".join(lines) or "(no log events yet)")
     elif command == "train":
-        result = rt.trainer_result(["train", *(["--no-promote"] if args.no_promote else [])])
+        # without DATASET=name: the champion's own dataset, as the schedule trains it (not whatever the default names)
+        follow = [] if "dataset_prefix" in cfg.model_fields_set else ["--follow-champion"]
+        result = rt.trainer_result(["train", *follow, *(["--no-promote"] if args.no_promote else [])])
         verdict = "promoted" if result["promoted"] else "not promoted"
         print(f"model {result['version']}: {verdict} ({result['reason']})")
         if result["promoted"]:
@@ -189,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
                "rollback": f"candidate {outcome.get('version')} rolled back: {outcome['reason']}"}[outcome["decision"]])
     elif command == "history":
         rows = rt.trainer_result(["history"])
-        print(json.dumps(rows, indent=2) if args.json else history_table(rows))
+        print(json.dumps(rows, indent=2) if args.json else history_table(rows, args.wide))
     elif command == "metrics":
         from sommelier_client.observe import chart, fetch
         from sommelier_client.observe import summary as metric_summary

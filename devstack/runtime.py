@@ -301,8 +301,19 @@ class Runtime(ABC):
         return "\n".join(lines)
 
 
+def champion_example(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The champion's own example record (GET /model), for a "Try it" that the model takes whatever its dataset."""
+    try:
+        reply = requests.get(f"{info['api_url']}/model", headers={"x-api-key": info["api_key"]}, timeout=10)
+        return reply.json().get("example") if reply.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
 def summary(info: dict[str, Any], runtime: Runtime) -> str:
     key = info["api_key"]
+    example = champion_example(info)
+    body = "@examples/predict.json" if example is None else "'" + json.dumps({"features": example}).replace("'", "'\\''") + "'"
     ports = "" if (runtime.cfg.emulator_port, runtime.cfg.frontend_port) == (4566, 8080) else \
         f"   (ports {runtime.cfg.emulator_port}/{runtime.cfg.frontend_port}, recorded: later commands need no flags)"
     return f"""
@@ -316,7 +327,7 @@ Sommelier is up ({runtime.description}).{ports}
 Try it:
   curl -s {info['api_url']}/health
   curl -s -X POST {info['api_url']}/predict -H 'x-api-key: {key}' \\
-       -H 'content-type: application/json' -d @examples/predict.json
+       -H 'content-type: application/json' -d {body}
   .venv/bin/sommelier predict --example
 
 Status: make status   Logs: make logs   Metrics: make metrics   Models: make history   Stop: make down

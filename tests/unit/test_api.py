@@ -348,11 +348,12 @@ def test_feedback_goes_to_the_dataset_of_the_model_that_made_the_prediction(deps
     assert keys[pid_old].startswith(f"{PREFIX}/feedback/") and keys[pid_new].startswith("datasets/cellar/feedback/")
 
 
-def test_the_schedule_retrains_the_champions_own_dataset(s3, trainer_settings, trained):
+@pytest.mark.parametrize("how", [{"trigger": "schedule"}, {"follow_champion": True}], ids=["the schedule", "make train"])
+def test_the_schedule_and_make_train_retrain_the_champions_own_dataset(s3, trainer_settings, trained, how):
     _copy_dataset(s3, "datasets/cellar")
     assert trainer_train.run(trainer_settings.model_copy(update={"dataset_prefix": "datasets/cellar"}), s3).promoted
-    scheduled = trainer_train.run(trainer_settings, s3, trigger="schedule")  # the function's own setting says datasets/wine
-    manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=f"models/{scheduled.version}/manifest.json")["Body"].read())
+    again = trainer_train.run(trainer_settings, s3, **how)  # the settings' own prefix says datasets/wine
+    manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=f"models/{again.version}/manifest.json")["Body"].read())
     assert manifest["dataset"]["prefix"] == "datasets/cellar"
 
 

@@ -81,9 +81,11 @@ def test_promoting_such_a_version_needs_a_confirmation_that_names_the_change(s3,
 
 def test_the_contract_names_added_removed_retyped_features_and_classes():
     before = {"features": [{"name": "a", "type": "numeric"}, {"name": "b", "type": "text"}], "classes": ["x", "y"]}
-    change = artifacts.contract_change(before, [{"name": "a", "type": "categorical"}, {"name": "c", "type": "numeric"}], ["x", "y", "z"])
-    assert change == ("new required features ['c']; features no longer accepted ['b']; features changing type a (numeric -> categorical); "
-                      "classes ['x', 'y'] -> ['x', 'y', 'z']")
+    change = artifacts.contract_change(before, [{"name": "a", "type": "categorical"}, {"name": "c", "type": "numeric"},
+                                                {"name": "d", "type": "text"}], ["x", "y", "z"])
+    # a new number is optional (the model imputes it when it is missing); a new text is required
+    assert change == ("new required features ['d']; new optional features ['c']; features no longer accepted ['b']; "
+                      "features changing type a (numeric -> categorical); classes ['x', 'y'] -> ['x', 'y', 'z']")
     assert artifacts.contract_change(before, before["features"], ["y", "x"]) is None
 
 

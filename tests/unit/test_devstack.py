@@ -78,6 +78,15 @@ def test_history_table_marks_the_champion():
     assert cli.history_table([]).startswith("no model version yet")
 
 
+def test_history_shows_each_versions_dataset_a_promotion_by_hand_and_whole_reasons_when_wide():
+    reason = "not promoted automatically: the API would change (new required features ['description', 'variety']); a person decides"
+    rows = [{"version": "v3", "trained_at": "2026-11-24T02:00:00+00:00", "dataset": "reviews", "model": "linear_svm_chars",
+             "gate_passed": False, "gate_reason": reason, "champion": True, "last_promoted_at": "2026-11-24T03:00:00+00:00"}]
+    table = cli.history_table(rows)
+    assert "reviews" in table and "refused; promoted by hand" in table and reason not in table and "WIDE=1" in table
+    assert reason in cli.history_table(rows, wide=True)
+
+
 def test_an_unexpected_failure_is_one_line_and_the_traceback_goes_to_a_file(state, monkeypatch, capsys):
     def boom(args):
         raise ValueError("something odd")

@@ -163,9 +163,15 @@ def contract_change(before: dict[str, Any], features: list[dict[str, Any]], clas
     old = {f["name"]: f["type"] for f in before.get("features", [])}
     new = {f["name"]: f["type"] for f in features}
     added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+    # every pipeline imputes a missing number (the manifest says "imputed"), so a new numeric feature may be left out
+    # of a request: optional, not required
+    optional = {f["name"] for f in features if f["type"] == "numeric"}
+    required, may = [n for n in added if n not in optional], [n for n in added if n in optional]
     parts = []
-    if added:
-        parts.append(f"new required features {added}")
+    if required:
+        parts.append(f"new required features {required}")
+    if may:
+        parts.append(f"new optional features {may}")
     if removed:
         parts.append(f"features no longer accepted {removed}")
     retyped = sorted(n for n in set(old) & set(new) if old[n] != new[n])

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train, evaluate and (if the gate passes) promote a model (the default)")
     train.add_argument("--if-no-champion", action="store_true", help="train only when no model has been promoted yet")
     train.add_argument("--no-promote", action="store_true", help="write the artifacts but never move the champion")
+    train.add_argument("--follow-champion", action="store_true",
+                       help="train the champion's own dataset (as the schedule does), not DATASET_PREFIX's")
     promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
     promote.add_argument("version")
     promote.add_argument("--yes", action="store_true", help="confirm a promotion that changes the API's input or classes")
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "train":
             outcome = run(settings, s3, boto3.client("cloudwatch"), only_if_no_champion=args.if_no_champion,
-                          promote=not args.no_promote)
+                          promote=not args.no_promote, follow_champion=args.follow_champion)
             _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
                     "quarantined": outcome.quarantined})
         elif command == "promote":

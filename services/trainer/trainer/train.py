@@ -262,7 +262,7 @@ def frozen_holdout(s3, settings: Settings, ds, feedback_rows: int, now: datetime
 
 
 def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = False, promote: bool = True,
-        trigger: str = "cli") -> Outcome:
+        trigger: str = "cli", follow_champion: bool = False) -> Outcome:
     champion = artifacts.read_champion(s3, settings.model_bucket)
     if only_if_no_champion and champion:
         try:  # a champion that cannot be served (unsigned, tampered, another scikit-learn) is as good as none
@@ -271,7 +271,7 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
             return Outcome(version=champion["version"], promoted=False, reason="champion exists")
         except artifacts.ArtifactRejected as err:
             log.warning("champion %s cannot be served (%s); training one that can", champion["version"], err)
-    if trigger == "schedule" and champion:  # the schedule keeps the champion's own dataset fresh, whatever it is
+    if (trigger == "schedule" or follow_champion) and champion:  # the champion's own dataset, kept fresh whatever it is
         try:
             prefix = (artifacts.read_manifest(s3, settings.model_bucket, champion["version"]).get("dataset") or {}).get("prefix")
         except (ClientError, artifacts.ArtifactRejected):

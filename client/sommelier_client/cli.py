@@ -230,8 +230,9 @@ def predict(client_factory, pairs, as_json, path, example, explain, batch_size, 
 @click.option("--label", "label_column", required=True, help="the column holding the true class")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--all", "score_all", is_flag=True, help="score every row, those the model was trained on too (flattering)")
 @click.pass_obj
-def evaluate(client_factory, path, label_column, batch_size, fmt) -> None:
+def evaluate(client_factory, path, label_column, batch_size, fmt, score_all) -> None:
     """Score the live model on labelled rows: accuracy, macro F1, per-class scores and the confusion matrix.
     (Each row is a real prediction, recorded in the history like any other.)"""
     rows = _read_records(path)  # a bad file is said before anything is sent
@@ -240,6 +241,8 @@ def evaluate(client_factory, path, label_column, batch_size, fmt) -> None:
                          f"(its columns are {', '.join(rows[0])}): name it with --label")
     client: Client = client_factory()
     model = client.model()
+    if not score_all:
+        rows = _unseen_rows(path, rows, model)
     records = _file_records(path, rows, model, leave_out=label_column)
     missing = [i + 2 for i, r in enumerate(rows) if str(r.get(label_column) or "").strip() == ""]
     if missing:
@@ -258,6 +261,32 @@ def evaluate(client_factory, path, label_column, batch_size, fmt) -> None:
     labels = report["confusion_matrix"]["labels"]
     click.echo("\nconfusion matrix (rows: true, columns: predicted)")
     click.echo(tabulate([[t, *row] for t, row in zip(labels, report["confusion_matrix"]["matrix"], strict=True)], headers=["", *labels]))
+
+
+def _unseen_rows(path: Path, rows: list[dict[str, Any]], model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows the live model did not train on (a model scored on its own training rows flatters itself): matched by
+    row key against the rows of the dataset version it was trained on, less that dataset's evaluation rows."""
+    from sommelier_contract import layout
+    from sommelier_contract.artifacts import read_json
+    from sommelier_contract.dataset import trained_keys
+    from sommelier_contract.files import row_key
+
+    try:
+        s3 = _s3()
+        manifest = read_json(s3, _resource(None, "SOMMELIER_MODEL_BUCKET", "ModelBucketName"), layout.manifest_key(model["version"])) or {}
+        trained = trained_keys(s3, manifest)
+    except (InputError, BotoCoreError, ClientError, NotText) as err:
+        click.echo(f"note: could not tell which rows model {model['version']} trained on ({err}); scoring every row", err=True)
+        return rows
+    unseen = [r for r in rows if row_key([str(v) for v in r.values()]) not in trained]
+    left_out = len(rows) - len(unseen)
+    if left_out and not unseen:
+        raise InputError(f"every row of {path.name} ({len(rows)}) was used to train model {model['version']}: its scores there "
+                         "would flatter it. Evaluate on rows it never saw, or give --all to score them anyway")
+    if left_out:
+        click.echo(f"left out {left_out} of {len(rows)} rows that model {model['version']} was trained on; scoring the "
+                   f"{len(unseen)} it never saw (--all scores every row)", err=True)
+    return unseen
 
 
 def scores(truth: list[str], predicted: list[str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sommelier_contract import layout
 from sommelier_contract.artifacts import read_json
-from sommelier_contract.files import NotText, decode
+from sommelier_contract.files import NotText, decode, row_key
 
 FEATURE_TYPES = {"numeric", "categorical", "text"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -99,7 +99,7 @@ def _scan(body: bytes) -> tuple[str | None, list[str]]:
             continue
         if len(row) != width:
             return f"row {number} has {len(row)} fields, the header has {width}", keys
-        keys.append(hashlib.sha1("\x1f".join(row).encode()).hexdigest()[:20])
+        keys.append(row_key(row))
     return None, keys
 
 
@@ -366,6 +366,21 @@ def names(s3, bucket: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=layout.DATASETS, Delimiter="/"):
         found += [cp["Prefix"][len(layout.DATASETS):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
     return sorted(found)
+
+
+def trained_keys(s3, manifest: dict[str, Any]) -> set[str]:
+    """The keys of the dataset rows a model was trained on: its data file's rows (the versions it read) less the
+    dataset's frozen evaluation rows. Feedback rows, which join training too, are not among them."""
+    info = manifest.get("dataset") or {}
+    keys: set[str] = set()
+    for source in info.get("sources") or []:
+        if not source.get("key", "").endswith(".csv"):
+            continue
+        extra = {"VersionId": source["version_id"]} if source.get("version_id") else {}
+        body = s3.get_object(Bucket=source["bucket"], Key=source["key"], **extra)["Body"].read()
+        keys |= set(_scan(decode(body, source["key"]).encode())[1])
+    evaluation = read_evaluation(s3, (info.get("sources") or [{}])[0].get("bucket", ""), info.get("prefix", "")) if keys else None
+    return keys - set((evaluation or {}).get("keys", []))
 
 
 def load(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame, list[str], list[dict[str, Any]], dict[str, Any] | None]:

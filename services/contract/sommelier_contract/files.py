@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import hashlib
 import zlib
 
 # what a few common non-text files start with, to say what a refused file looks like
@@ -55,3 +56,9 @@ def decode(body: bytes, where: str) -> str:
     if control > len(text[:65536]) // 100:
         raise NotText(f"{where} holds binary data (control characters), not a CSV or JSON text file")
     return text
+
+
+def row_key(fields: list[str]) -> str:
+    """A data row's key: a hash of its fields as written (the dataset's evaluation rows are chosen by it, and
+    `sommelier evaluate` knows the rows a model trained on by it), whatever types are later inferred."""
+    return hashlib.sha1("\x1f".join(fields).encode()).hexdigest()[:20]

@@ -233,6 +233,16 @@ def test_bad_history_queries_are_400_naming_the_parameter(deps, trained, query, 
     assert status == 400 and body["error"]["details"][0]["field"] == field
 
 
+def test_a_real_token_with_foreign_characters_inserted_is_refused(deps, trained, example):
+    """base64 decoding skips characters outside its alphabet: a real token with "[.~]" inside would read as the real one.
+    The documented pattern refuses it (schemathesis found it accepted, answering 200)."""
+    _predict(deps, example, 3)
+    token = call(deps, "GET", "/predictions", query={"limit": "1"})[1]["next_token"]
+    assert call(deps, "GET", "/predictions", query={"next_token": token})[0] == 200
+    status, body, _ = call(deps, "GET", "/predictions", query={"next_token": f"{token[:4]}[.~]{token[4:]}"})
+    assert status == 400 and body["error"]["details"][0]["field"] == "next_token"
+
+
 @pytest.mark.parametrize(("query", "details"), [
     ({"limit": "101", "sort": "asc"}, [("limit", "must be a whole number from 1 to 100"),
                                        ("sort", "is not a query parameter of GET /predictions")]),

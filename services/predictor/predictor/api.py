@@ -34,14 +34,16 @@ HISTORY_QUERY = SchemaValidator({
     "type": "object",
     "properties": {
         "limit": {"type": "string", "pattern": "^(100|[1-9][0-9]?)$"},  # ASCII digits only: int() would take "²"
-        "next_token": {"type": "string"},
+        # as documented: the token's own alphabet (base64 would skip other characters and read a doctored token)
+        "next_token": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
         "model_version": {"type": "string", "minLength": 1, "maxLength": 1024},
         "since": {"type": "string"},
         "until": {"type": "string"},
     },
     "additionalProperties": False,
 }, unknown="is not a query parameter of GET /predictions",
-    messages={"limit": "must be a whole number from 1 to 100", "model_version": "must be 1 to 1024 bytes"})
+    messages={"limit": "must be a whole number from 1 to 100", "model_version": "must be 1 to 1024 bytes",
+              "next_token": "must be the next_token of the previous page, as it was given"})
 PREDICT_QUERY = SchemaValidator({
     "type": "object",
     "properties": {"explain": {"type": "string", "pattern": "^(?i:true|false|1|0)$"}},

@@ -99,7 +99,8 @@ def test_a_failing_candidate_is_rolled_back_and_the_champion_keeps_serving(stack
     assert _json(stack, f"models/{bad}/manifest.json")["canary"]["decision"] == "rollback"
 
     def champion_only():
-        assert stack.post("/predict", {"features": example}).json()["model_version"] == champion["version"]
+        resp = stack.post("/predict", {"features": example})
+        assert resp.ok and resp.json()["model_version"] == champion["version"], (resp.status_code, resp.text[:500])
 
     for _ in range(5):
         eventually(champion_only, timeout=20)

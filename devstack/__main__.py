@@ -219,12 +219,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_closed_stdout() -> None:
-    """After the reader of a pipe has gone, Python's own flush at exit would complain again: point stdout at nothing."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -239,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `make history | head -5`: the reader has all it wanted
-        _quiet_closed_stdout()
+        from sommelier_client.cli import quiet_closed_stdout
+
+        quiet_closed_stdout()
         return 0
     except Exception as err:  # noqa: BLE001 - the one place that turns the unexpected into one line
         where = StackConfig().logs_dir / "devstack.log"

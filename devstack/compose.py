@@ -30,6 +30,19 @@ PODMAN_SOCKET = os.environ.get("PODMAN_SOCKET", "/run/podman/podman.sock")
 LOCAL_PYTHON_IMAGE = "localhost/sommelier-python:bookworm"
 
 
+def started_by(ministack_hostname: str) -> list[str]:
+    """The containers a containerised MiniStack started through the engine: it labels each with its instance,
+    MINISTACK_HOSTNAME:port (the port inside its container)."""
+    out = subprocess.run([container_cli(), "ps", "-a", "-q", "--filter", f"label=ministack.instance={ministack_hostname}:4566"],
+                         capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def remove_containers(ids: list[str]) -> None:
+    if ids:
+        subprocess.run([container_cli(), "rm", "--force", "--volumes", *ids], capture_output=True)
+
+
 def compose_command() -> list[str]:
     """`docker compose` (v2) where the plugin exists, else Debian's docker-compose 1.29."""
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
@@ -244,15 +257,11 @@ class Compose(Runtime):
 
     def emulator_containers(self) -> list[str]:
         """The containers the emulator started through the engine (image functions, ECS tasks): compose does not own them."""
-        # MiniStack labels each with its instance, MINISTACK_HOSTNAME:port (docker-compose.yml sets the hostname to the project)
-        out = subprocess.run([container_cli(), "ps", "-a", "-q", "--filter", f"label=ministack.instance={self.project}:4566"],
-                             capture_output=True, text=True, env={**os.environ, **self._docker_host()})
-        return out.stdout.split()
+        # docker-compose.yml sets MiniStack's hostname to the project
+        return started_by(self.project)
 
     def _remove_emulator_containers(self) -> None:
-        ids = self.emulator_containers()
-        if ids:
-            subprocess.run([container_cli(), "rm", "-f", *ids], capture_output=True)
+        remove_containers(self.emulator_containers())
 
     def processes(self) -> str:
         return self.compose("ps", check=False).stdout.rstrip()
@@ -265,7 +274,7 @@ class Compose(Runtime):
         """The trainer image as the template's ECS Fargate task: MiniStack starts it through this engine on the stack's network.
         The emulator's test keys go in as the task's environment (botocore refuses MiniStack's task-credentials address)."""
         outputs = self.cfg.stack_info()["outputs"]
-        env = {k: v for k, v in self.cfg.aws_env().items() if k.startswith("AWS_") and k != "AWS_ENDPOINT_URL"}
+        env = {k: v for k, v in self.cfg.aws_env().items() if k != "AWS_ENDPOINT_URL"}
         if "dataset_prefix" in self.cfg.model_fields_set:  # make train-task DATASET=name
             env["DATASET_PREFIX"] = self.cfg.dataset_prefix
         return run_training_task(self.aws("ecs"), self.aws("logs"), outputs, default_subnets(self.aws("ec2")), env,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 
-from devstack.compose import Compose
+from devstack.compose import Compose, remove_containers, started_by
 from devstack.config import ROOT, StackConfig
 from devstack.embedded import Embedded
 from devstack.runtime import StackError, container_cli, http_ok, wait_until
@@ -64,8 +64,7 @@ class ContainerAccount:
     def down(self) -> None:
         """The emulator, every container it started (functions, tasks), its network, and the API service if we started it."""
         if shutil.which(container_cli()):
-            started = self._podman("ps", "-a", "-q", "--filter", f"label=ministack.instance={self.name}:4566", check=False).stdout.split()
-            self._podman("rm", "--force", "--volumes", self.name, *started, check=False)
+            remove_containers([self.name, *started_by(self.name)])
             self._podman("network", "rm", "--force", self.name, check=False)
         self.compose._stop_service()
 

@@ -22,6 +22,11 @@ from sommelier_client.client import ApiError, Client, find_connection, unreachab
 from sommelier_contract.files import NotText, decode
 
 
+def quiet_closed_stdout() -> None:
+    """After the reader of a pipe has gone, Python's own flush at exit would complain again: point stdout at nothing."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class InputError(click.ClickException):
     """Bad input caught before anything was sent."""
 
@@ -46,7 +51,7 @@ class _Group(click.Group):
             click.echo(f"error: {err}", err=True)
             ctx.exit(_exit_code(err))
         except BrokenPipeError:  # `sommelier history | head`: the reader has all it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and Python's flush at exit finds nothing to complain of
+            quiet_closed_stdout()
             ctx.exit(0)
         except (BotoCoreError, ClientError) as err:  # `sommelier metrics` reads CloudWatch directly
             click.echo(f"error: {unreachable_message(str(getattr(err, 'kwargs', {}).get('endpoint_url', '')), err)}"
@@ -168,11 +173,13 @@ def _file_records(path: Path, rows: list[dict[str, Any]], model: dict[str, Any],
     """The records to send from a file's rows (read first, with _read_records, before anything is asked of the API):
     a file may carry columns the model does not take (an index, the label, notes); they are kept in the output but
     not sent."""
+    from sommelier_contract.records import required_features  # numpy: loaded only for a file of records
+
     schema = {f["name"]: f["type"] for f in model["features"]}
     if not rows:
         raise InputError(f"{path.name} holds no records")
     columns = list(dict.fromkeys(c for r in rows for c in r))
-    absent = [f["name"] for f in model["features"] if f["name"] not in columns and not (f["type"] == "numeric" and f.get("imputed"))]
+    absent = [name for name in required_features(model["features"]) if name not in columns]
     if absent:
         raise InputError(f"{path.name} has no column {', '.join(map(repr, absent))} (the model takes "
                          f"{', '.join(schema)}; its columns are {', '.join(columns) or 'none'})")

@@ -51,8 +51,13 @@ def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"feature {feature['name']!r} has unknown type {kind!r}")
 
 
+def required_features(features: list[dict[str, Any]]) -> list[str]:
+    """The features a record must carry: all but the numeric ones the model imputes when missing."""
+    return [f["name"] for f in features if not (f["type"] == "numeric" and f.get("imputed"))]
+
+
 def record_schema(features: list[dict[str, Any]]) -> dict[str, Any]:
-    required = [f["name"] for f in features if not (f["type"] == "numeric" and f.get("imputed"))]
+    required = required_features(features)
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {f["name"]: feature_property(f) for f in features},

@@ -47,6 +47,17 @@ def _traffic_until_both_answer(stack, example, candidate: str, eventually) -> Co
     return seen
 
 
+def _serving(stack, example, version: str, eventually) -> None:
+    """The precondition of a trial: the function answers with the champion (a worker re-reads the pointers only every
+    2 s here, so right after a promotion the previous champion may still answer, and would count as a third model)."""
+    def champion_answers():
+        for _ in range(5):
+            resp = stack.post("/predict", {"features": example})
+            assert resp.ok and resp.json()["model_version"] == version, (resp.status_code, resp.text[:300])
+
+    eventually(champion_answers, timeout=30)
+
+
 def _evaluate_until_decided(runtime, eventually) -> dict:
     def decided():
         outcome = json.loads(runtime.trainer(["canary-evaluate"]))
@@ -58,6 +69,7 @@ def _evaluate_until_decided(runtime, eventually) -> dict:
 
 def test_a_good_candidate_serves_a_share_and_is_promoted(stack, runtime, example, eventually):
     champion = _json(stack, "champion.json")["version"]
+    _serving(stack, example, champion, eventually)
     trained = json.loads(runtime.trainer(["train"]))
     assert not trained["promoted"] and "candidate" in trained["reason"], trained
     candidate = trained["version"]
@@ -75,6 +87,7 @@ def test_a_good_candidate_serves_a_share_and_is_promoted(stack, runtime, example
 def test_a_failing_candidate_is_rolled_back_and_the_champion_keeps_serving(stack, runtime, example, eventually):
     s3, bucket = _s3(stack)
     champion = _json(stack, "champion.json")
+    _serving(stack, example, champion["version"], eventually)
     manifest = _json(stack, champion["manifest_key"])
     bad = f"bad-{champion['version']}"[:60]
     # a release that verifies (checksums match) but fails at predict time: its "pipeline" is the label encoder

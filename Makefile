@@ -69,12 +69,12 @@ info: install ## how to use the running stack (API URL, key, frontend)
 logs: install ## emulator, frontend and predictor-function logs (FOLLOW=1 keeps following)
 	@$(DEVSTACK) logs $(if $(FOLLOW),--follow)
 
-train: install ## train on the running stack (the champion's dataset; DATASET=name: datasets/<name>): compare, evaluate, gate
-	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(DEVSTACK) train
+train: install ## train on the running stack (the champion's dataset; DATASET=name: datasets/<name>; METRIC=accuracy|f1_macro|log_loss): compare, evaluate, gate
+	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(DEVSTACK) train $(if $(METRIC),--metric $(METRIC))
 
-promote: install ## make VERSION=<model version> the champion (artifacts verified first)
+promote: install ## make VERSION=<model version> the champion (artifacts verified first; WHY="..." is recorded with who and when)
 	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<model version>  (make history lists them)"; exit 2; }
-	@$(DEVSTACK) promote "$(VERSION)" $(if $(YES),--yes)
+	@$(DEVSTACK) promote "$(VERSION)" $(if $(YES),--yes) $(if $(WHY),--why "$(WHY)")
 
 rollback: install ## restore the champion before the current one
 	@$(DEVSTACK) rollback

@@ -8,6 +8,7 @@ says what to do; a traceback goes to .sommelier/logs/devstack.log, never to the 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -42,9 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--raw", action="store_true", help="the function's JSON lines as they are")
     train = sub.add_parser("train", help="train on the running stack; promote if the gate passes")
     train.add_argument("--no-promote", action="store_true")
+    train.add_argument("--metric", choices=["accuracy", "f1_macro", "log_loss"], help="choose the winner on this CV score (default f1_macro)")
     promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
     promote.add_argument("version")
     promote.add_argument("--yes", action="store_true", help="confirm a promotion that changes the API's input or classes")
+    promote.add_argument("--why", help="why you promote it (recorded, signed, in the version's manifest)")
     sub.add_parser("rollback", help="restore the champion before the current one")
     sub.add_parser("canary-evaluate", help="promote the candidate model on trial, or roll it back, on live evidence")
     history = sub.add_parser("history", help="every model version, newest first")
@@ -73,6 +76,8 @@ def _score(value: float | None) -> str:
 
 def _gate(row: dict[str, Any]) -> str:
     verdict = {True: "passed", False: "refused", None: ""}[row.get("gate_passed")]
+    if row.get("promoted_by_hand"):  # recorded in the signed manifest: who and when (the why is in the gate reason column)
+        return f"{verdict}; promoted by hand by {row['promoted_by_hand']['by']} {_fmt_time(row['promoted_by_hand']['at'])}"
     if row.get("gate_passed") is False and row.get("last_promoted_at"):
         return f"{verdict}; promoted by hand {_fmt_time(row['last_promoted_at'])}"  # the gate refused it, a person promoted it
     return verdict
@@ -91,10 +96,23 @@ def history_table(rows: list[dict[str, Any]], wide: bool = False) -> str:
         "holdout acc": _score(r.get("holdout_accuracy")),
         "holdout F1": _score(r.get("holdout_f1_macro")),
         "gate": _gate(r),
-        "gate reason": (r.get("gate_reason") or "") if wide else _cut(r.get("gate_reason") or "", 60),
+        "gate reason": (_reason(r)) if wide else _cut(_reason(r), 60),
     } for r in rows]
     return tabulate(table, headers="keys", disable_numparse=True) + "\n\n* = champion (what the API serves)" + \
         ("" if wide else "; WIDE=1 shows each gate reason whole")
+
+
+def _reason(row: dict[str, Any]) -> str:
+    hand = row.get("promoted_by_hand")
+    return (f"promoted by hand: {hand['why']}; gate: " if hand else "") + (row.get("gate_reason") or "")
+
+
+def holdout_line(result: dict[str, Any]) -> str:
+    """The winner's holdout scores with each class's recall, the number an imbalanced class hides in accuracy."""
+    h = result["holdout"]
+    recall = ", ".join(f"{c} {r:.2f}" for c, r in sorted(h.get("recall", {}).items(), key=lambda kv: kv[1]))
+    return (f"{result.get('model') or 'winner'} on {h.get('rows', '?')} held-out rows: accuracy {_score(h.get('accuracy'))}, "
+            f"macro F1 {_score(h.get('f1_macro'))}; recall per class (lowest first): {recall}")
 
 
 def _cut(text: str, width: int) -> str:
@@ -187,13 +205,17 @@ def run(args: argparse.Namespace) -> int:
     elif command == "train":
         # without DATASET=name: the champion's own dataset, as the schedule trains it (not whatever the default names)
         follow = [] if "dataset_prefix" in cfg.model_fields_set else ["--follow-champion"]
-        result = rt.trainer_result(["train", *follow, *(["--no-promote"] if args.no_promote else [])])
+        result = rt.trainer_result(["train", *follow, *(["--no-promote"] if args.no_promote else []),
+                                    *(["--metric", args.metric] if args.metric else [])])
         verdict = "promoted" if result["promoted"] else "not promoted"
         print(f"model {result['version']}: {verdict} ({result['reason']})")
+        if result.get("holdout"):
+            print(holdout_line(result))
         if result["promoted"]:
             print(_served_by(rt, result["version"]))
     elif command == "promote":
-        pointer = rt.trainer_result(["promote", args.version, *(["--yes"] if args.yes else [])])
+        pointer = rt.trainer_result(["promote", args.version, *(["--yes"] if args.yes else []), "--by", getpass.getuser(),
+                                     *(["--why", args.why] if args.why else [])])
         print(f"champion: {pointer['version']} (was {pointer.get('previous')})\n{_served_by(rt, pointer['version'])}")
     elif command == "rollback":
         pointer = rt.trainer_result(["rollback"])

@@ -130,6 +130,9 @@ def test_history_and_feedback(browser, page_url, stack):
     row.find_element(By.XPATH, "following-sibling::button").click()
     wait(browser, lambda d: "✓ class_2" in d.find_element(By.CSS_SELECTOR, f"tr[data-id='{pid}']").text)
     assert stack.get(f"/predictions/{pid}", key=stack.key_value()).json()["prediction"]["feedback"]["label"] == "class_2"
+    assert browser.execute_script("return window.innerWidth") == 1280
+    overflow = browser.execute_script("const t = document.getElementById('history-table'); return t.scrollWidth - t.parentElement.clientWidth")
+    assert overflow <= 0, f"the history table is {overflow} px wider than its card at 1280 px"
     browser.find_element(By.ID, "history").screenshot(str(SHOTS / "04-history-feedback.png"))
 
 
@@ -141,7 +144,47 @@ def test_the_model_card_shows_metrics_and_the_confusion_matrix(browser, page_url
     assert browser.find_elements(By.CSS_SELECTOR, "#cv-table tbody tr.winner")  # the candidates compared, the winner marked
     assert browser.find_element(By.ID, "gate-reason").text  # why it was promoted
     assert len(browser.find_elements(By.CSS_SELECTOR, "#importance-chart rect")) == 12  # the 12 most important of 13
-    browser.find_element(By.ID, "model").screenshot(str(SHOTS / "05-model-card.png"))
+    assert "recall" in browser.find_element(By.CSS_SELECTOR, "#per-class caption").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#per-class tbody tr")) == 3
+    card = browser.find_element(By.ID, "model")
+    browser.execute_script("arguments[0].scrollIntoView()", card)  # below the fold at 1280 px: a shot shows what is in view
+    card.screenshot(str(SHOTS / "05-model-card.png"))
+
+
+def test_charts_are_legible_and_the_page_has_an_icon(browser, page_url):
+    open_page(browser, page_url)
+    browser.find_element(By.ID, "example-button").click()
+    browser.find_element(By.ID, "predict-button").click()
+    wait(browser, ec.visibility_of_element_located((By.ID, "answer-label")))
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model-card svg text"))
+    # the size each chart label is drawn at, in CSS pixels (font size times the SVG's scale)
+    sizes = browser.execute_script("""return [...document.querySelectorAll('#model-card svg text, #answer svg text')].map(
+        t => [t.textContent, parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a])""")
+    small = [(text, round(px, 1)) for text, px in sizes if px < 11]
+    assert sizes and not small, f"chart labels under 11 px at 1280 px: {small[:5]}"
+    # each confusion cell's number against its own cell: the colour drawn (computed, so a CSS rule cannot win unseen)
+    cells = browser.execute_script("""return [...document.querySelectorAll("#model-card svg[aria-label^='confusion'] rect")].map(r => {
+        const t = r.nextElementSibling; return [getComputedStyle(r).fill, getComputedStyle(t).fill]; })""")
+    ratios = [contrast(parse_rgb(back), parse_rgb(ink)) for back, ink in cells]
+    assert len(ratios) == 9 and min(ratios) >= 4.5, f"confusion cells below 4.5:1 contrast: {sorted(ratios)[:3]}"
+    icon = browser.execute_script("return document.querySelector(\"link[rel='icon']\").href")
+    assert requests.get(icon, timeout=5).status_code == 200 and requests.get(page_url + "favicon.ico", timeout=5).status_code == 200
+    browser.find_element(By.CSS_SELECTOR, "#model .charts").screenshot(str(SHOTS / "08-charts.png"))
+
+
+def parse_rgb(css: str) -> tuple[int, int, int]:
+    r, g, b = (int(float(v)) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+    return r, g, b
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+    def luminance(rgb):
+        c = [v / 255 for v in rgb]
+        c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
 
 
 def test_a_wrong_key_says_so(browser, serve_page, stack):

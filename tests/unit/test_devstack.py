@@ -85,6 +85,16 @@ def test_history_shows_each_versions_dataset_a_promotion_by_hand_and_whole_reaso
     table = cli.history_table(rows)
     assert "reviews" in table and "refused; promoted by hand" in table and reason not in table and "WIDE=1" in table
     assert reason in cli.history_table(rows, wide=True)
+    rows[0]["promoted_by_hand"] = {"at": "2026-11-24T03:00:00+00:00", "by": "alice", "why": "new data, checked"}
+    wide = cli.history_table(rows, wide=True)
+    assert "refused; promoted by hand by alice 2026-11-24 03:00:00" in wide and "promoted by hand: new data, checked; gate: " + reason in wide
+
+
+def test_the_training_report_gives_each_classs_recall_lowest_first():
+    line = cli.holdout_line({"model": "linear_svm_chars", "holdout": {"accuracy": 0.9, "f1_macro": 0.85, "rows": 200,
+                                                                      "recall": {"US": 0.97, "France": 0.63, "Italy": 0.8}}})
+    assert line == ("linear_svm_chars on 200 held-out rows: accuracy 0.900, macro F1 0.850; "
+                    "recall per class (lowest first): France 0.63, Italy 0.80, US 0.97")
 
 
 def test_an_unexpected_failure_is_one_line_and_the_traceback_goes_to_a_file(state, monkeypatch, capsys):

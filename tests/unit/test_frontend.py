@@ -23,8 +23,10 @@ def test_the_page_and_its_assets_are_served():
     client = create_app({"API_URL": "http://x", "API_KEY": "k"}).test_client()
     page = client.get("/").get_data(as_text=True)
     assert '<script src="config.js">' in page  # relative: the same file works at an S3 website root
-    for asset in ("/static/app.js", "/static/style.css"):
+    for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg", "/favicon.ico"):
         assert client.get(asset).status_code == 200
+    assert '<link rel="icon" type="image/svg+xml" href="static/favicon.svg">' in page  # relative, like the rest
+    assert client.get("/favicon.ico").mimetype == "image/svg+xml"
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 

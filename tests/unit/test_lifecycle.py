@@ -32,6 +32,38 @@ def test_at_least_three_families_are_compared_and_the_winner_scored_on_the_holdo
     assert manifest["reproduce"]["seed"] == 42 and manifest["trigger"] == "cli"
 
 
+def test_the_search_keeps_each_candidates_best_value_and_the_refit_uses_it(s3, trainer_settings):
+    trained = trainer_train.run(trainer_settings, s3)  # logistic regression: C searched on the CV folds
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
+    result = manifest["metrics"]["cv"]["logistic_regression"]
+    search = result["search"]
+    assert search["parameter"] == "C" and len(search["values"]) == len(search["f1_macro_means"]) >= 3
+    best = max(range(len(search["values"])), key=lambda i: search["f1_macro_means"][i])
+    assert search["chosen"] == search["values"][best] == result["params"]["C"]
+    assert result["f1_macro_mean"] == search["f1_macro_means"][best]
+    assert manifest["model"]["params"]["C"] == repr(search["chosen"])  # the served model is the chosen one
+    assert manifest["reproduce"]["selection_metric"] == "f1_macro"
+
+
+def test_the_winner_is_chosen_on_the_metric_asked_for(s3, trainer_settings):
+    settings = trainer_settings.model_copy(update={"families": "", "selection_metric": "log_loss"})
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(settings, s3, promote=False).version)
+    cv = {n: r for n, r in manifest["metrics"]["cv"].items() if "log_loss_mean" in r}
+    assert manifest["model"]["name"] == min(cv, key=lambda n: cv[n]["log_loss_mean"])
+    assert manifest["reproduce"]["selection_metric"] == "log_loss"
+
+
+def test_the_cli_takes_a_metric_and_reports_recall_per_class(s3, cli_env, capsys):
+    assert cli.main(["train", "--metric", "accuracy"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["holdout"]["recall"]) == {"class_0", "class_1", "class_2"}
+    assert result["model"] == "logistic_regression" and 0 < result["holdout"]["accuracy"] <= 1
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, result["version"])
+    assert manifest["reproduce"]["selection_metric"] == "accuracy"
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--metric", "speed"])
+
+
 def test_the_same_seed_reproduces_the_same_scores(s3, trainer_settings, trained):
     again = trainer_train.run(trainer_settings, s3, promote=False)
     assert again.version != trained.version
@@ -167,6 +199,30 @@ def test_promote_and_rollback_from_the_cli(s3, cli_env, trained, capsys):
     assert cli.main(["rollback"]) == 2
     assert "first champion" in capsys.readouterr().err
     assert cli.main(["promote", "no-such-version"]) == 2
+
+
+def test_a_promotion_by_hand_is_recorded_signed_in_the_manifest_and_shown_in_history(s3, cli_env, trained, capsys, signatures):
+    assert cli.main(["train", "--no-promote"]) == 0
+    version = json.loads(capsys.readouterr().out)["version"]
+    assert cli.main(["promote", version, "--by", "alice", "--why", "reviews data, checked by hand"]) == 0
+    pointer = json.loads(capsys.readouterr().out)
+    assert pointer["reason"] == "promoted by hand by alice: reviews data, checked by hand"
+    manifest, _, _ = artifacts.load_verified(s3, MODEL_BUCKET, version, signatures)  # still verifies: signed again
+    record = manifest["promotions"][-1]
+    assert record == {"at": pointer["promoted_at"], "by": "alice", "why": "reviews data, checked by hand", "gate_passed": False}
+    rows = {r["version"]: r for r in artifacts.versions(s3, MODEL_BUCKET)}
+    assert rows[version]["promoted_by_hand"] == record and rows[trained.version]["promoted_by_hand"] is None
+
+
+def test_a_promotion_record_without_its_pointer_claims_nothing(s3, cli_env, trained, capsys, signatures):
+    """A crash between the manifest's record and the pointer: the record exists, no pointer has its time."""
+    assert cli.main(["train", "--no-promote"]) == 0
+    version = json.loads(capsys.readouterr().out)["version"]
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, version)
+    manifest["promotions"] = [{"at": "2026-01-01T00:00:00+00:00", "by": "bob", "why": "interrupted", "gate_passed": False}]
+    artifacts.put_manifest(s3, MODEL_BUCKET, manifest, signatures)
+    rows = {r["version"]: r for r in artifacts.versions(s3, MODEL_BUCKET)}
+    assert rows[version]["promoted_by_hand"] is None and not rows[version]["champion"]
 
 
 def test_training_results_and_failures_become_metrics(s3, trainer_settings):

@@ -48,6 +48,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         body = f"window.SOMMELIER_CONFIG = {json.dumps(settings)};\n"
         return Response(body, mimetype="application/javascript", headers={"Cache-Control": "no-store"})
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:  # browsers that ask before reading the page's <link rel="icon">
+        return app.send_static_file("favicon.svg")
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

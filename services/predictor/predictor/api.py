@@ -94,7 +94,7 @@ def invalid(errors: list[FieldError], total: int | None = None, said: str = "") 
     """The 400 for field errors: the first in the message (`said` adds to it), how many more, every one listed."""
     total = len(errors) if total is None else total
     first = errors[0]
-    more = f" (and {total - 1} more problems)" if total > 1 else ""
+    more = f" (and {total - 1} more problem{'s' if total > 2 else ''})" if total > 1 else ""
     return ApiError(400, "validation_error", f"{first.field} {first.message}{said}{more}", errors, total)
 
 

@@ -207,10 +207,11 @@ class PredictionService:
             "segments": m.get("segments", []),
             "example": example if len(example) == len(m["features"]) else None,
             "metrics": {"holdout": m.get("metrics", {}).get("holdout"),
-                        "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped")
+                        "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped", "params")
                                    if k in r}
                                for n, r in m.get("metrics", {}).get("cv", {}).items()}},
             "gate": m.get("gate"),
+            "promotions": m.get("promotions", []),
             "importances": m.get("importances"),
             "dataset": {k: (m.get("dataset") or {}).get(k) for k in ("name", "version", "rows")},
             "description": (m.get("spec") or {}).get("description"),

@@ -5,6 +5,7 @@ Results are JSON on stdout (devstack renders them); progress and errors go to st
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trainer import artifacts
 from trainer.config import Settings
 from trainer.data import DataError
-from trainer.train import run
+from trainer.train import METRICS, run
 
 
 def _print(doc: object) -> None:
@@ -33,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-promote", action="store_true", help="write the artifacts but never move the champion")
     train.add_argument("--follow-champion", action="store_true",
                        help="train the champion's own dataset (as the schedule does), not DATASET_PREFIX's")
+    train.add_argument("--metric", choices=sorted(METRICS), help="choose the winner on this CV score (default: SELECTION_METRIC, f1_macro)")
     promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
     promote.add_argument("version")
     promote.add_argument("--yes", action="store_true", help="confirm a promotion that changes the API's input or classes")
+    promote.add_argument("--by", help="who promotes (recorded in the signed manifest; default: this user)")
+    promote.add_argument("--why", default="no reason given", help="why (recorded in the signed manifest)")
     sub.add_parser("rollback", help="restore the champion before the current one")
     sub.add_parser("history", help="every model version (scores, gate decision, champion marker), newest first")
     sub.add_parser("champions", help="every champion pointer ever written, newest first")
@@ -54,10 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC).isoformat()
     try:
         if command == "train":
+            if getattr(args, "metric", None):
+                settings = settings.model_copy(update={"selection_metric": args.metric})
             outcome = run(settings, s3, boto3.client("cloudwatch"), only_if_no_champion=args.if_no_champion,
                           promote=not args.no_promote, follow_champion=args.follow_champion)
+            holdout = outcome.metrics.get("holdout") or {}
             _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
-                    "quarantined": outcome.quarantined})
+                    "quarantined": outcome.quarantined, "model": outcome.model,
+                    "holdout": {k: holdout[k] for k in ("accuracy", "f1_macro", "rows") if k in holdout}
+                    | {"recall": {c: round(m["recall"], 3) for c, m in (holdout.get("per_class") or {}).items()}}})
         elif command == "promote":
             manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version, artifacts.signatures(settings))
             current = artifacts.read_champion(s3, settings.model_bucket)
@@ -67,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: promoting {args.version} changes the API for its callers: {change}. "  # noqa: T201
                       f"Confirm with `make promote VERSION={args.version} YES=1`", file=sys.stderr)
                 return 2
-            _print(artifacts.promote(s3, settings.model_bucket, args.version, "manual promotion", now))
+            _print(artifacts.promote_by_hand(s3, settings.model_bucket, args.version, args.by or getpass.getuser(), args.why, now,
+                                             artifacts.signatures(settings)))
         elif command == "rollback":
             target = artifacts.rollback_target(s3, settings.model_bucket)
             artifacts.load_verified(s3, settings.model_bucket, target["version"], artifacts.signatures(settings))

@@ -63,6 +63,16 @@ def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previo
     return pointer
 
 
+def promote_by_hand(s3, bucket: str, version: str, by: str, why: str, at: str, signed: Signatures) -> dict[str, Any]:
+    """A person's promotion: who, when and why go into the version's manifest (signed again), then the pointer moves.
+    A record counts only once a pointer with the same time exists (`versions`), so a crash between the two claims nothing."""
+    manifest = read_manifest(s3, bucket, version)
+    record = {"at": at, "by": by, "why": why, "gate_passed": (manifest.get("gate") or {}).get("passed")}
+    manifest["promotions"] = [*manifest.get("promotions", []), record]
+    put_manifest(s3, bucket, manifest, signed)
+    return promote(s3, bucket, version, f"promoted by hand by {by}: {why}", at)
+
+
 def read_candidate(s3, bucket: str) -> dict[str, Any] | None:
     return read_json(s3, bucket, CANDIDATE_KEY)
 
@@ -96,8 +106,10 @@ def versions(s3, bucket: str) -> list[dict[str, Any]]:
     pointers = history(s3, bucket)
     current = pointers[0]["version"] if pointers else None
     last_promoted: dict[str, str] = {}
+    pointed_at: dict[str, set[str]] = {}
     for p in reversed(pointers):  # oldest first, so the newest promotion wins
         last_promoted[p["version"]] = p.get("promoted_at")
+        pointed_at.setdefault(p["version"], set()).add(p.get("promoted_at"))
     names = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="models/", Delimiter="/"):
         names += [cp["Prefix"][len("models/"):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
@@ -125,6 +137,8 @@ def versions(s3, bucket: str) -> list[dict[str, Any]]:
             "gate_reason": (manifest.get("gate") or {}).get("reason"),
             "champion": version == current,
             "last_promoted_at": last_promoted.get(version),
+            "promoted_by_hand": next((r for r in reversed(manifest.get("promotions", []))
+                                      if r.get("at") in pointed_at.get(version, ())), None),
         })
     return sorted(rows, key=lambda r: (r["trained_at"] or "", r["version"]), reverse=True)
 

@@ -1,5 +1,7 @@
 """The trainer's settings, built once from the environment."""
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +22,8 @@ class Settings(BaseSettings):
     accuracy_floor: float = Field(0.7, ge=0, le=1, description="a challenger below this holdout accuracy is never promoted")
     regression_tolerance: float = Field(0.02, ge=0, le=1, description="how much macro F1 a challenger may lose to the champion")
     families: str = Field("", description="comma-separated candidate names to compare; empty compares all that suit the data")
+    selection_metric: Literal["f1_macro", "accuracy", "log_loss"] = Field(
+        "f1_macro", description="what the candidates are compared on (macro F1 by default: every class counts, however rare)")
     train_budget_seconds: float = Field(600, gt=0, description="comparison stops starting candidates (and folds) after this")
     compare_rows: int = Field(20_000, ge=100, description="larger training sets are compared on a stratified sample this big")
     # The model canary: a challenger that passes the gate first serves this share of predictions; the

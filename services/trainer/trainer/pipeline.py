@@ -13,6 +13,14 @@ the same words scored no better than the SVM and took 5-10 times as long (up to 
 so it is no text candidate. Dense numeric (and
 categorical) data gets tree ensembles beside a linear baseline; a random forest's cost and size
 grow with the rows, so it is left out of large training sets.
+
+Each linear candidate names one regularisation parameter and a few values of it (`grid`); the
+comparison tries them on the same folds, fitting the preprocessing (the costly part for text) once a
+fold, so the search costs a few classifier fits. Measured on 1,000 generated reviews (bench/training.py):
+the grid lifts the character SVM's CV macro F1 from 0.763 (C=0.5) to 0.778 (C=3) and its holdout
+macro F1 from 0.744 to 0.756, for 2 s more of comparison (6.7 s for the whole run); scikit-learn's
+HalvingGridSearchCV took 12.9 s for five values (it refits the text features for every value and
+sample size) and chose a worse C than the plain grid.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC
 
 FOREST_MAX_ROWS = 100_000
+SVM_C = ("estimator__C", (0.3, 1.0, 3.0))  # the SVM inside its calibration
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class Candidate:
     dense: bool = False  # the estimator needs a dense matrix
     nonnegative: bool = False  # the estimator needs non-negative inputs (naive Bayes)
     chars: bool = False  # text also as character n-grams within word boundaries
+    grid: tuple[str, tuple[float, ...]] | None = None  # a parameter of the estimator and the values CV tries for it
 
     @property
     def family(self) -> str:
@@ -78,12 +88,12 @@ def candidates(features: list[dict[str, Any]], rows: int, seed: int) -> dict[str
     """name -> candidate, cheapest first (a time budget stops the comparison between candidates)."""
     if any(f["type"] == "text" for f in features):
         return {
-            "complement_nb": Candidate(ComplementNB(alpha=0.3), nonnegative=True),
-            "linear_svm": Candidate(CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), cv=3)),
-            "linear_svm_chars": Candidate(CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), cv=3), chars=True),
+            "complement_nb": Candidate(ComplementNB(alpha=0.3), nonnegative=True, grid=("alpha", (0.03, 0.1, 0.3, 1.0))),
+            "linear_svm": Candidate(CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), cv=3), grid=SVM_C),
+            "linear_svm_chars": Candidate(CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), cv=3), chars=True, grid=SVM_C),
         }
     options = {
-        "logistic_regression": Candidate(LogisticRegression(C=1.0, max_iter=3000, random_state=seed)),
+        "logistic_regression": Candidate(LogisticRegression(C=1.0, max_iter=3000, random_state=seed), grid=("C", (0.1, 1.0, 10.0))),
         "hist_gradient_boosting": Candidate(HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, early_stopping="auto",
                                                                            n_iter_no_change=10, random_state=seed), dense=True),
     }
@@ -92,6 +102,7 @@ def candidates(features: list[dict[str, Any]], rows: int, seed: int) -> dict[str
     return options
 
 
-def build(features: list[dict[str, Any]], candidate: Candidate) -> Pipeline:
+def build(features: list[dict[str, Any]], candidate: Candidate, params: dict[str, Any] | None = None) -> Pipeline:
+    """The candidate's pipeline; `params` set on its estimator (a value the search chose)."""
     return Pipeline([("prep", preprocessor(features, candidate.dense, candidate.nonnegative, candidate.chars)),
-                     ("model", clone(candidate.estimator))])
+                     ("model", clone(candidate.estimator).set_params(**(params or {})))])

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
+from sklearn.base import clone
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import LabelEncoder
@@ -44,6 +45,7 @@ class Outcome:
     reason: str
     metrics: dict[str, Any] = field(default_factory=dict)
     quarantined: list[dict[str, str]] = field(default_factory=list)
+    model: str | None = None
 
 
 def _libraries() -> dict[str, str]:
@@ -104,12 +106,23 @@ def comparison_rows(y: np.ndarray, settings: Settings) -> np.ndarray:
     return np.sort(chosen)
 
 
+METRICS = {"f1_macro": "macro F1", "accuracy": "accuracy", "log_loss": "log loss"}  # what the winner may be chosen on
+
+
+def _better(metric: str, mean: float) -> float:
+    """A score where higher is better, whichever metric."""
+    return -mean if metric == "log_loss" else mean
+
+
 def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settings: Settings,
             options: dict[str, Candidate]) -> tuple[str, dict[str, Any]]:
     """Cross-validate each candidate, fold by fold with progress, until the time budget runs out
-    (the first candidate always completes). Returns the winner and every candidate's result."""
+    (the first candidate always completes). A candidate with a grid is scored at each of its values on
+    the same folds (the preprocessing fitted once a fold) and keeps its best. The winner is the best on
+    `settings.selection_metric`. Returns the winner and every candidate's result."""
     began = time.perf_counter()
     deadline = began + settings.train_budget_seconds
+    metric = settings.selection_metric
     rows = comparison_rows(y, settings)
     if len(rows) < len(y):
         log.info("comparing on a stratified sample of %d of %d rows; the winner is refit on all of them", len(rows), len(y))
@@ -124,34 +137,48 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
             log.info("%s skipped: the time budget (%g s) ran out", tag, settings.train_budget_seconds)
             continue
         started = time.perf_counter()
-        scores: dict[str, list[float]] = {"f1_macro": [], "accuracy": [], "log_loss": []}
+        parameter, values = candidate.grid or ("", (None,))
+        scores = [{"f1_macro": [], "accuracy": [], "log_loss": []} for _ in values]
         for k, (fit_idx, val_idx) in enumerate(folds, start=1):
-            model = build(features, candidate).fit(Xs[fit_idx], ys[fit_idx])
-            proba = model.predict_proba(Xs[val_idx])
-            predicted = model.classes_[proba.argmax(axis=1)]
-            scores["f1_macro"].append(f1_score(ys[val_idx], predicted, average="macro"))
-            scores["accuracy"].append(accuracy_score(ys[val_idx], predicted))
-            scores["log_loss"].append(log_loss(ys[val_idx], proba, labels=model.classes_))
-            log.info("%s fold %d/%d: macro F1 %.3f (%.1fs)", tag, k, len(folds), scores["f1_macro"][-1], time.perf_counter() - started)
+            prep = build(features, candidate).named_steps["prep"]
+            seen, unseen = prep.fit_transform(Xs[fit_idx]), prep.transform(Xs[val_idx])
+            for value, score in zip(values, scores, strict=True):
+                model = clone(candidate.estimator).set_params(**({parameter: value} if parameter else {})).fit(seen, ys[fit_idx])
+                proba = model.predict_proba(unseen)
+                predicted = model.classes_[proba.argmax(axis=1)]
+                score["f1_macro"].append(f1_score(ys[val_idx], predicted, average="macro"))
+                score["accuracy"].append(accuracy_score(ys[val_idx], predicted))
+                score["log_loss"].append(log_loss(ys[val_idx], proba, labels=model.classes_))
+            log.info("%s fold %d/%d: macro F1 %s (%.1fs)", tag, k, len(folds),
+                     " ".join(f"{s['f1_macro'][-1]:.3f}" for s in scores), time.perf_counter() - started)
             if done and k < len(folds) and time.perf_counter() > deadline:
                 break
-        if len(scores["f1_macro"]) < len(folds):
-            results[name] = {"family": name, "skipped": f"the time budget ran out after {len(scores['f1_macro'])} of {len(folds)} folds"}
+        if len(scores[0]["f1_macro"]) < len(folds):
+            results[name] = {"family": name, "skipped": f"the time budget ran out after {len(scores[0]['f1_macro'])} of {len(folds)} folds"}
             log.info("%s stopped: the time budget ran out", tag)
             continue
+        means = [{m: float(np.mean(v)) for m, v in score.items()} for score in scores]
+        pick = max(range(len(values)), key=lambda j: _better(metric, means[j][metric]))
         results[name] = {
             "family": name,
-            "f1_macro_mean": float(np.mean(scores["f1_macro"])),
-            "f1_macro_std": float(np.std(scores["f1_macro"])),
-            "accuracy_mean": float(np.mean(scores["accuracy"])),
-            "log_loss_mean": float(np.mean(scores["log_loss"])),
+            "f1_macro_mean": means[pick]["f1_macro"],
+            "f1_macro_std": float(np.std(scores[pick]["f1_macro"])),
+            "accuracy_mean": means[pick]["accuracy"],
+            "log_loss_mean": means[pick]["log_loss"],
             "seconds": time.perf_counter() - started,
             "rows": len(rows),
+            "params": {parameter: values[pick]} if parameter else {},
         }
-        log.info("%s CV macro F1 %.3f ± %.3f  (%.1fs; %.1fs elapsed)", tag, results[name]["f1_macro_mean"],
-                 results[name]["f1_macro_std"], results[name]["seconds"], time.perf_counter() - began)
+        if parameter:
+            results[name]["search"] = {"parameter": parameter, "values": list(values), f"{metric}_means": [m[metric] for m in means],
+                                       "chosen": values[pick]}
+        log.info("%s CV %smacro F1 %.3f ± %.3f%s  (%.1fs; %.1fs elapsed)", tag,
+                 "" if metric == "f1_macro" else f"{METRICS[metric]} {means[pick][metric]:.3f}, ",
+                 results[name]["f1_macro_mean"], results[name]["f1_macro_std"],
+                 f", {parameter.rsplit('__', 1)[-1]}={values[pick]:g} of {len(values)} tried" if parameter else "",
+                 results[name]["seconds"], time.perf_counter() - began)
     scored = [n for n, r in results.items() if "f1_macro_mean" in r]
-    best = max(scored, key=lambda n: (round(results[n]["f1_macro_mean"], 6), -results[n]["log_loss_mean"]))
+    best = max(scored, key=lambda n: (round(_better(metric, results[n][f"{metric}_mean"]), 6), -results[n]["log_loss_mean"]))
     return best, results
 
 
@@ -331,7 +358,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     best, cv_results = compare(X_train, y_train, ds.features, settings, options)
     fit_started = time.perf_counter()
     log.info("refitting %s on all %d training rows ...", best, len(y_train))
-    pipeline = build(ds.features, options[best]).fit(X_train, y_train)
+    pipeline = build(ds.features, options[best], cv_results[best]["params"]).fit(X_train, y_train)
     fit_seconds = time.perf_counter() - fit_started
     log.info("refit in %.1fs", fit_seconds)
     y_test_labels = [labels[i] for i in y_test]
@@ -389,9 +416,10 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         "serving": serving,  # onnx when a faithful ONNX conversion was written (the predictor prefers it), else joblib
         "libraries": _libraries(),
         "model": {"name": best, "family": best, "estimator": options[best].family,
-                  "params": {k: repr(v) for k, v in options[best].estimator.get_params().items()}, "dense_input": options[best].dense},
+                  "params": {k: repr(v) for k, v in pipeline.named_steps["model"].get_params().items()}, "dense_input": options[best].dense},
         "reproduce": {"seed": settings.seed, "holdout_fraction": settings.holdout_fraction, "cv_folds": settings.cv_folds,
                       "compare_rows": settings.compare_rows, "train_budget_seconds": settings.train_budget_seconds,
+                      "selection_metric": settings.selection_metric,
                       "split": "the dataset's frozen evaluation rows (evaluation.json) as holdout; StratifiedKFold(shuffle=True) on the rest"},
         "evaluation": evaluation,
         "importances": explained,
@@ -419,4 +447,4 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     else:
         log.info("not promoted %s: %s", version, manifest["gate"]["reason"])
     return Outcome(version=version, promoted=decision, reason=manifest["gate"]["reason"],
-                   metrics=manifest["metrics"], quarantined=fb.quarantined)
+                   metrics=manifest["metrics"], quarantined=fb.quarantined, model=best)

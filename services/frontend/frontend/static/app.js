@@ -140,8 +140,8 @@
 
   function probabilityChart(probabilities) {
     const entries = Object.entries(probabilities);
-    const rowH = 26, labelW = 90, barW = 260, width = labelW + barW + 60;
-    const chart = svg("svg", { viewBox: `0 0 ${width} ${entries.length * rowH}`, width: "100%", role: "img",
+    const rowH = 26, labelW = textWidth(entries.map(([c]) => c)) + 12, barW = 260, width = labelW + barW + 60;
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${entries.length * rowH}`, width, role: "img",
       "aria-label": "class probabilities: " + entries.map(([c, p]) => `${c} ${(p * 100).toFixed(1)}%`).join(", ") });
     entries.forEach(([cls, p], i) => {
       const y = i * rowH;
@@ -305,31 +305,46 @@
   }
 
   /* ---------------- model card ---------------- */
+  // Charts are drawn in CSS pixels (13 px text); label columns are as wide as their longest label.
+  function textWidth(labels, px = 13) { return Math.ceil(Math.max(0, ...labels.map((l) => String(l).length)) * px * 0.62); }
+
+  // WCAG contrast of two sRGB colours ([r, g, b] 0-255): text on a confusion cell must reach 4.5:1
+  function luminance(rgb) {
+    const [r, g, b] = rgb.map((v) => { const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+  function contrast(a, b) { const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); }
+  const WINE = [123, 30, 58], INK = [31, 31, 31], WHITE = [255, 255, 255];
+
   function confusionMatrix(cm) {
-    const n = cm.labels.length, cell = 54, pad = 80;
+    const n = cm.labels.length, cell = 56, pad = Math.max(48, textWidth(cm.labels) + 14), top = 40;
     const max = Math.max(1, ...cm.matrix.flat());
-    const chart = svg("svg", { viewBox: `0 0 ${pad + n * cell + 10} ${pad + n * cell + 10}`, width: "100%", role: "img",
+    const chart = svg("svg", { viewBox: `0 0 ${pad + n * cell + 10} ${top + n * cell + 10}`, width: pad + n * cell + 10, role: "img",
       "aria-label": "confusion matrix on the holdout: rows are true classes, columns predicted classes" });
-    cm.labels.forEach((label, i) => {
-      const top = svg("text", { x: pad + i * cell + cell / 2, y: pad - 8, "text-anchor": "middle" }); top.textContent = label; chart.append(top);
-      const left = svg("text", { x: pad - 8, y: pad + i * cell + cell / 2 + 4, "text-anchor": "end" }); left.textContent = label; chart.append(left);
+    cm.labels.forEach((label, i) => {  // column labels turn when they are wider than a cell
+      const x = pad + i * cell + cell / 2, wide = textWidth([label]) > cell - 6;
+      const head = svg("text", wide ? { x, y: top - 6, transform: `rotate(-30 ${x} ${top - 6})` } : { x, y: top - 8, "text-anchor": "middle" });
+      head.textContent = label; chart.append(head);
+      const left = svg("text", { x: pad - 8, y: top + i * cell + cell / 2 + 4, "text-anchor": "end" }); left.textContent = label; chart.append(left);
     });
-    const axis = svg("text", { x: pad, y: 14 }); axis.textContent = "predicted →  (rows: true)"; chart.append(axis);
     cm.matrix.forEach((row, i) => row.forEach((v, j) => {
       const shade = 0.08 + 0.92 * (v / max);
-      chart.append(svg("rect", { x: pad + j * cell, y: pad + i * cell, width: cell - 2, height: cell - 2, rx: 4,
-        fill: `rgba(123, 30, 58, ${shade.toFixed(3)})` }));
-      const t = svg("text", { x: pad + j * cell + cell / 2 - 1, y: pad + i * cell + cell / 2 + 4, "text-anchor": "middle",
-        fill: shade > 0.5 ? "#fff" : "#1f1f1f" });
+      const fill = WINE.map((c) => Math.round(255 - (255 - c) * shade));  // the cell's colour on the white card
+      const ink = contrast(WHITE, fill) >= contrast(INK, fill) ? "#ffffff" : "#1f1f1f";
+      chart.append(svg("rect", { x: pad + j * cell, y: top + i * cell, width: cell - 2, height: cell - 2, rx: 4, fill: `rgb(${fill.join(",")})` }));
+      // a class, not the fill attribute (the page's `svg text` rule would win over it) nor a style attribute (the CSP refuses it)
+      const t = svg("text", { x: pad + j * cell + cell / 2 - 1, y: top + i * cell + cell / 2 + 4, "text-anchor": "middle",
+        class: ink === "#ffffff" ? "on-dark" : "on-light" });
       t.textContent = v; chart.append(t);
     }));
-    return chart;
+    const box = el("figure", {}, chart, el("figcaption", { class: "hint", text: "rows: true class · columns: predicted class" }));
+    return box;
   }
 
   function importanceChart(imp) {
-    const rows = imp.features.slice(0, 12), rowH = 22, labelW = 230, barW = 220;
+    const rows = imp.features.slice(0, 12), rowH = 22, labelW = textWidth(rows.map((r) => r.feature)) + 12, barW = 200;
     const max = Math.max(1e-9, ...rows.map((r) => Math.abs(r.importance)));
-    const chart = svg("svg", { id: "importance-chart", viewBox: `0 0 ${labelW + barW + 70} ${rows.length * rowH}`, width: "100%", role: "img",
+    const chart = svg("svg", { id: "importance-chart", viewBox: `0 0 ${labelW + barW + 60} ${rows.length * rowH}`, width: labelW + barW + 60, role: "img",
       "aria-label": `feature importances (${imp.method}): ` + rows.map((r) => `${r.feature} ${r.importance.toFixed(3)}`).join(", ") });
     rows.forEach((r, i) => {
       const y = i * rowH;
@@ -355,7 +370,10 @@
         metric("log loss", fmt(h.log_loss)), metric("holdout rows", String(h.rows ?? ""))),
     );
     const gate = model.gate || {};
-    if (gate.reason) card.append(el("p", { id: "gate-reason" }, el("b", { text: (gate.passed ?? gate.promoted) ? "Gate passed: " : "Gate: " }), gate.reason));
+    const hand = (model.promotions || []).slice(-1)[0];  // a person's promotion, signed with the manifest
+    if (hand) card.append(el("p", { id: "promotion", class: "promotion" }, el("b", { text: "Promoted by hand: " }),
+      `by ${hand.by}, ${String(hand.at).replace("T", " ").slice(0, 16)} UTC: ${hand.why}`));
+    if (gate.reason) card.append(el("p", { id: "gate-reason" }, el("b", { text: (gate.passed ?? gate.promoted) ? "Gate passed: " : "Gate refused: " }), gate.reason));
     const cv = Object.entries((model.metrics && model.metrics.cv) || {});
     if (cv.length) {
       const t = el("table", { id: "cv-table" }, el("caption", { text: "Candidates compared (cross-validation on the training rows)" }),
@@ -363,7 +381,8 @@
       const b = el("tbody");
       for (const [name, r] of cv) {
         const winner = model.model && model.model.name === name;
-        b.append(el("tr", winner ? { class: "winner" } : {}, el("td", { text: name + (winner ? " (chosen)" : "") }),
+        const params = Object.entries(r.params || {}).map(([k, v]) => `${k.split("__").pop()}=${v}`);
+        b.append(el("tr", winner ? { class: "winner" } : {}, el("td", { text: name + (params.length ? ` (${params.join(", ")})` : "") + (winner ? " chosen" : "") }),
           r.skipped ? el("td", { colspan: "3", text: "skipped: " + r.skipped })
             : el("td", { class: "num", text: `${fmt(r.f1_macro_mean)} ± ${fmt(r.f1_macro_std)}` }),
           ...(r.skipped ? [] : [el("td", { class: "num", text: fmt(r.accuracy_mean) }), el("td", { class: "num", text: fmt(r.seconds, 1) })])));
@@ -371,10 +390,13 @@
       t.append(b);
       card.append(el("div", { class: "table-wrap" }, t));
     }
-    if (model.importances && model.importances.features) card.append(el("h3", { text: "What the model relies on" }), importanceChart(model.importances));
-    if (h.confusion_matrix) card.append(el("h3", { text: "Confusion matrix (holdout)" }), confusionMatrix(h.confusion_matrix));
+    const charts = el("div", { class: "charts" });
+    if (model.importances && model.importances.features) charts.append(el("div", {}, el("h3", { text: "What the model relies on" }), importanceChart(model.importances)));
+    if (h.confusion_matrix) charts.append(el("div", {}, el("h3", { text: "Confusion matrix (holdout)" }), confusionMatrix(h.confusion_matrix)));
+    card.append(charts);
     if (h.per_class) {
-      const t = el("table", {}, el("thead", {}, el("tr", {}, ...["class", "precision", "recall", "F1", "support"].map((c) => el("th", { scope: "col", text: c })))));
+      const t = el("table", { id: "per-class" }, el("caption", { text: "Per class on the holdout (recall: the share of each true class the model finds)" }),
+        el("thead", {}, el("tr", {}, ...["class", "precision", "recall", "F1", "support"].map((c) => el("th", { scope: "col", text: c })))));
       const b = el("tbody");
       for (const [c, m] of Object.entries(h.per_class)) b.append(el("tr", {}, el("td", { text: c }), el("td", { class: "num", text: fmt(m.precision) }),
         el("td", { class: "num", text: fmt(m.recall) }), el("td", { class: "num", text: fmt(m.f1) }), el("td", { class: "num", text: m.support })));

@@ -20,6 +20,10 @@ event loop:
   checkpoint covers are dropped from it. After a crash, MiniStack loads the last checkpoint and
   the journal is replayed on top (writes are idempotent or conditional, so one that the
   checkpoint already holds changes nothing), so no acknowledged write is lost to a killed process.
+  A line is written before its write is applied, so a line a crash tore (a kill -9 mid-`write()`, a
+  power cut) belongs to a write nobody was told succeeded: replay skips it, says so, keeps a copy
+  of the journal as it found it, and the next append starts on a line of its own. Nothing in the
+  journal can stop replay or the checkpoints after it: an entry that fails is logged and passed.
 
 Standalone (it imports only MiniStack and alarms.py beside it): the embedded runtime and the emulator image both start
 MiniStack through it.
@@ -163,7 +167,10 @@ class Checkpointer:
 
     async def run(self) -> None:
         await self.started.wait()
-        await self.replay()
+        try:
+            await self.replay()
+        except Exception:  # never the end of checkpoints: the journal is kept as it was for a person to look at
+            log.exception("replaying the DynamoDB journal failed; checkpoints go on (journal kept in %s)", self.journal_path)
         while True:
             await asyncio.sleep(self.interval)
             self.poll()
@@ -181,11 +188,24 @@ class Checkpointer:
                            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope.get("headers", [])],
                            "body": base64.b64encode(body).decode()}) + "\n"
         if self.journal is None:
-            self.journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open, appended to
+            self.journal = self._open_journal()
         self.journal.write(line)
         self.journal.flush()  # in the OS's hands: a killed process loses nothing (a power cut may)
         self.pending[self.seq] = line
         return self.seq
+
+    def _open_journal(self):
+        """The journal for appending, on a line of its own: a torn last line (a crash mid-write) gets its newline
+        first, so the next entry is never glued to it."""
+        torn = False
+        if self.journal_path.exists() and self.journal_path.stat().st_size:
+            with open(self.journal_path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open, appended to
+        if torn:
+            journal.write("\n")
+        return journal
 
     def _rewrite_journal(self) -> None:
         tmp = self.journal_path.with_suffix(".tmp")
@@ -193,21 +213,41 @@ class Checkpointer:
         if self.journal is not None:
             self.journal.close()
         os.replace(tmp, self.journal_path)
-        self.journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+        self.journal = self._open_journal()
 
     async def replay(self) -> None:
         """The writes a crash kept out of the last checkpoint, applied on top of it, then a checkpoint."""
         if not self.journal_path.exists():
             return
-        lines = [json.loads(line) for line in self.journal_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not lines:
+        raw = self.journal_path.read_bytes()
+        lines = raw.split(b"\n")
+        entries, unreadable = [], []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                         "path": entry["path"], "raw_path": entry["path"].encode(), "query_string": entry["query"].encode("latin-1"),
+                         "headers": [[k.encode("latin-1"), v.encode("latin-1")] for k, v in entry["headers"]],
+                         "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0)}
+                entries.append((number, scope, base64.b64decode(entry["body"], validate=True)))
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                unreadable.append(number)
+                last = number == len(lines) or all(not rest.strip() for rest in lines[number:])
+                log.warning("journal line %d of %s is %s (%s); skipped: %s", number, self.journal_path,
+                            "torn (a crash mid-write: its write was never applied nor acknowledged)" if last else "unreadable",
+                            type(err).__name__, "nothing was lost" if last else "that one write cannot be replayed")
+        if unreadable:  # the journal as found, for a person to look at; the rewrite after the checkpoint drops the bad lines
+            kept = self.journal_path.with_name(f"{self.journal_path.stem}.unreadable-{int(time.time())}.jsonl")
+            kept.write_bytes(raw)
+            log.warning("the journal as it was found is kept in %s", kept)
+        if not entries:
+            if unreadable:
+                self.save(everything=True, background=False)  # rewrites the journal without the bad lines
             return
-        for entry in lines:
-            body = base64.b64decode(entry["body"])
-            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-                     "path": entry["path"], "raw_path": entry["path"].encode(), "query_string": entry["query"].encode("latin-1"),
-                     "headers": [[k.encode("latin-1"), v.encode("latin-1")] for k, v in entry["headers"]],
-                     "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0)}
+        failed = 0
+        for number, scope, body in entries:
             sent: list[dict] = []
 
             async def receive(body: bytes = body) -> dict:
@@ -216,8 +256,13 @@ class Checkpointer:
             async def send(message: dict, sent: list = sent) -> None:
                 sent.append(message)
 
-            await inner(scope, receive, send)
-        log.warning("replayed %d DynamoDB write(s) from the journal on top of the last checkpoint", len(lines))
+            try:
+                await inner(scope, receive, send)
+            except Exception:
+                failed += 1
+                log.exception("journal line %d could not be replayed; going on with the rest", number)
+        log.warning("replayed %d DynamoDB write(s) from the journal on top of the last checkpoint%s", len(entries) - failed,
+                    f" ({failed} failed, logged above)" if failed else "")
         self.pending.clear()
         self.save(everything=True, background=False)
 

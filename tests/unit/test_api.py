@@ -243,6 +243,26 @@ def test_a_real_token_with_foreign_characters_inserted_is_refused(deps, trained,
     assert status == 400 and body["error"]["details"][0]["field"] == "next_token"
 
 
+@pytest.mark.parametrize("other", [{"since": "2000-01-01T00:00:00.000Z"}, {"until": "2100-01-01T00:00:00.000Z"},
+                                   {"model_version": "v-other"}, {"limit": "2", "since": "2000-01-01T00:00:00.000Z"}])
+def test_a_token_sent_with_other_filters_is_a_400_that_says_so(deps, trained, example, other):
+    """DynamoDB refuses a start key outside the query's range (a 500 before); a listing continued under other filters
+    would skip or repeat records. The token names the filters it was issued for."""
+    _predict(deps, example, 3)
+    token = call(deps, "GET", "/predictions", query={"limit": "1"})[1]["next_token"]
+    status, body, _ = call(deps, "GET", "/predictions", query={"next_token": token, **other})
+    assert status == 400 and "issued for other filters" in body["error"]["message"], body
+    assert call(deps, "GET", "/predictions", query={"next_token": token, "limit": "2"})[0] == 200  # the page size may change
+    since = {"since": "2000-01-01T00:00:00.000Z"}
+    token = call(deps, "GET", "/predictions", query={"limit": "1", **since})[1]["next_token"]
+    assert call(deps, "GET", "/predictions", query={"next_token": token, **since})[0] == 200
+
+
+def test_an_empty_next_token_is_refused_as_documented(deps, trained):
+    status, body, _ = call(deps, "GET", "/predictions", query={"next_token": ""})
+    assert status == 400 and body["error"]["details"][0]["field"] == "next_token"
+
+
 @pytest.mark.parametrize(("query", "details"), [
     ({"limit": "101", "sort": "asc"}, [("limit", "must be a whole number from 1 to 100"),
                                        ("sort", "is not a query parameter of GET /predictions")]),
@@ -271,6 +291,8 @@ def test_feedback_is_stored_with_the_prediction_and_as_a_labelled_row(deps, s3, 
     assert record["feedback"]["label"] == "class_1"
     row = json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=body["feedback"]["object_key"])["Body"].read())
     assert row["features"] == example and row["label"] == "class_1" and row["prediction_id"] == pid
+    # what the trainer screens feedback with: who sent it (the key's id) and what the model said, how surely
+    assert row["predicted_label"] == record["label"] and row["confidence"] == record["confidence"] and row["caller"]
     assert body["feedback"]["object_key"].startswith(f"{PREFIX}/feedback/")
     status, body, _ = call(deps, "POST", "/feedback", {"prediction_id": pid, "label": "class_0"})
     assert status == 409 and body["error"]["code"] == "feedback_exists"

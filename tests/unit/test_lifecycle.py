@@ -45,6 +45,13 @@ def test_the_search_keeps_each_candidates_best_value_and_the_refit_uses_it(s3, t
     assert manifest["reproduce"]["selection_metric"] == "f1_macro"
 
 
+def test_above_search_rows_each_candidate_keeps_its_default(s3, trainer_settings):
+    trained = trainer_train.run(trainer_settings.model_copy(update={"search_rows": 100}), s3)  # 142 training rows
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
+    result = manifest["metrics"]["cv"]["logistic_regression"]
+    assert "search" not in result and result["params"] == {} and manifest["model"]["params"]["C"] == "1.0"
+
+
 def test_the_winner_is_chosen_on_the_metric_asked_for(s3, trainer_settings):
     settings = trainer_settings.model_copy(update={"families": "", "selection_metric": "log_loss"})
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(settings, s3, promote=False).version)
@@ -128,6 +135,55 @@ def test_feedback_is_trained_on_and_bad_rows_are_quarantined_with_the_reason(s3,
         doc = json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=moved)["Body"].read())
         assert reason in doc["reason"] and doc["source_key"] == key and doc["record"]
         assert "Contents" not in s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=key)
+
+
+def test_a_flood_of_flipped_feedback_is_capped_flagged_and_not_promoted(s3, trainer_settings, trained):
+    """Issue 23: 328 valid-looking feedback rows (labels flipped on predictions the model was sure of) beside 178 dataset
+    rows. Only the newest quarter of the rows trained on may be feedback; the flipping is noticed; a person decides."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame, target = data.frame.drop(columns="target"), data.target
+    for i in range(328):
+        row = frame.iloc[i % len(frame)]
+        truth = int(target.iloc[i % len(frame)])
+        _feedback(s3, f"flip-{i:03d}", {"prediction_id": f"p{i}", "features": {k: float(v) for k, v in row.items()},
+                                        "label": f"class_{(truth + 1) % 3}", "predicted_label": f"class_{truth}", "confidence": 0.99,
+                                        "caller": "fuzzing-key", "received_at": f"2026-11-22T00:{i // 60:02d}:{i % 60:02d}Z"})
+    outcome = trainer_train.run(trainer_settings, s3)
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)
+    report = manifest["dataset"]["feedback"]["screen"]
+    assert report["received"] == 328 and report["used"] == report["cap"] == int(178 * 0.25 / 0.75)
+    assert report["left_out_count"] == 328 - report["cap"] and "flip-000" in report["left_out"][0]  # the oldest wait
+    assert manifest["dataset"]["rows"] == 178 + report["cap"]
+    assert any("say the model was wrong" in a for a in report["anomalies"])
+    assert not outcome.promoted and "feedback looks anomalous" in outcome.reason
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/feedback/")["KeyCount"] == 328  # nothing deleted
+
+
+def test_honest_feedback_from_several_keys_raises_nothing():
+    from trainer.data import Feedback, screen
+
+    meta = [{"caller": f"k{i % 3}", "predicted_label": "a", "label": "a" if i % 4 else "b", "confidence": 0.95,
+             "received_at": f"2026-11-22T00:00:{i:02d}Z"} for i in range(30)]
+    fb = Feedback(rows=pd.DataFrame({"x": range(30)}), sources=[{"key": f"k{i}"} for i in range(30)], quarantined=[], meta=meta)
+    report = screen(fb, dataset_rows=1000, max_share=0.25).screen
+    assert report["used"] == 30 and report["anomalies"] == [] and report["contradicting_confident"] == 8
+    one_key = screen(Feedback(rows=fb.rows, sources=fb.sources, quarantined=[],
+                              meta=[{**m, "caller": "k0" if i < 25 else "k1"} for i, m in enumerate(meta)]), 1000, 0.25).screen
+    assert one_key["anomalies"] == ["one API key sent 25 of the 30 feedback rows used"]
+
+
+def test_the_gate_refuses_when_cross_validation_collapses_against_the_champions():
+    settings = Settings(dataset_bucket="d", model_bucket="m", model_signing_key="k")
+    champion = {"dataset": {"prefix": "datasets/wine"}, "model": {"name": "lr"}, "metrics": {"cv": {"lr": {"f1_macro_mean": 1.0}}}}
+    why = trainer_train.cv_collapse(settings, {"f1_macro_mean": 0.597}, champion, "datasets/wine")
+    assert "fell from 1.000 (the champion's) to 0.597" in why
+    assert trainer_train.cv_collapse(settings, {"f1_macro_mean": 0.95}, champion, "datasets/wine") is None
+    assert trainer_train.cv_collapse(settings, {"f1_macro_mean": 0.5}, champion, "datasets/reviews") is None  # another dataset
+    decision, reason = trainer_train.gate(settings, {"accuracy": 0.95, "f1_macro": 0.95}, {"f1_macro": 0.95}, None, True, None, [why])
+    assert not decision and "review the feedback" in reason
 
 
 def reviews_frame(rows: int, seed: int = 0) -> pd.DataFrame:

@@ -102,6 +102,60 @@ def test_a_new_worker_with_a_refused_champion_serves_the_newest_earlier_one_that
     assert newer.version in store.degraded and f"serving {trained.version}" in store.degraded
 
 
+@pytest.mark.parametrize("break_it", ["unsigned", "tampered"])
+def test_a_warm_worker_drops_its_copy_of_a_version_that_no_longer_verifies(s3, trainer_settings, trained, signatures, break_it):
+    """Issue 23: the pointer is written again naming the version a warm worker already holds (it verified then); its
+    signature is gone or its manifest was changed since. The worker verifies again and serves what does verify."""
+    from trainer import artifacts as trainer_artifacts
+
+    clock = Clock()
+    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
+    assert store.current().version == trained.version  # warm: holds the first champion
+    newer = trainer_train.run(trainer_settings, s3)
+    assert newer.promoted
+    if break_it == "unsigned":
+        s3.delete_object(Bucket=MODEL_BUCKET, Key=f"models/{trained.version}/manifest.sig")
+    else:
+        manifest = _manifest(s3, trained.version)
+        manifest["gate"]["passed"] = True
+        manifest["metrics"]["holdout"]["accuracy"] = 1.0
+        _put_manifest(s3, trained.version, manifest)  # not signed by the trainer's key
+    trainer_artifacts.promote(s3, MODEL_BUCKET, trained.version, "pointed back by hand", "2026-11-30T00:00:00+00:00")
+    clock.now = 5
+    assert store.current().version == newer.version  # not the copy it held of the refused version
+    assert trained.version in store.degraded and f"serving {newer.version}" in store.degraded
+    cold = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures)
+    assert cold.current().version == newer.version  # warm and cold workers answer alike
+
+
+def test_a_pointer_rewritten_to_the_same_good_version_keeps_serving_it(s3, trained, signatures):
+    from trainer import artifacts as trainer_artifacts
+
+    clock = Clock()
+    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
+    first = store.current()
+    trainer_artifacts.promote(s3, MODEL_BUCKET, trained.version, "again", "2026-11-30T00:00:00+00:00")
+    clock.now = 5
+    again = store.current()
+    assert again.version == trained.version and again is not first and store.degraded is None  # verified again, same answer
+
+
+def test_a_candidate_written_again_is_verified_again(s3, trainer_settings, trained, signatures):
+    from trainer import artifacts as trainer_artifacts
+
+    clock = Clock()
+    newer = trainer_train.run(trainer_settings, s3, promote=False)
+    trainer_artifacts.propose(s3, MODEL_BUCKET, newer.version, 50, "trial", "2026-11-30T00:00:00+00:00", trained.version)
+    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
+    store.current()
+    assert store.candidate == (newer.version, 50)
+    s3.delete_object(Bucket=MODEL_BUCKET, Key=f"models/{newer.version}/manifest.sig")
+    trainer_artifacts.propose(s3, MODEL_BUCKET, newer.version, 50, "trial again", "2026-11-30T00:01:00+00:00", trained.version)
+    clock.now = 5
+    store.current()
+    assert store.candidate is None
+
+
 def test_with_no_champion_that_verifies_the_store_is_unavailable_saying_why(s3, trained, signatures):
     manifest = _manifest(s3, trained.version)
     manifest["libraries"]["scikit-learn"] = "0.1"

@@ -90,6 +90,13 @@ def _read(s3, bucket: str, key: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def _pointer(s3, bucket: str, key: str) -> tuple[dict[str, Any], str]:
+    """A pointer (champion or candidate) and which write of it this is (its S3 version id, else its ETag): a pointer
+    written again, even to the version already loaded, is a new decision to verify."""
+    resp = s3.get_object(Bucket=bucket, Key=key)
+    return json.loads(resp["Body"].read()), str(resp.get("VersionId") or resp.get("ETag") or "")
+
+
 def load_model(s3, bucket: str, version: str, signatures: Signatures) -> LoadedModel:
     """Fetch and verify (signature, library, checksums) one model version from `bucket`, ready to answer."""
     manifest, blobs = verified_artifacts(s3, bucket, version, signatures)
@@ -104,6 +111,8 @@ class ModelStore:
         self._refresh = refresh_seconds
         self._clock = clock
         self._model: LoadedModel | None = None
+        self._pointer_tag: str | None = None  # the champion pointer write the loaded model was verified for
+        self._candidate_tag: str | None = None
         self._checked_at = float("-inf")
         self._candidate: LoadedModel | None = None
         self._candidate_percent = 0.0
@@ -119,7 +128,7 @@ class ModelStore:
         if self._model is not None and now - self._checked_at < self._refresh:
             return self._model
         try:
-            pointer = json.loads(_read(self._s3, self._bucket, layout.CHAMPION_KEY))
+            pointer, tag = _pointer(self._s3, self._bucket, layout.CHAMPION_KEY)
         except ClientError as err:
             if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
                 raise ModelUnavailable("no model has been promoted yet; train one with `make train`") from err
@@ -129,22 +138,33 @@ class ModelStore:
         self._checked_at = now
         self._refresh_candidate()
         version = pointer["version"]
-        if self._model is not None and self._model.version == version:
+        if self._model is not None and self._model.version == version and tag == self._pointer_tag:
             return self._model
         try:
             self._model = load_model(self._s3, self._bucket, version, self._signatures)
-        except (ArtifactRejected, ClientError, KeyError) as err:
-            self.degraded = f"the champion {version} was refused ({err})"
-            log.error("refused champion %s: %s", version, err)
-            if self._model is None:
-                self._model = self._fallback(version)
-                if self._model is None:
-                    raise ModelUnavailable(f"the promoted model {version} could not be loaded and no earlier champion verifies: {err}") from err
-            self.degraded += f"; serving {self._model.version}"
-            log.warning("still serving %s", self._model.version)
+            self._pointer_tag = tag
+        except (ClientError, BotoCoreError) as err:  # S3 or KMS unreachable or refusing now: nothing is decided, retry
+            if self._model is None or isinstance(err, ClientError) and err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+                return self._refused(version, err)
+            log.warning("cannot verify champion %s now (%s); still serving %s", version, err, self._model.version)
             return self._model
+        except (ArtifactRejected, KeyError) as err:
+            return self._refused(version, err)
         self.degraded = None
         log.info("loaded model %s", version)
+        return self._model
+
+    def _refused(self, version: str, err: Exception) -> LoadedModel:
+        """The champion pointer names a version that does not verify: serve the newest earlier champion that does. A copy
+        of the refused version loaded before (it verified then) is never kept: what the gate refuses now is not served."""
+        self.degraded = f"the champion {version} was refused ({err})"
+        log.error("refused champion %s: %s", version, err)
+        if self._model is None or self._model.version == version:
+            self._model = self._fallback(version)
+            if self._model is None:
+                raise ModelUnavailable(f"the promoted model {version} could not be loaded and no earlier champion verifies: {err}") from err
+        self.degraded += f"; serving {self._model.version}"
+        log.warning("still serving %s", self._model.version)
         return self._model
 
     def _fallback(self, refused: str, tries: int = 5) -> LoadedModel | None:
@@ -200,20 +220,21 @@ class ModelStore:
 
     def _refresh_candidate(self) -> None:
         try:
-            pointer = json.loads(_read(self._s3, self._bucket, layout.CANDIDATE_KEY))
+            pointer, tag = _pointer(self._s3, self._bucket, layout.CANDIDATE_KEY)
         except ClientError as err:
             if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
                 self._candidate, self._candidate_percent = None, 0.0
             return  # unreadable now: keep what we had
-        except BotoCoreError:
+        except (BotoCoreError, ValueError):
             return
         try:
             percent = min(max(float(pointer.get("percent", 0)), 0.0), 100.0)
-            if self._candidate is None or self._candidate.version != pointer["version"]:
+            if self._candidate is None or self._candidate.version != pointer["version"] or tag != self._candidate_tag:
                 self._candidate = load_model(self._s3, self._bucket, pointer["version"], self._signatures)
+                self._candidate_tag = tag
                 log.info("loaded candidate %s for %g%% of predictions", pointer["version"], percent)
             self._candidate_percent = percent
-        except (ArtifactRejected, ClientError, KeyError, ValueError, TypeError) as err:
+        except (ArtifactRejected, ClientError, BotoCoreError, KeyError, ValueError, TypeError, AttributeError) as err:
             log.error("refused candidate %s: %s", pointer.get("version"), err)
             self._candidate, self._candidate_percent = None, 0.0
 

@@ -16,6 +16,7 @@ still read, listed and given feedback.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import uuid
@@ -26,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 _serializer = TypeSerializer()
@@ -204,13 +206,21 @@ def _number(value: Any) -> Any:
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _BAD_TOKEN = "the page token is not one this API issued (or not for this key)"
+_OTHER_FILTERS = ("the page token was issued for other filters: send it with the same since, until and model_version "
+                  "as the request that returned it, or leave next_token out to start from the newest")
+
+
+def filters_id(model_version: str | None, since: str | None, until: str | None) -> str:
+    """What a page token is bound to besides the key: its request's filters (DynamoDB refuses a start key outside the
+    range a query asks for, and a page of one listing continued under another would skip or repeat records)."""
+    return hashlib.sha256(json.dumps([model_version, since, until]).encode()).hexdigest()[:12]
 
 
 def encode_token(doc: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_token(token: str, index: str, partition: str | None) -> dict[str, Any]:
+def decode_token(token: str, index: str, partition: str | None, filters: str) -> dict[str, Any]:
     """The page token as issued: which index, the day to go on from (history), DynamoDB's key of the
     last item read, whose partition must be the caller's own (a token cannot open another's), and how
     many of that item's predictions are still to be listed (`rest`)."""
@@ -218,8 +228,10 @@ def decode_token(token: str, index: str, partition: str | None) -> dict[str, Any
         doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, UnicodeDecodeError) as err:
         raise BadToken(_BAD_TOKEN) from err
-    if not isinstance(doc, dict) or doc.get("index") != index or set(doc) - {"index", "day", "key", "rest"}:
+    if not isinstance(doc, dict) or set(doc) - {"index", "day", "key", "rest", "f"} or not isinstance(doc.get("f"), str):
         raise BadToken(_BAD_TOKEN)
+    if doc["f"] != filters or doc.get("index") != index:
+        raise BadToken(_OTHER_FILTERS)
     key = doc.get("key")
     if key is not None:
         fields = {"prediction_id", "history_sk", "history_pk" if index == HISTORY_INDEX else "model_pk"}
@@ -243,8 +255,8 @@ def decode_token(token: str, index: str, partition: str | None) -> dict[str, Any
     return doc
 
 
-def _token(index: str, start: dict[str, str] | None, rest: int, day: date | None = None) -> str:
-    doc: dict[str, Any] = {"index": index, **({"day": day.isoformat()} if day else {}), "key": start}
+def _token(index: str, filters: str, start: dict[str, str] | None, rest: int, day: date | None = None) -> str:
+    doc: dict[str, Any] = {"index": index, "f": filters, **({"day": day.isoformat()} if day else {}), "key": start}
     return encode_token({**doc, "rest": rest} if rest else doc)
 
 
@@ -276,6 +288,7 @@ class PredictionReader:
         """The caller's predictions, newest first; `since`/`until` are ISO timestamps (inclusive). At most
         MAX_QUERIES index queries whatever the filters: a page may come back short, with a token to go on."""
         caller = caller or NO_KEY
+        filters = filters_id(model_version, since, until)
         names: dict[str, str] = {"#p": "history_pk", **({"#k": "history_sk"} if since or until else {})}
         values: dict[str, Any] = {}
         condition = ""
@@ -289,13 +302,13 @@ class PredictionReader:
         if model_version:
             partition = f"{caller}#{model_version}"
             names["#p"] = "model_pk"
-            doc = decode_token(token, MODEL_INDEX, partition) if token else {"key": None}
+            doc = decode_token(token, MODEL_INDEX, partition, filters) if token else {"key": None}
             items, start, rest = self._collect(MODEL_INDEX, names, {":p": {"S": partition}, **values}, "#p = :p" + condition,
                                                limit, doc.get("key"), doc.get("rest", 0))
-            return items, _token(MODEL_INDEX, start, rest) if start else None
+            return items, _token(MODEL_INDEX, filters, start, rest) if start else None
         first = date.fromisoformat(until[:10]) if until else today
         last_day = max(date.fromisoformat(since[:10]) if since else date.min, today - timedelta(days=horizon_days))
-        doc = decode_token(token, HISTORY_INDEX, None) if token else {"day": first.isoformat(), "key": None}
+        doc = decode_token(token, HISTORY_INDEX, None, filters) if token else {"day": first.isoformat(), "key": None}
         day, start, rest = date.fromisoformat(doc["day"]), doc.get("key"), doc.get("rest", 0)
         if start is not None and start["history_pk"] != f"{caller}#{day.isoformat()}":
             raise BadToken(_BAD_TOKEN)
@@ -310,7 +323,7 @@ class PredictionReader:
                 day -= timedelta(days=1)
         if start is None and day < last_day:
             return items, None
-        return items, _token(HISTORY_INDEX, start, rest, day)
+        return items, _token(HISTORY_INDEX, filters, start, rest, day)
 
     def _collect(self, index: str, names: dict[str, str], values: dict[str, Any], condition: str, want: int,
                  start: dict[str, str] | None, rest: int) -> tuple[list[dict[str, Any]], dict[str, str] | None, int]:
@@ -334,7 +347,12 @@ class PredictionReader:
                                   "ScanIndexForward": False, "Limit": want - len(out)}
         if start:
             kwargs["ExclusiveStartKey"] = {k: {"S": v} for k, v in start.items()}
-        page = self._ddb.query(**kwargs)
+        try:
+            page = self._ddb.query(**kwargs)
+        except ClientError as err:  # a start key the query's range refuses: a token this API did not issue for it
+            if start and err.response.get("Error", {}).get("Code") == "ValidationException":
+                raise BadToken(_OTHER_FILTERS) from err
+            raise
         for item in page.get("Items", []):
             records, need, here = expand(item), want - len(out), {k: item[k]["S"] for k in ("prediction_id", "history_sk", pk)}
             out += records[:need]
@@ -373,8 +391,6 @@ class FeedbackStore:
     def put_if_absent(self, key: str, doc: dict[str, Any]) -> dict[str, Any] | None:
         """Write `doc` at `key` unless an object is there; what is there afterwards (None: another request is
         writing it at this moment)."""
-        from botocore.exceptions import ClientError
-
         try:
             self.put(key, doc, IfNoneMatch="*")
             return doc

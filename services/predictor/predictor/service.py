@@ -160,8 +160,10 @@ class PredictionService:
         prefix = ((manifest.get("dataset") or {}).get("prefix") or deps.settings.dataset_prefix).strip("/")
         key = layout.feedback_key(prefix, record["created_at"], record["prediction_id"])
         now = iso(deps.clock())
+        # who sent it (the API key's id, never the key) and how sure the model was: the trainer screens feedback with them
         labelled = {"prediction_id": record["prediction_id"], "features": record["input"], "label": label,
-                    "predicted_label": record["label"], "model_version": record["model_version"], "received_at": now}
+                    "predicted_label": record["label"], "confidence": record["confidence"], "caller": caller or "none",
+                    "model_version": record["model_version"], "received_at": now}
         # A retry after a crash between the two writes finds its own row and completes.
         written = deps.feedback.put_if_absent(key, labelled)
         if written is None:

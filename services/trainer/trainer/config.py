@@ -21,10 +21,14 @@ class Settings(BaseSettings):
     seed: int = 42
     accuracy_floor: float = Field(0.7, ge=0, le=1, description="a challenger below this holdout accuracy is never promoted")
     regression_tolerance: float = Field(0.02, ge=0, le=1, description="how much macro F1 a challenger may lose to the champion")
+    feedback_max_share: float = Field(0.25, gt=0, le=1, description="feedback is at most this share of the rows (dataset + feedback)")
+    cv_drop_tolerance: float = Field(0.1, ge=0, le=1, description="a CV macro F1 this far below the champion's (same dataset) "
+                                                                  "leaves promotion to a person")
     families: str = Field("", description="comma-separated candidate names to compare; empty compares all that suit the data")
     selection_metric: Literal["f1_macro", "accuracy", "log_loss"] = Field(
         "f1_macro", description="what the candidates are compared on (macro F1 by default: every class counts, however rare)")
     train_budget_seconds: float = Field(600, gt=0, description="comparison stops starting candidates (and folds) after this")
+    search_rows: int = Field(5_000, ge=100, description="up to this many compared rows, each candidate's regularisation is searched")
     compare_rows: int = Field(20_000, ge=100, description="larger training sets are compared on a stratified sample this big")
     # The model canary: a challenger that passes the gate first serves this share of predictions; the
     # evaluator (`canary-evaluate`, scheduled) then promotes or rolls it back on live evidence. 0: promote at once.

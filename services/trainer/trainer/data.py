@@ -44,6 +44,41 @@ class Feedback:
     rows: pd.DataFrame
     sources: list[dict[str, Any]]
     quarantined: list[dict[str, str]]
+    meta: list[dict[str, Any]] = field(default_factory=list)  # per row: who sent it, what the model said and how surely
+    screen: dict[str, Any] = field(default_factory=dict)  # what screen() left out and what it noticed
+
+
+CONFIDENT = 0.9  # a prediction this sure, contradicted by feedback, is worth a look when it happens a lot
+
+
+def screen(fb: Feedback, dataset_rows: int, max_share: float, min_rows: int = 10) -> Feedback:
+    """Feedback that cannot outweigh the dataset, and what looks like an attack on it.
+
+    - A cap: feedback is at most `max_share` of the rows (the dataset's + the feedback used); over it, the newest rows
+      are used and the rest wait in S3 (listed, never deleted), so a flood of labels cannot drown the data it corrects.
+    - Anomalies, reported for the gate (which then leaves promotion to a person): one key sending most of the
+      feedback while several keys send some, and most feedback contradicting predictions made with confidence
+      >= CONFIDENT (real corrections exist; a majority of them is what label flipping looks like)."""
+    n = len(fb.rows)
+    allowed = int(dataset_rows * max_share / (1 - max_share)) if max_share < 1 else n
+    order = sorted(range(n), key=lambda i: str(fb.meta[i].get("received_at") or "") if i < len(fb.meta) else "", reverse=True)
+    keep = sorted(order[:allowed])
+    report: dict[str, Any] = {"received": n, "used": len(keep), "cap": allowed, "max_share": max_share, "anomalies": []}
+    if len(keep) < n:
+        report["left_out"] = [fb.sources[i]["key"] for i in sorted(order[allowed:])][:1000]
+        report["left_out_count"] = n - len(keep)
+    used = [fb.meta[i] for i in keep if i < len(fb.meta)]
+    callers = pd.Series([m.get("caller") for m in used if m.get("caller")], dtype=object).value_counts()
+    if len(callers) > 1 and len(used) >= min_rows and callers.iloc[0] > 0.5 * len(used):
+        report["anomalies"].append(f"one API key sent {callers.iloc[0]} of the {len(used)} feedback rows used")
+    sure = [m for m in used if isinstance(m.get("confidence"), int | float) and m["confidence"] >= CONFIDENT and m.get("predicted_label")]
+    against = [m for m in sure if str(m["predicted_label"]) != str(m.get("label"))]
+    report["contradicting_confident"] = len(against)
+    if len(sure) >= min_rows and len(against) > 0.5 * len(sure):
+        report["anomalies"].append(f"{len(against)} of {len(sure)} feedback rows on predictions made with confidence >= {CONFIDENT} "
+                                   "say the model was wrong")
+    return Feedback(rows=fb.rows.iloc[keep].reset_index(drop=True), sources=[fb.sources[i] for i in keep],
+                    quarantined=fb.quarantined, meta=used, screen=report)
 
 
 def quarantine(s3, bucket: str, key: str, quarantine_prefix: str, feedback_prefix: str, body: bytes, reason: str, now: str) -> str:
@@ -56,7 +91,7 @@ def quarantine(s3, bucket: str, key: str, quarantine_prefix: str, feedback_prefi
 
 
 def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str, spec: dict[str, Any], classes: set[str], now: str) -> Feedback:
-    rows, sources, quarantined = [], [], []
+    rows, sources, quarantined, meta = [], [], [], []
     # the record schema the API enforced: imputed numerics may be null, as the manifest says
     validator = RecordValidator([{**f, "imputed": "median"} if f["type"] == "numeric" else f for f in spec["features"]])
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=feedback_prefix):
@@ -75,5 +110,6 @@ def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str,
                 continue
             rows.append({**dict.fromkeys(f["name"] for f in spec["features"]), **record["features"], spec["target"]: str(record["label"])})
             sources.append({"key": key, "version_id": obj.get("VersionId")})
+            meta.append({k: record.get(k) for k in ("caller", "predicted_label", "confidence", "received_at", "label")})
     frame = pd.DataFrame(rows, columns=[*(f["name"] for f in spec["features"]), spec["target"]])
-    return Feedback(rows=frame, sources=sources, quarantined=quarantined)
+    return Feedback(rows=frame, sources=sources, quarantined=quarantined, meta=meta)

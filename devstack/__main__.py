@@ -211,7 +211,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"model {result['version']}: {verdict} ({result['reason']})")
         if result.get("holdout"):
             print(holdout_line(result))
-        if result["promoted"]:
+        if result["promoted"] and result.get("champion", result["version"]) != result["version"]:
+            print(f"but {result['champion']} was promoted after it (another run or a person): that is what the API serves")
+        elif result["promoted"]:
             print(_served_by(rt, result["version"]))
     elif command == "promote":
         pointer = rt.trainer_result(["promote", args.version, *(["--yes"] if args.yes else []), "--by", getpass.getuser(),

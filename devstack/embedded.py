@@ -18,7 +18,7 @@ from typing import Any
 
 from devstack.config import StackConfig
 from devstack.runtime import AlreadyReported, Runtime, StackError, http_ok, log, port_in_use, refuse_taken_ports, tail, wait_until
-from devstack.supervisor import Supervisor
+from devstack.supervisor import Supervisor, alive
 
 
 @contextlib.contextmanager
@@ -113,11 +113,8 @@ class Embedded(Runtime):
             sup.ctl("shutdown", check=False)
 
             def gone() -> None:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-                raise RuntimeError(f"supervisord (pid {pid}) is still running")
+                if alive(pid):
+                    raise RuntimeError(f"supervisord (pid {pid}) is still running")
 
             wait_until("shutdown", gone, 60)
             self._drop_worker_dirs()

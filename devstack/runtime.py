@@ -297,6 +297,10 @@ class Runtime(ABC):
         except (requests.RequestException, OSError, KeyError, ValueError) as err:
             api = f"DOES NOT ANSWER ({type(err).__name__})" + self._why_no_api()
         lines.append(f"  API        /health: {api}")
+        kept = sorted((self.cfg.state_dir / "emulator").glob("dynamodb-journal.unreadable-*.jsonl"))
+        if kept:  # the emulator's recovery skipped a line it could not read: a person should know, not only its log
+            lines.append(f"  journal    a restart skipped unreadable DynamoDB journal line(s); the journal as found: {kept[-1]} "
+                         f"({len(kept)} such restart(s); `make logs` says which lines)")
         lines += ["", self.processes()]
         return "\n".join(lines)
 

@@ -12,6 +12,22 @@ from devstack.config import StackConfig
 BIN = Path(sys.executable).parent
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` is a running process: a killed one stays a zombie until its parent reaps it, and `kill(pid, 0)`
+    still succeeds on a zombie, so its state in /proc decides (where there is a /proc)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2:].split(" ", 1)[0] not in {"Z", "X"}
+
+
 def _env(pairs: dict[str, str]) -> str:
     return ",".join(f'{k}="{v}"' for k, v in pairs.items())
 
@@ -90,14 +106,13 @@ class Supervisor:
         """The pid of our running supervisord, clearing a stale pid file and socket."""
         try:
             pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-            return pid
         except (FileNotFoundError, ValueError):
             return None
-        except ProcessLookupError:
+        if not alive(pid):
             self.pidfile.unlink(missing_ok=True)
             self.socket.unlink(missing_ok=True)
             return None
+        return pid
 
     def running_port(self) -> int | None:
         """The emulator port the running supervisord was started with (its config says), if it runs."""

@@ -19,7 +19,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
-from sommelier_contract.files import NotText, decode
+from sommelier_contract.files import NotText, decode, repeated_column
 
 
 def quiet_closed_stdout() -> None:
@@ -121,6 +121,9 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     try:
         reader = csv.reader(io.StringIO(text))
         header = next(reader, [])
+        repeated = repeated_column(header, path.name)
+        if repeated:
+            raise InputError(repeated)
         names = [column_name(h, i) for i, h in enumerate(header)]
         rows = []
         for number, row in enumerate(reader, start=2):

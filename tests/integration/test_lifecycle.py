@@ -120,6 +120,7 @@ def test_a_torn_journal_line_loses_nothing_and_recovery_keeps_working(stack, own
     _kill_emulator_and_wait(stack, own, eventually)
     assert not _missing(stack, before)
     assert list(journal.parent.glob("dynamodb-journal.unreadable-*.jsonl")), "the journal as found is kept for a person"
+    assert "skipped unreadable DynamoDB journal line" in Embedded(own).status()  # said by make status, not only the log
     after = [p["prediction_id"] for p in stack.post("/predict", {"instances": [example] * 20}).json()["predictions"]]
     for line in journal.read_text().splitlines():
         json.loads(line)  # every line whole: nothing glued to the torn one

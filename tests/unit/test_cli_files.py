@@ -94,3 +94,27 @@ def test_a_file_without_a_column_the_model_needs_is_one_line_naming_it(tmp_path,
     path.write_text("description\ncherry\ntar\n")
     with pytest.raises(cli.InputError, match="no-variety.csv has no column 'variety'"):
         cli._file_records(path, cli._read_records(path), model)
+
+
+def test_a_column_named_twice_is_refused_naming_it(tmp_path):
+    """Issue 23: pandas renamed the second `alcohol` to `alcohol.1` and the API then required that name."""
+    from sommelier_contract.dataset import DataError, read_csv
+
+    body = "alcohol,ash,alcohol,cultivar\n13.2,2.1,13.4,class_0\n12.1,2.0,12.0,class_1\n"
+    with pytest.raises(DataError, match=r"names column 'alcohol' twice \(columns 1 and 3\)"):
+        read_csv(body.encode(), "wines.csv")
+    path = tmp_path / "wines.csv"
+    path.write_text(body)
+    for command in (["predict", "--file", str(path)], ["evaluate", str(path), "--label", "cultivar"],
+                    ["dataset", "push", str(path), "--name", "twice", "--target", "cultivar"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code != 0 and "names column 'alcohol' twice (columns 1 and 3)" in result.output, (command, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_bom_does_not_hide_the_first_column_from_predict_or_evaluate(tmp_path):
+    from sommelier_client.cli import _read_records
+
+    path = tmp_path / "excel.csv"
+    path.write_bytes(codecs.BOM_UTF8 + b"alcohol,ash\n13.2,2.1\n")
+    assert _read_records(path) == [{"alcohol": "13.2", "ash": "2.1"}]

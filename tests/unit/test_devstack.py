@@ -106,3 +106,25 @@ def test_an_unexpected_failure_is_one_line_and_the_traceback_goes_to_a_file(stat
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == "error: ValueError: something odd" and len(err) == 2 and "Traceback" not in "\n".join(err)
     assert "Traceback" in (state / "logs" / "devstack.log").read_text()
+
+
+def test_a_killed_process_not_yet_reaped_is_not_running():
+    """Issue 23: after the whole session was killed, supervisord stays a zombie until reaped; `kill(pid, 0)` says it runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from devstack.supervisor import alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert alive(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # until it has died, leaving it unreaped
+        assert not alive(child.pid)
+        os.kill(child.pid, 0)  # still "there" for kill(pid, 0): a zombie, not yet reaped
+    finally:
+        child.kill()
+        child.wait()
+    assert not alive(child.pid)

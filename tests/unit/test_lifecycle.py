@@ -281,6 +281,19 @@ def test_a_promotion_record_without_its_pointer_claims_nothing(s3, cli_env, trai
     assert rows[version]["promoted_by_hand"] is None and not rows[version]["champion"]
 
 
+def test_promote_works_while_the_champion_pointer_names_a_missing_version(s3, cli_env, trained, capsys):
+    artifacts.promote(s3, MODEL_BUCKET, "20200101T000000Z-gone00", "a pointer to nothing", "2026-11-30T00:00:00+00:00")
+    assert cli.main(["promote", trained.version, "--by", "alice", "--why", "repair"]) == 0
+    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert "the current champion cannot be read" in capsys.readouterr().err
+
+
+def test_a_train_result_names_the_champion_after_it(s3, cli_env, trained, capsys):
+    assert cli.main(["train"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["promoted"] and result["champion"] == result["version"]
+
+
 def test_training_results_and_failures_become_metrics(s3, trainer_settings):
     cloudwatch = boto3.client("cloudwatch")
     outcome = trainer_train.run(trainer_settings, s3, cloudwatch)

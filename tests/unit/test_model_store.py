@@ -156,6 +156,21 @@ def test_a_candidate_written_again_is_verified_again(s3, trainer_settings, train
     assert store.candidate is None
 
 
+def test_degraded_clears_once_a_rollback_restores_a_good_champion(s3, trainer_settings, trained, signatures):
+    from trainer import artifacts as trainer_artifacts
+
+    clock = Clock()
+    store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
+    store.current()
+    broken = trainer_train.run(trainer_settings, s3)
+    s3.delete_object(Bucket=MODEL_BUCKET, Key=f"models/{broken.version}/manifest.sig")
+    clock.now = 5
+    assert store.current().version == trained.version and store.degraded
+    trainer_artifacts.promote(s3, MODEL_BUCKET, trained.version, f"rollback from {broken.version}", "2026-11-30T00:00:00+00:00")
+    clock.now = 10
+    assert store.current().version == trained.version and store.degraded is None
+
+
 def test_with_no_champion_that_verifies_the_store_is_unavailable_saying_why(s3, trained, signatures):
     manifest = _manifest(s3, trained.version)
     manifest["libraries"]["scikit-learn"] = "0.1"

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sommelier_contract import layout
 from sommelier_contract.artifacts import read_json
-from sommelier_contract.files import NotText, decode, row_key
+from sommelier_contract.files import NotText, decode, repeated_column, row_key
 
 FEATURE_TYPES = {"numeric", "categorical", "text"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -92,8 +92,12 @@ def _scan(body: bytes) -> tuple[str | None, list[str]]:
     row keeps its key whatever types are inferred and whatever a spec later ignores). Blank lines, which
     pandas skips, get no key."""
     rows = csv.reader(io.StringIO(body.decode("utf-8", errors="replace")))
-    width = len(next(rows, []))
-    keys = []
+    header = next(rows, [])
+    width = len(header)
+    keys: list[str] = []
+    repeated = repeated_column(header, "the header")
+    if repeated:
+        return repeated.removeprefix("the header: "), keys
     for number, row in enumerate(rows, start=2):
         if not row:
             continue

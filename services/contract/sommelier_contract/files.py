@@ -62,3 +62,16 @@ def row_key(fields: list[str]) -> str:
     """A data row's key: a hash of its fields as written (the dataset's evaluation rows are chosen by it, and
     `sommelier evaluate` knows the rows a model trained on by it), whatever types are later inferred."""
     return hashlib.sha1("\x1f".join(fields).encode()).hexdigest()[:20]
+
+
+def repeated_column(header: list[str], where: str) -> str | None:
+    """What is wrong with a header that names a column twice, or None: a CSV reader would rename one (pandas:
+    `alcohol.1`) or keep only the last, and either way a value the person wrote is not the one used."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        key = name.strip()
+        if key in seen and key:
+            return (f"{where}: the header names column {key!r} twice (columns {seen[key]} and {i}); "
+                    "rename or remove one of them")
+        seen.setdefault(key, i)
+    return None

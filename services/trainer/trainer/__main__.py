@@ -63,15 +63,21 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run(settings, s3, boto3.client("cloudwatch"), only_if_no_champion=args.if_no_champion,
                           promote=not args.no_promote, follow_champion=args.follow_champion)
             holdout = outcome.metrics.get("holdout") or {}
+            now_serving = artifacts.read_champion(s3, settings.model_bucket)  # another run may have promoted after this one
             _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
+                    "champion": now_serving["version"] if now_serving else None,
                     "quarantined": outcome.quarantined, "model": outcome.model,
                     "holdout": {k: holdout[k] for k in ("accuracy", "f1_macro", "rows") if k in holdout}
                     | {"recall": {c: round(m["recall"], 3) for c, m in (holdout.get("per_class") or {}).items()}}})
         elif command == "promote":
             manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version, artifacts.signatures(settings))
             current = artifacts.read_champion(s3, settings.model_bucket)
-            change = current and artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, current["version"]),
-                                                           manifest["features"], manifest["classes"])
+            try:
+                change = current and artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, current["version"]),
+                                                               manifest["features"], manifest["classes"])
+            except artifacts.ArtifactRejected as err:  # the pointer names a missing or broken version: nothing to compare with
+                print(f"warning: the current champion cannot be read ({err}); promoting {args.version} replaces it", file=sys.stderr)  # noqa: T201
+                change = None
             if change and not args.yes:
                 print(f"error: promoting {args.version} changes the API for its callers: {change}. "  # noqa: T201
                       f"Confirm with `make promote VERSION={args.version} YES=1`", file=sys.stderr)

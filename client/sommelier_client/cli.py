@@ -434,8 +434,8 @@ def push(path, name, target, spec_path, ignore, description, dry_run, bucket) ->
             raise InputError(f"{spec_path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
     body = path.read_bytes()
     try:
+        frame = ds.read_csv(body, "the file")  # the file first: what is wrong with it is said before any stack is needed
         if dry_run:
-            frame = ds.read_csv(body, "the file")  # the message is prefixed with the file name below
             spec = spec or ds.infer_spec(frame, ds.check_name(name), target or "", ignore, description)
             ds.check_frame(frame, ds.check_spec(spec))
             click.echo(json.dumps(spec, indent=2))

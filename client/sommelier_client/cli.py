@@ -121,9 +121,9 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     try:
         reader = csv.reader(io.StringIO(text))
         header = next(reader, [])
-        repeated = repeated_column(header, path.name)
+        repeated = repeated_column(header)
         if repeated:
-            raise InputError(repeated)
+            raise InputError(f"{path.name}: {repeated}")
         names = [column_name(h, i) for i, h in enumerate(header)]
         rows = []
         for number, row in enumerate(reader, start=2):

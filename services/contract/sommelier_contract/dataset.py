@@ -95,9 +95,9 @@ def _scan(body: bytes) -> tuple[str | None, list[str]]:
     header = next(rows, [])
     width = len(header)
     keys: list[str] = []
-    repeated = repeated_column(header, "the header")
+    repeated = repeated_column(header)
     if repeated:
-        return repeated.removeprefix("the header: "), keys
+        return repeated, keys
     for number, row in enumerate(rows, start=2):
         if not row:
             continue

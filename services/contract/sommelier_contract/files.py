@@ -64,14 +64,14 @@ def row_key(fields: list[str]) -> str:
     return hashlib.sha1("\x1f".join(fields).encode()).hexdigest()[:20]
 
 
-def repeated_column(header: list[str], where: str) -> str | None:
+def repeated_column(header: list[str]) -> str | None:
     """What is wrong with a header that names a column twice, or None: a CSV reader would rename one (pandas:
     `alcohol.1`) or keep only the last, and either way a value the person wrote is not the one used."""
     seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):
         key = name.strip()
         if key in seen and key:
-            return (f"{where}: the header names column {key!r} twice (columns {seen[key]} and {i}); "
+            return (f"the header names column {key!r} twice (columns {seen[key]} and {i}); "
                     "rename or remove one of them")
         seen.setdefault(key, i)
     return None

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                     "holdout": {k: holdout[k] for k in ("accuracy", "f1_macro", "rows") if k in holdout}
                     | {"recall": {c: round(m["recall"], 3) for c, m in (holdout.get("per_class") or {}).items()}}})
         elif command == "promote":
-            manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version, artifacts.signatures(settings))
+            signed = artifacts.signatures(settings)
+            manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version, signed)
             current = artifacts.read_champion(s3, settings.model_bucket)
             try:
                 change = current and artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, current["version"]),
@@ -82,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: promoting {args.version} changes the API for its callers: {change}. "  # noqa: T201
                       f"Confirm with `make promote VERSION={args.version} YES=1`", file=sys.stderr)
                 return 2
-            _print(artifacts.promote_by_hand(s3, settings.model_bucket, args.version, args.by or getpass.getuser(), args.why, now,
-                                             artifacts.signatures(settings)))
+            _print(artifacts.promote_by_hand(s3, settings.model_bucket, args.version, args.by or getpass.getuser(), args.why, now, signed))
         elif command == "rollback":
             target = artifacts.rollback_target(s3, settings.model_bucket)
             artifacts.load_verified(s3, settings.model_bucket, target["version"], artifacts.signatures(settings))

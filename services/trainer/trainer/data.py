@@ -61,13 +61,13 @@ def screen(fb: Feedback, dataset_rows: int, max_share: float, min_rows: int = 10
       >= CONFIDENT (real corrections exist; a majority of them is what label flipping looks like)."""
     n = len(fb.rows)
     allowed = int(dataset_rows * max_share / (1 - max_share)) if max_share < 1 else n
-    order = sorted(range(n), key=lambda i: str(fb.meta[i].get("received_at") or "") if i < len(fb.meta) else "", reverse=True)
+    order = sorted(range(n), key=lambda i: str(fb.meta[i].get("received_at") or ""), reverse=True)
     keep = sorted(order[:allowed])
     report: dict[str, Any] = {"received": n, "used": len(keep), "cap": allowed, "max_share": max_share, "anomalies": []}
     if len(keep) < n:
         report["left_out"] = [fb.sources[i]["key"] for i in sorted(order[allowed:])][:1000]
         report["left_out_count"] = n - len(keep)
-    used = [fb.meta[i] for i in keep if i < len(fb.meta)]
+    used = [fb.meta[i] for i in keep]
     callers = pd.Series([m.get("caller") for m in used if m.get("caller")], dtype=object).value_counts()
     if len(callers) > 1 and len(used) >= min_rows and callers.iloc[0] > 0.5 * len(used):
         report["anomalies"].append(f"one API key sent {callers.iloc[0]} of the {len(used)} feedback rows used")

@@ -152,8 +152,7 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
     if len(rows) < len(y):
         log.info("comparing on a stratified sample of %d of %d rows; the winner is refit on all of them", len(rows), len(y))
     Xs, ys = X[rows], y[rows]
-    splitter = StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed)
-    folds = list(splitter.split(Xs, ys))
+    folds = list(StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed).split(Xs, ys))
     results: dict[str, Any] = {}
 
     def best_of(scores: list[dict[str, list[float]]]) -> tuple[int, list[dict[str, float]]]:

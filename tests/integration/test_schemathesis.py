@@ -5,13 +5,17 @@ Bounded: a fixed number of examples per operation and mode, derandomized, so it 
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from datetime import datetime
+
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
-EXAMPLES = 25
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
 
 
 def expressible(case) -> bool:
@@ -47,3 +51,51 @@ def test_the_api_keeps_its_openapi_document(stack):
                 except Exception as err:  # collected, so one run reports every operation that fails
                     failures.append(f"{operation.label} ({mode.value}): {err}")
     assert tried >= 14 and not failures, "\n\n".join(failures)
+
+
+FILTERS = ("since", "until", "model_version")
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_the_api_keeps_its_document_across_calls(stack):
+    """Stateful: sequences of calls that follow the document's links (a prediction, then that prediction by id, its
+    feedback, its model's history; a page, then the next page), so ids and tokens are real and the answers are
+    checked against the document as the state changes. What the document cannot state is kept true in `before_call`,
+    as a client would: a next_token is sent with the filters that issued it (a generated token or one with other filters
+    is refused, as the stateless negative run and test_adversarial check), and `since` is not later than `until`."""
+    schema = schemathesis.openapi.from_dict(requests.get(f"{stack.api_url}/openapi.json", timeout=30).json())
+    schema.config.update(base_url=stack.api_url, headers={"x-api-key": stack.api_key})
+    calls: Counter[tuple[str, int]] = Counter()
+
+    class Client(schema.as_state_machine()):  # type: ignore[misc]
+        issued: dict[str, dict[str, str]] = {}
+
+        def before_call(self, case) -> None:
+            query = case.query
+            if not query or case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
+                return
+            token = query.get("next_token")
+            if token is not None and token in self.issued:
+                for name in FILTERS:
+                    query.pop(name, None)
+                query.update(self.issued[token])
+            elif token is not None:
+                del query["next_token"]
+            if "since" in query and "until" in query and _instant(query["since"]) > _instant(query["until"]):
+                query["since"], query["until"] = query["until"], query["since"]
+
+        def after_call(self, response, case) -> None:
+            super().after_call(response, case)
+            linked = bool(case.query and case.query.get("next_token"))
+            calls[(case.operation.label + (" (next page)" if linked else ""), response.status_code)] += 1
+            if case.operation.label == "GET /predictions" and response.status_code == 200 and response.json()["next_token"]:
+                self.issued[response.json()["next_token"]] = {k: v for k, v in (case.query or {}).items() if k in FILTERS}
+
+    Client.run(settings=settings(max_examples=EXAMPLES, stateful_step_count=6, deadline=None, derandomize=True,
+                                 database=None, suppress_health_check=list(HealthCheck)))
+    # the links were followed: ids from predictions were found and labelled, and a page led to the next
+    assert calls[("GET /predictions/{id}", 200)] and calls[("POST /feedback", 201)], calls
+    assert calls[("GET /predictions (next page)", 200)], calls

@@ -328,9 +328,15 @@ def test_model_info_has_version_metrics_schema_and_an_example(deps, trained):
     assert call(deps, "POST", "/predict", {"features": body["example"]})[0] == 200
 
 
-def test_openapi_is_served(deps):
+def test_openapi_is_served_with_the_models_records_and_classes(deps, trained):
     status, body, _ = call(deps, "GET", "/openapi.json")
     assert status == 200 and body["openapi"].startswith("3.")
+    schemas = body["components"]["schemas"]
+    assert schemas["FeedbackRequest"]["properties"]["label"]["enum"] == ["class_0", "class_1", "class_2"]
+    assert "alcohol" in schemas["Features"]["properties"]
+    # history holds what earlier models took too: a record's input is not today's Features
+    assert "$ref" not in schemas["PredictionRecord"]["properties"]["input"]
+
 
 
 def _sum(cw, name, dims):

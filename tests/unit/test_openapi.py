@@ -56,3 +56,27 @@ def test_every_route_documents_its_errors_and_a_success():
             assert any(c.startswith("2") for c in codes), (method, p)
             if op.get("security", OPENAPI["security"]) != []:
                 assert {"403", "429", "500"} <= codes, (method, p)
+
+
+def _schema(ref: dict) -> dict:
+    return OPENAPI["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+
+
+def test_the_links_name_operations_parameters_and_fields_that_exist():
+    """The links the stateful schemathesis run follows: each names an operation, sets parameters or body fields that
+    operation takes, and reads a property the answer it starts from has."""
+    operations = {op["operationId"]: op for ops in OPENAPI["paths"].values() for op in ops.values()}
+    links = 0
+    for op in operations.values():
+        for answer in op["responses"].values():
+            for name, link in answer.get("links", {}).items():
+                answered = _schema(answer["content"]["application/json"]["schema"])["properties"]
+                target = operations[link["operationId"]]
+                takes = {p["name"] for p in target.get("parameters", [])}
+                if "requestBody" in target:
+                    takes |= set(_schema(target["requestBody"]["content"]["application/json"]["schema"])["properties"])
+                for field, expression in {**link.get("parameters", {}), **link.get("requestBody", {})}.items():
+                    assert field in takes, (name, field)
+                    assert expression.startswith("$response.body#/") and expression.split("/")[1] in answered, (name, expression)
+                links += 1
+    assert links >= 6

@@ -222,8 +222,8 @@ class PredictionService:
         }
 
     def openapi(self) -> dict[str, Any]:
-        """The document, with the promoted model's own record schema as `Features` when one is served: what
-        POST /predict accepts, exactly (the file in the repo describes any model)."""
+        """The document, with the promoted model's own record schema as `Features` and its classes as the labels
+        POST /feedback takes, when one is served: what the API accepts, exactly (the file in the repo describes any model)."""
         doc = json.loads(OPENAPI_FILE.read_text())
         try:
             model = self.deps.store.current()
@@ -231,4 +231,7 @@ class PredictionService:
             return doc
         doc["components"]["schemas"]["Features"] = {**model.validator.schema, "description": f"a record for model {model.version}"}
         doc["info"]["x-model-version"] = model.version
+        label = doc["components"]["schemas"]["FeedbackRequest"]["properties"]["label"]
+        label["enum"] = list(model.labels)
+        label["description"] += f" (model {model.version}'s are listed; an earlier model's prediction takes that model's classes)"
         return doc

@@ -106,6 +106,7 @@ def _compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         runtime.down(purge=True)
     # `make down` leaves nothing behind: the API service this runtime started is gone too
     assert not runtime._service_pidfile.exists(), "the Podman API service's pid file outlived down"
+    assert not runtime.shared_dir.exists(), "the shared folder (a stack.json with keys) outlived down"
 
 
 @pytest.fixture(scope="session")

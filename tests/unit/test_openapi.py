@@ -3,7 +3,12 @@
 import json
 from pathlib import Path
 
+import pytest
+import schemathesis
 from cfnlint.decode import decode
+from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft4Validator
+from schemathesis.generation import GenerationMode
 
 from predictor.api import ROUTES
 
@@ -80,3 +85,31 @@ def test_the_links_name_operations_parameters_and_fields_that_exist():
                     assert expression.startswith("$response.body#/") and expression.split("/")[1] in answered, (name, expression)
                 links += 1
     assert links >= 6
+
+
+def _template_models() -> dict[str, dict]:
+    template, _ = decode(str(ROOT / "infra/template.yaml"))
+    return {r["Properties"]["Name"]: r["Properties"]["Schema"] for r in template["Resources"].values()
+            if r["Type"] == "AWS::ApiGateway::Model"}
+
+
+@pytest.mark.parametrize(("path", "model"), [("/predict", "PredictRequest"), ("/feedback", "FeedbackRequest")])
+def test_the_gateway_never_refuses_a_body_the_document_accepts(path, model):
+    """The template's request models are the gateway's first look: they may only be looser than the document (the
+    function refuses the rest and says what is wrong and where; the gateway can only say "Invalid request body").
+    Bodies generated from the document's schema, each checked with the gateway model as API Gateway does (draft 4)."""
+    schema = schemathesis.openapi.from_dict(OPENAPI)
+    operation = schema[path]["POST"]
+    gateway = Draft4Validator(_template_models()[model])
+    refused: list[object] = []
+
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    def check(case) -> None:
+        if not gateway.is_valid(case.body):
+            refused.append(case.body)
+
+    check()
+    assert not refused, refused[:3]
+    # the operation's body schema is the document's component of the same name (written once)
+    assert operation.definition.raw["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from predictor.config import Settings
+from predictor.document import body_schema, query_schema, query_values
 from predictor.model_store import LoadedModel, ModelUnavailable
 from predictor.records import RecordWriteError, iso
 from predictor.service import MAX_DETAILS, ApiError, Deps, HistoryQuery, PredictionService
@@ -24,31 +25,13 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 _PUBLIC_RECORD = ("prediction_id", "request_id", "created_at", "model_version", "label", "confidence", "probabilities",
                   "input", "latency_ms", "batch_size", "batch_index", "feedback")
 
-FEEDBACK_BODY = SchemaValidator({
-    "type": "object",
-    "properties": {"prediction_id": {"type": "string"}, "label": {"type": "string"}},
-    "required": ["prediction_id", "label"],
-    "additionalProperties": False,
-}, unknown="is not allowed; send prediction_id and label")
-HISTORY_QUERY = SchemaValidator({
-    "type": "object",
-    "properties": {
-        "limit": {"type": "string", "pattern": "^(100|[1-9][0-9]?)$"},  # ASCII digits only: int() would take "²"
-        # as documented: the token's own alphabet (base64 would skip other characters and read a doctored token)
-        "next_token": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
-        "model_version": {"type": "string", "minLength": 1, "maxLength": 1024},
-        "since": {"type": "string"},
-        "until": {"type": "string"},
-    },
-    "additionalProperties": False,
-}, unknown="is not a query parameter of GET /predictions",
-    messages={"limit": "must be a whole number from 1 to 100", "model_version": "must be 1 to 1024 bytes",
-              "next_token": "must be the next_token of the previous page, as it was given"})
-PREDICT_QUERY = SchemaValidator({
-    "type": "object",
-    "properties": {"explain": {"type": "string", "pattern": "^(?i:true|false|1|0)$"}},
-    "additionalProperties": False,
-}, unknown="is not a query parameter of this route; it takes explain", messages={"explain": "must be true or false"})
+# The schemas are the OpenAPI document's (document.py); the words a person reads when one refuses are here.
+FEEDBACK_BODY = SchemaValidator(body_schema("FeedbackRequest"), unknown="is not allowed; send prediction_id and label")
+HISTORY_QUERY = SchemaValidator(query_schema("GET", "/predictions"), unknown="is not a query parameter of GET /predictions",
+                                messages={"limit": "must be a whole number from 1 to 100", "model_version": "must be 1 to 1024 bytes",
+                                          "next_token": "must be the next_token of the previous page, as it was given"})
+PREDICT_QUERY = SchemaValidator(query_schema("POST", "/predict"), unknown="is not a query parameter of this route; it takes explain",
+                                messages={"explain": "must be true or false"})
 
 
 @dataclass(frozen=True)
@@ -98,11 +81,12 @@ def invalid(errors: list[FieldError], total: int | None = None, said: str = "") 
     return ApiError(400, "validation_error", f"{first.field} {first.message}{said}{more}", errors, total)
 
 
-def refuse(validator: SchemaValidator, doc: Any, where: str = "") -> None:
-    """A 400 naming every problem of `doc`, the first in the message, when the validator refuses it."""
+def refuse(validator: SchemaValidator, doc: Any, where: str = "", sent: dict[str, Any] | None = None) -> None:
+    """A 400 naming every problem of `doc`, the first in the message, when the validator refuses it (`sent`: the
+    values as they came, when `doc` holds them converted)."""
     errors = validator.errors(doc, where)
     if errors:
-        value = doc.get(errors[0].field) if isinstance(doc, dict) else None
+        value = (sent if sent is not None else doc).get(errors[0].field) if isinstance(doc, dict) else None
         raise invalid(errors, said=f", got {value!r}" if isinstance(value, str) and errors[0].message.startswith("must") else "")
 
 
@@ -177,8 +161,9 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def predict(req: Request, service: PredictionService) -> Reply:
-    refuse(PREDICT_QUERY, req.query)
-    explain = req.query.get("explain", "false").lower() in {"true", "1"}
+    query = query_values(req.query, PREDICT_QUERY.schema)
+    refuse(PREDICT_QUERY, query, sent=req.query)
+    explain = bool(query.get("explain", False))
     body = parse_body(req.event)
     model = service.model()  # may load a newly promoted model first: not this model's serving time
     chosen = time.perf_counter()
@@ -201,7 +186,7 @@ def get_prediction(req: Request, service: PredictionService) -> Reply:
 
 def list_predictions(req: Request, service: PredictionService) -> Reply:
     params = req.query
-    refuse(HISTORY_QUERY, params)
+    refuse(HISTORY_QUERY, query_values(params, HISTORY_QUERY.schema), sent=params)
     if len(params.get("model_version", "").encode()) > 1024:
         raise ApiError(400, "validation_error", "model_version must be 1 to 1024 bytes", [FieldError("model_version", "must be 1 to 1024 bytes")])
     since, until = _timestamp(params, "since"), _timestamp(params, "until")

@@ -6,16 +6,15 @@ the call produced; nothing is collected behind the caller's back.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
+from predictor import document
 from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
@@ -24,7 +23,6 @@ from sommelier_contract import layout
 from sommelier_contract.records import FieldError, to_matrix
 
 MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
-OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 
 class ApiError(Exception):
@@ -224,7 +222,7 @@ class PredictionService:
     def openapi(self) -> dict[str, Any]:
         """The document, with the promoted model's own record schema as `Features` and its classes as the labels
         POST /feedback takes, when one is served: what the API accepts, exactly (the file in the repo describes any model)."""
-        doc = json.loads(OPENAPI_FILE.read_text())
+        doc = document.fresh()
         try:
             model = self.deps.store.current()
         except ModelUnavailable:

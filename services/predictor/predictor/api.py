@@ -34,11 +34,12 @@ PREDICT_QUERY = SchemaValidator(query_schema("POST", "/predict"), unknown="is no
                                 messages={"explain": "must be true or false"})
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     event: dict[str, Any]
     request_id: str
     lambda_request_id: str
+    model_version: str | None = None  # set by a route once a model answers it: whatever then fails, failed on that model
 
     @property
     def query(self) -> dict[str, str]:
@@ -166,14 +167,11 @@ def predict(req: Request, service: PredictionService) -> Reply:
     explain = bool(query.get("explain", False))
     body = parse_body(req.event)
     model = service.model()  # may load a newly promoted model first: not this model's serving time
+    req.model_version = model.version  # a refusal or failure from here on counts against it (a canary's 5xx rate)
     chosen = time.perf_counter()
-    try:
-        records, single = extract_records(body, model, service.deps.settings.max_batch)
-        done = service.predict(model, records, req.caller, {"request_id": req.request_id, "lambda_request_id": req.lambda_request_id},
-                               explain)
-    except Exception as err:  # whatever failed, it failed on this model: its metrics (a canary's 5xx rate) say so
-        err.model_version = model.version  # type: ignore[attr-defined]
-        raise
+    records, single = extract_records(body, model, service.deps.settings.max_batch)
+    done = service.predict(model, records, req.caller, {"request_id": req.request_id, "lambda_request_id": req.lambda_request_id},
+                           explain)
     head = {"request_id": req.request_id, "model_version": done.model_version}
     answer = {**head, **done.results[0]} if single else {**head, "count": len(done.results), "predictions": done.results}
     return Reply(200, answer, done.model_version, (time.perf_counter() - chosen) * 1000, len(records), done.metrics)
@@ -278,7 +276,7 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
             raise ApiError(404, "not_found", f"no route {method} {route}")
     except ApiError as err:
         code = err.code
-        reply = Reply(err.status, error_body(request_id, err.code, err.message, err.details, err.total), err.model_version)
+        reply = Reply(err.status, error_body(request_id, err.code, err.message, err.details, err.total), req.model_version)
     except ModelUnavailable as err:
         code = "no_model"
         reply = Reply(503, error_body(request_id, code, str(err)))
@@ -286,12 +284,11 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
         deps.logger.exception("prediction not recorded", extra={"request_id": request_id})
         code = "record_failed"
         reply = Reply(503, error_body(request_id, code, f"the prediction could not be recorded, so it was not returned: {err}"),
-                      getattr(err, "model_version", None))
-    except Exception as err:
+                      req.model_version)
+    except Exception:
         deps.logger.exception("unhandled error", extra={"request_id": request_id})
         code = "internal_error"
-        reply = Reply(500, error_body(request_id, code, "internal error; quote the request id when reporting it"),
-                      getattr(err, "model_version", None))
+        reply = Reply(500, error_body(request_id, code, "internal error; quote the request id when reporting it"), req.model_version)
     latency_ms = (time.perf_counter() - started) * 1000
     deps.metrics.publish(deps.metrics.request(route, reply.status, latency_ms, None if code == "ok" else code, reply.model_version,
                                               reply.model_ms) + reply.metrics)

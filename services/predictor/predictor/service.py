@@ -33,7 +33,6 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
         self.details = (details or [])[:MAX_DETAILS]
         self.total = total if total is not None else len(details or [])
-        self.model_version: str | None = None  # the model that was answering, when one was (per-model metrics)
 
 
 @dataclass

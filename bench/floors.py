@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
+
+from devstack.runtime import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # It logs one line, as the predictor does: MiniStack waits up to 50 ms for a line from a worker that prints none.
@@ -44,7 +44,7 @@ def _p50(ms: list[float]) -> float:
 
 
 def _client(cfg, service: str):
-    return boto3.client(service, endpoint_url=cfg.endpoint, region_name=cfg.region, aws_access_key_id="test", aws_secret_access_key="test")
+    return cfg.client(service)
 
 
 def trivial_api(cfg) -> str:
@@ -114,17 +114,11 @@ def transport(url: str, example: dict[str, Any], reps: int = 200) -> dict[str, f
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def peer(info: dict[str, Any], cfg, example: dict[str, Any], reps: int = 300) -> dict[str, Any]:
     """The same model behind gunicorn + Flask (2 sync workers, one per core), writing to the same table: warm single,
     batch of 1,000 and 16 concurrent clients."""
     out = info["outputs"]
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **cfg.aws_env(), "PEER_MODEL_BUCKET": out["ModelBucketName"], "PEER_SIGNING_KEY": out["ModelSigningKeyAlias"],
            "PEER_TABLE": out["PredictionsTableName"],
            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/predictor", "services/contract", "."))}

@@ -19,14 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import requests
 from tqdm import tqdm
 
 from bench.run import EXAMPLE, ROOT, summary, timed
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
-from tests.integration.conftest import free_port
+from devstack.runtime import free_port
 
 
 def fill(info: dict, cfg: StackConfig, rows: int) -> None:
@@ -35,8 +34,7 @@ def fill(info: dict, cfg: StackConfig, rows: int) -> None:
     from predictor.records import PredictionRecorder
 
     who = caller({"headers": {"x-api-key": info["api_key"]}})
-    ddb = boto3.client("dynamodb", **{"endpoint_url": cfg.endpoint, "region_name": cfg.region, "aws_access_key_id": "test",
-                                      "aws_secret_access_key": "test"})
+    ddb = cfg.client("dynamodb")
     recorder = PredictionRecorder(ddb, info["outputs"]["PredictionsTableName"], 90)
     now = datetime.now(UTC)
     prediction = {"label": "class_0", "confidence": 0.9, "probabilities": {"class_0": 0.9, "class_1": 0.05, "class_2": 0.05}}

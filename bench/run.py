@@ -19,14 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-import boto3
 import requests
 from tqdm import tqdm
 
 from bench import floors
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
-from tests.integration.conftest import free_port
+from devstack.runtime import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results"
@@ -167,8 +166,7 @@ def concurrency(url: str, key: str, per_level: int = 300, time_limit: float = 60
 
 def cold_start(info: dict, cfg: StackConfig) -> dict:
     """A config change replaces the function's worker: time the next invocation of $LATEST."""
-    lam = boto3.client("lambda", endpoint_url=cfg.endpoint, region_name=cfg.region,
-                              aws_access_key_id="test", aws_secret_access_key="test")
+    lam = cfg.client("lambda")
     name = info["outputs"]["PredictorFunctionName"]
     env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "BENCH_NONCE": str(time.time())}})

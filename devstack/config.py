@@ -17,6 +17,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_EMULATOR_PORT, DEFAULT_FRONTEND_PORT = 4566, 8080
 
 
+def emulator_client(service: str, endpoint: str, region: str, **config: Any):
+    """A boto3 client for an emulator at `endpoint` (any key works there; `config`: botocore Config options)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(**config) if config else None)
+
+
 class StackConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOMMELIER_", frozen=True)
 
@@ -70,6 +79,10 @@ class StackConfig(BaseSettings):
     @property
     def stack_info_file(self) -> pathlib.Path:
         return self.state_dir / "stack.json"
+
+    def client(self, service: str, **config: Any):
+        """A boto3 client for this stack's emulator: the one place devstack, the rehearsal and bench build them."""
+        return emulator_client(service, self.endpoint, self.region, **config)
 
     def aws_env(self) -> dict[str, str]:
         """What any local client of the emulator needs: boto3 reads these by itself."""

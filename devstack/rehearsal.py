@@ -12,25 +12,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import boto3
-
 from devstack.compose import Compose, remove_containers, started_by
 from devstack.config import ROOT, StackConfig
 from devstack.embedded import Embedded
-from devstack.runtime import StackError, container_cli, http_ok, wait_until
+from devstack.runtime import StackError, container_cli, free_port, http_ok, wait_until
 from devstack.supervisor import Supervisor
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ContainerAccount:
@@ -81,7 +72,7 @@ def _run(what: str, cmd: list[str], env: dict[str, str]) -> str:
 def rehearse() -> int:
     images = os.environ.get("DEPLOY_IMAGES", "true").lower() not in ("false", "0", "no")
     with tempfile.TemporaryDirectory(prefix="sommelier-account-") as state:
-        cfg = StackConfig(state_dir=Path(state), emulator_port=_free_port(), frontend_port=_free_port(), stack="embedded")
+        cfg = StackConfig(state_dir=Path(state), emulator_port=free_port(), frontend_port=free_port(), stack="embedded")
         account: ContainerAccount | Supervisor = ContainerAccount(cfg) if images else Supervisor(cfg)
         try:
             account.start()  # the emulator only: no hook runs, the account is empty
@@ -110,10 +101,9 @@ def rehearse() -> int:
             if again.count(": no changes") < 2 or "pushed " in again:
                 raise StackError("the second deploy changed something (both stacks should say `no changes`, no image pushed)")
             _run("make destroy PURGE=1", [sys.executable, "-m", "devstack", "destroy", "--yes", "--purge"], env)
-            aws = {"endpoint_url": cfg.endpoint, "region_name": cfg.region, "aws_access_key_id": "test", "aws_secret_access_key": "test"}
-            stacks = [s["StackName"] for s in boto3.client("cloudformation", **aws).describe_stacks()["Stacks"]
+            stacks = [s["StackName"] for s in cfg.client("cloudformation").describe_stacks()["Stacks"]
                       if s["StackStatus"] != "DELETE_COMPLETE"]
-            buckets = [b["Name"] for b in boto3.client("s3", **aws).list_buckets()["Buckets"]]
+            buckets = [b["Name"] for b in cfg.client("s3").list_buckets()["Buckets"]]
             if stacks or buckets:
                 raise StackError(f"destroy --purge left stacks {stacks} and buckets {buckets} behind")
         finally:

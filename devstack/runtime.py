@@ -22,9 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
-import boto3
 import requests
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
@@ -43,6 +41,13 @@ class AlreadyReported(StackError):
     def __init__(self, exit_code: int):
         super().__init__(f"exit {exit_code}")
         self.exit_code = exit_code
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a stack of its own: tests, bench, the deploy rehearsal)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def port_in_use(port: int) -> bool:
@@ -184,8 +189,7 @@ class Runtime(ABC):
 
     def aws(self, service: str, **config: Any):
         """A boto3 client for the running stack's emulator."""
-        return boto3.client(service, endpoint_url=self.cfg.endpoint, region_name=self.cfg.region, aws_access_key_id="test",
-                            aws_secret_access_key="test", config=Config(retries={"max_attempts": 2}, **config))
+        return self.cfg.client(service, retries={"max_attempts": 2}, **config)
 
     def champion(self) -> dict[str, Any] | None:
         bucket = self.cfg.stack_info()["outputs"]["ModelBucketName"]

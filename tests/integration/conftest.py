@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from devstack import runtime_for
 from devstack.compose import Compose
-from devstack.config import StackConfig
+from devstack.config import StackConfig, emulator_client
 from devstack.embedded import Embedded
-from devstack.runtime import StackError
+from devstack.runtime import StackError, free_port
 
 
 @dataclass(frozen=True)
@@ -40,9 +38,7 @@ class Stack:
 
     def client(self, service: str, **overrides: Any):
         """The one place tests build AWS clients."""
-        kwargs = {"endpoint_url": self.aws_endpoint, "region_name": self.region,
-                  "aws_access_key_id": "test", "aws_secret_access_key": "test", **overrides}
-        return boto3.client(service, **kwargs)
+        return emulator_client(service, self.aws_endpoint, self.region, **overrides)
 
     def key_value(self, output: str = "FrontendApiKeyId") -> str:
         """The value of one of the stack's API keys (by its output), e.g. the page's own."""
@@ -75,12 +71,6 @@ class Stack:
     def get(self, path: str, key: str | None = "default") -> requests.Response:
         headers = {"x-api-key": self.api_key if key == "default" else key} if key else {}
         return requests.get(f"{self.api_url}{path}", headers=headers, timeout=30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _from_info(info: dict[str, Any], config: StackConfig | None) -> Stack:

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from devstack.config import ROOT
 from devstack.runtime import StackError, container_cli, image_exists, log
 from devstack.tasks import default_subnets, parse_pairs, run_training_task
+from sommelier_contract import layout
 
 sys.path.insert(0, str(ROOT / "localstack-init"))
 from hooklib import ensure_bucket, upload_bundles  # noqa: E402  (the hooks' own helpers: one way to bundle code)
@@ -274,7 +275,7 @@ class Deployer:
 
     def _first_model(self, outputs: dict[str, str]) -> None:
         try:
-            self.s3.head_object(Bucket=outputs["ModelBucketName"], Key="champion.json")
+            self.s3.head_object(Bucket=outputs["ModelBucketName"], Key=layout.CHAMPION_KEY)
             print("    a model is promoted already")
             return
         except ClientError:

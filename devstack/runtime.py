@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from devstack.config import StackConfig
+from sommelier_contract import layout
 
 log = logging.getLogger("devstack")
 
@@ -195,7 +196,7 @@ class Runtime(ABC):
         bucket = self.cfg.stack_info()["outputs"]["ModelBucketName"]
         s3 = self.aws("s3")
         try:
-            return json.loads(s3.get_object(Bucket=bucket, Key="champion.json")["Body"].read())
+            return json.loads(s3.get_object(Bucket=bucket, Key=layout.CHAMPION_KEY)["Body"].read())
         except s3.exceptions.NoSuchKey:
             return None
 

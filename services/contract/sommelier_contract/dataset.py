@@ -354,7 +354,7 @@ def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, t
     evaluation["keys"] = sorted(set(evaluation["keys"]) | chosen)
     present = set(keys) & set(evaluation["keys"])
     evaluation.update({"rows": len(present), "updated_at": now, "dataset_version": number})
-    folder = f"{prefix}/v{number}/"
+    folder = layout.version_folder(prefix, number)
     data_src = _put(s3, bucket, folder + "data.csv", body, "text/csv")
     spec_src = _put(s3, bucket, folder + "spec.json", json.dumps(spec, indent=2).encode(), "application/json")
     _put(s3, bucket, layout.evaluation_key(prefix), json.dumps(evaluation).encode(), "application/json")

@@ -9,10 +9,22 @@ from __future__ import annotations
 CHAMPION_KEY = "champion.json"
 CANDIDATE_KEY = "candidate.json"
 DATASETS = "datasets/"
+MODELS = "models/"
+# a version's artifacts by their name in the manifest
+ARTIFACT_FILES = {"pipeline": "pipeline.joblib", "label_encoder": "label_encoder.joblib", "onnx": "model.onnx"}
 
 
 def model_prefix(version: str) -> str:
-    return f"models/{version}/"
+    return f"{MODELS}{version}/"
+
+
+def artifact_key(version: str, name: str) -> str:
+    return model_prefix(version) + ARTIFACT_FILES[name]
+
+
+def version_of(folder: str) -> str:
+    """The version a folder of the model bucket (`models/<version>/`, as listed) holds."""
+    return folder[len(MODELS):].rstrip("/")
 
 
 def manifest_key(version: str) -> str:
@@ -41,6 +53,11 @@ def spec_key(prefix: str) -> str:
 
 def evaluation_key(prefix: str) -> str:
     return f"{prefix.strip('/')}/evaluation.json"
+
+
+def version_folder(prefix: str, number: int) -> str:
+    """Where a pushed dataset version's data.csv and spec.json live."""
+    return f"{prefix.strip('/')}/v{number}/"
 
 
 def current_key(prefix: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import joblib
 from botocore.exceptions import ClientError
 
+from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, champion_pointers, contract_change, load_verified, put_manifest, read_json, read_manifest
 from sommelier_contract.layout import CANDIDATE_KEY, CHAMPION_KEY, manifest_key
 
@@ -111,8 +112,8 @@ def versions(s3, bucket: str) -> list[dict[str, Any]]:
         last_promoted[p["version"]] = p.get("promoted_at")
         pointed_at.setdefault(p["version"], set()).add(p.get("promoted_at"))
     names = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="models/", Delimiter="/"):
-        names += [cp["Prefix"][len("models/"):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=layout.MODELS, Delimiter="/"):
+        names += [layout.version_of(cp["Prefix"]) for cp in page.get("CommonPrefixes", [])]
     rows = []
     for version in names:
         try:

@@ -430,13 +430,10 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
     decision = decision and promote
 
     version = new_version(now)
-    prefix = f"models/{version}/"
-    log.info("writing artifacts to s3://%s/%s", settings.model_bucket, prefix)
-    written = {
-        "pipeline": artifacts.put_artifact(s3, settings.model_bucket, prefix + "pipeline.joblib", artifacts.dump(pipeline)),
-        "label_encoder": artifacts.put_artifact(s3, settings.model_bucket, prefix + "label_encoder.joblib", artifacts.dump(encoder)),
-        **({"onnx": artifacts.put_artifact(s3, settings.model_bucket, prefix + "model.onnx", onnx_body)} if onnx_body else {}),
-    }
+    log.info("writing artifacts to s3://%s/%s", settings.model_bucket, layout.model_prefix(version))
+    bodies = {"pipeline": artifacts.dump(pipeline), "label_encoder": artifacts.dump(encoder), **({"onnx": onnx_body} if onnx_body else {})}
+    written = {name: artifacts.put_artifact(s3, settings.model_bucket, layout.artifact_key(version, name), body)
+               for name, body in bodies.items()}
     manifest = {
         "format": 1,
         "version": version,

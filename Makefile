@@ -122,8 +122,9 @@ BENCH_FLAGS ?=
 bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png} (BENCH_FLAGS="--fresh-clone --make-test" adds those)
 	$(PY) -m bench.run $(BENCH_FLAGS)
 
-lint: install ## ruff
+lint: install ## ruff, and mypy on services/ and the contract
 	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 clean: ## stop the stack and delete its state (.sommelier/)
 	@test ! -x $(PY) || $(DEVSTACK) down --purge

@@ -209,7 +209,8 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
         raise DataError(f"--ignore names column(s) {missing} that are not in the data; its columns are {list(frame.columns)}")
     check_target(frame, target)
     dropped = [*index_columns(frame), *ignore]
-    features, segments = [], []
+    features: list[dict[str, Any]] = []
+    segments: list[dict[str, Any]] = []
     complete = frame.drop(columns=dropped).dropna()
     example_row = complete.iloc[0] if len(complete) else None
     for column in frame.columns:

@@ -39,7 +39,8 @@ def linear_weights(estimator: Any) -> np.ndarray | None:
     """(classes, columns) weights of a linear decision function, or None for a model that has none."""
     if hasattr(estimator, "calibrated_classifiers_"):  # CalibratedClassifierCV: the mean of its fitted linear models
         inner = [linear_weights(c.estimator) for c in estimator.calibrated_classifiers_]
-        return None if any(w is None for w in inner) else np.mean(inner, axis=0)
+        fitted = [w for w in inner if w is not None]
+        return np.mean(fitted, axis=0) if len(fitted) == len(inner) else None
     if hasattr(estimator, "feature_log_prob_"):  # naive Bayes: the joint log likelihood is X @ feature_log_prob_.T
         return np.asarray(estimator.feature_log_prob_)
     coef = getattr(estimator, "coef_", None)
@@ -56,7 +57,7 @@ def column_sources(prep: Any, features: list[dict[str, Any]]) -> list[tuple[str,
         where = prep.output_indices_[name]
         if name == "remainder" or where.stop == where.start:
             continue
-        if np.isscalar(columns):  # a text column: one output column per word (or per letter n-gram, beside words)
+        if isinstance(columns, int | np.integer):  # a text column: one output column per word (or per letter n-gram, beside words)
             feature = features[int(columns)]["name"]
             sources[where] = [(feature, _term(str(w))) for w in transformer.get_feature_names_out()]
         elif hasattr(transformer, "categories_"):  # one-hot: "<feature>_<category>" per output column

@@ -86,7 +86,7 @@ class SchemaValidator:
         self._unknown = unknown  # said of a property the schema does not name
         self._messages = messages or {}  # property -> the one message for any problem with it
         self._fast = fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **schema})
-        self._full = None  # jsonschema's validator, built the first time a document is refused
+        self._full: Any = None  # jsonschema's validator, built the first time a document is refused
 
     def valid(self, doc: Any) -> bool:
         try:

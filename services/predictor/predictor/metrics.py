@@ -60,8 +60,8 @@ def emf_print(namespace: str, data: list[dict[str, Any]]) -> None:
         groups.setdefault(dims, []).extend((d["MetricName"], "NoUnit" if unit == "None" else unit, v) for v in values)
     for dims, points in groups.items():
         metrics = EphemeralMetrics(namespace=namespace)
-        for name, value in dims:
-            metrics.add_dimension(name=name, value=value)
+        for dimension, label in dims:
+            metrics.add_dimension(name=dimension, value=label)
         for name, unit, value in points:
             metrics.add_metric(name=name, unit=MetricUnit[unit], value=value)
         metrics.flush_metrics()

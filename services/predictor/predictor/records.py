@@ -302,13 +302,13 @@ class PredictionReader:
         if model_version:
             partition = f"{caller}#{model_version}"
             names["#p"] = "model_pk"
-            doc = decode_token(token, MODEL_INDEX, partition, filters) if token else {"key": None}
-            items, start, rest = self._collect(MODEL_INDEX, names, {":p": {"S": partition}, **values}, "#p = :p" + condition,
-                                               limit, doc.get("key"), doc.get("rest", 0))
-            return items, _token(MODEL_INDEX, filters, start, rest) if start else None
+            mark: dict[str, Any] = decode_token(token, MODEL_INDEX, partition, filters) if token else {"key": None}
+            found, start, rest = self._collect(MODEL_INDEX, names, {":p": {"S": partition}, **values}, "#p = :p" + condition,
+                                               limit, mark.get("key"), mark.get("rest", 0))
+            return found, _token(MODEL_INDEX, filters, start, rest) if start else None
         first = date.fromisoformat(until[:10]) if until else today
         last_day = max(date.fromisoformat(since[:10]) if since else date.min, today - timedelta(days=horizon_days))
-        doc = decode_token(token, HISTORY_INDEX, None, filters) if token else {"day": first.isoformat(), "key": None}
+        doc: dict[str, Any] = decode_token(token, HISTORY_INDEX, None, filters) if token else {"day": first.isoformat(), "key": None}
         day, start, rest = date.fromisoformat(doc["day"]), doc.get("key"), doc.get("rest", 0)
         if start is not None and start["history_pk"] != f"{caller}#{day.isoformat()}":
             raise BadToken(_BAD_TOKEN)

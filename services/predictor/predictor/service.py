@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
+
 from predictor import document
 from predictor.config import Settings
 from predictor.metrics import Metrics
@@ -112,7 +114,8 @@ class PredictionService:
         if explain:
             from sommelier_contract.explain import explain as explain_rows  # deferred: most requests never ask
 
-            explanations = explain_rows(model.pipeline, model.features, X, [model.labels.index(p["label"]) for p in predictions])
+            explanations = explain_rows(model.pipeline, model.features, X,
+                                        np.array([model.labels.index(p["label"]) for p in predictions]))
         try:
             ids = deps.recorder.write(caller=caller, model_version=model.version, now=deps.clock(), predictions=predictions,
                                       inputs=records, context={**context, "latency_ms": round(predict_ms, 3)})

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             target = artifacts.rollback_target(s3, settings.model_bucket)
             artifacts.load_verified(s3, settings.model_bucket, target["version"], artifacts.signatures(settings))
             current = artifacts.read_champion(s3, settings.model_bucket)
-            _print(artifacts.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version']}", now,
+            _print(artifacts.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version'] if current else 'no champion'}", now,
                                      previous=target.get("previous")))
         elif command == "history":
             _print(artifacts.versions(s3, settings.model_bucket))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from types import EllipsisType
 from typing import Any
 
 import joblib
@@ -48,7 +49,7 @@ def read_champion(s3, bucket: str) -> dict[str, Any] | None:
     return read_json(s3, bucket, CHAMPION_KEY)
 
 
-def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previous: str | None = ...) -> dict[str, Any]:
+def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previous: str | None | EllipsisType = ...) -> dict[str, Any]:
     """Point the champion at `version`. `previous` defaults to the current champion (a rollback passes its own)."""
     if previous is ...:
         current = read_champion(s3, bucket)

@@ -178,7 +178,7 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
             log.info("%s stopped: the time budget ran out", tag)
             continue
         pick, means = best_of(scores)
-        search = {"parameter": parameter, "values": list(values), f"{metric}_means": [m[metric] for m in means],
+        search: dict[str, Any] | None = {"parameter": parameter, "values": list(values), f"{metric}_means": [m[metric] for m in means],
                   "chosen": values[pick]} if parameter else None
         results[name] = {
             "family": name,
@@ -480,7 +480,7 @@ def _train(settings: Settings, s3, champion: dict[str, Any] | None, now: datetim
         manifest["gate"].update({"passed": True, "candidate": True,
                                  "reason": f"{reason}; on trial as a candidate for {settings.canary_percent:g}% of predictions"})
     artifacts.put_manifest(s3, settings.model_bucket, manifest, signed)
-    if canary:
+    if canary and champion:
         artifacts.propose(s3, settings.model_bucket, version, settings.canary_percent, reason, now.isoformat(), champion["version"])
         log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, reason)
         decision = False

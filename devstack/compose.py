@@ -245,16 +245,14 @@ class Compose(Runtime):
 
     def down(self, purge: bool = False) -> bool:
         """Containers and the network go; the emulator's state volume and the shared folder stay unless `purge` (make clean)."""
-        if not self._engine_answers() and not self._service_pidfile.exists():
-            if purge:
-                shutil.rmtree(self.shared_dir, ignore_errors=True)
-            return False
-        was_running = self.running()
-        if self._engine_answers():
-            self._remove_emulator_containers()
-            self.compose("--profile", "jobs", "down", "--remove-orphans", *(["--volumes"] if purge else []), capture=True, check=False)
-            self._remove_emulator_containers()  # any the emulator started while it stopped
-        self._stop_service()
+        was_running = False
+        if self._engine_answers() or self._service_pidfile.exists():
+            was_running = self.running()
+            if self._engine_answers():
+                self._remove_emulator_containers()
+                self.compose("--profile", "jobs", "down", "--remove-orphans", *(["--volumes"] if purge else []), capture=True, check=False)
+                self._remove_emulator_containers()  # any the emulator started while it stopped
+            self._stop_service()
         if purge:  # its stack.json holds the keys of a stack that is gone
             shutil.rmtree(self.shared_dir, ignore_errors=True)
         return was_running

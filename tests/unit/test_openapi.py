@@ -1,6 +1,7 @@
 """The OpenAPI document, the template's routes and the function's routes agree."""
 
 import json
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = json.loads((ROOT / "services/predictor/predictor/openapi.json").read_text())
 
 
-def _template_routes() -> dict[tuple[str, str], bool]:
+@cache
+def _resources() -> dict:
     template, matches = decode(str(ROOT / "infra/template.yaml"))
     assert not matches, matches
-    resources = template["Resources"]
+    return template["Resources"]
+
+
+def _template_routes() -> dict[tuple[str, str], bool]:
+    resources = _resources()
     paths: dict[str, str] = {}
 
     def path(logical_id: str) -> str:
@@ -88,8 +94,7 @@ def test_the_links_name_operations_parameters_and_fields_that_exist():
 
 
 def _template_models() -> dict[str, dict]:
-    template, _ = decode(str(ROOT / "infra/template.yaml"))
-    return {r["Properties"]["Name"]: r["Properties"]["Schema"] for r in template["Resources"].values()
+    return {r["Properties"]["Name"]: r["Properties"]["Schema"] for r in _resources().values()
             if r["Type"] == "AWS::ApiGateway::Model"}
 
 

@@ -356,8 +356,8 @@ def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, t
     present = set(keys) & set(evaluation["keys"])
     evaluation.update({"rows": len(present), "updated_at": now, "dataset_version": number})
     folder = layout.version_folder(prefix, number)
-    data_src = _put(s3, bucket, folder + "data.csv", body, "text/csv")
-    spec_src = _put(s3, bucket, folder + "spec.json", json.dumps(spec, indent=2).encode(), "application/json")
+    data_src = _put(s3, bucket, layout.data_key(folder), body, "text/csv")
+    spec_src = _put(s3, bucket, layout.spec_key(folder), json.dumps(spec, indent=2).encode(), "application/json")
     _put(s3, bucket, layout.evaluation_key(prefix), json.dumps(evaluation).encode(), "application/json")
     pointer = {"name": name, "version": number, "pushed_at": now, "data": data_src, "spec": spec_src, "target": spec["target"],
                "rows": summary["rows"], "classes": summary["classes"], "evaluation_rows": len(present),

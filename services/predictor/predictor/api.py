@@ -91,6 +91,13 @@ def refuse(validator: SchemaValidator, doc: Any, where: str = "", sent: dict[str
         raise invalid(errors, said=f", got {value!r}" if isinstance(value, str) and errors[0].message.startswith("must") else "")
 
 
+def checked_query(validator: SchemaValidator, query: dict[str, str]) -> dict[str, Any]:
+    """The query as the document's types, or a 400 naming each problem (quoting the values as they were sent)."""
+    values = query_values(query, validator.schema)
+    refuse(validator, values, sent=query)
+    return values
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a valid JSON number")
 
@@ -162,9 +169,7 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def predict(req: Request, service: PredictionService) -> Reply:
-    query = query_values(req.query, PREDICT_QUERY.schema)
-    refuse(PREDICT_QUERY, query, sent=req.query)
-    explain = bool(query.get("explain", False))
+    explain = bool(checked_query(PREDICT_QUERY, req.query).get("explain", False))
     body = parse_body(req.event)
     model = service.model()  # may load a newly promoted model first: not this model's serving time
     req.model_version = model.version  # a refusal or failure from here on counts against it (a canary's 5xx rate)
@@ -184,14 +189,14 @@ def get_prediction(req: Request, service: PredictionService) -> Reply:
 
 def list_predictions(req: Request, service: PredictionService) -> Reply:
     params = req.query
-    refuse(HISTORY_QUERY, query_values(params, HISTORY_QUERY.schema), sent=params)
+    values = checked_query(HISTORY_QUERY, params)
     if len(params.get("model_version", "").encode()) > 1024:
         raise ApiError(400, "validation_error", "model_version must be 1 to 1024 bytes", [FieldError("model_version", "must be 1 to 1024 bytes")])
     since, until = _timestamp(params, "since"), _timestamp(params, "until")
     if since and until and since > until:
         raise ApiError(400, "validation_error", f"since ({since}) is later than until ({until})",
                        [FieldError("since", "must not be later than until")])
-    query = HistoryQuery(limit=int(params.get("limit", "20")), next_token=params.get("next_token"),
+    query = HistoryQuery(limit=values.get("limit", 20), next_token=params.get("next_token"),
                          model_version=params.get("model_version"), since=since, until=until)
     items, token = service.history(req.caller, query)
     return Reply(200, {"request_id": req.request_id, "predictions": [public_record(i) for i in items], "next_token": token})

@@ -267,6 +267,7 @@ def test_an_empty_next_token_is_refused_as_documented(deps, trained):
     ({"limit": "101", "sort": "asc"}, [("limit", "must be a whole number from 1 to 100"),
                                        ("sort", "is not a query parameter of GET /predictions")]),
     ({"model_version": "é" * 600}, [("model_version", "must be 1 to 1024 bytes")]),
+    ({"limit": "010"}, [("limit", "must be a whole number from 1 to 100")]),  # only a number's plain form
 ])
 def test_history_parameters_are_checked_against_their_schema_every_problem_named(deps, trained, query, details):
     status, body, _ = call(deps, "GET", "/predictions", query=query)
@@ -277,6 +278,7 @@ def test_history_parameters_are_checked_against_their_schema_every_problem_named
     ({}, [("prediction_id", "is required"), ("label", "is required")]),
     ({"prediction_id": 7, "label": "class_0", "note": "x"}, [("prediction_id", "must be a string, got number"),
                                                              ("note", "is not allowed; send prediction_id and label")]),
+    ({"prediction_id": "p", "label": ""}, [("label", "must not be empty")]),
 ])
 def test_a_feedback_body_is_checked_against_its_schema_every_problem_named(deps, trained, sent, details):
     status, body, _ = call(deps, "POST", "/feedback", sent)

@@ -132,6 +132,10 @@ class SchemaValidator:
             return [FieldError(path, f"must be >= {expected}, got {value}")]
         if kind == "maximum":
             return [FieldError(path, f"must be <= {expected}, got {value}")]
+        if kind == "minLength":
+            return [FieldError(path, "must not be empty" if expected == 1 else f"must be at least {expected} characters")]
+        if kind == "maxLength":
+            return [FieldError(path, f"must be at most {expected} characters, got {len(value)}")]
         if kind == "anyOf" and not err.absolute_path:  # the record-level "at least one value" rule
             return [FieldError(where, "has no feature values: give at least one")]
         if kind == "enum":

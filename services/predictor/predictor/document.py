@@ -13,7 +13,7 @@ OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 _TEXT = OPENAPI_FILE.read_text()
 DOCUMENT: dict[str, Any] = json.loads(_TEXT)
 
-_WHOLE = re.compile(r"[0-9]+")  # ASCII digits only: int() would also take "²"
+_WHOLE = re.compile(r"0|[1-9][0-9]*")  # ASCII digits in their plain form: int() would also take "²" and "010"
 _BOOLEAN = {"true": True, "1": True, "false": False, "0": False}
 
 

@@ -90,7 +90,7 @@ def in_process_parts(info: dict[str, Any], cfg, example: dict[str, Any], reps: i
 
         predictions = predict()
         data = metrics.request("/predict", 200, 10.0, None, model.version) + metrics.predictions(
-            model.version, predictions, records, model.manifest.get("segments", []))
+            model.version, predictions, records, model.manifest.segments)
         parts[str(size)] = {
             "predict_ms": _p50([_timed(predict) for _ in range(n)]),
             "record_ms": _p50([_timed(lambda p=predictions, r=records: recorder.write(caller="bench-floor", model_version=model.version,

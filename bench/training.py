@@ -116,13 +116,12 @@ def main(kind: str, rows: int) -> None:
         outcome = run(settings, s3)
         seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    holdout = outcome.metrics["holdout"]
-    cv = outcome.metrics["cv"]
+    assert outcome.metrics is not None
+    holdout, cv = outcome.metrics.holdout, outcome.metrics.cv
     print(json.dumps({"kind": kind, "rows": rows, "csv_mib": round(len(io.BytesIO(body).getvalue()) / 2**20, 1),
                       "push_seconds": round(pushed, 2), "seconds": round(seconds, 2), "peak_mib": round(peak, 1),
-                      "winner": max((n for n in cv if "f1_macro_mean" in cv[n]), key=lambda n: cv[n]["f1_macro_mean"]),
-                      "candidates": {n: r.get("f1_macro_mean", r.get("skipped")) for n, r in cv.items()},
-                      "holdout_accuracy": round(holdout["accuracy"], 3), "holdout_f1_macro": round(holdout["f1_macro"], 3)}))
+                      "winner": outcome.model, "candidates": {n: r.f1_macro_mean if r.scored else r.skipped for n, r in cv.items()},
+                      "holdout_accuracy": round(holdout.accuracy, 3), "holdout_f1_macro": round(holdout.f1_macro, 3)}))
 
 
 if __name__ == "__main__":

@@ -276,16 +276,14 @@ def evaluate(client_factory, path, label_column, batch_size, fmt, score_all) -> 
 def _unseen_rows(path: Path, rows: list[dict[str, Any]], model: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows the live model did not train on (a model scored on its own training rows flatters itself): matched by
     row key against the rows of the dataset version it was trained on, less that dataset's evaluation rows."""
-    from sommelier_contract import layout
-    from sommelier_contract.artifacts import read_json
+    from sommelier_contract.artifacts import ArtifactRejected, read_manifest
     from sommelier_contract.dataset import trained_keys
     from sommelier_contract.files import row_key
 
     try:
         s3 = _s3()
-        manifest = read_json(s3, _resource(None, "SOMMELIER_MODEL_BUCKET", "ModelBucketName"), layout.manifest_key(model["version"])) or {}
-        trained = trained_keys(s3, manifest)
-    except (InputError, BotoCoreError, ClientError, NotText) as err:
+        trained = trained_keys(s3, read_manifest(s3, _resource(None, "SOMMELIER_MODEL_BUCKET", "ModelBucketName"), model["version"]))
+    except (InputError, BotoCoreError, ClientError, NotText, ArtifactRejected) as err:
         click.echo(f"note: could not tell which rows model {model['version']} trained on ({err}); scoring every row", err=True)
         return rows
     unseen = [r for r in rows if row_key([str(v) for v in r.values()]) not in trained]

@@ -48,8 +48,9 @@ class Stack:
         """Write a model manifest as the trainer would, signed with the stack's key (to stage a release that is
         bad in some other way: the tests play the trainer, who may sign)."""
         from sommelier_contract.artifacts import Signatures, put_manifest
+        from sommelier_contract.manifest import Manifest
 
-        put_manifest(self.client("s3"), self.outputs["ModelBucketName"], manifest,
+        put_manifest(self.client("s3"), self.outputs["ModelBucketName"], Manifest.from_json(manifest),
                      Signatures(self.client("kms"), self.outputs["ModelSigningKeyAlias"]))
 
     def stored(self, prediction_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:

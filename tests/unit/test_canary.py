@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from predictor.model_store import ModelStore
-from trainer import artifacts
+from sommelier_contract import artifacts, pointers
 from trainer import train as trainer_train
 from trainer.canary import Evidence, decide, evaluate
 
@@ -31,16 +31,16 @@ def candidate(s3, trained, canary_settings):
 
 def test_a_challenger_that_passes_the_gate_goes_on_trial_not_live(s3, trained, candidate):
     assert not candidate.promoted and "candidate" in candidate.reason
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
-    pointer = artifacts.read_candidate(s3, MODEL_BUCKET)
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    pointer = pointers.read_candidate(s3, MODEL_BUCKET)
     assert (pointer["version"], pointer["percent"], pointer["champion"]) == (candidate.version, 25.0, trained.version)
-    gate = artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version)["gate"]
-    assert gate["candidate"] is True and gate["passed"] is True  # passed the gate; promotion waits for the trial
+    gate = artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).gate
+    assert gate.candidate is True and gate.passed is True  # passed the gate; promotion waits for the trial
 
 
 def test_the_first_model_is_promoted_at_once_even_with_a_canary(s3, canary_settings):
     outcome = trainer_train.run(canary_settings, s3)
-    assert outcome.promoted and artifacts.read_candidate(s3, MODEL_BUCKET) is None
+    assert outcome.promoted and pointers.read_candidate(s3, MODEL_BUCKET) is None
 
 
 def test_the_store_routes_its_share_to_the_candidate(s3, trained, candidate, signatures):
@@ -54,9 +54,9 @@ def test_the_store_routes_its_share_to_the_candidate(s3, trained, candidate, sig
 def test_a_candidate_that_fails_verification_is_not_served(s3, trained, candidate, signatures):
     key = f"models/{candidate.version}/pipeline.joblib"
     s3.put_object(Bucket=MODEL_BUCKET, Key=key, Body=b"tampered")
-    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version)
+    manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=f"models/{candidate.version}/manifest.json")["Body"].read())
     manifest["artifacts"]["pipeline"].pop("version_id")
-    artifacts.put_json(s3, MODEL_BUCKET, f"models/{candidate.version}/manifest.json", manifest)
+    pointers.put_json(s3, MODEL_BUCKET, f"models/{candidate.version}/manifest.json", manifest)
     store = ModelStore(s3, MODEL_BUCKET, 30, signatures)
     assert store.for_prediction(0.0).version == trained.version and store.candidate is None
 
@@ -99,9 +99,9 @@ def test_a_good_candidate_is_promoted_and_the_decision_recorded(s3, trained, can
                          trained.version: {"requests": 120, "errors": 0.0, "p99": 30, "lowconf": 0.05}})
     outcome = evaluate(canary_settings, s3, cw, NOW)
     assert outcome["decision"] == "promote"
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == candidate.version
-    assert artifacts.read_candidate(s3, MODEL_BUCKET) is None
-    assert artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version)["canary"]["decision"] == "promote"
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == candidate.version
+    assert pointers.read_candidate(s3, MODEL_BUCKET) is None
+    assert artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).canary["decision"] == "promote"
 
 
 def test_a_failing_candidate_is_rolled_back_and_the_champion_stays(s3, trained, candidate, canary_settings):
@@ -109,17 +109,17 @@ def test_a_failing_candidate_is_rolled_back_and_the_champion_stays(s3, trained, 
                          trained.version: {"requests": 120, "errors": 0.0, "p99": 30}})
     outcome = evaluate(canary_settings, s3, cw, NOW)
     assert outcome["decision"] == "rollback" and "5xx rate 50.0%" in outcome["reason"]
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
-    assert artifacts.read_candidate(s3, MODEL_BUCKET) is None
-    assert "5xx" in artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version)["canary"]["reason"]
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_candidate(s3, MODEL_BUCKET) is None
+    assert "5xx" in artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).canary["reason"]
 
 
 def test_unreadable_metrics_never_promote(s3, trained, candidate, canary_settings):
     outcome = evaluate(canary_settings, s3, FakeCloudWatch(None), NOW)
     assert outcome["decision"] == "wait" and "missing evidence" in outcome["reason"]
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
-    assert artifacts.read_candidate(s3, MODEL_BUCKET)["version"] == candidate.version
-    assert "canary" not in artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version)
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_candidate(s3, MODEL_BUCKET)["version"] == candidate.version
+    assert artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).canary is None
 
 
 def test_no_candidate_no_decision(s3, trained, canary_settings):

@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from sommelier_client.cli import main
+from sommelier_contract import artifacts, layout
 from sommelier_contract import dataset as ds
-from sommelier_contract import layout
-from trainer import artifacts
 from trainer import train as trainer_train
 
 from .conftest import DATASET_BUCKET, MODEL_BUCKET
@@ -126,16 +125,16 @@ def test_a_pushed_dataset_trains_with_text_candidates_and_records_its_version(cl
     settings = trainer_settings.model_copy(update={"dataset_prefix": layout.dataset_prefix("reviews"), "families": ""})
     outcome = trainer_train.run(settings, s3)
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)
-    assert set(manifest["metrics"]["cv"]) == {"complement_nb", "linear_svm", "linear_svm_chars"}  # no trees on text
-    assert manifest["dataset"]["version"] == 1 and manifest["dataset"]["sources"][1]["key"] == "datasets/reviews/v1/data.csv"
-    assert manifest["metrics"]["holdout"]["rows"] == manifest["evaluation"]["rows"]
-    assert manifest["importances"]["features"][0]["feature"] == "description"
-    assert any("description: " in t for terms in manifest["importances"]["terms"].values() for t in terms)
+    assert set(manifest.metrics.cv) == {"complement_nb", "linear_svm", "linear_svm_chars"}  # no trees on text
+    assert manifest.dataset.version == 1 and manifest.dataset.sources[1]["key"] == "datasets/reviews/v1/data.csv"
+    assert manifest.evaluation and manifest.metrics.holdout.rows == manifest.evaluation.rows
+    assert manifest.importances and manifest.importances.features[0]["feature"] == "description"
+    assert any("description: " in t for terms in (manifest.importances.terms or {}).values() for t in terms)
 
 
 def test_the_time_budget_stops_the_comparison_after_the_first_candidate(s3, trainer_settings):
     settings = trainer_settings.model_copy(update={"families": "", "train_budget_seconds": 0.001})
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(settings, s3).version)
-    cv = manifest["metrics"]["cv"]
-    assert "f1_macro_mean" in cv["logistic_regression"]
-    assert [n for n, r in cv.items() if "skipped" in r] == ["hist_gradient_boosting", "random_forest"]
+    cv = manifest.metrics.cv
+    assert cv["logistic_regression"].f1_macro_mean is not None
+    assert [n for n, r in cv.items() if r.skipped] == ["hist_gradient_boosting", "random_forest"]

@@ -9,13 +9,13 @@ import json
 import pandas as pd
 import pytest
 
-from sommelier_contract.dataset import read_rows
+from sommelier_contract import artifacts, pointers
+from sommelier_contract.dataset import DataError, check_frame, check_spec, read_rows
+from sommelier_contract.manifest import Manifest
 from trainer import __main__ as cli
-from trainer import artifacts
 from trainer import train as trainer_train
-from trainer.data import DataError, check_frame, check_spec
 
-from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX, ROOT
+from .conftest import DATASET_BUCKET, MINIMAL_MANIFEST, MODEL_BUCKET, PREFIX, ROOT
 
 SPEC = {"target": "label", "features": [{"name": "x", "type": "numeric"}, {"name": "colour", "type": "categorical"}]}
 
@@ -65,7 +65,7 @@ def test_a_challenger_that_changes_the_api_input_is_never_promoted_by_itself(s3,
     outcome = trainer_train.run(trainer_settings, s3)
     assert not outcome.promoted
     assert "not promoted automatically" in outcome.reason and "features no longer accepted ['hue']" in outcome.reason
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
 
 
 def test_promoting_such_a_version_needs_a_confirmation_that_names_the_change(s3, cli_env, trainer_settings, trained, capsys):
@@ -74,39 +74,41 @@ def test_promoting_such_a_version_needs_a_confirmation_that_names_the_change(s3,
     assert cli.main(["promote", version]) == 2
     err = capsys.readouterr().err
     assert "changes the API for its callers: features no longer accepted ['hue']" in err and "YES=1" in err
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
     assert cli.main(["promote", version, "--yes"]) == 0
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == version
 
 
 def test_the_contract_names_added_removed_retyped_features_and_classes():
-    before = {"features": [{"name": "a", "type": "numeric"}, {"name": "b", "type": "text"}], "classes": ["x", "y"]}
+    before = Manifest.from_json(MINIMAL_MANIFEST | {"features": [{"name": "a", "type": "numeric"}, {"name": "b", "type": "text"}],
+                                                    "classes": ["x", "y"]})
     change = artifacts.contract_change(before, [{"name": "a", "type": "categorical"}, {"name": "c", "type": "numeric"},
                                                 {"name": "d", "type": "text"}], ["x", "y", "z"])
     # a new number is optional (the model imputes it when it is missing); a new text is required
     assert change == ("new required features ['d']; new optional features ['c']; features no longer accepted ['b']; "
                       "features changing type a (numeric -> categorical); classes ['x', 'y'] -> ['x', 'y', 'z']")
-    assert artifacts.contract_change(before, before["features"], ["y", "x"]) is None
+    assert artifacts.contract_change(before, before.features, ["y", "x"]) is None
 
 
 def test_every_training_is_scored_on_the_same_frozen_rows_and_feedback_never_joins_them(s3, trainer_settings, trained, example):
     frozen = json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/evaluation.json")["Body"].read())
     first = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
-    assert first["evaluation"]["rows"] == frozen["rows"] == first["metrics"]["holdout"]["rows"]
+    assert first.evaluation and first.evaluation.rows == frozen["rows"] == first.metrics.holdout.rows
     for i in range(6):  # labelled feedback: training data only
         row = {"prediction_id": f"p{i}", "features": {**example, "alcohol": 12.0 + i / 10}, "label": "class_1"}
         s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/feedback/2026-11-24/p{i}.json", Body=json.dumps(row).encode())
     second = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(trainer_settings, s3).version)
-    assert second["evaluation"] == first["evaluation"]  # the same rows, chosen once
-    assert second["metrics"]["holdout"]["rows"] == first["metrics"]["holdout"]["rows"]
-    assert second["metrics"]["train_rows"] == first["metrics"]["train_rows"] + 6
-    assert second["metrics"]["champion_on_holdout"]["rows"] == second["metrics"]["holdout"]["rows"]
+    assert second.evaluation == first.evaluation  # the same rows, chosen once
+    assert second.metrics.holdout.rows == first.metrics.holdout.rows
+    assert second.metrics.train_rows == (first.metrics.train_rows or 0) + 6
+    assert second.metrics.champion_on_holdout and second.metrics.champion_on_holdout.rows == second.metrics.holdout.rows
 
 
 def test_the_frozen_rows_survive_a_spec_that_drops_a_column(s3, trainer_settings, trained):
     _spec_without(s3, "hue")
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(trainer_settings, s3).version)
-    assert manifest["evaluation"]["rows"] == artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)["evaluation"]["rows"]
+    before = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version).evaluation
+    assert manifest.evaluation and before and manifest.evaluation.rows == before.rows
 
 
 def test_a_spec_without_examples_gets_one_from_a_training_row(s3, trainer_settings):
@@ -115,7 +117,7 @@ def test_a_spec_without_examples_gets_one_from_a_training_row(s3, trainer_settin
         f.pop("example", None)
     s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/spec.json", Body=json.dumps(spec).encode())
     outcome = trainer_train.run(trainer_settings, s3)
-    features = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)["features"]
+    features = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version).features
     assert all(isinstance(f["example"], float) for f in features)
     frozen = set(json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/evaluation.json")["Body"].read())["keys"])
     data, keys = read_rows(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv")["Body"].read(), "data.csv")

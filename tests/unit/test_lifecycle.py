@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import boto3
 import numpy as np
@@ -10,54 +11,60 @@ import pandas as pd
 import pytest
 
 from predictor.model_store import ModelStore
+from sommelier_contract import artifacts, pointers
+from sommelier_contract.dataset import DataError
+from sommelier_contract.manifest import CvResult, Manifest, Promotion, Scores
 from trainer import __main__ as cli
-from trainer import artifacts
+from trainer import artifacts as trainer_artifacts
+from trainer import evaluate
 from trainer import train as trainer_train
 from trainer.config import Settings
 
-from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
+from .conftest import DATASET_BUCKET, MINIMAL_MANIFEST, MODEL_BUCKET, PREFIX
 
 
 def test_at_least_three_families_are_compared_and_the_winner_scored_on_the_holdout(s3, trainer_settings):
     trained = trainer_train.run(trainer_settings.model_copy(update={"families": ""}), s3)
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
-    cv = manifest["metrics"]["cv"]
-    assert len({r["family"] for r in cv.values()}) >= 3
-    assert manifest["model"]["name"] in cv
-    best = max(r["f1_macro_mean"] for r in cv.values())
-    assert cv[manifest["model"]["name"]]["f1_macro_mean"] == best
-    holdout = manifest["metrics"]["holdout"]
-    assert {"accuracy", "f1_macro", "f1_weighted", "log_loss", "per_class", "confusion_matrix"} <= set(holdout)
-    assert set(holdout["per_class"]) == {"class_0", "class_1", "class_2"}
-    assert manifest["reproduce"]["seed"] == 42 and manifest["trigger"] == "cli"
+    cv = manifest.metrics.cv
+    assert len({r.family for r in cv.values()}) >= 3
+    assert manifest.model.name in cv
+    best = max(r.f1_macro_mean or 0 for r in cv.values())
+    assert manifest.winner and manifest.winner.f1_macro_mean == best
+    holdout = manifest.metrics.holdout
+    assert None not in (holdout.accuracy, holdout.f1_macro, holdout.f1_weighted, holdout.log_loss)
+    assert holdout.confusion_matrix["matrix"]
+    assert set(holdout.per_class) == {"class_0", "class_1", "class_2"}
+    assert manifest.reproduce["seed"] == 42 and manifest.trigger == "cli"
 
 
 def test_the_search_keeps_each_candidates_best_value_and_the_refit_uses_it(s3, trainer_settings):
     trained = trainer_train.run(trainer_settings, s3)  # logistic regression: C searched on the CV folds
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
-    result = manifest["metrics"]["cv"]["logistic_regression"]
-    search = result["search"]
+    result = manifest.metrics.cv["logistic_regression"]
+    search = result.search
+    assert search and result.params
     assert search["parameter"] == "C" and len(search["values"]) == len(search["f1_macro_means"]) >= 3
     best = max(range(len(search["values"])), key=lambda i: search["f1_macro_means"][i])
-    assert search["chosen"] == search["values"][best] == result["params"]["C"]
-    assert result["f1_macro_mean"] == search["f1_macro_means"][best]
-    assert manifest["model"]["params"]["C"] == repr(search["chosen"])  # the served model is the chosen one
-    assert manifest["reproduce"]["selection_metric"] == "f1_macro"
+    assert search["chosen"] == search["values"][best] == result.params["C"]
+    assert result.f1_macro_mean == search["f1_macro_means"][best]
+    assert manifest.model.params["C"] == repr(search["chosen"])  # the served model is the chosen one
+    assert manifest.reproduce["selection_metric"] == "f1_macro"
 
 
 def test_above_search_rows_each_candidate_keeps_its_default(s3, trainer_settings):
     trained = trainer_train.run(trainer_settings.model_copy(update={"search_rows": 100}), s3)  # 142 training rows
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
-    result = manifest["metrics"]["cv"]["logistic_regression"]
-    assert "search" not in result and result["params"] == {} and manifest["model"]["params"]["C"] == "1.0"
+    result = manifest.metrics.cv["logistic_regression"]
+    assert result.search is None and result.params == {} and manifest.model.params["C"] == "1.0"
 
 
 def test_the_winner_is_chosen_on_the_metric_asked_for(s3, trainer_settings):
     settings = trainer_settings.model_copy(update={"families": "", "selection_metric": "log_loss"})
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(settings, s3, promote=False).version)
-    cv = {n: r for n, r in manifest["metrics"]["cv"].items() if "log_loss_mean" in r}
-    assert manifest["model"]["name"] == min(cv, key=lambda n: cv[n]["log_loss_mean"])
-    assert manifest["reproduce"]["selection_metric"] == "log_loss"
+    cv = {n: r.log_loss_mean for n, r in manifest.metrics.cv.items() if r.log_loss_mean is not None}
+    assert manifest.model.name == min(cv, key=lambda n: cv[n])
+    assert manifest.reproduce["selection_metric"] == "log_loss"
 
 
 def test_the_cli_takes_a_metric_and_reports_recall_per_class(s3, cli_env, capsys):
@@ -66,7 +73,7 @@ def test_the_cli_takes_a_metric_and_reports_recall_per_class(s3, cli_env, capsys
     assert set(result["holdout"]["recall"]) == {"class_0", "class_1", "class_2"}
     assert result["model"] == "logistic_regression" and 0 < result["holdout"]["accuracy"] <= 1
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, result["version"])
-    assert manifest["reproduce"]["selection_metric"] == "accuracy"
+    assert manifest.reproduce["selection_metric"] == "accuracy"
     with pytest.raises(SystemExit):
         cli.main(["train", "--metric", "speed"])
 
@@ -74,18 +81,20 @@ def test_the_cli_takes_a_metric_and_reports_recall_per_class(s3, cli_env, capsys
 def test_the_same_seed_reproduces_the_same_scores(s3, trainer_settings, trained):
     again = trainer_train.run(trainer_settings, s3, promote=False)
     assert again.version != trained.version
-    assert again.metrics["holdout"] == trained.metrics["holdout"]
-    assert again.metrics["cv"].keys() == trained.metrics["cv"].keys()
+    assert again.metrics and trained.metrics
+    assert again.metrics.holdout == trained.metrics.holdout
+    assert again.metrics.cv.keys() == trained.metrics.cv.keys()
 
 
 def test_the_champion_is_scored_on_the_challengers_holdout(s3, trainer_settings, trained):
     challenger = trainer_train.run(trainer_settings, s3)
-    assert challenger.metrics["champion_on_holdout"]["f1_macro"] == pytest.approx(trained.metrics["holdout"]["f1_macro"])
+    assert challenger.metrics and challenger.metrics.champion_on_holdout and trained.metrics
+    assert challenger.metrics.champion_on_holdout.f1_macro == pytest.approx(trained.metrics.holdout.f1_macro)
     assert challenger.promoted and "vs champion" in challenger.reason
 
 
 def test_an_unknown_family_is_refused(s3, trainer_settings):
-    with pytest.raises(trainer_train.DataError, match=r"unknown model families \['svm'\]"):
+    with pytest.raises(DataError, match=r"unknown model families \['svm'\]"):
         trainer_train.run(trainer_settings.model_copy(update={"families": "svm"}), s3)
 
 
@@ -93,8 +102,8 @@ def test_a_challenger_below_the_floor_is_rejected_with_the_reason_recorded(s3, t
     strict = trainer_settings.model_copy(update={"accuracy_floor": 1.01})
     rejected = trainer_train.run(strict, s3)
     assert not rejected.promoted and "below the floor 1.01" in rejected.reason
-    assert artifacts.read_manifest(s3, MODEL_BUCKET, rejected.version)["gate"]["passed"] is False
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert artifacts.read_manifest(s3, MODEL_BUCKET, rejected.version).gate.passed is False
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
 
 
 @pytest.mark.parametrize(
@@ -107,7 +116,7 @@ def test_a_challenger_below_the_floor_is_rejected_with_the_reason_recorded(s3, t
 )
 def test_the_gate_tolerates_small_regressions_only(challenger, champion, promoted, fragment):
     settings = Settings(dataset_bucket="d", model_bucket="m", model_signing_key="k", regression_tolerance=0.02)
-    decision, reason = trainer_train.gate(settings, {"accuracy": 0.9, "f1_macro": challenger}, {"f1_macro": champion}, None, True)
+    decision, reason = evaluate.gate(settings, Scores(accuracy=0.9, f1_macro=challenger), Scores(accuracy=0.9, f1_macro=champion), None, True)
     assert decision is promoted and fragment in reason
 
 
@@ -127,8 +136,8 @@ def test_feedback_is_trained_on_and_bad_rows_are_quarantined_with_the_reason(s3,
     }
     outcome = trainer_train.run(trainer_settings, s3)
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)
-    assert manifest["dataset"]["rows"] == 178 + len(good)
-    assert {s["key"] for s in manifest["dataset"]["feedback"]["sources"]} == set(good)
+    assert manifest.dataset.rows == 178 + len(good)
+    assert {s["key"] for s in manifest.dataset.feedback["sources"]} == set(good)
     assert {q["key"]: q["reason"] for q in outcome.quarantined}.keys() == bad.keys()
     for key, reason in bad.items():
         moved = key.replace("/feedback/", "/quarantine/")
@@ -152,13 +161,13 @@ def test_a_flood_of_flipped_feedback_is_capped_flagged_and_not_promoted(s3, trai
                                         "caller": "fuzzing-key", "received_at": f"2026-11-22T00:{i // 60:02d}:{i % 60:02d}Z"})
     outcome = trainer_train.run(trainer_settings, s3)
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)
-    report = manifest["dataset"]["feedback"]["screen"]
+    report = manifest.dataset.feedback["screen"]
     assert report["received"] == 328 and report["used"] == report["cap"] == int(178 * 0.25 / 0.75)
     assert report["left_out_count"] == 328 - report["cap"] and "flip-000" in report["left_out"][0]  # the oldest wait
-    assert manifest["dataset"]["rows"] == 178 + report["cap"]
+    assert manifest.dataset.rows == 178 + report["cap"]
     assert any("say the model was wrong" in a for a in report["anomalies"])
     assert not outcome.promoted and "feedback looks anomalous" in outcome.reason
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
     assert s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/feedback/")["KeyCount"] == 328  # nothing deleted
 
 
@@ -177,12 +186,15 @@ def test_honest_feedback_from_several_keys_raises_nothing():
 
 def test_the_gate_refuses_when_cross_validation_collapses_against_the_champions():
     settings = Settings(dataset_bucket="d", model_bucket="m", model_signing_key="k")
-    champion = {"dataset": {"prefix": "datasets/wine"}, "model": {"name": "lr"}, "metrics": {"cv": {"lr": {"f1_macro_mean": 1.0}}}}
-    why = trainer_train.cv_collapse(settings, {"f1_macro_mean": 0.597}, champion, "datasets/wine")
-    assert "fell from 1.000 (the champion's) to 0.597" in why
-    assert trainer_train.cv_collapse(settings, {"f1_macro_mean": 0.95}, champion, "datasets/wine") is None
-    assert trainer_train.cv_collapse(settings, {"f1_macro_mean": 0.5}, champion, "datasets/reviews") is None  # another dataset
-    decision, reason = trainer_train.gate(settings, {"accuracy": 0.95, "f1_macro": 0.95}, {"f1_macro": 0.95}, None, True, None, [why])
+    champion = Manifest.from_json(MINIMAL_MANIFEST | {
+        "dataset": {"prefix": "datasets/wine"}, "model": {"name": "lr"},
+        "metrics": {"cv": {"lr": {"family": "lr", "f1_macro_mean": 1.0}}, "holdout": {"accuracy": 1.0, "f1_macro": 1.0}}})
+    why = evaluate.cv_collapse(settings, CvResult(family="lr", f1_macro_mean=0.597), champion, "datasets/wine")
+    assert why and "fell from 1.000 (the champion's) to 0.597" in why
+    assert evaluate.cv_collapse(settings, CvResult(family="lr", f1_macro_mean=0.95), champion, "datasets/wine") is None
+    assert evaluate.cv_collapse(settings, CvResult(family="lr", f1_macro_mean=0.5), champion, "datasets/reviews") is None  # another dataset
+    same = Scores(accuracy=0.95, f1_macro=0.95)
+    decision, reason = evaluate.gate(settings, same, same, None, True, None, [why])
     assert not decision and "review the feedback" in reason
 
 
@@ -227,9 +239,9 @@ def test_a_differently_shaped_dataset_trains_and_serves(aws, signatures):
     assert settings.families == ""  # every family, the dense-input one included, on text + categorical + numeric
     outcome = trainer_train.run(settings, s3)
     assert outcome.promoted, outcome.reason
-    assert outcome.metrics["holdout"]["f1_macro"] > 0.8
+    assert outcome.metrics and outcome.metrics.holdout.f1_macro > 0.8
     model = ModelStore(s3, "reviews-models", 30, signatures).current()
-    assert model.manifest["input"]["dtype"] == "object"
+    assert model.manifest.input["dtype"] == "object"
     record = {"description": "jammy oak vanilla finish", "variety": "Zinfandel", "price": 25.0, "points": 90}
     assert model.validator.errors(record, "features") == []
     assert model.validator.errors({**record, "points": 70}, "features")[0].message == "must be >= 80, got 70"
@@ -245,13 +257,13 @@ def test_promote_and_rollback_from_the_cli(s3, cli_env, trained, capsys):
     second = json.loads(capsys.readouterr().out)["version"]
     assert cli.main(["train", "--no-promote"]) == 0
     third = json.loads(capsys.readouterr().out)["version"]
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == second
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == second
     assert cli.main(["promote", third]) == 0
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == third
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == third
     assert cli.main(["rollback"]) == 0
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == second
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == second
     assert cli.main(["rollback"]) == 0  # back past the manual promotion, not toggling
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
     assert cli.main(["rollback"]) == 2
     assert "first champion" in capsys.readouterr().err
     assert cli.main(["promote", "no-such-version"]) == 2
@@ -264,10 +276,10 @@ def test_a_promotion_by_hand_is_recorded_signed_in_the_manifest_and_shown_in_his
     pointer = json.loads(capsys.readouterr().out)
     assert pointer["reason"] == "promoted by hand by alice: reviews data, checked by hand"
     manifest, _, _ = artifacts.load_verified(s3, MODEL_BUCKET, version, signatures)  # still verifies: signed again
-    record = manifest["promotions"][-1]
-    assert record == {"at": pointer["promoted_at"], "by": "alice", "why": "reviews data, checked by hand", "gate_passed": False}
-    rows = {r["version"]: r for r in artifacts.versions(s3, MODEL_BUCKET)}
-    assert rows[version]["promoted_by_hand"] == record and rows[trained.version]["promoted_by_hand"] is None
+    record = manifest.promotions[-1]
+    assert record == Promotion(at=pointer["promoted_at"], by="alice", why="reviews data, checked by hand", gate_passed=False)
+    rows = {r["version"]: r for r in trainer_artifacts.versions(s3, MODEL_BUCKET)}
+    assert rows[version]["promoted_by_hand"] == asdict(record) and rows[trained.version]["promoted_by_hand"] is None
 
 
 def test_a_promotion_record_without_its_pointer_claims_nothing(s3, cli_env, trained, capsys, signatures):
@@ -275,16 +287,16 @@ def test_a_promotion_record_without_its_pointer_claims_nothing(s3, cli_env, trai
     assert cli.main(["train", "--no-promote"]) == 0
     version = json.loads(capsys.readouterr().out)["version"]
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, version)
-    manifest["promotions"] = [{"at": "2026-01-01T00:00:00+00:00", "by": "bob", "why": "interrupted", "gate_passed": False}]
-    artifacts.put_manifest(s3, MODEL_BUCKET, manifest, signatures)
-    rows = {r["version"]: r for r in artifacts.versions(s3, MODEL_BUCKET)}
+    interrupted = manifest.with_promotion(Promotion(at="2026-01-01T00:00:00+00:00", by="bob", why="interrupted", gate_passed=False))
+    artifacts.put_manifest(s3, MODEL_BUCKET, interrupted, signatures)
+    rows = {r["version"]: r for r in trainer_artifacts.versions(s3, MODEL_BUCKET)}
     assert rows[version]["promoted_by_hand"] is None and not rows[version]["champion"]
 
 
 def test_promote_works_while_the_champion_pointer_names_a_missing_version(s3, cli_env, trained, capsys):
-    artifacts.promote(s3, MODEL_BUCKET, "20200101T000000Z-gone00", "a pointer to nothing", "2026-11-30T00:00:00+00:00")
+    pointers.promote(s3, MODEL_BUCKET, "20200101T000000Z-gone00", "a pointer to nothing", "2026-11-30T00:00:00+00:00")
     assert cli.main(["promote", trained.version, "--by", "alice", "--why", "repair"]) == 0
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
     assert "the current champion cannot be read" in capsys.readouterr().err
 
 
@@ -300,11 +312,11 @@ def test_training_results_and_failures_become_metrics(s3, trainer_settings):
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Sommelier")["Metrics"]}
     assert {"TrainingDuration", "HoldoutAccuracy", "HoldoutF1Macro", "ModelPromoted", "TrainingFailed"} <= names
     s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv", Body=b"")
-    with pytest.raises(trainer_train.DataError, match="data.csv is empty"):
+    with pytest.raises(DataError, match="data.csv is empty"):
         trainer_train.run(trainer_settings, s3, cloudwatch)
     stats = cloudwatch.get_metric_statistics(
         Namespace="Sommelier", MetricName="TrainingFailed", Dimensions=[{"Name": "Dataset", "Value": "wine"}],
         StartTime="2000-01-01", EndTime="2100-01-01", Period=86400 * 365, Statistics=["Maximum", "SampleCount"],
     )["Datapoints"]
     assert max(d["Maximum"] for d in stats) == 1
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == outcome.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == outcome.version

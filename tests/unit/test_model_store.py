@@ -3,7 +3,9 @@ import json
 import pytest
 
 from predictor.model_store import ArtifactRejected, ModelStore, ModelUnavailable, load_model
+from sommelier_contract import pointers
 from sommelier_contract.artifacts import Signatures, put_manifest
+from sommelier_contract.manifest import Manifest
 from trainer import train as trainer_train
 
 from .conftest import MODEL_BUCKET
@@ -24,7 +26,7 @@ def _manifest(s3, version):
 def _put_manifest(s3, version, manifest, signed_by=None):
     """A rewritten manifest: signed (as if the trainer wrote it, to test the checks after the signature) or not (tampering)."""
     if signed_by:
-        put_manifest(s3, MODEL_BUCKET, manifest, signed_by)
+        put_manifest(s3, MODEL_BUCKET, Manifest.from_json(manifest), signed_by)
     else:
         s3.put_object(Bucket=MODEL_BUCKET, Key=f"models/{version}/manifest.json", Body=json.dumps(manifest).encode())
 
@@ -106,7 +108,6 @@ def test_a_new_worker_with_a_refused_champion_serves_the_newest_earlier_one_that
 def test_a_warm_worker_drops_its_copy_of_a_version_that_no_longer_verifies(s3, trainer_settings, trained, signatures, break_it):
     """Issue 23: the pointer is written again naming the version a warm worker already holds (it verified then); its
     signature is gone or its manifest was changed since. The worker verifies again and serves what does verify."""
-    from trainer import artifacts as trainer_artifacts
 
     clock = Clock()
     store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
@@ -120,7 +121,7 @@ def test_a_warm_worker_drops_its_copy_of_a_version_that_no_longer_verifies(s3, t
         manifest["gate"]["passed"] = True
         manifest["metrics"]["holdout"]["accuracy"] = 1.0
         _put_manifest(s3, trained.version, manifest)  # not signed by the trainer's key
-    trainer_artifacts.promote(s3, MODEL_BUCKET, trained.version, "pointed back by hand", "2026-11-30T00:00:00+00:00")
+    pointers.promote(s3, MODEL_BUCKET, trained.version, "pointed back by hand", "2026-11-30T00:00:00+00:00")
     clock.now = 5
     assert store.current().version == newer.version  # not the copy it held of the refused version
     assert trained.version in store.degraded and f"serving {newer.version}" in store.degraded
@@ -129,35 +130,32 @@ def test_a_warm_worker_drops_its_copy_of_a_version_that_no_longer_verifies(s3, t
 
 
 def test_a_pointer_rewritten_to_the_same_good_version_keeps_serving_it(s3, trained, signatures):
-    from trainer import artifacts as trainer_artifacts
 
     clock = Clock()
     store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
     first = store.current()
-    trainer_artifacts.promote(s3, MODEL_BUCKET, trained.version, "again", "2026-11-30T00:00:00+00:00")
+    pointers.promote(s3, MODEL_BUCKET, trained.version, "again", "2026-11-30T00:00:00+00:00")
     clock.now = 5
     again = store.current()
     assert again.version == trained.version and again is not first and store.degraded is None  # verified again, same answer
 
 
 def test_a_candidate_written_again_is_verified_again(s3, trainer_settings, trained, signatures):
-    from trainer import artifacts as trainer_artifacts
 
     clock = Clock()
     newer = trainer_train.run(trainer_settings, s3, promote=False)
-    trainer_artifacts.propose(s3, MODEL_BUCKET, newer.version, 50, "trial", "2026-11-30T00:00:00+00:00", trained.version)
+    pointers.propose(s3, MODEL_BUCKET, newer.version, 50, "trial", "2026-11-30T00:00:00+00:00", trained.version)
     store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
     store.current()
     assert store.candidate == (newer.version, 50)
     s3.delete_object(Bucket=MODEL_BUCKET, Key=f"models/{newer.version}/manifest.sig")
-    trainer_artifacts.propose(s3, MODEL_BUCKET, newer.version, 50, "trial again", "2026-11-30T00:01:00+00:00", trained.version)
+    pointers.propose(s3, MODEL_BUCKET, newer.version, 50, "trial again", "2026-11-30T00:01:00+00:00", trained.version)
     clock.now = 5
     store.current()
     assert store.candidate is None
 
 
 def test_degraded_clears_once_a_rollback_restores_a_good_champion(s3, trainer_settings, trained, signatures):
-    from trainer import artifacts as trainer_artifacts
 
     clock = Clock()
     store = ModelStore(s3, MODEL_BUCKET, refresh_seconds=1, signatures=signatures, clock=clock)
@@ -166,7 +164,7 @@ def test_degraded_clears_once_a_rollback_restores_a_good_champion(s3, trainer_se
     s3.delete_object(Bucket=MODEL_BUCKET, Key=f"models/{broken.version}/manifest.sig")
     clock.now = 5
     assert store.current().version == trained.version and store.degraded
-    trainer_artifacts.promote(s3, MODEL_BUCKET, trained.version, f"rollback from {broken.version}", "2026-11-30T00:00:00+00:00")
+    pointers.promote(s3, MODEL_BUCKET, trained.version, f"rollback from {broken.version}", "2026-11-30T00:00:00+00:00")
     clock.now = 10
     assert store.current().version == trained.version and store.degraded is None
 

@@ -13,10 +13,12 @@ import pytest
 from sklearn.datasets import load_wine
 
 from predictor.model_store import load_model
+from sommelier_contract.manifest import Manifest
 from sommelier_contract.records import RecordValidator
 from trainer import onnx_export
 from trainer.pipeline import build, candidates
 
+from .conftest import MINIMAL_MANIFEST as MINIMAL
 from .conftest import MODEL_BUCKET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +72,11 @@ def test_an_onnx_served_model_never_imports_scikit_learn_or_scipy(tmp_path):
     script = f"""
 import sys, numpy as np
 from predictor.model_store import LoadedModel
+from sommelier_contract.manifest import Manifest
 from sommelier_contract.records import RecordValidator
 features = {WINE!r}
-model = LoadedModel(version="v", manifest={{"features": features, "classes": ["a", "b", "c"]}},
+manifest = Manifest.from_json({MINIMAL!r} | {{"features": features, "classes": ["a", "b", "c"]}})
+model = LoadedModel(version="v", manifest=manifest,
                     validator=RecordValidator(features), blobs={{"onnx": open({str(tmp_path / "model.onnx")!r}, "rb").read()}})
 proba = model.predict_proba(np.full((2, 13), 1.0))
 print(model.runtime, proba.shape, sorted(m for m in ("sklearn", "scipy", "joblib") if m in sys.modules))
@@ -89,6 +93,7 @@ def test_an_onnx_artifact_that_does_not_load_falls_back_to_the_pipeline():
     model_blobs = {"onnx": b"not an onnx model", "pipeline": dump(pipeline), "label_encoder": b""}
     from predictor.model_store import LoadedModel
 
-    model = LoadedModel(version="v", manifest={"features": WINE, "classes": ["a", "b", "c"]}, validator=RecordValidator(WINE),
+    model = LoadedModel(version="v", manifest=Manifest.from_json(MINIMAL | {"features": WINE, "classes": ["a", "b", "c"]}),
+                        validator=RecordValidator(WINE),
                         blobs=model_blobs)
     assert model.runtime == "joblib" and model.predict_proba(np.ones((1, 13))).shape == (1, 3)

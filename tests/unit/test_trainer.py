@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from trainer import artifacts
+from sommelier_contract import artifacts, pointers
+from sommelier_contract.dataset import DataError
 from trainer import train as trainer_train
-from trainer.data import DataError
 
 from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
 
@@ -13,17 +13,17 @@ from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
 def test_a_run_writes_checksummed_artifacts_a_manifest_and_promotes_the_first_model(s3, trained):
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
     for name in ("pipeline", "label_encoder"):
-        meta = manifest["artifacts"][name]
-        body = s3.get_object(Bucket=MODEL_BUCKET, Key=meta["key"])["Body"].read()
-        assert hashlib.sha256(body).hexdigest() == meta["sha256"]
-        assert meta["key"].startswith(f"models/{trained.version}/")
-    assert manifest["classes"] == ["class_0", "class_1", "class_2"]
-    assert manifest["libraries"]["scikit-learn"]
-    assert [s["key"] for s in manifest["dataset"]["sources"]] == [f"{PREFIX}/spec.json", f"{PREFIX}/data.csv"]
-    assert all(s["version_id"] for s in manifest["dataset"]["sources"])
-    assert manifest["metrics"]["holdout"]["accuracy"] >= 0.9
-    assert sum(map(sum, manifest["metrics"]["holdout"]["confusion_matrix"]["matrix"])) == manifest["metrics"]["holdout"]["rows"]
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+        meta = manifest.artifacts[name]
+        body = s3.get_object(Bucket=MODEL_BUCKET, Key=meta.key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == meta.sha256
+        assert meta.key.startswith(f"models/{trained.version}/")
+    assert manifest.classes == ["class_0", "class_1", "class_2"]
+    assert manifest.libraries["scikit-learn"]
+    assert [s["key"] for s in manifest.dataset.sources] == [f"{PREFIX}/spec.json", f"{PREFIX}/data.csv"]
+    assert all(s["version_id"] for s in manifest.dataset.sources)
+    assert manifest.metrics.holdout.accuracy >= 0.9
+    assert sum(map(sum, manifest.metrics.holdout.confusion_matrix["matrix"])) == manifest.metrics.holdout.rows
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
 
 
 def test_if_no_champion_does_not_retrain(s3, trainer_settings, trained):
@@ -36,7 +36,7 @@ def test_if_no_champion_does_not_retrain(s3, trainer_settings, trained):
 def test_no_promote_keeps_the_champion(s3, trainer_settings, trained):
     challenger = trainer_train.run(trainer_settings, s3, promote=False)
     assert challenger.version != trained.version and not challenger.promoted
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
 
 
 def _put_csv(s3, text: str) -> None:
@@ -62,7 +62,7 @@ def test_bad_data_fails_with_a_message_naming_the_problem(s3, trainer_settings, 
     with pytest.raises(DataError) as err:
         trainer_train.run(trainer_settings, s3)
     assert message in str(err.value)
-    assert artifacts.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
 
 
 def test_an_invalid_spec_is_refused(s3, trainer_settings):

@@ -13,13 +13,13 @@ import base64
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from importlib.metadata import version as installed_version
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from sommelier_contract import layout
+from sommelier_contract.manifest import Manifest
 
 ARTIFACTS = ("pipeline", "label_encoder")
 OPTIONAL = ("onnx",)  # the pipeline converted to ONNX, when it converts faithfully (trainer/onnx_export.py)
@@ -78,68 +78,66 @@ class Signatures:
             raise ArtifactRejected(f"the signature of model {version} does not verify with the trainer's key; refusing it")
 
 
-def put_manifest(s3, bucket: str, manifest: dict[str, Any], signatures: Signatures) -> None:
+def put_manifest(s3, bucket: str, manifest: Manifest, signatures: Signatures) -> None:
     """The manifest, then its signature: a version whose signature is missing is refused, never half-trusted."""
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    version = manifest["version"]
-    s3.put_object(Bucket=bucket, Key=layout.manifest_key(version), Body=body, ContentType="application/json")
-    s3.put_object(Bucket=bucket, Key=layout.signature_key(version), Body=json.dumps(signatures.sign(body)).encode(),
+    body = manifest.to_json()
+    s3.put_object(Bucket=bucket, Key=layout.manifest_key(manifest.version), Body=body, ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=layout.signature_key(manifest.version), Body=json.dumps(signatures.sign(body)).encode(),
                   ContentType="application/json")
 
 
-def champion_pointers(s3, bucket: str) -> Iterator[dict[str, Any]]:
-    """Every champion pointer ever written, newest first (the bucket is versioned); each is read only when reached."""
-    pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=layout.CHAMPION_KEY)
-    listed = sorted((v for page in pages for v in page.get("Versions", []) if v["Key"] == layout.CHAMPION_KEY),
-                    key=lambda v: v["LastModified"], reverse=True)
-    for v in listed:
-        yield json.loads(s3.get_object(Bucket=bucket, Key=layout.CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read())
-
-
-def read_manifest(s3, bucket: str, version: str) -> dict[str, Any]:
-    manifest = read_json(s3, bucket, layout.manifest_key(version))
-    if manifest is None:
-        raise ArtifactRejected(f"there is no model version {version!r} (`make history` lists them)")
-    if manifest.get("version") != version:
-        raise ArtifactRejected(f"the manifest under {layout.model_prefix(version)} names version {manifest.get('version')!r}")
+def _parse(version: str, body: bytes) -> Manifest:
+    try:
+        manifest = Manifest.from_json(body)
+    except ValueError as err:  # JSONDecodeError included
+        raise ArtifactRejected(f"the manifest of model {version} cannot be read: {err}") from err
+    if manifest.version != version:
+        raise ArtifactRejected(f"the manifest under {layout.model_prefix(version)} names version {manifest.version!r}")
     return manifest
 
 
-def verified_artifacts(s3, bucket: str, version: str, signatures: Signatures) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """(manifest, {artifact name: bytes}) of one version, every artifact checked and none unpickled: the signature,
-    then the library, then each artifact's folder and checksum. The optional ONNX artifact (OPTIONAL) is checked
-    the same way when the manifest lists it."""
+def _manifest_body(s3, bucket: str, version: str) -> bytes:
     try:
-        body = s3.get_object(Bucket=bucket, Key=layout.manifest_key(version))["Body"].read()
+        return s3.get_object(Bucket=bucket, Key=layout.manifest_key(version))["Body"].read()
     except ClientError as err:
         if missing(err):
             raise ArtifactRejected(f"there is no model version {version!r} (`make history` lists them)") from err
         raise
+
+
+def read_manifest(s3, bucket: str, version: str) -> Manifest:
+    """A version's manifest, as written (its signature is not checked: verified_artifacts does that)."""
+    return _parse(version, _manifest_body(s3, bucket, version))
+
+
+def verified_artifacts(s3, bucket: str, version: str, signatures: Signatures) -> tuple[Manifest, dict[str, bytes]]:
+    """(manifest, {artifact name: bytes}) of one version, every artifact checked and none unpickled: the signature,
+    then the library, then each artifact's folder and checksum. The optional ONNX artifact (OPTIONAL) is checked
+    the same way when the manifest lists it."""
+    body = _manifest_body(s3, bucket, version)
     signatures.verify(version, body, read_json(s3, bucket, layout.signature_key(version)))
-    manifest = json.loads(body)
-    if manifest.get("version") != version:
-        raise ArtifactRejected(f"the manifest under {layout.model_prefix(version)} names version {manifest.get('version')!r}")
-    trained_with, here = manifest.get("libraries", {}).get("scikit-learn"), installed_version("scikit-learn")
+    manifest = _parse(version, body)
+    trained_with, here = manifest.libraries.get("scikit-learn"), installed_version("scikit-learn")
     if trained_with != here:
         raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}; this process has {here}")
-    listed = manifest.get("artifacts") or {}
+    listed = manifest.artifacts
     blobs = {}
     for name in ARTIFACTS + tuple(n for n in OPTIONAL if n in listed):
         meta = listed.get(name)
         if not meta:
             raise ArtifactRejected(f"the manifest of {version} lists no {name} artifact")
-        if not meta["key"].startswith(layout.model_prefix(version)):
-            raise ArtifactRejected(f"artifact {name} of {version} points outside {layout.model_prefix(version)}: {meta['key']}")
-        args = {"Bucket": bucket, "Key": meta["key"], **({"VersionId": meta["version_id"]} if meta.get("version_id") else {})}
+        if not meta.key.startswith(layout.model_prefix(version)):
+            raise ArtifactRejected(f"artifact {name} of {version} points outside {layout.model_prefix(version)}: {meta.key}")
+        args = {"Bucket": bucket, "Key": meta.key, **({"VersionId": meta.version_id} if meta.version_id else {})}
         try:
             blob = s3.get_object(**args)["Body"].read()
         except ClientError as err:
             if missing(err):
-                raise ArtifactRejected(f"artifact {meta['key']} of {version} is missing") from err
+                raise ArtifactRejected(f"artifact {meta.key} of {version} is missing") from err
             raise
         digest = hashlib.sha256(blob).hexdigest()
-        if digest != meta["sha256"]:
-            raise ArtifactRejected(f"artifact {meta['key']} has sha256 {digest}, its manifest says {meta['sha256']}; refusing to load it")
+        if digest != meta.sha256:
+            raise ArtifactRejected(f"artifact {meta.key} has sha256 {digest}, its manifest says {meta.sha256}; refusing to load it")
         blobs[name] = blob
     return manifest, blobs
 
@@ -151,16 +149,16 @@ def unpickle(blob: bytes) -> Any:
     return joblib.load(io.BytesIO(blob))
 
 
-def load_verified(s3, bucket: str, version: str, signatures: Signatures) -> tuple[dict[str, Any], Any, Any]:
+def load_verified(s3, bucket: str, version: str, signatures: Signatures) -> tuple[Manifest, Any, Any]:
     """(manifest, pipeline, label encoder) of one version: verified (verified_artifacts), then unpickled."""
     manifest, blobs = verified_artifacts(s3, bucket, version, signatures)
     return manifest, unpickle(blobs["pipeline"]), unpickle(blobs["label_encoder"])
 
 
-def contract_change(before: dict[str, Any], features: list[dict[str, Any]], classes: list[str]) -> str | None:
+def contract_change(before: Manifest, features: list[dict[str, Any]], classes: list[str]) -> str | None:
     """How the API's input (feature names and types) and its answers (classes) would change if a model
     with `features` and `classes` replaced the one the manifest `before` describes; None when they would not."""
-    old = {f["name"]: f["type"] for f in before.get("features", [])}
+    old = {f["name"]: f["type"] for f in before.features}
     new = {f["name"]: f["type"] for f in features}
     added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
     # every pipeline imputes a missing number (the manifest says "imputed"), so a new numeric feature may be left out
@@ -177,6 +175,6 @@ def contract_change(before: dict[str, Any], features: list[dict[str, Any]], clas
     retyped = sorted(n for n in set(old) & set(new) if old[n] != new[n])
     if retyped:
         parts.append("features changing type " + ", ".join(f"{n} ({old[n]} -> {new[n]})" for n in retyped))
-    if sorted(before.get("classes", [])) != sorted(classes):
-        parts.append(f"classes {sorted(before.get('classes', []))} -> {sorted(classes)}")
+    if sorted(before.classes) != sorted(classes):
+        parts.append(f"classes {sorted(before.classes)} -> {sorted(classes)}")
     return "; ".join(parts) or None

@@ -21,6 +21,7 @@ import pandas as pd
 from sommelier_contract import layout
 from sommelier_contract.artifacts import read_json
 from sommelier_contract.files import NotText, decode, repeated_column, row_key
+from sommelier_contract.manifest import Manifest
 
 FEATURE_TYPES = {"numeric", "categorical", "text"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -373,18 +374,18 @@ def names(s3, bucket: str) -> list[str]:
     return sorted(found)
 
 
-def trained_keys(s3, manifest: dict[str, Any]) -> set[str]:
+def trained_keys(s3, manifest: Manifest) -> set[str]:
     """The keys of the dataset rows a model was trained on: its data file's rows (the versions it read) less the
     dataset's frozen evaluation rows. Feedback rows, which join training too, are not among them."""
-    info = manifest.get("dataset") or {}
+    info = manifest.dataset
     keys: set[str] = set()
-    for source in info.get("sources") or []:
+    for source in info.sources:
         if not source.get("key", "").endswith(".csv"):
             continue
         extra = {"VersionId": source["version_id"]} if source.get("version_id") else {}
         body = s3.get_object(Bucket=source["bucket"], Key=source["key"], **extra)["Body"].read()
         keys |= set(_scan(decode(body, source["key"]).encode())[1])
-    evaluation = read_evaluation(s3, (info.get("sources") or [{}])[0].get("bucket", ""), info.get("prefix", "")) if keys else None
+    evaluation = read_evaluation(s3, (info.sources or [{}])[0].get("bucket", ""), info.prefix or "") if keys else None
     return keys - set((evaluation or {}).get("keys", []))
 
 

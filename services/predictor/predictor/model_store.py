@@ -23,7 +23,9 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, champion_pointers, unpickle, verified_artifacts
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, read_manifest, unpickle, verified_artifacts
+from sommelier_contract.manifest import Manifest
+from sommelier_contract.pointers import champion_history
 from sommelier_contract.records import RecordValidator
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class LoadedModel:
     unpickled scikit-learn pipeline; the pipeline is unpickled on first use either way (explanations need it)."""
 
     version: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     validator: RecordValidator = field(repr=False)
     blobs: dict[str, bytes] = field(repr=False)
     runtime: str = field(init=False, default="joblib")
@@ -62,11 +64,11 @@ class LoadedModel:
 
     @property
     def features(self) -> list[dict[str, Any]]:
-        return self.manifest["features"]
+        return self.manifest.features
 
     @property
     def labels(self) -> list[str]:
-        return self.manifest["classes"]
+        return self.manifest.classes
 
     @cached_property
     def pipeline(self) -> Any:
@@ -86,10 +88,6 @@ class LoadedModel:
                 for b, row in zip(proba.argmax(axis=1).tolist(), proba.round(6).tolist(), strict=True)]
 
 
-def _read(s3, bucket: str, key: str) -> bytes:
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
 def _pointer(s3, bucket: str, key: str) -> tuple[dict[str, Any], str]:
     """A pointer (champion or candidate) and which write of it this is (its S3 version id, else its ETag): a pointer
     written again, even to the version already loaded, is a new decision to verify."""
@@ -100,7 +98,7 @@ def _pointer(s3, bucket: str, key: str) -> tuple[dict[str, Any], str]:
 def load_model(s3, bucket: str, version: str, signatures: Signatures) -> LoadedModel:
     """Fetch and verify (signature, library, checksums) one model version from `bucket`, ready to answer."""
     manifest, blobs = verified_artifacts(s3, bucket, version, signatures)
-    return LoadedModel(version=version, manifest=manifest, validator=RecordValidator(manifest["features"]), blobs=blobs)
+    return LoadedModel(version=version, manifest=manifest, validator=RecordValidator(manifest.features), blobs=blobs)
 
 
 class ModelStore:
@@ -116,7 +114,7 @@ class ModelStore:
         self._checked_at = float("-inf")
         self._candidate: LoadedModel | None = None
         self._candidate_percent = 0.0
-        self._manifests: dict[str, dict[str, Any]] = {}
+        self._manifests: dict[str, Manifest] = {}
         self.degraded: str | None = None  # why the champion is not what is served, when it is not
 
     @property
@@ -172,7 +170,7 @@ class ModelStore:
         workers started before it keep serving): the champion pointer's own S3 versions, newest first."""
         seen = {refused}
         try:
-            for pointer in champion_pointers(self._s3, self._bucket):
+            for pointer in champion_history(self._s3, self._bucket):
                 earlier = pointer.get("version")
                 if not earlier or earlier in seen:
                     continue
@@ -198,7 +196,7 @@ class ModelStore:
             return self._candidate
         return champion
 
-    def manifest_of(self, version: str) -> dict[str, Any] | None:
+    def manifest_of(self, version: str) -> Manifest | None:
         """The manifest of any model version (feedback on an older prediction needs its model's dataset):
         the loaded ones from memory, others read once from the model bucket and kept."""
         for model in (self._model, self._candidate):
@@ -206,8 +204,8 @@ class ModelStore:
                 return model.manifest
         if version not in self._manifests:
             try:
-                self._manifests[version] = json.loads(_read(self._s3, self._bucket, layout.manifest_key(version)))
-            except (ClientError, BotoCoreError, ValueError) as err:
+                self._manifests[version] = read_manifest(self._s3, self._bucket, version)
+            except (ClientError, BotoCoreError, ArtifactRejected) as err:
                 log.warning("manifest of %s unreadable: %s", version, err)
                 return None
             if len(self._manifests) > 32:  # a small, bounded memo: feedback mostly concerns recent models

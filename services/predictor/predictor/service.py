@@ -124,7 +124,7 @@ class PredictionService:
             raise ApiError(413, "record_too_large", f"{where}: {err}", [FieldError(where, str(err))]) from err
         results = [{"prediction_id": i, **p, **({"explanation": explanations[n]} if explain else {})}
                    for n, (i, p) in enumerate(zip(ids, predictions, strict=True))]
-        metrics = deps.metrics.predictions(model.version, results, records, model.manifest.get("segments", []))
+        metrics = deps.metrics.predictions(model.version, results, records, model.manifest.segments)
         if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
             metrics += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
                          "Unit": "Count", "Value": float(len(results))}]
@@ -156,8 +156,8 @@ class PredictionService:
                            [FieldError("label", f"must be one of {', '.join(classes)}")])
         if "feedback" in record:
             raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given: {record['feedback']['label']!r}")
-        manifest = deps.store.manifest_of(record["model_version"]) or {}
-        prefix = ((manifest.get("dataset") or {}).get("prefix") or deps.settings.dataset_prefix).strip("/")
+        manifest = deps.store.manifest_of(record["model_version"])
+        prefix = ((manifest and manifest.dataset.prefix) or deps.settings.dataset_prefix).strip("/")
         key = layout.feedback_key(prefix, record["created_at"], record["prediction_id"])
         now = iso(deps.clock())
         # who sent it (the API key's id, never the key) and how sure the model was: the trainer screens feedback with them
@@ -180,7 +180,7 @@ class PredictionService:
             if recorded and recorded != label:
                 deps.feedback.put(key, {**labelled, "label": recorded, "received_at": now})
             raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given") from err
-        return entry, deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], manifest.get("segments", []))
+        return entry, deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], manifest.segments if manifest else [])
 
     def health(self) -> dict[str, Any]:
         """Loads the champion when no model is loaded yet, so /health tells whether predictions would work."""
@@ -196,30 +196,8 @@ class PredictionService:
 
     def model_card(self) -> dict[str, Any]:
         model = self.deps.store.current()
-        m = model.manifest
-        example = {f["name"]: f["example"] for f in m["features"] if "example" in f}
-        return {
-            "version": model.version,
-            "created_at": m.get("created_at"),
-            "trigger": m.get("trigger"),
-            "model": {k: m.get("model", {}).get(k) for k in ("name", "family")},
-            "classes": m["classes"],
-            "target": m.get("target"),
-            "features": m["features"],
-            "segments": m.get("segments", []),
-            "example": example if len(example) == len(m["features"]) else None,
-            "metrics": {"holdout": m.get("metrics", {}).get("holdout"),
-                        "cv": {n: {k: r[k] for k in ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped", "params")
-                                   if k in r}
-                               for n, r in m.get("metrics", {}).get("cv", {}).items()}},
-            "gate": m.get("gate"),
-            "promotions": m.get("promotions", []),
-            "importances": m.get("importances"),
-            "dataset": {k: (m.get("dataset") or {}).get(k) for k in ("name", "version", "rows")},
-            "description": (m.get("spec") or {}).get("description"),
-            "libraries": m.get("libraries"),
-            "serving": {**(m.get("serving") or {}), "runtime": model.runtime},  # what this worker answers with
-        }
+        card = model.manifest.card()
+        return {**card, "serving": {**card["serving"], "runtime": model.runtime}}  # what this worker answers with
 
     def openapi(self) -> dict[str, Any]:
         """The document, with the promoted model's own record schema as `Features` and its classes as the labels

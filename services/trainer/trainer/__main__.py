@@ -15,10 +15,13 @@ from datetime import UTC, datetime
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sommelier_contract import pointers
+from sommelier_contract.artifacts import ArtifactRejected, contract_change, load_verified, read_manifest
+from sommelier_contract.dataset import DataError
 from trainer import artifacts
+from trainer.compare import METRICS
 from trainer.config import Settings
-from trainer.data import DataError
-from trainer.train import METRICS, run
+from trainer.train import run
 
 
 def _print(doc: object) -> None:
@@ -62,21 +65,21 @@ def main(argv: list[str] | None = None) -> int:
                 settings = settings.model_copy(update={"selection_metric": args.metric})
             outcome = run(settings, s3, boto3.client("cloudwatch"), only_if_no_champion=args.if_no_champion,
                           promote=not args.no_promote, follow_champion=args.follow_champion)
-            holdout = outcome.metrics.get("holdout") or {}
-            now_serving = artifacts.read_champion(s3, settings.model_bucket)  # another run may have promoted after this one
+            holdout = outcome.metrics.holdout if outcome.metrics else None  # None: a champion exists, nothing was trained
+            now_serving = pointers.read_champion(s3, settings.model_bucket)  # another run may have promoted after this one
             _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
                     "champion": now_serving["version"] if now_serving else None,
                     "quarantined": outcome.quarantined, "model": outcome.model,
-                    "holdout": {k: holdout[k] for k in ("accuracy", "f1_macro", "rows") if k in holdout}
-                    | {"recall": {c: round(m["recall"], 3) for c, m in (holdout.get("per_class") or {}).items()}}})
+                    "holdout": holdout and {"accuracy": holdout.accuracy, "f1_macro": holdout.f1_macro, "rows": holdout.rows,
+                                            "recall": {c: round(m["recall"], 3) for c, m in holdout.per_class.items()}}})
         elif command == "promote":
             signed = artifacts.signatures(settings)
-            manifest, _, _ = artifacts.load_verified(s3, settings.model_bucket, args.version, signed)
-            current = artifacts.read_champion(s3, settings.model_bucket)
+            manifest, _, _ = load_verified(s3, settings.model_bucket, args.version, signed)
+            current = pointers.read_champion(s3, settings.model_bucket)
             try:
-                change = current and artifacts.contract_change(artifacts.read_manifest(s3, settings.model_bucket, current["version"]),
-                                                               manifest["features"], manifest["classes"])
-            except artifacts.ArtifactRejected as err:  # the pointer names a missing or broken version: nothing to compare with
+                change = current and contract_change(read_manifest(s3, settings.model_bucket, current["version"]),
+                                                     manifest.features, manifest.classes)
+            except ArtifactRejected as err:  # the pointer names a missing or broken version: nothing to compare with
                 print(f"warning: the current champion cannot be read ({err}); promoting {args.version} replaces it", file=sys.stderr)  # noqa: T201
                 change = None
             if change and not args.yes:
@@ -85,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             _print(artifacts.promote_by_hand(s3, settings.model_bucket, args.version, args.by or getpass.getuser(), args.why, now, signed))
         elif command == "rollback":
-            target = artifacts.rollback_target(s3, settings.model_bucket)
-            artifacts.load_verified(s3, settings.model_bucket, target["version"], artifacts.signatures(settings))
-            current = artifacts.read_champion(s3, settings.model_bucket)
-            _print(artifacts.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version'] if current else 'no champion'}", now,
+            target = pointers.rollback_target(s3, settings.model_bucket)
+            load_verified(s3, settings.model_bucket, target["version"], artifacts.signatures(settings))
+            current = pointers.read_champion(s3, settings.model_bucket)
+            _print(pointers.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version'] if current else 'no champion'}", now,
                                      previous=target.get("previous")))
         elif command == "history":
             _print(artifacts.versions(s3, settings.model_bucket))
@@ -97,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
             _print(evaluate(settings, s3, boto3.client("cloudwatch"), datetime.now(UTC)))
         elif command == "champions":
-            _print(artifacts.history(s3, settings.model_bucket))
-    except (DataError, artifacts.ArtifactRejected) as err:
+            _print(list(pointers.champion_history(s3, settings.model_bucket)))
+    except (DataError, ArtifactRejected) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message
         return 2
     except (BotoCoreError, ClientError) as err:  # S3 unreachable or refusing: say which, without a traceback

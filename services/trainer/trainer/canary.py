@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sommelier_contract import pointers
 from trainer import artifacts
 from trainer.config import Settings
 
@@ -70,10 +71,10 @@ def decide(candidate: Evidence, champion: Evidence, settings: Settings) -> tuple
 
 def evaluate(settings: Settings, s3, cloudwatch, now: datetime) -> dict[str, Any]:
     bucket = settings.model_bucket
-    candidate = artifacts.read_candidate(s3, bucket)
+    candidate = pointers.read_candidate(s3, bucket)
     if candidate is None:
         return {"decision": "none", "reason": "no candidate on trial"}
-    champion = artifacts.read_champion(s3, bucket)
+    champion = pointers.read_champion(s3, bucket)
     start = datetime.fromisoformat(candidate["since"]) - timedelta(minutes=1)
     try:
         cand = gather(cloudwatch, settings.metrics_namespace, candidate["version"], start, now)
@@ -85,10 +86,10 @@ def evaluate(settings: Settings, s3, cloudwatch, now: datetime) -> dict[str, Any
     outcome = {"decision": decision, "version": candidate["version"], "reason": reason, "at": now.isoformat(),
                "evidence": {"candidate": asdict(cand), "champion": asdict(champ), "champion_version": champion and champion["version"]}}
     if decision == "promote":
-        artifacts.promote(s3, bucket, candidate["version"], f"canary passed: {reason}", now.isoformat())
-        artifacts.withdraw(s3, bucket)
+        pointers.promote(s3, bucket, candidate["version"], f"canary passed: {reason}", now.isoformat())
+        pointers.withdraw(s3, bucket)
     elif decision == "rollback":
-        artifacts.withdraw(s3, bucket)
+        pointers.withdraw(s3, bucket)
     if decision != "wait":
         artifacts.record_canary(s3, bucket, candidate["version"], outcome, artifacts.signatures(settings))
     log.info("canary %s: %s (%s)", candidate["version"], decision, reason)

@@ -1,19 +1,27 @@
-"""The dataset (its current version and spec) and its accumulated feedback, read from S3 with the object
-versions that were read; the checks themselves are the shared contract's (sommelier_contract.dataset)."""
+"""Stage 1 of a training run, the data: the dataset (its current version and spec) and its accumulated feedback,
+read from S3 with the object versions that were read, screened, and split on the dataset's frozen evaluation rows.
+The checks themselves are the shared contract's (sommelier_contract.dataset)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sklearn.preprocessing import LabelEncoder
 
 from sommelier_contract import dataset as contract
-from sommelier_contract.dataset import DataError, check_frame, check_spec
-from sommelier_contract.records import RecordValidator, feedback_problem
+from sommelier_contract import layout
+from sommelier_contract.dataset import DataError, check_frame, new_evaluation, read_evaluation
+from sommelier_contract.manifest import EvaluationRef
+from sommelier_contract.records import RecordValidator, feedback_problem, to_matrix
+from trainer.config import Settings
 
-__all__ = ["DataError", "Dataset", "Feedback", "check_frame", "check_spec", "load_dataset", "load_feedback"]
+log = logging.getLogger("trainer")
 
 
 @dataclass
@@ -113,3 +121,91 @@ def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str,
             meta.append({k: record.get(k) for k in ("caller", "predicted_label", "confidence", "received_at", "label")})
     frame = pd.DataFrame(rows, columns=[*(f["name"] for f in spec["features"]), spec["target"]])
     return Feedback(rows=frame, sources=sources, quarantined=quarantined, meta=meta)
+
+
+def check_classes(y: np.ndarray, folds: int) -> None:
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise DataError(f"the target has a single class ({classes[0] if len(classes) else 'none'}); at least two are needed")
+    needed = folds + 2  # every CV fold and the holdout need members of each class
+    small = {str(c): int(n) for c, n in zip(classes, counts, strict=True) if n < needed}
+    if small:
+        raise DataError(f"class(es) with fewer than {needed} rows (needed for {folds}-fold CV and a holdout): {small}")
+
+
+def frozen_holdout(s3, settings: Settings, ds: Dataset, feedback_rows: int, now: datetime) -> tuple[EvaluationRef, np.ndarray]:
+    """The dataset's evaluation rows, chosen when it was pushed (or, for data put there another way, at its first
+    training) and kept in <prefix>/evaluation.json, so every challenger and the champion are scored on rows none
+    of them trained on. Feedback only ever joins training."""
+    key = layout.evaluation_key(settings.dataset_prefix)
+    frozen = read_evaluation(s3, settings.dataset_bucket, settings.dataset_prefix)
+    if frozen is None:
+        frozen = new_evaluation(ds.row_keys, ds.frame[ds.target].tolist(), settings.holdout_fraction, now.isoformat())
+        s3.put_object(Bucket=settings.dataset_bucket, Key=key, Body=json.dumps(frozen).encode(), ContentType="application/json")
+        log.info("evaluation rows frozen: %d of %d (s3://%s/%s)", frozen["rows"], len(ds.row_keys), settings.dataset_bucket, key)
+    chosen_keys = set(frozen["keys"])
+    mask = np.array([k in chosen_keys for k in ds.row_keys] + [False] * feedback_rows)
+    if not mask.any():
+        raise DataError(f"none of the frozen evaluation rows ({key}) is in the data any more; delete it to choose new ones")
+    return EvaluationRef(key=key, created_at=frozen["created_at"], rows=int(mask.sum())), mask
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the later stages train and score on: the dataset's rows then the feedback's, as matrices split on the
+    frozen evaluation rows, the target encoded in `labels` order."""
+
+    dataset: Dataset
+    feedback: Feedback
+    rows: int  # dataset + feedback
+    labels: list[str]
+    encoder: LabelEncoder
+    evaluation: EvaluationRef
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    reference: pd.DataFrame  # the dataset's own training rows: where the manifest's examples and reference values come from
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        return self.dataset.features
+
+    @property
+    def y_test_labels(self) -> list[str]:
+        return [self.labels[i] for i in self.y_test]
+
+
+def prepare(settings: Settings, s3, now: datetime) -> TrainingData:
+    """Read the dataset and its feedback (bad feedback quarantined, the rest screened), and split on the frozen
+    evaluation rows. DataError says what is wrong with the data."""
+    log.info("reading s3://%s/%s", settings.dataset_bucket, settings.dataset_prefix)
+    ds = load_dataset(s3, settings.dataset_bucket, settings.dataset_prefix)
+    fb = load_feedback(s3, settings.dataset_bucket, settings.feedback_prefix, settings.quarantine_prefix, ds.spec,
+                       set(ds.frame[ds.target].unique()), now.isoformat())
+    for q in fb.quarantined:
+        log.warning("quarantined feedback %s: %s", q["key"], q["reason"])
+    fb = screen(fb, len(ds.frame), settings.feedback_max_share)
+    if fb.screen.get("left_out_count"):
+        log.warning("feedback capped at %d rows (%g of the rows trained on): the newest are used, %d older ones wait in S3",
+                    fb.screen["cap"], settings.feedback_max_share, fb.screen["left_out_count"])
+    for anomaly in fb.screen["anomalies"]:
+        log.warning("feedback anomaly: %s", anomaly)
+    frame = pd.concat([ds.frame, fb.rows.astype(ds.frame.dtypes.to_dict())], ignore_index=True) if len(fb.rows) else ds.frame
+    log.info("dataset %s: %d rows (%d from feedback), %d features, target %r",
+             ds.spec.get("name"), len(frame), len(fb.rows), len(ds.features), ds.target)
+
+    y_labels = frame[ds.target].to_numpy()
+    check_classes(y_labels, settings.cv_folds)
+    encoder = LabelEncoder().fit(y_labels)
+    labels = [str(c) for c in encoder.classes_]
+    evaluation, in_holdout = frozen_holdout(s3, settings, ds, len(frame) - len(ds.frame), now)
+    X = to_matrix(frame, ds.features)  # the same function builds the API's records
+    y = encoder.transform(y_labels)
+    train_counts = pd.Series(y_labels[~in_holdout]).value_counts()
+    short = {c: int(train_counts.get(c, 0)) for c in labels if train_counts.get(c, 0) < settings.cv_folds}
+    if short:
+        raise DataError(f"outside the frozen evaluation rows, class(es) have too few rows for {settings.cv_folds}-fold CV: {short}")
+    return TrainingData(dataset=ds, feedback=fb, rows=len(frame), labels=labels, encoder=encoder, evaluation=evaluation,
+                        X_train=X[~in_holdout], X_test=X[in_holdout], y_train=y[~in_holdout], y_test=y[in_holdout],
+                        reference=ds.frame[~in_holdout[: len(ds.frame)]])

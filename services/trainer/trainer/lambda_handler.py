@@ -9,9 +9,8 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from sommelier_contract import layout
-from sommelier_contract.dataset import check_name
+from sommelier_contract.dataset import DataError, check_name
 from trainer.config import Settings
-from trainer.data import DataError
 from trainer.train import run
 
 logger = Logger(service="trainer")  # owns the "trainer" logger, so the training code logs JSON too

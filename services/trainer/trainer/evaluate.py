@@ -1,0 +1,157 @@
+"""Stage 3 of a training run, the evaluation: the winner scored once on the frozen evaluation rows, the champion
+scored on the same rows, global importances for the model card, and the gate's decision."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from botocore.exceptions import ClientError
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
+
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, contract_change, load_verified, read_manifest
+from sommelier_contract.explain import column_sources, linear_weights
+from sommelier_contract.manifest import CvResult, Explanations, Manifest, Scores
+from trainer.compare import Winner
+from trainer.config import Settings
+from trainer.data import TrainingData
+
+log = logging.getLogger("trainer")
+
+
+def scores(y_true: list[str], y_pred: list[str], proba: np.ndarray | None, labels: list[str]) -> Scores:
+    """Holdout scores in label space, so models with different encoders compare."""
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return Scores(
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        f1_macro=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        f1_weighted=float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        per_class={label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+                   for i, label in enumerate(labels)},
+        confusion_matrix={"labels": labels, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+        rows=len(y_true),
+        log_loss=float(log_loss(y_true, proba, labels=labels)) if proba is not None else None,
+    )
+
+
+def score_champion(s3, settings: Settings, champion: dict, data: TrainingData, signed: Signatures) -> tuple[Scores | None, str | None]:
+    """The champion's scores on this run's holdout, or why it could not be scored."""
+    try:
+        manifest, pipeline, encoder = load_verified(s3, settings.model_bucket, champion["version"], signed)
+    except ArtifactRejected as err:
+        return None, str(err)
+    if [(f["name"], f["type"]) for f in manifest.features] != [(f["name"], f["type"]) for f in data.features]:
+        return None, "the champion has a different feature schema"
+    predicted = [str(c) for c in encoder.inverse_transform(pipeline.predict(data.X_test))]
+    return scores(data.y_test_labels, predicted, None, data.labels), None
+
+
+def gate(settings: Settings, challenger: Scores, champion: Scores | None, champion_note: str | None,
+         has_champion: bool, contract_change: str | None = None, training_doubts: list[str] | None = None) -> tuple[bool, str]:
+    acc, f1 = challenger.accuracy, challenger.f1_macro
+    if acc < settings.accuracy_floor:
+        return False, f"holdout accuracy {acc:.3f} is below the floor {settings.accuracy_floor}"
+    if training_doubts:  # the holdout may still look fine; the data it was trained on does not: a person looks first
+        return False, (f"not promoted automatically: {'; '.join(training_doubts)}; review the feedback, then "
+                       "`make promote VERSION=<this version>` if it is sound")
+    if not has_champion:
+        return True, f"first model; holdout accuracy {acc:.3f} clears the floor {settings.accuracy_floor}"
+    if contract_change:  # the live API's input or answers would change under its callers: a person decides
+        return False, (f"not promoted automatically: the API would change ({contract_change}); "
+                       "`make promote VERSION=<this version> YES=1` if that is intended")
+    if champion is None:
+        return True, f"holdout accuracy {acc:.3f} clears the floor; the champion could not be compared ({champion_note})"
+    limit = champion.f1_macro - settings.regression_tolerance
+    if f1 < limit:
+        return False, (f"holdout macro F1 {f1:.3f} regresses against the champion's {champion.f1_macro:.3f} "
+                       f"beyond the tolerance {settings.regression_tolerance}")
+    return True, f"holdout macro F1 {f1:.3f} vs champion {champion.f1_macro:.3f} (tolerance {settings.regression_tolerance})"
+
+
+def cv_collapse(settings: Settings, winner_cv: CvResult, champion_manifest: Manifest | None, prefix: str) -> str | None:
+    """Why the challenger's cross-validation says its training data got worse than the champion's (same dataset), or None:
+    mislabelled rows (feedback above all) lower CV on the training rows long before a frozen holdout notices."""
+    if not champion_manifest or champion_manifest.dataset.prefix != prefix:
+        return None
+    before = champion_manifest.winner.f1_macro_mean if champion_manifest.winner else None
+    now = winner_cv.f1_macro_mean
+    if before is not None and now is not None and now < before - settings.cv_drop_tolerance:
+        return (f"CV macro F1 on the training rows fell from {before:.3f} (the champion's) to {now:.3f}, more than "
+                f"{settings.cv_drop_tolerance}: the training data may be mislabelled")
+    return None
+
+
+def importances(pipeline, features: list[dict], X: np.ndarray, y: np.ndarray, labels: list[str], seed: int) -> Explanations:
+    """Global importances for the model card: how much holdout accuracy drops when a feature's values are
+    shuffled (permutation importance: any model, on rows it never saw), and for linear models on text the
+    words that weigh most for each class."""
+    from sklearn.inspection import permutation_importance
+
+    rows = np.random.default_rng(seed).permutation(len(y))[:2000]
+    result = permutation_importance(pipeline, X[rows], y[rows], scoring="accuracy", n_repeats=3, random_state=seed)
+    ranked = sorted(zip(features, result.importances_mean, result.importances_std, strict=True), key=lambda t: -t[1])
+    terms = None
+    weights = linear_weights(pipeline.named_steps["model"])
+    if weights is not None and any(f["type"] == "text" for f in features):
+        sources = column_sources(pipeline.named_steps["prep"], features)
+        relative = weights - weights.mean(axis=0, keepdims=True)
+        terms = {labels[k]: _top_terms(sources, relative[k], 8) for k in range(relative.shape[0])}
+    return Explanations(method="permutation (holdout accuracy drop, 3 repeats)",
+                        features=[{"feature": f["name"], "importance": round(float(m), 4), "std": round(float(sd), 4)}
+                                  for f, m, sd in ranked], terms=terms)
+
+
+def _top_terms(sources: list[tuple[str, str | None]], weights: np.ndarray, count: int) -> list[str]:
+    """The `count` readable terms that weigh most for a class (columns with no term, such as letter n-grams, are passed
+    over, not counted), leaving out a pair of words whose words are already listed."""
+    chosen: list[str] = []
+    words: set[str] = set()
+    for j in np.argsort(-weights):
+        feature, term = sources[j]
+        if not term or weights[j] <= 0 or (" " in term and set(term.split()) & words):
+            continue
+        chosen.append(f"{feature}: {term}")
+        words |= set(term.split())
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The winner measured, beside the champion, and what the gate made of it."""
+
+    holdout: Scores
+    champion: Scores | None
+    explained: Explanations
+    passed: bool
+    reason: str
+
+
+def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion: dict | None, signed: Signatures) -> Verdict:
+    """Score the winner and the champion on the frozen evaluation rows, explain the winner, and gate it."""
+    pipeline = winner.pipeline
+    predicted = [data.labels[i] for i in pipeline.predict(data.X_test)]
+    holdout = scores(data.y_test_labels, predicted, pipeline.predict_proba(data.X_test), data.labels)
+    log.info("winner %s: holdout accuracy %.3f, macro F1 %.3f, log loss %.3f",
+             winner.name, holdout.accuracy, holdout.f1_macro, holdout.log_loss)
+    explained = importances(pipeline, data.features, data.X_test, data.y_test, data.labels, settings.seed)
+    log.info("most important: %s", ", ".join(f"{f['feature']} {f['importance']:.3f}" for f in explained.features[:5]))
+
+    champion_scores, champion_note, change, champion_manifest = None, None, None, None
+    if champion:
+        try:
+            champion_manifest = read_manifest(s3, settings.model_bucket, champion["version"])
+            change = contract_change(champion_manifest, data.features, data.labels)
+        except (ClientError, ArtifactRejected):
+            change = None  # an unreadable champion manifest: score_champion below says why it cannot compare
+        champion_scores, champion_note = score_champion(s3, settings, champion, data, signed)
+        if champion_scores:
+            log.info("champion %s on the same holdout: accuracy %.3f, macro F1 %.3f",
+                     champion["version"], champion_scores.accuracy, champion_scores.f1_macro)
+    doubts = [f"feedback looks anomalous ({a})" for a in data.feedback.screen["anomalies"]]
+    collapse = cv_collapse(settings, winner.cv[winner.name], champion_manifest, settings.dataset_prefix.strip("/"))
+    doubts += [collapse] if collapse else []
+    passed, reason = gate(settings, holdout, champion_scores, champion_note, champion is not None, change, doubts)
+    return Verdict(holdout=holdout, champion=champion_scores, explained=explained, passed=passed, reason=reason)

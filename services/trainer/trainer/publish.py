@@ -1,0 +1,136 @@
+"""Stage 4 of a training run, publishing: the artifacts (the pipeline, its label encoder and, when it converts
+faithfully, ONNX), then the signed manifest, then the pointer the gate allows (the champion, or the candidate on
+trial), then the run's metrics. Artifacts come before the manifest and the manifest before any pointer, so a crash
+leaves at worst a version nobody points at."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from importlib.metadata import version as installed_version
+from typing import Any
+
+import pandas as pd
+
+from sommelier_contract import layout, pointers
+from sommelier_contract.artifacts import Signatures, put_manifest
+from sommelier_contract.manifest import DatasetRef, Gate, Manifest, Metrics, ModelInfo, Serving
+from trainer import artifacts, metrics, onnx_export
+from trainer.compare import Winner
+from trainer.config import Settings
+from trainer.data import TrainingData
+from trainer.evaluate import Verdict
+
+log = logging.getLogger("trainer")
+
+
+def new_version(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _libraries() -> dict[str, str]:
+    libs = {name: installed_version(name) for name in ("scikit-learn", "joblib", "numpy", "scipy", "pandas", "skl2onnx", "onnxruntime")}
+    return {**libs, "python": platform.python_version()}
+
+
+def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The manifest's feature schema: the spec's, plus how missing numerics are handled, an example per feature,
+    and reference values (training quantiles, frequent categories) the explainer compares a record with."""
+    complete = rows.dropna(subset=[f["name"] for f in features])
+    example = complete.iloc[0] if len(complete) else None
+    out = []
+    for f in features:
+        column = rows[f["name"]]
+        entry = {**f, "imputed": "median"} if f["type"] == "numeric" else dict(f)
+        if "example" not in entry and example is not None:
+            value = example[f["name"]]
+            entry["example"] = float(value) if f["type"] == "numeric" else str(value)
+        if f["type"] == "numeric" and column.notna().any():
+            entry["reference"] = [round(float(q), 6) for q in column.quantile([0.1, 0.3, 0.5, 0.7, 0.9])]
+        elif f["type"] == "categorical":
+            entry["reference"] = [str(v) for v in column[column != ""].value_counts().index[:5]]
+        out.append(entry)
+    return out
+
+
+def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict: Verdict, champion: dict[str, Any] | None, *,
+            now: datetime, trigger: str, promote: bool, signed: Signatures, timings: dict[str, float]) -> tuple[Manifest, bool]:
+    """Write the version and move the pointer the gate allows; (its manifest, whether it became the champion now)."""
+    version = new_version(now)
+    log.info("writing artifacts to s3://%s/%s", settings.model_bucket, layout.model_prefix(version))
+    onnx_body, serving = onnx_export.export(winner.pipeline, data.features, data.X_test)
+    bodies = {"pipeline": artifacts.dump(winner.pipeline), "label_encoder": artifacts.dump(data.encoder),
+              **({"onnx": onnx_body} if onnx_body else {})}
+    written = {name: artifacts.put_artifact(s3, settings.model_bucket, layout.artifact_key(version, name), body)
+               for name, body in bodies.items()}
+    passed = verdict.passed and promote
+    canary = passed and champion is not None and settings.canary_percent > 0  # the gate passed; live traffic decides the rest
+    gate = Gate(passed=passed, reason=verdict.reason if promote else f"{verdict.reason}; promotion disabled",
+                champion_before=champion["version"] if champion else None,
+                accuracy_floor=settings.accuracy_floor, regression_tolerance=settings.regression_tolerance)
+    if canary:
+        gate = replace(gate, candidate=True,
+                       reason=f"{verdict.reason}; on trial as a candidate for {settings.canary_percent:g}% of predictions")
+    ds, fb = data.dataset, data.feedback
+    manifest = Manifest(
+        version=version,
+        created_at=now.isoformat(),
+        trigger=trigger,
+        dataset=DatasetRef(name=ds.spec.get("name"), prefix=settings.dataset_prefix.strip("/"), version=ds.version, sources=ds.sources,
+                           feedback={"objects": len(fb.sources), "sources": fb.sources[:1000], "quarantined": fb.quarantined,
+                                     "screen": fb.screen},
+                           rows=data.rows),
+        spec=ds.spec,
+        target=ds.target,
+        # the serving contract: numeric features are imputed by the pipeline, so the API accepts them null or absent;
+        # each feature has an example (the spec's, or a real training row's) for `predict --example` and the page
+        features=serving_features(ds.features, data.reference),
+        segments=ds.spec.get("segments", []),
+        input={"layout": "2-D array, columns in feature order", "dtype": "float" if data.X_train.dtype == float else "object"},
+        classes=data.labels,
+        artifacts=written,
+        serving=Serving(**serving),  # onnx when a faithful ONNX conversion was written (the predictor prefers it), else joblib
+        libraries=_libraries(),
+        model=ModelInfo(name=winner.name, family=winner.name, estimator=winner.candidate.family,
+                        params={k: repr(v) for k, v in winner.pipeline.named_steps["model"].get_params().items()},
+                        dense_input=winner.candidate.dense),
+        reproduce={"seed": settings.seed, "holdout_fraction": settings.holdout_fraction, "cv_folds": settings.cv_folds,
+                   "compare_rows": settings.compare_rows, "train_budget_seconds": settings.train_budget_seconds,
+                   "selection_metric": settings.selection_metric,
+                   "split": "the dataset's frozen evaluation rows (evaluation.json) as holdout; StratifiedKFold(shuffle=True) on the rest"},
+        evaluation=data.evaluation,
+        importances=verdict.explained,
+        metrics=Metrics(cv=winner.cv, holdout=verdict.holdout, train_rows=len(data.y_train), champion_on_holdout=verdict.champion),
+        gate=gate,
+        timings=timings,
+    )
+    put_manifest(s3, settings.model_bucket, manifest, signed)
+    if canary and champion:
+        pointers.propose(s3, settings.model_bucket, version, settings.canary_percent, verdict.reason, now.isoformat(), champion["version"])
+        log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, verdict.reason)
+        return manifest, False
+    if passed:
+        pointers.promote(s3, settings.model_bucket, version, verdict.reason, now.isoformat())
+        log.info("promoted %s: %s", version, verdict.reason)
+        return manifest, True
+    log.info("not promoted %s: %s", version, gate.reason)
+    return manifest, False
+
+
+def report(cloudwatch, settings: Settings, dataset: str, manifest: Manifest | None, promoted: bool, quarantined: int, seconds: float) -> None:
+    """The run's metrics in CloudWatch: a failed run (no manifest) counts as one."""
+    if manifest is None:
+        metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {"TrainingFailed": (1, "Count")})
+        return
+    holdout = manifest.metrics.holdout
+    metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {
+        "TrainingDuration": (seconds, "Seconds"),
+        "TrainingFailed": (0, "Count"),
+        "HoldoutAccuracy": (holdout.accuracy, "None"),
+        "HoldoutF1Macro": (holdout.f1_macro, "None"),
+        "ModelPromoted": (1 if promoted else 0, "Count"),
+        "FeedbackQuarantined": (quarantined, "Count"),
+    })

@@ -1,7 +1,8 @@
-"""The routes: the HTTP shape of the API (a Lambda proxy event in, a proxy response out). Each route parses and
-validates its request (bodies and query parameters against JSON Schemas, with the contract's validators),
-makes one call to the prediction service (service.py) and shapes its answer; `handle` maps what is refused
-to the documented error shape, and publishes the request's metrics and its log line."""
+"""The routes: the HTTP shape of the API (a Lambda proxy event in, a proxy response out). Each route reads its
+request (the body as JSON; query parameters and bodies checked against the OpenAPI document's schemas), makes
+its calls (POST /predict: serving.py's load -> decode -> the service's predict-and-record -> encode; the others:
+one call to service.py) and shapes the answer; `handle` maps what is refused to the documented error shape,
+and publishes the request's metrics and its log line."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from predictor import serving
 from predictor.config import Settings
 from predictor.document import body_schema, query_schema, query_values
-from predictor.model_store import LoadedModel, ModelUnavailable
+from predictor.model_store import ModelUnavailable
 from predictor.records import RecordWriteError, iso
-from predictor.service import MAX_DETAILS, ApiError, Deps, HistoryQuery, PredictionService
+from predictor.service import Deps, HistoryQuery, PredictionService
+from predictor.serving import ApiError, invalid
 from sommelier_contract.records import FieldError, SchemaValidator, json_type
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
@@ -74,14 +77,6 @@ def caller(event: dict[str, Any]) -> str | None:
     return f"key-sha256:{hashlib.sha256(key.encode()).hexdigest()[:24]}" if key else None
 
 
-def invalid(errors: list[FieldError], total: int | None = None, said: str = "") -> ApiError:
-    """The 400 for field errors: the first in the message (`said` adds to it), how many more, every one listed."""
-    total = len(errors) if total is None else total
-    first = errors[0]
-    more = f" (and {total - 1} more problem{'s' if total > 2 else ''})" if total > 1 else ""
-    return ApiError(400, "validation_error", f"{first.field} {first.message}{said}{more}", errors, total)
-
-
 def refuse(validator: SchemaValidator, doc: Any, where: str = "", sent: dict[str, Any] | None = None) -> None:
     """A 400 naming every problem of `doc`, the first in the message, when the validator refuses it (`sent`: the
     values as they came, when `doc` holds them converted)."""
@@ -120,36 +115,6 @@ def parse_body(event: dict[str, Any]) -> Any:
         raise ApiError(400, "invalid_json", "the body is nested too deeply") from err
 
 
-def extract_records(body: Any, model: LoadedModel, max_batch: int) -> tuple[list[dict[str, Any]], bool]:
-    """The records to predict and whether the request was a single record."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", f'the body must be a JSON object with "features" or "instances", got {json_type(body)}')
-    unknown = sorted(set(body) - {"features", "instances"})
-    if unknown:
-        details = [FieldError(k, 'is not allowed; send "features" (one record) or "instances" (a batch)') for k in unknown]
-        raise ApiError(400, "validation_error", f"unknown field {unknown[0]!r} in the body", details)
-    if ("features" in body) == ("instances" in body):
-        raise ApiError(400, "validation_error", 'send exactly one of "features" (one record) or "instances" (a batch)')
-    if "features" in body:
-        records, single, prefix = [body["features"]], True, "features"
-    else:
-        records, single = body["instances"], False
-        if not isinstance(records, list) or not records:
-            raise ApiError(400, "validation_error", '"instances" must be a non-empty array of records',
-                           [FieldError("instances", f"must be a non-empty array, got {json_type(records)}")])
-        if len(records) > max_batch:
-            raise ApiError(413, "batch_too_large", f"a batch holds at most {max_batch} records, got {len(records)}")
-    errors: list[FieldError] = []
-    total = 0
-    for i, record in enumerate(records):
-        found = model.validator.errors(record, prefix if single else f"instances[{i}]")
-        total += len(found)
-        errors.extend(found[: MAX_DETAILS - len(errors)])
-    if errors:
-        raise invalid(errors, total)
-    return records, single
-
-
 def _timestamp(params: dict[str, str], name: str) -> str | None:
     raw = params.get(name)
     if raw is None:
@@ -169,17 +134,17 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def predict(req: Request, service: PredictionService) -> Reply:
+    """load -> decode -> predict (and record) -> encode."""
     explain = bool(checked_query(PREDICT_QUERY, req.query).get("explain", False))
     body = parse_body(req.event)
-    model = service.model()  # may load a newly promoted model first: not this model's serving time
+    model = serving.load(service.deps.store, service.deps.draw)  # may load a newly promoted model: not its serving time
     req.model_version = model.version  # a refusal or failure from here on counts against it (a canary's 5xx rate)
     chosen = time.perf_counter()
-    records, single = extract_records(body, model, service.deps.settings.max_batch)
-    done = service.predict(model, records, req.caller, {"request_id": req.request_id, "lambda_request_id": req.lambda_request_id},
+    batch = serving.decode(body, model, service.deps.settings.max_batch)
+    done = service.predict(model, batch, req.caller, {"request_id": req.request_id, "lambda_request_id": req.lambda_request_id},
                            explain)
-    head = {"request_id": req.request_id, "model_version": done.model_version}
-    answer = {**head, **done.results[0]} if single else {**head, "count": len(done.results), "predictions": done.results}
-    return Reply(200, answer, done.model_version, (time.perf_counter() - chosen) * 1000, len(records), done.metrics)
+    answer = serving.encode({"request_id": req.request_id, "model_version": done.model_version}, batch, done.results)
+    return Reply(200, answer, done.model_version, (time.perf_counter() - chosen) * 1000, len(batch.records), done.metrics)
 
 
 def get_prediction(req: Request, service: PredictionService) -> Reply:

@@ -1,7 +1,8 @@
-"""The prediction service: predict, read, list, feedback and the model card, with every collaborator passed
-in (Deps, made by build_deps). It knows nothing of HTTP: the routes (api.py) turn a request into one call
-here and the result, or the ApiError raised, into a response. What it returns carries the metric data
-the call produced; nothing is collected behind the caller's back.
+"""The prediction service: what a request does with the stores, with every collaborator passed in (Deps, made by
+build_deps): predict and record (serving.py's predict step, then the prediction table), read, list, feedback and
+the model card. It knows nothing of HTTP: the routes (api.py) turn a request into calls here and the result, or
+the ApiError raised, into a response. What it returns carries the metric data the call produced; nothing is
+collected behind the caller's back.
 """
 
 from __future__ import annotations
@@ -14,27 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import numpy as np
-
-from predictor import document
+from predictor import document, serving
 from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
 from predictor.records import BadToken, Conflict, FeedbackStore, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, iso
+from predictor.serving import ApiError, Batch
 from sommelier_contract import layout
-from sommelier_contract.records import FieldError, to_matrix
-
-MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
-
-
-class ApiError(Exception):
-    """A refusal in the documented error shape: HTTP status, code, message and the fields at fault."""
-
-    def __init__(self, status: int, code: str, message: str, details: list[FieldError] | None = None, total: int | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = (details or [])[:MAX_DETAILS]
-        self.total = total if total is not None else len(details or [])
+from sommelier_contract.records import FieldError
 
 
 @dataclass
@@ -98,33 +86,19 @@ class PredictionService:
     def __init__(self, deps: Deps):
         self.deps = deps
 
-    def model(self) -> LoadedModel:
-        """The model that answers the next prediction: the champion, or the candidate for its share of draws."""
-        return self.deps.store.for_prediction(self.deps.draw())
-
-    def predict(self, model: LoadedModel, records: list[dict[str, Any]], caller: str | None, context: dict[str, Any],
-                explain: bool = False) -> Predicted:
-        """Predict `records` (already valid for `model`), record every prediction, and return them with their ids.
+    def predict(self, model: LoadedModel, batch: Batch, caller: str | None, context: dict[str, Any], explain: bool = False) -> Predicted:
+        """Predict a batch (already decoded for `model`), record every prediction, and return them under their ids.
         Nothing is returned that was not recorded: a failed write raises RecordWriteError."""
         deps = self.deps
-        started = time.perf_counter()
-        X = to_matrix(records, model.features)
-        predictions = model.predict(X)
-        predict_ms = (time.perf_counter() - started) * 1000
-        if explain:
-            from sommelier_contract.explain import explain as explain_rows  # deferred: most requests never ask
-
-            explanations = explain_rows(model.pipeline, model.features, X,
-                                        np.array([model.labels.index(p["label"]) for p in predictions]))
+        scored = serving.predict(model, batch, explain)
         try:
-            ids = deps.recorder.write(caller=caller, model_version=model.version, now=deps.clock(), predictions=predictions,
-                                      inputs=records, context={**context, "latency_ms": round(predict_ms, 3)})
+            ids = deps.recorder.write(caller=caller, model_version=model.version, now=deps.clock(), predictions=scored.predictions,
+                                      inputs=batch.records, context={**context, "latency_ms": round(scored.predict_ms, 3)})
         except RecordTooLarge as err:
-            where = "features" if len(records) == 1 else f"instances[{err.index}]"
+            where = "features" if batch.single else f"instances[{err.index}]"
             raise ApiError(413, "record_too_large", f"{where}: {err}", [FieldError(where, str(err))]) from err
-        results = [{"prediction_id": i, **p, **({"explanation": explanations[n]} if explain else {})}
-                   for n, (i, p) in enumerate(zip(ids, predictions, strict=True))]
-        metrics = deps.metrics.predictions(model.version, results, records, model.manifest.segments)
+        results = serving.results(ids, scored)
+        metrics = deps.metrics.predictions(model.version, results, batch.records, model.manifest.segments)
         if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
             metrics += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
                          "Unit": "Count", "Value": float(len(results))}]

@@ -28,7 +28,7 @@ endif
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: requirements/dev.txt requirements/checkov.txt pyproject.toml $(wildcard client/sommelier_client/*.py) $(wildcard services/contract/sommelier_contract/*.py)
+$(VENV)/.installed: requirements/dev.txt requirements/checkov.txt pyproject.toml $(wildcard client/sommelier_client/*.py) $(wildcard services/contract/sommelier_contract/*.py) localstack-init/hooklib.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required: make PYTHON=python3.11 ...")'
 	@# a venv without pip is what a failed `python3 -m venv` leaves (no ensurepip): start it again
 	@test -x $(VENV)/bin/pip || $(PYTHON) -m venv --clear $(VENV)

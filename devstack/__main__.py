@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             local.require_running()
             return local.train_task()
     if args.command in ("deploy", "destroy", "train-task"):
-        from devstack.deploy import DeployConfig, Deployer, prompt
+        from deployer.deploy import DeployConfig, Deployer, prompt
 
         deployer = Deployer(DeployConfig(), (lambda _: True) if getattr(args, "yes", False) else prompt)
         if args.command == "deploy":
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             deployer.destroy(purge=args.purge)
         return 0
     if args.command == "rehearse":
-        from devstack.rehearsal import rehearse
+        from deployer.rehearsal import rehearse
 
         return rehearse()
     cfg = StackConfig.resolve()

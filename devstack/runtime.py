@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from devstack.config import StackConfig
+from hooklib import write_stack_info
 from sommelier_contract import layout
 
 log = logging.getLogger("devstack")
@@ -159,13 +160,7 @@ class Runtime(ABC):
         """Write stack.json with the runtime and ports added, so later commands need no flags."""
         doc = {**info, "runtime": self.name, "emulator_port": self.cfg.emulator_port, "frontend_port": self.cfg.frontend_port,
                "frontend_url": self.cfg.frontend_url}
-        path = self.cfg.stack_info_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds API keys
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-        os.replace(tmp, path)
+        write_stack_info(self.cfg.stack_info_file, doc)
 
     def emulator_answers(self) -> bool:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import logging
 import os
 import pathlib
@@ -108,6 +109,17 @@ def upload_if_changed(s3, bucket: str, key: str, body: bytes, content_type: str 
     s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest}, ContentType=content_type)
     log.info("uploaded s3://%s/%s (%d bytes)", bucket, key, len(body))
     return True
+
+
+def write_stack_info(path: pathlib.Path, info: dict) -> None:
+    """stack.json, the one way it is written (hook 30 here, devstack after it adds the runtime and ports): owner-only,
+    since it holds API keys, and atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f, indent=2)
+    os.replace(tmp, path)
 
 
 def stack_outputs(cfn, stack_name: str) -> dict[str, str]:

@@ -6,14 +6,13 @@ as seen from the host (SOMMELIER_PUBLIC_ENDPOINT). The file holds an API key, so
 is written owner-readable only.
 """
 
-import json
 import os
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from hooklib import env, log, session, stack_outputs  # noqa: E402
+from hooklib import env, log, session, stack_outputs, write_stack_info  # noqa: E402
 
 
 def main() -> None:
@@ -36,12 +35,7 @@ def main() -> None:
         "outputs": outputs,
     }
     path = pathlib.Path(env("SOMMELIER_STACK_INFO_FILE"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f, indent=2)
-    os.replace(tmp, path)  # readers never see half a file
+    write_stack_info(path, info)
     log.info("stack info written to %s", path)
 
 

@@ -124,3 +124,9 @@ def test_a_spec_without_examples_gets_one_from_a_training_row(s3, trainer_settin
     rows = {k for k, (_, row) in zip(keys, data.iterrows(), strict=True)
             if all(row[f["name"]] == f["example"] for f in features)}
     assert rows and not rows & frozen  # a real row, and one from training, not from the evaluation rows
+
+
+@pytest.mark.parametrize("value", ["inf", "-1e308", "2e15"])
+def test_a_number_too_large_to_train_on_is_refused_with_its_row_and_column(value):
+    with pytest.raises(DataError, match=r"row 3, column 'x': .* is beyond what can be trained on"):
+        check_frame(_frame(f",x,colour,label\n0,1.5,red,a\n1,{value},white,b\n2,3.5,red,a\n"), SPEC)

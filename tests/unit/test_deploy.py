@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from devstack.deploy import DeployConfig, Deployer
+from deployer.deploy import DeployConfig, Deployer
 from devstack.runtime import StackError
 
 ROOT = Path(__file__).resolve().parents[2]

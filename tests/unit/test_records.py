@@ -9,7 +9,7 @@ import pytest
 
 from predictor import records
 from predictor.records import BadToken, Conflict, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, RecordWriteError
-from sommelier_contract.records import RecordValidator
+from sommelier_contract.records import RecordValidator, feedback_problem
 
 from .test_api import TABLE, ddb  # noqa: F401  (fixture)
 
@@ -138,3 +138,17 @@ def test_declared_categories_are_enforced():
     assert validator.errors({"variety": "Syrah"}, "features") == []
     (error,) = validator.errors({"variety": "Cola"}, "features")
     assert error.field == "features.variety" and error.message == "must be one of Merlot, Syrah; got 'Cola'"
+
+
+@pytest.mark.parametrize(("price", "problem"), [
+    (25.0, None),
+    (None, None),
+    (1e308, "features.price is 1e+308, beyond what can be trained on (at most 1e+15 either side of 0)"),
+    (-2e15, "features.price is -2e+15, beyond what can be trained on (at most 1e+15 either side of 0)"),
+])
+def test_feedback_with_a_number_too_large_to_train_on_is_refused_naming_the_field(price, problem):
+    """The API accepts 1e308 (JSON does, and a spec without a maximum): as training data it overflowed the scaler,
+    every column NaN, and the run crashed (seen on a stack that schemathesis had sent feedback to)."""
+    validator = RecordValidator([{"name": "price", "type": "numeric", "imputed": "median"}, {"name": "variety", "type": "categorical"}])
+    doc = {"features": {"price": price, "variety": "Zinfandel"}, "label": "US"}
+    assert feedback_problem(doc, validator, {"US", "Italy"}) == problem

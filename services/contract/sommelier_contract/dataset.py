@@ -22,6 +22,7 @@ from sommelier_contract import layout
 from sommelier_contract.artifacts import read_json
 from sommelier_contract.files import NotText, decode, repeated_column, row_key
 from sommelier_contract.manifest import Manifest
+from sommelier_contract.records import TRAINABLE
 
 FEATURE_TYPES = {"numeric", "categorical", "text"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -170,6 +171,10 @@ def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
             bad = values.isna() & frame[name].notna()
             if bad.any():
                 raise DataError(f"row {_first(bad)}, column {name!r}: the spec says numeric but the value is {frame[name][bad].iloc[0]!r}")
+            huge = ~(values.abs() <= TRAINABLE) & values.notna()
+            if huge.any():
+                raise DataError(f"row {_first(huge)}, column {name!r}: {values[huge].iloc[0]:g} is beyond what can be trained on "
+                                f"(at most {TRAINABLE:g} either side of 0)")
             lo, hi = f.get("minimum"), f.get("maximum")
             for bound, outside in (("minimum", values < (-math.inf if lo is None else lo)), ("maximum", values > (math.inf if hi is None else hi))):
                 if outside.any():

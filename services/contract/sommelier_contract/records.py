@@ -20,6 +20,9 @@ from typing import Any
 import fastjsonschema
 import numpy as np
 
+# A number beyond this cannot be trained on: scaling sums squares, and 1e308 (which JSON and the API allow) makes them
+# overflow to inf and the whole column NaN. No real feature comes near it (a millisecond timestamp is 1.7e12).
+TRAINABLE = 1e15
 _JSON_TYPE = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object", type(None): "null"}
 
 
@@ -150,6 +153,7 @@ class RecordValidator(SchemaValidator):
 
     def __init__(self, features: list[dict[str, Any]]):
         super().__init__(record_schema(features), unknown="is not a feature of this model")
+        self.features = features
 
 
 def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:
@@ -171,4 +175,8 @@ def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) ->
         return "; ".join(f"{e.field} {e.message}" for e in errors)
     if str(doc["label"]) not in classes:
         return f"label {doc['label']!r} is not one of the known classes {sorted(classes)}"
+    huge = [(f["name"], v) for f in validator.features if f["type"] == "numeric"
+            for v in [doc["features"].get(f["name"])] if isinstance(v, int | float) and not abs(v) <= TRAINABLE]
+    if huge:
+        return f"features.{huge[0][0]} is {huge[0][1]:g}, beyond what can be trained on (at most {TRAINABLE:g} either side of 0)"
     return None

@@ -27,10 +27,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from devstack.config import ROOT
 from devstack.runtime import StackError, container_cli, image_exists, log
 from devstack.tasks import default_subnets, parse_pairs, run_training_task
+from hooklib import ensure_bucket, upload_bundles  # the hooks' own helpers: one way to bundle code
 from sommelier_contract import layout
-
-sys.path.insert(0, str(ROOT / "localstack-init"))
-from hooklib import ensure_bucket, upload_bundles  # noqa: E402  (the hooks' own helpers: one way to bundle code)
 
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed", "The submitted information didn't contain changes")
 _INTERESTING = ("FAILED", "ROLLBACK")

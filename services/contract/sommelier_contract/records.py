@@ -175,8 +175,8 @@ def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) ->
         return "; ".join(f"{e.field} {e.message}" for e in errors)
     if str(doc["label"]) not in classes:
         return f"label {doc['label']!r} is not one of the known classes {sorted(classes)}"
-    huge = [(f["name"], v) for f in validator.features if f["type"] == "numeric"
-            for v in [doc["features"].get(f["name"])] if isinstance(v, int | float) and not abs(v) <= TRAINABLE]
-    if huge:
-        return f"features.{huge[0][0]} is {huge[0][1]:g}, beyond what can be trained on (at most {TRAINABLE:g} either side of 0)"
+    for f in validator.features:
+        value = doc["features"].get(f["name"])
+        if f["type"] == "numeric" and isinstance(value, int | float) and not abs(value) <= TRAINABLE:
+            return f"features.{f['name']} is {value:g}, beyond what can be trained on (at most {TRAINABLE:g} either side of 0)"
     return None

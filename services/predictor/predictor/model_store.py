@@ -23,7 +23,7 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, read_manifest, unpickle, verified_artifacts
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, read_manifest, unpickle, verified_artifacts
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.pointers import champion_history
 from sommelier_contract.records import RecordValidator
@@ -128,7 +128,7 @@ class ModelStore:
         try:
             pointer, tag = _pointer(self._s3, self._bucket, layout.CHAMPION_KEY)
         except ClientError as err:
-            if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            if missing(err):
                 raise ModelUnavailable("no model has been promoted yet; train one with `make train`") from err
             return self._keep_serving(err)
         except BotoCoreError as err:
@@ -142,7 +142,7 @@ class ModelStore:
             self._model = load_model(self._s3, self._bucket, version, self._signatures)
             self._pointer_tag = tag
         except (ClientError, BotoCoreError) as err:  # S3 or KMS unreachable or refusing now: nothing is decided, retry
-            if self._model is None or isinstance(err, ClientError) and err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            if self._model is None or isinstance(err, ClientError) and missing(err):
                 return self._refused(version, err)
             log.warning("cannot verify champion %s now (%s); still serving %s", version, err, self._model.version)
             return self._model
@@ -220,7 +220,7 @@ class ModelStore:
         try:
             pointer, tag = _pointer(self._s3, self._bucket, layout.CANDIDATE_KEY)
         except ClientError as err:
-            if err.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            if missing(err):
                 self._candidate, self._candidate_percent = None, 0.0
             return  # unreadable now: keep what we had
         except (BotoCoreError, ValueError):

@@ -22,7 +22,7 @@ export SOMMELIER_STACK := $(STACK)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock up down status logs info train promote rollback canary-evaluate history metrics test test-unit test-integration \
+.PHONY: help install lock up down status logs info train promote rollback canary-evaluate history monitor metrics test test-unit test-integration \
         images deploy destroy train-task deploy-rehearsal test-compose test-fresh bench lint clean
 
 help: ## list the targets
@@ -84,6 +84,9 @@ canary-evaluate: install ## promote the candidate model on trial, or roll it bac
 
 history: install ## every model version: dataset, scores, gate decision, champion marker (WIDE=1 whole reasons, JSON=1 for scripts)
 	@$(DEVSTACK) history $(if $(JSON),--json) $(if $(WIDE),--wide)
+
+monitor: install ## model monitoring now: drift per feature, data quality, class mix, accuracy (SINCE=24h; chart .sommelier/monitoring.png)
+	@$(DEVSTACK) monitor --since $(or $(SINCE),24h) --png .sommelier/monitoring.png
 
 metrics: install ## summary of the last hour's metrics and a chart (.sommelier/metrics.png)
 	@$(DEVSTACK) metrics --png .sommelier/metrics.png

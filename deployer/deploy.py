@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from devstack.config import ROOT
 from devstack.runtime import StackError, container_cli, image_exists, log
 from devstack.tasks import default_subnets, parse_pairs, run_training_task
-from hooklib import ensure_bucket, upload_bundles  # the hooks' own helpers: one way to bundle code
+from hooklib import ensure_bucket, template_url, upload_bundles  # the hooks' own helpers: one way to bundle code
 from sommelier_contract import layout
 
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed", "The submitted information didn't contain changes")
@@ -117,8 +117,10 @@ class Deployer:
         bad = [e for e in events if e["Timestamp"].timestamp() >= since - 1 and any(k in e["ResourceStatus"] for k in _INTERESTING)]
         return "\n".join(f"  {e['LogicalResourceId']}: {e['ResourceStatus']} {e.get('ResourceStatusReason', '')}" for e in reversed(bad[:15]))
 
-    def apply(self, name: str, template: Path, parameters: dict[str, str], capabilities: list[str]) -> tuple[bool, dict[str, str]]:
-        """Create or update `name` through a change set shown before it runs. (changed?, outputs)."""
+    def apply(self, name: str, template: Path, parameters: dict[str, str], capabilities: list[str],
+              bucket: str | None = None) -> tuple[bool, dict[str, str]]:
+        """Create or update `name` through a change set shown before it runs. (changed?, outputs). With `bucket`, the
+        template is read from there (a TemplateBody may hold 51,200 bytes; the main template is larger)."""
         status = self._status(name)
         if status == "ROLLBACK_COMPLETE":  # a failed first create leaves a stack that can only be deleted
             log.info("stack %s is ROLLBACK_COMPLETE from a failed create; deleting it first", name)
@@ -127,7 +129,9 @@ class Deployer:
             status = None
         kind = "CREATE" if status is None else "UPDATE"
         change_set = f"deploy-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.cfn.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType=kind, TemplateBody=template.read_text(),
+        self.cfn.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType=kind,
+                                   **({"TemplateURL": template_url(self.s3, bucket, template, self.region)} if bucket
+                                      else {"TemplateBody": template.read_text()}),
                                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
                                    Capabilities=capabilities)
         try:
@@ -237,7 +241,8 @@ class Deployer:
         }
         params.update(parse_pairs(cfg.stack_parameters))
         step(f"stack {cfg.stack_name} (infra/template.yaml; predictor from {'its image' if params['PredictorImageUri'] else 'the zip'})")
-        changed, outputs = self.apply(cfg.stack_name, ROOT / "infra" / "template.yaml", params, ["CAPABILITY_NAMED_IAM"])
+        changed, outputs = self.apply(cfg.stack_name, ROOT / "infra" / "template.yaml", params, ["CAPABILITY_NAMED_IAM"],
+                                      bucket=boot["CodeBucketName"])
         if changed:  # CloudFormation does not redeploy a stage whose methods changed
             self.session.client("apigateway").create_deployment(restApiId=outputs["RestApiId"], stageName=outputs["StageName"],
                                                                 description="make deploy")

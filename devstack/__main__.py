@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--why", help="why you promote it (recorded, signed, in the version's manifest)")
     sub.add_parser("rollback", help="restore the champion before the current one")
     sub.add_parser("canary-evaluate", help="promote the candidate model on trial, or roll it back, on live evidence")
+    monitor = sub.add_parser("monitor", help="compare the champion's recent predictions with its training data (the monitoring function)")
+    monitor.add_argument("--since", default="24h", help="the window: 24h, 7d, 90m")
+    monitor.add_argument("--png", type=Path, help="also draw the report")
     history = sub.add_parser("history", help="every model version, newest first")
     history.add_argument("--json", action="store_true", help="machine-readable")
     history.add_argument("--wide", action="store_true", help="each gate reason whole")
@@ -230,6 +233,19 @@ def run(args: argparse.Namespace) -> int:
     elif command == "history":
         rows = rt.trainer_result(["history"])
         print(json.dumps(rows, indent=2) if args.json else history_table(rows, args.wide))
+    elif command == "monitor":
+        from sommelier_client.monitoring import MonitorError, invoke, text
+        from sommelier_client.monitoring import chart as monitor_chart
+
+        lam = rt.aws("lambda", read_timeout=330)
+        try:
+            report = invoke(lam, info["outputs"]["MonitorFunctionName"], args.since)
+        except MonitorError as err:
+            raise StackError(str(err)) from None
+        print(text(report))
+        if args.png:
+            args.png.parent.mkdir(parents=True, exist_ok=True)
+            print(f"\nchart written to {monitor_chart(report, args.png)}")
     elif command == "metrics":
         from sommelier_client.observe import chart, fetch
         from sommelier_client.observe import summary as metric_summary

@@ -111,6 +111,15 @@ def upload_if_changed(s3, bucket: str, key: str, body: bytes, content_type: str 
     return True
 
 
+def template_url(s3, bucket: str, path: pathlib.Path, region: str) -> str:
+    """The template uploaded beside the code bundles (content-addressed), as the TemplateURL CloudFormation reads:
+    a request's TemplateBody may hold 51,200 bytes, a template in S3 1 MB. Path-style, which AWS and the emulators read."""
+    body = path.read_bytes()
+    key = f"templates/{path.stem}-{hashlib.sha256(body).hexdigest()[:16]}{path.suffix}"
+    upload_if_changed(s3, bucket, key, body, "text/yaml")
+    return f"https://s3.{region}.amazonaws.com/{bucket}/{key}"
+
+
 def write_stack_info(path: pathlib.Path, info: dict) -> None:
     """stack.json, the one way it is written (hook 30 here, devstack after it adds the runtime and ports): owner-only,
     since it holds API keys, and atomically, so a reader never sees half a file."""

@@ -376,6 +376,30 @@ def metrics(hours, png) -> None:
         click.echo(f"\nchart written to {chart(data, png)}")
 
 
+@main.command()
+@click.option("--since", default="24h", show_default=True, help="compare the predictions of this window: 24h, 7d, 90m")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="also draw the report (drift per feature, class mix, accuracy)")
+@click.option("--json", "as_json", is_flag=True, help="the whole report as JSON")
+@click.option("--function", "function_name", envvar="SOMMELIER_MONITOR_FUNCTION", help="the monitoring function (default: the local stack's)")
+def monitor(since, png, as_json, function_name) -> None:
+    """Compare the champion's recent predictions with its training data: drift, data quality, accuracy."""
+    import boto3
+    from botocore.config import Config
+
+    from sommelier_client.client import aws_connection
+    from sommelier_client.monitoring import MonitorError, chart, invoke, text
+
+    function_name = _resource(function_name, "SOMMELIER_MONITOR_FUNCTION", "MonitorFunctionName")
+    lam = boto3.client("lambda", config=Config(read_timeout=330, retries={"max_attempts": 0}), **aws_connection())
+    try:
+        report = invoke(lam, function_name, since)
+    except MonitorError as err:
+        raise InputError(str(err)) from None
+    click.echo(json.dumps(report, indent=2) if as_json else text(report))
+    if png:
+        click.echo(f"\nchart written to {chart(report, png)}", err=as_json)
+
+
 # --- datasets and training: straight to the stack's AWS resources (the local stack's emulator, or AWS) ---
 
 def _resource(option: str | None, env: str, output: str) -> str:

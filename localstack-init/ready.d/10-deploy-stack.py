@@ -15,7 +15,18 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from botocore.exceptions import ClientError  # noqa: E402
-from hooklib import ensure_bucket, env, log, named_resources, read_template, repo_root, session, stack_outputs, upload_bundles  # noqa: E402
+from hooklib import (  # noqa: E402
+    ensure_bucket,
+    env,
+    log,
+    named_resources,
+    read_template,
+    repo_root,
+    session,
+    stack_outputs,
+    template_url,
+    upload_bundles,
+)  # noqa: E402
 
 _RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED"}
 _WAITER_FOR = {
@@ -123,9 +134,10 @@ def main() -> None:
         ensure_bucket(s3, code_bucket)
         keys, sha256 = upload_bundles(s3, root, code_bucket)
 
+    ensure_bucket(s3, code_bucket)
     args = {
         "StackName": stack_name,
-        "TemplateBody": (root / "infra" / "template.yaml").read_text(),
+        "TemplateURL": template_url(s3, code_bucket, root / "infra" / "template.yaml", aws.region_name),
         "Parameters": _parameters(code_bucket, keys, sha256),
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }

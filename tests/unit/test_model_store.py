@@ -181,7 +181,7 @@ def test_a_manifest_rewritten_without_the_trainers_key_is_refused(s3, trained, s
     manifest = _manifest(s3, trained.version)
     manifest["artifacts"]["pipeline"]["sha256"] = "0" * 64  # what an attacker with bucket access would change
     _put_manifest(s3, trained.version, manifest)
-    with pytest.raises(ArtifactRejected, match="signature of model .* is for another manifest"):
+    with pytest.raises(ArtifactRejected, match="signature of model .* is for another document"):
         load_model(s3, MODEL_BUCKET, trained.version, signatures)
 
 

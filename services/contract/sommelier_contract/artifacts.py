@@ -50,8 +50,9 @@ class Signatures:
 
     ALGORITHM = "ECDSA_SHA_256"
 
-    def __init__(self, kms, key_id: str):
-        self._kms, self.key_id = kms, key_id
+    def __init__(self, kms, key_id: str, subject: str = "model", signer: str = "the trainer's key"):
+        """`subject` and `signer` name what is signed and by whom in refusals (model monitoring's reports have a key of their own)."""
+        self._kms, self.key_id, self.subject, self.signer = kms, key_id, subject, signer
 
     def sign(self, body: bytes) -> dict[str, Any]:
         digest = hashlib.sha256(body).digest()
@@ -61,10 +62,10 @@ class Signatures:
 
     def verify(self, version: str, body: bytes, doc: dict[str, Any] | None) -> None:
         if not doc:
-            raise ArtifactRejected(f"model {version} is not signed; refusing it")
+            raise ArtifactRejected(f"{self.subject} {version} is not signed; refusing it")
         digest = hashlib.sha256(body).digest()
         if doc.get("manifest_sha256") != digest.hex() or doc.get("algorithm") != self.ALGORITHM:
-            raise ArtifactRejected(f"the signature of model {version} is for another manifest; refusing it")
+            raise ArtifactRejected(f"the signature of {self.subject} {version} is for another document; refusing it")
         try:  # always our key, never the one the signature document names
             valid = self._kms.verify(KeyId=self.key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm=self.ALGORITHM,
                                      Signature=base64.b64decode(doc.get("signature", ""))).get("SignatureValid")
@@ -75,7 +76,7 @@ class Signatures:
         except ValueError:  # not base64
             valid = False
         if not valid:
-            raise ArtifactRejected(f"the signature of model {version} does not verify with the trainer's key; refusing it")
+            raise ArtifactRejected(f"the signature of {self.subject} {version} does not verify with {self.signer}; refusing it")
 
 
 def put_manifest(s3, bucket: str, manifest: Manifest, signatures: Signatures) -> None:
@@ -120,26 +121,37 @@ def verified_artifacts(s3, bucket: str, version: str, signatures: Signatures) ->
     trained_with, here = manifest.libraries.get("scikit-learn"), installed_version("scikit-learn")
     if trained_with != here:
         raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}; this process has {here}")
-    listed = manifest.artifacts
-    blobs = {}
-    for name in ARTIFACTS + tuple(n for n in OPTIONAL if n in listed):
-        meta = listed.get(name)
-        if not meta:
-            raise ArtifactRejected(f"the manifest of {version} lists no {name} artifact")
-        if not meta.key.startswith(layout.model_prefix(version)):
-            raise ArtifactRejected(f"artifact {name} of {version} points outside {layout.model_prefix(version)}: {meta.key}")
-        args = {"Bucket": bucket, "Key": meta.key, **({"VersionId": meta.version_id} if meta.version_id else {})}
-        try:
-            blob = s3.get_object(**args)["Body"].read()
-        except ClientError as err:
-            if missing(err):
-                raise ArtifactRejected(f"artifact {meta.key} of {version} is missing") from err
-            raise
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != meta.sha256:
-            raise ArtifactRejected(f"artifact {meta.key} has sha256 {digest}, its manifest says {meta.sha256}; refusing to load it")
-        blobs[name] = blob
+    blobs = {name: _checked(s3, bucket, manifest, name) for name in ARTIFACTS + tuple(n for n in OPTIONAL if n in manifest.artifacts)}
     return manifest, blobs
+
+
+def _checked(s3, bucket: str, manifest: Manifest, name: str) -> bytes:
+    """One artifact of a verified manifest: in the version's own folder, and its sha256 the manifest's."""
+    version, meta = manifest.version, manifest.artifacts.get(name)
+    if not meta:
+        raise ArtifactRejected(f"the manifest of {version} lists no {name} artifact")
+    if not meta.key.startswith(layout.model_prefix(version)):
+        raise ArtifactRejected(f"artifact {name} of {version} points outside {layout.model_prefix(version)}: {meta.key}")
+    args = {"Bucket": bucket, "Key": meta.key, **({"VersionId": meta.version_id} if meta.version_id else {})}
+    try:
+        blob = s3.get_object(**args)["Body"].read()
+    except ClientError as err:
+        if missing(err):
+            raise ArtifactRejected(f"artifact {meta.key} of {version} is missing") from err
+        raise
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != meta.sha256:
+        raise ArtifactRejected(f"artifact {meta.key} has sha256 {digest}, its manifest says {meta.sha256}; refusing to load it")
+    return blob
+
+
+def verified_artifact(s3, bucket: str, version: str, name: str, signatures: Signatures) -> tuple[Manifest, bytes]:
+    """(manifest, bytes) of one artifact that is never unpickled (model monitoring's baseline): the signature, then the
+    artifact's folder and checksum; no library check, since no code of the model's libraries runs on it."""
+    body = _manifest_body(s3, bucket, version)
+    signatures.verify(version, body, read_json(s3, bucket, layout.signature_key(version)))
+    manifest = _parse(version, body)
+    return manifest, _checked(s3, bucket, manifest, name)
 
 
 def unpickle(blob: bytes) -> Any:

@@ -1,6 +1,7 @@
 """Where things live. Model bucket: models/<version>/{pipeline.joblib, label_encoder.joblib, manifest.json,
 manifest.sig},
-champion.json (the promoted version), candidate.json (a version on trial). Dataset bucket, under a
+champion.json (the promoted version), candidate.json (a version on trial), monitoring/reports/<time>.json (+ .sig) and
+monitoring/latest.json (model monitoring's signed reports, and which is the newest). Dataset bucket, under a
 dataset's prefix (datasets/<name>): data.csv, spec.json, evaluation.json (the frozen evaluation rows),
 current.json (the pushed version: v<n>/data.csv, v<n>/spec.json), feedback/<day>/<prediction id>.json, quarantine/ (refused feedback)."""
 
@@ -11,7 +12,8 @@ CANDIDATE_KEY = "candidate.json"
 DATASETS = "datasets/"
 MODELS = "models/"
 # a version's artifacts by their name in the manifest
-ARTIFACT_FILES = {"pipeline": "pipeline.joblib", "label_encoder": "label_encoder.joblib", "onnx": "model.onnx"}
+# (baseline: the training data's profile that model monitoring compares recent predictions with)
+ARTIFACT_FILES = {"pipeline": "pipeline.joblib", "label_encoder": "label_encoder.joblib", "onnx": "model.onnx", "baseline": "baseline.json"}
 
 
 def model_prefix(version: str) -> str:
@@ -33,6 +35,19 @@ def manifest_key(version: str) -> str:
 
 def signature_key(version: str) -> str:
     return model_prefix(version) + "manifest.sig"
+
+
+MONITORING = "monitoring/"
+MONITORING_LATEST = MONITORING + "latest.json"
+
+
+def report_key(at: str) -> str:
+    """A monitoring report, by the time it was made (an ISO timestamp): they list in time order."""
+    return f"{MONITORING}reports/{at}.json"
+
+
+def report_signature_key(report: str) -> str:
+    return report.removesuffix(".json") + ".sig"
 
 
 def dataset_prefix(name: str) -> str:

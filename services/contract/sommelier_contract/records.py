@@ -14,6 +14,7 @@ two to the same verdict.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,24 @@ class FieldError:
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
+
+
+def bucket_of(segment: dict[str, Any], value: Any) -> str | None:
+    """The bucket a value falls in for one segment of the dataset spec (e.g. "12-13" of a numeric range, or "Merlot"),
+    None for a missing value or a non-number where the segment has edges."""
+    if value is None or value == "":
+        return None
+    edges = segment.get("edges")
+    if not edges:
+        return str(value)[:64]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN
+        return None
+    i = bisect.bisect_right(edges, value)
+    if i == 0:
+        return f"<{edges[0]:g}"
+    if i == len(edges):
+        return f">={edges[-1]:g}"
+    return f"{edges[i - 1]:g}-{edges[i]:g}"
 
 
 def feature_property(feature: dict[str, Any]) -> dict[str, Any]:

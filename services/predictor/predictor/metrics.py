@@ -10,10 +10,11 @@ emulator, which evaluates plain alarms only, behaves as AWS does.
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections import Counter
 from typing import Any
+
+from sommelier_contract.records import bucket_of
 
 log = logging.getLogger(__name__)
 _MAX_VALUES = 150  # CloudWatch's limit of values in one datum
@@ -21,18 +22,7 @@ _MAX_VALUES = 150  # CloudWatch's limit of values in one datum
 
 def segment_of(segment: dict[str, Any], record: dict[str, Any]) -> str | None:
     """The bucket a record falls in for one segment of the dataset spec, e.g. "12-13" or "Merlot"."""
-    value = record.get(segment["feature"])
-    if value is None:
-        return None
-    edges = segment.get("edges")
-    if not edges:
-        return str(value)[:64]
-    i = bisect.bisect_right(edges, value)
-    if i == 0:
-        return f"<{edges[0]:g}"
-    if i == len(edges):
-        return f">={edges[-1]:g}"
-    return f"{edges[i - 1]:g}-{edges[i]:g}"
+    return bucket_of(segment, record.get(segment["feature"]))
 
 
 def _datum(name: str, dims: dict[str, str], unit: str, values: list[float]) -> list[dict[str, Any]]:

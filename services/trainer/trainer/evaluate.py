@@ -4,7 +4,7 @@ scored on the same rows, global importances for the model card, and the gate's d
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from botocore.exceptions import ClientError
@@ -127,13 +127,16 @@ class Verdict:
     explained: Explanations
     passed: bool
     reason: str
+    predicted: list[str] = field(default_factory=list)  # the winner's answers on the holdout, and how sure it was
+    confidence: list[float] = field(default_factory=list)
 
 
 def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion: dict | None, signed: Signatures) -> Verdict:
     """Score the winner and the champion on the frozen evaluation rows, explain the winner, and gate it."""
     pipeline = winner.pipeline
+    proba = pipeline.predict_proba(data.X_test)
     predicted = [data.labels[i] for i in pipeline.predict(data.X_test)]
-    holdout = scores(data.y_test_labels, predicted, pipeline.predict_proba(data.X_test), data.labels)
+    holdout = scores(data.y_test_labels, predicted, proba, data.labels)
     log.info("winner %s: holdout accuracy %.3f, macro F1 %.3f, log loss %.3f",
              winner.name, holdout.accuracy, holdout.f1_macro, holdout.log_loss)
     explained = importances(pipeline, data.features, data.X_test, data.y_test, data.labels, settings.seed)
@@ -154,4 +157,5 @@ def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion:
     collapse = cv_collapse(settings, winner.cv[winner.name], champion_manifest, settings.dataset_prefix.strip("/"))
     doubts += [collapse] if collapse else []
     passed, reason = gate(settings, holdout, champion_scores, champion_note, champion is not None, change, doubts)
-    return Verdict(holdout=holdout, champion=champion_scores, explained=explained, passed=passed, reason=reason)
+    return Verdict(holdout=holdout, champion=champion_scores, explained=explained, passed=passed, reason=reason,
+                   predicted=predicted, confidence=[float(c) for c in proba.max(axis=1)])

@@ -5,6 +5,7 @@ leaves at worst a version nobody points at."""
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import uuid
@@ -18,7 +19,7 @@ import pandas as pd
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import Signatures, put_manifest
 from sommelier_contract.manifest import DatasetRef, Gate, Manifest, Metrics, ModelInfo, Serving
-from trainer import artifacts, metrics, onnx_export
+from trainer import artifacts, drift, metrics, onnx_export
 from trainer.compare import Winner
 from trainer.config import Settings
 from trainer.data import TrainingData
@@ -56,6 +57,16 @@ def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list
     return out
 
 
+def baseline(data: TrainingData, verdict: Verdict, seed: int) -> bytes:
+    """The training rows' profile and the holdout's answers, which model monitoring compares recent predictions with
+    (trainer/drift.py); an artifact like the others, so the manifest's signature covers it."""
+    columns = {f["name"]: data.X_train[:, i].tolist() for i, f in enumerate(data.features)}
+    correct = [p == t for p, t in zip(verdict.predicted, data.y_test_labels, strict=True)]
+    profile = drift.profile(data.features, columns, predicted=verdict.predicted, confidence=verdict.confidence, correct=correct,
+                            classes=data.labels, segments=data.dataset.spec.get("segments", []), seed=seed)
+    return json.dumps(profile, separators=(",", ":")).encode()
+
+
 def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict: Verdict, champion: dict[str, Any] | None, *,
             now: datetime, trigger: str, promote: bool, signed: Signatures, timings: dict[str, float]) -> tuple[Manifest, bool]:
     """Write the version and move the pointer the gate allows; (its manifest, whether it became the champion now)."""
@@ -63,7 +74,7 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
     log.info("writing artifacts to s3://%s/%s", settings.model_bucket, layout.model_prefix(version))
     onnx_body, serving = onnx_export.export(winner.pipeline, data.features, data.X_test)
     bodies = {"pipeline": artifacts.dump(winner.pipeline), "label_encoder": artifacts.dump(data.encoder),
-              **({"onnx": onnx_body} if onnx_body else {})}
+              **({"onnx": onnx_body} if onnx_body else {}), "baseline": baseline(data, verdict, settings.seed)}
     written = {name: artifacts.put_artifact(s3, settings.model_bucket, layout.artifact_key(version, name), body)
                for name, body in bodies.items()}
     passed = verdict.passed and promote

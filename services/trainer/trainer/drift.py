@@ -1,0 +1,433 @@
+"""Model monitoring's statistics: a profile of what a model was trained on (its baseline, written and signed with its
+artifacts) and a comparison of recent predictions with it.
+
+Each feature is compared on independent units (one value per prediction; a text gives two: its length in tokens and
+the share of its tokens the training text never used) with a test chosen by sample size, as Evidently chooses:
+- up to SMALL values, a two-sample test against a sample of the training values: Kolmogorov-Smirnov for numbers, a
+  chi-square goodness of fit on the training frequencies for categories. A test's false alarms are bounded by its
+  level, split among the features (Bonferroni), so a sample drawn from the training distribution flags no feature in
+  at least 95% of the runs;
+- above SMALL, a distance with a fixed threshold (Wasserstein in training standard deviations, Jensen-Shannon for
+  categories): on large samples every test's p-value is tiny for differences nobody cares about.
+PSI on the training deciles (or categories) is reported beside every feature, as most teams read it.
+
+Pure numpy and scipy: no scikit-learn, no pandas, so the monitor's function stays small.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sommelier_contract.records import bucket_of
+
+FORMAT = 1
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern, lower-cased like TfidfVectorizer
+SAMPLE = 2000  # training values kept per measure for the two-sample tests
+TOP_CATEGORIES = 50
+KNOWN_CATEGORIES = 5000
+VOCABULARY = 5000
+TOP_TOKENS = 50
+SMALL = 1000  # up to this many values a test decides, above it a distance
+ALPHA = 0.05  # the family-wise false-alarm rate, divided among the tests
+WASSERSTEIN = 0.1  # in training standard deviations
+JENSEN_SHANNON = 0.1
+PSI_SHIFT = 0.2  # the usual rule of thumb: above it, a significant shift
+MIN_PREDICTIONS = 30  # fewer: "not enough data", never a verdict
+CONFIDENCE_EDGES = [0.5, 0.6, 0.7, 0.8, 0.9]  # calibration bins for the estimate before labels
+_EPS = 1e-4
+
+
+def tokens(text: str) -> list[str]:
+    return TOKEN.findall(text.lower())
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _numbers(values: Sequence[Any]) -> np.ndarray:
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_):
+            out[i] = float(v)
+    return out
+
+
+def _sample(x: np.ndarray, rng: np.random.Generator) -> list[float]:
+    chosen = x if len(x) <= SAMPLE else rng.choice(x, SAMPLE, replace=False)
+    return [round(float(v), 6) for v in chosen]
+
+
+def _bins(x: np.ndarray, edges: list[float]) -> np.ndarray:
+    return np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+
+
+def _numeric_profile(x: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+    present = x[~np.isnan(x)]
+    if not len(present):
+        return {"n": 0, "missing": 1.0}
+    edges = [float(e) for e in np.unique(np.quantile(present, np.linspace(0.1, 0.9, 9)))]
+    return {"n": int(len(present)), "missing": float(1 - len(present) / len(x)), "min": float(present.min()),
+            "max": float(present.max()), "std": float(present.std()), "edges": edges,
+            "shares": (_bins(present, edges) / len(present)).tolist(), "sample": _sample(present, rng)}
+
+
+def _categorical_profile(values: list[str | None]) -> dict[str, Any]:
+    present = [v for v in values if v is not None]
+    counts = Counter(present)
+    top = dict(counts.most_common(TOP_CATEGORIES))
+    total = max(len(present), 1)
+    return {"n": len(present), "missing": 1 - len(present) / max(len(values), 1),
+            "shares": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total,
+            "known": sorted(counts)[:KNOWN_CATEGORIES], "known_complete": len(counts) <= KNOWN_CATEGORIES,
+            "singletons": sum(1 for c in counts.values() if c == 1)}
+
+
+def _text_measures(values: list[str | None], vocabulary: set[str]) -> tuple[np.ndarray, np.ndarray, Counter]:
+    """Per text: its length in tokens and the share of them outside `vocabulary` (NaN for a missing or empty text)."""
+    lengths, unseen = np.full(len(values), np.nan), np.full(len(values), np.nan)
+    counts: Counter = Counter()
+    for i, text in enumerate(values):
+        if text is None:
+            continue
+        words = tokens(text)
+        if not words:
+            continue
+        counts.update(words)
+        lengths[i] = len(words)
+        unseen[i] = sum(w not in vocabulary for w in words) / len(words) if vocabulary else 0.0
+    return lengths, unseen, counts
+
+
+def _text_profile(values: list[str | None], rng: np.random.Generator) -> dict[str, Any]:
+    _, _, counts = _text_measures(values, set())
+    vocabulary = [w for w, _ in counts.most_common(VOCABULARY)]
+    lengths, unseen, _ = _text_measures(values, set(vocabulary))
+    total = max(sum(counts.values()), 1)
+    top = dict(counts.most_common(TOP_TOKENS))
+    present = lengths[~np.isnan(lengths)]
+    return {"n": int(len(present)), "missing": float(1 - len(present) / max(len(values), 1)), "vocabulary": vocabulary,
+            "tokens": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total,
+            "length": _numeric_profile(lengths, rng), "unseen": _numeric_profile(unseen, rng)}
+
+
+def _strings(values: Sequence[Any]) -> list[str | None]:
+    return [None if _missing(v) else str(v) for v in values]
+
+
+def profile(features: list[dict[str, Any]], columns: dict[str, Sequence[Any]], *, predicted: list[str],
+            confidence: list[float], correct: list[bool], classes: list[str], segments: list[dict[str, Any]],
+            seed: int = 0) -> dict[str, Any]:
+    """The baseline: each feature of the training rows (`columns`, by name), the holdout's predicted classes, its
+    confidence, and how often it was right at each confidence level (for the estimate before labels)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for f in features:
+        values = columns[f["name"]]
+        if f["type"] == "numeric":
+            out[f["name"]] = {"type": "numeric", **_numeric_profile(_numbers(values), rng)}
+        elif f["type"] == "categorical":
+            out[f["name"]] = {"type": "categorical", **_categorical_profile(_strings(values))}
+        else:
+            out[f["name"]] = {"type": "text", **_text_profile(_strings(values), rng)}
+    conf = np.asarray(confidence, dtype=float)
+    right = np.asarray(correct, dtype=bool)
+    level = np.searchsorted(CONFIDENCE_EDGES, conf, side="right")
+    rows = len(next(iter(columns.values()))) if columns else 0
+    return {
+        "format": FORMAT,
+        "rows": rows,
+        "features": out,
+        "predictions": {
+            "rows": len(predicted),
+            "classes": {c: predicted.count(c) / max(len(predicted), 1) for c in classes},
+            "confidence": _numeric_profile(conf, rng),
+            "accuracy": float(right.mean()) if len(right) else None,
+            "calibration": {"edges": CONFIDENCE_EDGES,
+                            "rows": np.bincount(level, minlength=len(CONFIDENCE_EDGES) + 1).tolist(),
+                            "correct": np.bincount(level, weights=right, minlength=len(CONFIDENCE_EDGES) + 1).astype(int).tolist()},
+        },
+        "segments": {s["name"]: _segment_shares(s, columns) for s in segments if s.get("feature") in columns},
+    }
+
+
+# ------------------------------------------------------------------------------------------------ comparing
+
+
+def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    e, a = np.clip(expected, _EPS, None), np.clip(actual, _EPS, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _js(expected: np.ndarray, actual: np.ndarray) -> float:
+    from scipy.spatial.distance import jensenshannon
+
+    return float(jensenshannon(expected, actual, base=2))
+
+
+def _numeric_test(base: dict[str, Any], x: np.ndarray, alpha: float, what: str) -> dict[str, Any]:
+    from scipy import stats
+
+    present = x[~np.isnan(x)]
+    n = len(present)
+    shares = _bins(present, base["edges"]) / max(n, 1)
+    out: dict[str, Any] = {"measure": what, "n": n, "psi": round(_psi(np.asarray(base["shares"]), shares), 4),
+                           "mean": float(present.mean()) if n else None}
+    reference = np.asarray(base["sample"])
+    if n == 0:
+        return {**out, "test": "none", "drifted": False, "reason": "no values"}
+    if n <= SMALL:
+        result = stats.ks_2samp(present, reference)
+        return {**out, "test": "kolmogorov-smirnov", "statistic": round(float(result.statistic), 4), "p_value": float(result.pvalue),
+                "threshold": alpha, "drifted": bool(result.pvalue < alpha),
+                "reason": f"{n} values (at most {SMALL}): a two-sample test against {len(reference)} training values, "
+                          f"level {alpha:.4g} (5% split among the tests)"}
+    scale = base["std"] or 1.0
+    distance = float(stats.wasserstein_distance(present, reference)) / scale
+    return {**out, "test": "wasserstein", "statistic": round(distance, 4), "threshold": WASSERSTEIN, "drifted": bool(distance >= WASSERSTEIN),
+            "reason": f"{n} values (more than {SMALL}, where any test flags trivial differences): Wasserstein distance "
+                      f"in training standard deviations"}
+
+
+def _category_vectors(base: dict[str, Any], values: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    counts = Counter(values)
+    names = list(base["shares"])
+    expected = np.array([*base["shares"].values(), base["other"]])
+    actual = np.array([*(counts.get(k, 0) for k in names), len(values) - sum(counts.get(k, 0) for k in names)], dtype=float)
+    return [*names, "(other)"], expected, actual
+
+
+def _categorical_test(base: dict[str, Any], values: list[str], alpha: float, rows: int) -> dict[str, Any]:
+    from scipy import stats
+
+    n = len(values)
+    names, expected, actual = _category_vectors(base, values)
+    shares = actual / max(n, 1)
+    out: dict[str, Any] = {"measure": "categories", "n": n, "psi": round(_psi(expected, shares), 4)}
+    if n == 0:
+        return {**out, "test": "none", "drifted": False, "reason": "no values"}
+    if n <= SMALL:
+        # a two-sample test (the training frequencies are a sample too): categories pooled, rarest first, until each
+        # group expects 5 values on both sides (the test's own condition)
+        ref = expected * rows
+        order = np.argsort(-expected)
+        groups: list[list[float]] = []
+        acc = [0.0, 0.0]
+        for i in order:
+            acc = [acc[0] + ref[i], acc[1] + actual[i]]
+            share = (acc[0] + acc[1]) / (rows + n)
+            if share * min(rows, n) >= 5:
+                groups.append(acc)
+                acc = [0.0, 0.0]
+        if acc[0] or acc[1]:
+            if groups:
+                groups[-1] = [groups[-1][0] + acc[0], groups[-1][1] + acc[1]]
+            else:
+                groups = [acc]
+        if len(groups) < 2:
+            return {**out, "test": "none", "drifted": False, "reason": f"{n} values are too few for a chi-square test on these categories"}
+        result = stats.chi2_contingency(np.array(groups).T, correction=False)
+        return {**out, "test": "chi-square", "statistic": round(float(result.statistic), 4), "p_value": float(result.pvalue),
+                "threshold": alpha, "drifted": bool(result.pvalue < alpha),
+                "reason": f"{n} values (at most {SMALL}): chi-square test of {n} values against {rows} training values in "
+                          f"{len(groups)} groups (rare categories pooled to 5 expected each), level {alpha:.4g}"}
+    # categories under 1% in training pooled: a sample's many rare categories would otherwise add a distance of their own
+    common = expected >= 0.01
+    distance = _js(np.append(expected[common], expected[~common].sum()), np.append(shares[common], shares[~common].sum()))
+    return {**out, "test": "jensen-shannon", "statistic": round(distance, 4), "threshold": JENSEN_SHANNON,
+            "drifted": bool(distance >= JENSEN_SHANNON),
+            "reason": f"{n} values (more than {SMALL}): Jensen-Shannon distance of the category frequencies "
+                      f"(categories under 1% in training pooled)"}
+
+
+def _tests_of(features: dict[str, Any]) -> int:
+    return sum(2 if b["type"] == "text" else 1 for b in features.values())
+
+
+def compare_features(baseline: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per feature: its tests (see the module), PSI, and whether it drifted."""
+    features = baseline["features"]
+    alpha = ALPHA / max(_tests_of(features), 1)
+    out = []
+    for name, base in features.items():
+        values = [r.get(name) for r in records]
+        entry: dict[str, Any] = {"feature": name, "type": base["type"], "baseline_missing": round(base["missing"], 4),
+                                 "missing": round(sum(map(_missing, values)) / max(len(values), 1), 4)}
+        if base["type"] == "numeric":
+            if not base["n"]:
+                out.append({**entry, "drifted": False, "tests": [], "psi": None, "note": "no training values"})
+                continue
+            tests = [_numeric_test(base, _numbers(values), alpha, "values")]
+        elif base["type"] == "categorical":
+            tests = [_categorical_test(base, [v for v in _strings(values) if v is not None], alpha, baseline["rows"])]
+        else:
+            lengths, unseen, counts = _text_measures(_strings(values), set(base["vocabulary"]))
+            tests = [_numeric_test(base["length"], lengths, alpha, "length in tokens"),
+                     _numeric_test(base["unseen"], unseen, alpha, "share of words the training text never used")]
+            total = max(sum(counts.values()), 1)
+            top = np.array([counts.get(k, 0) / total for k in base["tokens"]])
+            entry["token_psi"] = round(_psi(np.array([*base["tokens"].values(), base["other"]]), np.append(top, 1 - top.sum())), 4)
+            entry["unseen_words"] = round(float(np.nanmean(unseen)), 4) if np.any(~np.isnan(unseen)) else None
+            entry["baseline_unseen_words"] = round(float(np.mean(base["unseen"]["sample"])), 4) if base["unseen"].get("sample") else 0.0
+        psi = max((t["psi"] for t in tests), default=0.0)
+        out.append({**entry, "psi": psi, "drifted": any(t["drifted"] for t in tests), "tests": tests})
+    return out
+
+
+def _more_than(count: int, n: int, rate: float, alpha: float) -> bool:
+    """Whether `count` of `n` is significantly more than `rate` would give (a one-sided binomial test)."""
+    from scipy.stats import binomtest
+
+    return bool(n > 0 and count > rate * n and binomtest(count, n, min(max(rate, 1e-6), 1.0), alternative="greater").pvalue < alpha)
+
+
+def _outside_p(count: int, n: int, m: int) -> float:
+    """How likely `count` or more of `n` new values fall outside the range of `m` training values when all come from one
+    distribution: the values are exchangeable, so (an upper bound) the chance that the `count` most extreme of all n + m
+    are new ones, on either side."""
+    if count <= 0:
+        return 1.0
+    log_p = math.lgamma(n + 1) - math.lgamma(n - count + 1) - math.lgamma(n + m + 1) + math.lgamma(n + m - count + 1)
+    return min(1.0, (count + 1) * math.exp(log_p))
+
+
+def quality(baseline: dict[str, Any], records: list[dict[str, Any]], drift: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Data-quality checks: missing rates, values outside the training range, unseen categories, unfamiliar text,
+    fields the model does not know. A check is violated when what it saw is both significantly more than training
+    would give (a binomial test, its level split among the checks) and large enough to matter."""
+    n = len(records)
+    rows = max(baseline["rows"], 1)
+    checks = []
+    names = set(baseline["features"])
+    alpha = ALPHA / max(2 * len(names), 1)
+    by_feature = {d["feature"]: d for d in drift}
+    for name, base in baseline["features"].items():
+        d = by_feature[name]
+        values = [r.get(name) for r in records]
+        missing = sum(map(_missing, values))
+        checks.append({"check": "missing", "feature": name, "value": d["missing"], "baseline": d["baseline_missing"],
+                       "violated": d["missing"] - d["baseline_missing"] > 0.1 and _more_than(missing, n, max(base["missing"], 0.5 / rows), alpha),
+                       "message": f"{d['missing']:.0%} of values missing (training: {d['baseline_missing']:.0%})"})
+        if base["type"] == "numeric" and base["n"]:
+            x = _numbers(values)
+            x = x[~np.isnan(x)]
+            outside = int(np.sum((x < base["min"]) | (x > base["max"])))
+            share = outside / max(len(x), 1)
+            # a new value falls outside the range of m training values with probability 2 / (m + 1)
+            checks.append({"check": "out_of_range", "feature": name, "value": round(share, 4), "baseline": round(2 / (base["n"] + 1), 4),
+                           "violated": bool(share > 0.01 and _outside_p(outside, len(x), base["n"]) < alpha),
+                           "message": f"{outside} value(s) outside the training range {base['min']:g} to {base['max']:g}"})
+        elif base["type"] == "categorical":
+            known = set(base["known"])
+            present = [v for v in _strings(values) if v is not None]
+            unseen = Counter(v for v in present if v not in known)
+            share = sum(unseen.values()) / max(len(present), 1)
+            expected = base.get("singletons", 0) / max(base["n"], 1)  # Good-Turing: how often training met a category once
+            examples = ", ".join(repr(k) for k, _ in unseen.most_common(3))
+            checks.append({"check": "unseen_category", "feature": name, "value": round(share, 4), "baseline": round(expected, 4),
+                           "violated": bool(base["known_complete"]) and share - expected > 0.05
+                           and _more_than(sum(unseen.values()), len(present), max(expected, 0.5 / rows), alpha),
+                           "message": f"{share:.0%} of values are categories training never saw" + (f" ({examples})" if examples else ""),
+                           "examples": [k for k, _ in unseen.most_common(3)]})
+        elif base["type"] == "text" and d.get("unseen_words") is not None:
+            rise = d["unseen_words"] - d["baseline_unseen_words"]
+            checks.append({"check": "unfamiliar_text", "feature": name, "value": d["unseen_words"], "baseline": d["baseline_unseen_words"],
+                           "violated": bool(rise > 0.2),
+                           "message": f"{d['unseen_words']:.0%} of words are ones the training text never used "
+                                      f"(training: {d['baseline_unseen_words']:.0%})"})
+    strays = Counter(k for r in records for k in r if k not in names)
+    checks.append({"check": "schema", "feature": None, "value": round(sum(strays.values()) / max(n, 1), 4), "baseline": 0.0,
+                   "violated": bool(strays),
+                   "message": "every record has the model's fields" if not strays else
+                   "fields the model does not know: " + ", ".join(f"{k} ({c})" for k, c in strays.most_common(5))})
+    return checks
+
+
+def compare_predictions(baseline: dict[str, Any], labels: list[str], confidence: list[float]) -> dict[str, Any]:
+    """The class mix and the confidence against the holdout's, and the accuracy they suggest before any label."""
+    base = baseline["predictions"]
+    alpha = ALPHA / 2
+    names = list(base["classes"])
+    class_base = {"n": base["rows"], "shares": base["classes"], "other": 0.0, "known": names, "known_complete": True}
+    mix = _categorical_test(class_base, labels, alpha, base["rows"])
+    conf = np.asarray(confidence, dtype=float)
+    conf_test = _numeric_test(base["confidence"], conf, alpha, "confidence")
+    counts = Counter(labels)
+    return {"classes": {c: round(counts.get(c, 0) / max(len(labels), 1), 4) for c in names},
+            "baseline_classes": {c: round(v, 4) for c, v in base["classes"].items()},
+            "class_mix": mix, "confidence": conf_test,
+            "mean_confidence": round(float(conf.mean()), 4) if len(conf) else None,
+            "drifted": mix["drifted"] or conf_test["drifted"],
+            "estimated_accuracy": estimate_accuracy(base, conf)}
+
+
+def estimate_accuracy(base: dict[str, Any], confidence: np.ndarray) -> dict[str, Any] | None:
+    """An estimate before labels: the holdout's accuracy at each confidence level, weighted by how many recent
+    predictions fall at that level (each level's rate pulled towards the overall one when it had few holdout rows)."""
+    calibration, overall = base["calibration"], base["accuracy"]
+    if overall is None or not len(confidence):
+        return None
+    rows, correct = np.asarray(calibration["rows"], dtype=float), np.asarray(calibration["correct"], dtype=float)
+    rate = (correct + 2 * overall) / (rows + 2)
+    level = np.searchsorted(calibration["edges"], confidence, side="right")
+    return {"value": round(float(rate[level].mean()), 4), "holdout_accuracy": round(overall, 4),
+            "method": "an estimate, not a measurement: the holdout's accuracy at each confidence level, weighted by the "
+                      "confidence of recent predictions; it holds while confidence means what it meant on the holdout"}
+
+
+def accuracy(outcomes: list[tuple[str, bool]]) -> dict[str, Any]:
+    """Accuracy from feedback with a 95% Wilson interval, per day (the day of the prediction) and overall."""
+    from scipy.stats import binomtest
+
+    def one(values: list[bool]) -> dict[str, Any]:
+        k, n = sum(values), len(values)
+        interval = binomtest(k, n).proportion_ci(method="wilson")
+        return {"n": n, "correct": k, "accuracy": round(k / n, 4), "low": round(interval.low, 4), "high": round(interval.high, 4)}
+
+    days: dict[str, list[bool]] = {}
+    for day, right in outcomes:
+        days.setdefault(day, []).append(right)
+    return {"overall": one([r for _, r in outcomes]) if outcomes else None,
+            "days": [{"day": d, **one(v)} for d, v in sorted(days.items())]}
+
+
+def _segment_shares(segment: dict[str, Any], columns: dict[str, Sequence[Any]]) -> dict[str, Any]:
+    buckets = [b for b in (bucket_of(segment, v) for v in columns[segment["feature"]]) if b is not None]
+    counts = Counter(buckets)
+    top = dict(counts.most_common(TOP_CATEGORIES))
+    total = max(len(buckets), 1)
+    return {"n": len(buckets), "shares": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total}
+
+
+def compare_segments(baseline: dict[str, Any], segments: list[dict[str, Any]], records: list[dict[str, Any]],
+                     outcomes: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
+    """Per segment of the dataset spec: the mix of its buckets against training's, and accuracy from feedback per bucket."""
+    out = []
+    stored = baseline.get("segments", {})
+    alpha = ALPHA / max(len(stored), 1)
+    for segment in segments:
+        base = stored.get(segment["name"])
+        if base is None:
+            continue
+        buckets = [b for b in (bucket_of(segment, r.get(segment["feature"])) for r in records) if b is not None]
+        mix = _categorical_test(base, buckets, alpha, base["n"])
+        labelled: dict[str, list[bool]] = {}
+        for record, right in outcomes:
+            bucket = bucket_of(segment, record.get(segment["feature"]))
+            if bucket is not None:
+                labelled.setdefault(bucket, []).append(right)
+        counts = Counter(buckets)
+        out.append({"segment": segment["name"], "feature": segment["feature"], "drifted": mix["drifted"], "mix": mix,
+                    "buckets": [{"bucket": b, "share": round(counts.get(b, 0) / max(len(buckets), 1), 4),
+                                 "baseline_share": round(base["shares"].get(b, 0.0), 4),
+                                 "feedback": len(labelled.get(b, [])),
+                                 "accuracy": round(sum(labelled[b]) / len(labelled[b]), 4) if labelled.get(b) else None}
+                                for b in sorted(set(counts) | set(base["shares"]) | set(labelled))]})
+    return out

@@ -1,0 +1,255 @@
+"""Model monitoring: the champion's recent predictions (DynamoDB) against the baseline it was trained with (a signed
+artifact of its version), as a signed report in the model bucket, metrics and alarms in CloudWatch, and, when asked
+for (RETRAIN_ON_DRIFT), a training run after sustained drift. The statistics are in trainer/drift.py.
+
+It reads what serving wrote and never writes anything serving reads, so a monitor that fails leaves predictions as
+they were. Predictions of other models (an earlier champion, a candidate on trial) are left out and counted: each
+model is compared with its own baseline only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sommelier_contract import layout, pointers
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, read_json, verified_artifact
+from sommelier_contract.stored import expand
+from trainer import drift
+
+log = logging.getLogger("monitor")
+FORMAT = 1
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True)
+
+    model_bucket: str
+    predictions_table: str
+    model_signing_key: str = Field(description="the key the trainer signs manifests with (verifies the baseline's)")
+    report_signing_key: str = Field(description="the KMS key (ECDSA P-256) monitoring reports are signed with; only the monitor signs")
+    metrics_namespace: str = "Sommelier"
+    monitor_window_hours: float = Field(24, gt=0, le=24 * 90, description="the predictions compared: those of the last hours")
+    monitor_accuracy_days: float = Field(14, gt=0, le=90, description="accuracy from feedback per day over this many days")
+    monitor_max_predictions: int = Field(100_000, ge=100, description="at most this many predictions are compared (a sample)")
+    retrain_on_drift: bool = Field(False, description="start a training run after RETRAIN_AFTER reports in a row found drift")
+    retrain_after: int = Field(3, ge=1)
+    trainer_function: str = ""
+
+
+def parse_since(text: str) -> float:
+    """Hours from "24h", "7d", "90m" or a number of hours."""
+    text = str(text).strip().lower()
+    units = {"m": 1 / 60, "h": 1, "d": 24}
+    try:
+        if text and text[-1] in units:
+            hours = float(text[:-1]) * units[text[-1]]
+        else:
+            hours = float(text)
+    except ValueError:
+        raise ValueError(f"since must look like 24h, 7d or 90m, got {text!r}") from None
+    if not 0 < hours <= 24 * 90:
+        raise ValueError(f"since must be more than 0 and at most 90 days, got {text!r}")
+    return hours
+
+
+def read_predictions(dynamodb, table: str, since: str, cap: int) -> tuple[list[dict[str, Any]], bool]:
+    """Every prediction made since `since` (ISO), up to `cap` of them, and whether the cap cut the scan short. A scan:
+    the table's indexes are per API key, and monitoring looks at every key's predictions together."""
+    out: list[dict[str, Any]] = []
+    args: dict[str, Any] = {"TableName": table, "FilterExpression": "created_at >= :since",
+                            "ExpressionAttributeValues": {":since": {"S": since}}}
+    while True:
+        page = dynamodb.scan(**args)
+        for item in page.get("Items", []):
+            out += expand(item)
+        if len(out) >= cap:
+            return out[:cap], True
+        if "LastEvaluatedKey" not in page:
+            return out, False
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _outcomes(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, bool]]:
+    """(input, day of the prediction, right?) of each prediction that got feedback."""
+    return [(r.get("input") or {}, r["created_at"][:10], bool(r["feedback"].get("correct")))
+            for r in records if isinstance(r.get("feedback"), dict) and "correct" in r["feedback"]]
+
+
+def assess(baseline: dict[str, Any], manifest_segments: list[dict[str, Any]], recent: list[dict[str, Any]],
+           labelled: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's findings: `recent` predictions of one model against its baseline; `labelled`, the same model's
+    predictions (over the longer accuracy window) of which those with feedback count."""
+    inputs = [r.get("input") or {} for r in recent]
+    features = drift.compare_features(baseline, inputs)
+    quality = drift.quality(baseline, inputs, features)
+    predictions = drift.compare_predictions(baseline, [str(r.get("label")) for r in recent],
+                                            [float(r.get("confidence") or 0) for r in recent])
+    outcomes = _outcomes(labelled)
+    segments = drift.compare_segments(baseline, manifest_segments, inputs, [(i, right) for i, _, right in outcomes])
+    return {
+        "features": features,
+        "drifted_features": [f["feature"] for f in features if f["drifted"]],
+        "quality": quality,
+        "violations": [q for q in quality if q["violated"]],
+        "prediction_drift": predictions,
+        "accuracy": drift.accuracy([(day, right) for _, day, right in outcomes]),
+        "segments": segments,
+        "drifted_segments": [s["segment"] for s in segments if s["drifted"]],
+    }
+
+
+def _metrics(report: dict[str, Any]) -> list[dict[str, Any]]:
+    def datum(name: str, value: float, unit: str = "None", **dims: str) -> dict[str, Any]:
+        return {"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()], "Value": float(value), "Unit": unit}
+
+    data = [datum("MonitoredPredictions", report["predictions"], "Count"), datum("MonitorFailed", 0, "Count")]
+    if report["status"] != "ok":
+        return data  # no verdict without data: the alarms treat missing data as not breaching
+    data.append(datum("DriftedFeatures", len(report["drifted_features"]), "Count"))
+    for f in report["features"]:
+        data.append(datum("FeatureDrift", 1 if f["drifted"] else 0, "Count", Feature=f["feature"]))
+        if f.get("psi") is not None:
+            data.append(datum("FeaturePSI", f["psi"], Feature=f["feature"]))
+    data.append(datum("DataQualityViolations", len(report["violations"]), "Count"))
+    for q in report["quality"]:
+        data.append(datum("DataQualityViolations", 1 if q["violated"] else 0, "Count", Check=q["check"]))
+    pred = report["prediction_drift"]
+    data.append(datum("PredictionDrift", 1 if pred["drifted"] else 0, "Count"))
+    if pred["estimated_accuracy"]:
+        data.append(datum("EstimatedAccuracy", pred["estimated_accuracy"]["value"]))
+    overall = report["accuracy"]["overall"]
+    if overall and overall["n"] >= drift.MIN_PREDICTIONS:
+        data.append(datum("MonitoredAccuracy", overall["accuracy"]))
+        holdout = pred["estimated_accuracy"]["holdout_accuracy"] if pred["estimated_accuracy"] else None
+        if holdout is not None:
+            data.append(datum("AccuracyDrop", round(holdout - overall["accuracy"], 4)))
+    for s in report["segments"]:
+        data.append(datum("SegmentDrift", 1 if s["drifted"] else 0, "Count", Segment=s["segment"]))
+        for b in s["buckets"]:
+            if b["accuracy"] is not None:
+                data.append(datum("SegmentAccuracy", b["accuracy"], Segment=s["segment"], Bucket=b["bucket"]))
+    return data
+
+
+def publish_metrics(cloudwatch, namespace: str, report: dict[str, Any]) -> None:
+    data = _metrics(report)
+    for i in range(0, len(data), 1000):
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
+
+
+def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures) -> str:
+    """The report, its signature, then the pointer to it: a crash in between leaves the previous report the latest."""
+    key = layout.report_key(report["at"])
+    body = json.dumps(report, indent=1, sort_keys=True, allow_nan=False).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=layout.report_signature_key(key), Body=json.dumps(signatures.sign(body)).encode(),
+                  ContentType="application/json")
+    pointers.put_json(s3, bucket, layout.MONITORING_LATEST, {"key": key, "at": report["at"], "status": report["status"],
+                                                             "drifted_features": report["drifted_features"],
+                                                             "drift_streak": report["drift_streak"]})
+    return key
+
+
+def _streak(s3, bucket: str, report: dict[str, Any]) -> int:
+    """How many reports in a row, this one included, found drift (a report without data says nothing either way)."""
+    before = (read_json(s3, bucket, layout.MONITORING_LATEST) or {}).get("drift_streak", 0)
+    if report["status"] != "ok":
+        return before
+    return before + 1 if report["drifted_features"] else 0
+
+
+def read_report(s3, bucket: str, signatures: Signatures, key: str | None = None) -> dict[str, Any] | None:
+    """A report (the latest when `key` is None), refused unless its signature verifies with the monitor's key."""
+    if key is None:
+        latest = read_json(s3, bucket, layout.MONITORING_LATEST)
+        if not latest:
+            return None
+        key = latest["key"]
+    if not key.startswith(layout.MONITORING):
+        raise ArtifactRejected(f"{key} is not a monitoring report")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    signatures.verify(key, body, read_json(s3, bucket, layout.report_signature_key(key)))
+    return json.loads(body)
+
+
+def _retrain(settings: Settings, lam, report: dict[str, Any]) -> dict[str, Any] | None:
+    """After `retrain_after` drifted reports in a row, a training run (asynchronous); the gate still decides."""
+    if not (settings.retrain_on_drift and report["status"] == "ok" and report["drifted_features"]):
+        return None
+    if report["drift_streak"] < settings.retrain_after:
+        return {"started": False, "why": f"drift in {report['drift_streak']} report(s) in a row; retraining after {settings.retrain_after}"}
+    why = (f"drift in {report['drift_streak']} reports in a row ({', '.join(report['drifted_features'])}); "
+           f"the quality gate decides whether the new model is promoted")
+    if not settings.trainer_function:
+        return {"started": False, "why": f"{why}, but no TRAINER_FUNCTION is set"}
+    lam.invoke(FunctionName=settings.trainer_function, InvocationType="Event",
+               Payload=json.dumps({"trigger": "drift", "reason": why}).encode())
+    log.info("retraining: %s", why)
+    return {"started": True, "why": why}
+
+
+def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signatures, report_signatures: Signatures,
+        lam=None, now: datetime | None = None, window_hours: float | None = None) -> dict[str, Any]:
+    """One monitoring pass: the report (also written, signed, to the model bucket) with its key under "key"."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    hours = window_hours or settings.monitor_window_hours
+    since = now - timedelta(hours=hours)
+    accuracy_since = min(since, now - timedelta(days=settings.monitor_accuracy_days))
+    report: dict[str, Any] = {"format": FORMAT, "at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                              "window": {"since": since.isoformat(timespec="seconds").replace("+00:00", "Z"), "hours": hours},
+                              "predictions": 0, "drifted_features": [], "violations": []}
+    champion = pointers.read_champion(s3, settings.model_bucket)
+    if not champion:
+        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no model",
+                       "message": "there is no champion to monitor yet: train one (make train)"}, started)
+    version = champion["version"]
+    try:
+        manifest, body = verified_artifact(s3, settings.model_bucket, version, "baseline", model_signatures)
+    except ArtifactRejected as err:
+        message = (f"model {version} has no baseline (it was trained before monitoring existed): retrain it to monitor it"
+                   if "lists no baseline" in str(err) else f"the baseline of model {version} cannot be used: {err}")
+        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no baseline", "message": message}, started)
+    baseline = json.loads(body)
+    report["model"] = {"version": version, "dataset": manifest.dataset.name, "family": manifest.model.family,
+                       "holdout_accuracy": manifest.metrics.holdout.accuracy}
+    since_text = report["window"]["since"]
+    everything, sampled = read_predictions(dynamodb, settings.predictions_table,
+                                           accuracy_since.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                                           settings.monitor_max_predictions)
+    mine = [r for r in everything if r.get("model_version") == version]
+    recent = [r for r in mine if r["created_at"] >= since_text]
+    others: dict[str, int] = {}
+    for r in everything:
+        if r.get("model_version") != version and r["created_at"] >= since_text:
+            others[r.get("model_version", "?")] = others.get(r.get("model_version", "?"), 0) + 1
+    report |= {"predictions": len(recent), "sampled": sampled, "left_out": others}
+    if len(recent) < drift.MIN_PREDICTIONS:
+        left = f"; {sum(others.values())} prediction(s) of other models left out" if others else ""
+        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {
+            "status": "not enough data", "accuracy": drift.accuracy([(d, r) for _, d, r in _outcomes(mine)]),
+            "message": f"not enough data: {len(recent)} prediction(s) of model {version} in the last {hours:g} h; "
+                       f"at least {drift.MIN_PREDICTIONS} are needed to compare{left}"}, started)
+    report |= {"status": "ok", **assess(baseline, manifest.segments, recent, mine)}
+    n = len(report["drifted_features"])
+    report["message"] = (f"{n} feature(s) drifted: {', '.join(report['drifted_features'])}" if n else "no feature drifted") + \
+        f"; {len(report['violations'])} data-quality violation(s); {len(recent)} prediction(s) of model {version}"
+    return _finish(settings, s3, cloudwatch, report_signatures, lam, report, started)
+
+
+def _finish(settings: Settings, s3, cloudwatch, signatures: Signatures, lam, report: dict[str, Any], started: float) -> dict[str, Any]:
+    report["drift_streak"] = _streak(s3, settings.model_bucket, report)
+    report["retraining"] = _retrain(settings, lam, report)
+    report["key"] = layout.report_key(report["at"])
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    write_report(s3, settings.model_bucket, report, signatures)
+    publish_metrics(cloudwatch, settings.metrics_namespace, report)
+    log.info("monitoring: %s", report["message"])
+    return report

@@ -1,0 +1,238 @@
+"""Model monitoring: the statistics (trainer/drift.py) on real wine data and messy reviews-like data, and a monitoring
+pass (trainer/monitor.py) on moto: the report, its signature, its metrics, and the faults the issue names."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_wine
+
+from bench.training import reviews
+from predictor.records import PredictionRecorder
+from sommelier_contract import layout, pointers
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, put_manifest, read_json
+from sommelier_contract.manifest import Manifest
+from trainer import drift, monitor
+
+from .conftest import MODEL_BUCKET, ROOT
+from .test_api import TABLE, ddb  # noqa: F401  (the predictions table fixture)
+
+WINE_FEATURES = json.loads((ROOT / "data/wine.spec.json").read_text())["features"]
+REVIEW_FEATURES = [{"name": "description", "type": "text"}, {"name": "points", "type": "numeric"},
+                   {"name": "price", "type": "numeric"}, {"name": "variety", "type": "categorical"}]
+
+
+def _wine() -> pd.DataFrame:
+    data = load_wine(as_frame=True)
+    return data.data.assign(cultivar=data.target.astype(str))
+
+
+def _records(frame: pd.DataFrame, features: list[dict]) -> list[dict]:
+    rows = frame[[f["name"] for f in features]].to_dict("records")
+    return [{k: None if isinstance(v, float) and v != v else v for k, v in r.items()} for r in rows]
+
+
+def _split(frame: pd.DataFrame, features: list[dict], seed: int) -> tuple[dict, list[dict]]:
+    """A baseline from a random 80% of the rows, and the other 20% as records (a sample of the same distribution)."""
+    order = np.random.default_rng(seed).permutation(len(frame))
+    cut = int(len(frame) * 0.8)
+    train, held = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
+    base = drift.profile(features, {f["name"]: train[f["name"]].tolist() for f in features}, predicted=["a"], confidence=[0.9],
+                         correct=[True], classes=["a"], segments=[])
+    return base, _records(held, features)
+
+
+@pytest.mark.parametrize(("frame", "features"), [(_wine(), WINE_FEATURES), (reviews(1000, np.random.default_rng(3)), REVIEW_FEATURES)],
+                         ids=["wine", "messy-reviews"])
+def test_samples_of_the_training_distribution_raise_few_false_alarms(frame, features):
+    """Measured over 100 random splits (each holdout an honest sample of the distribution the baseline saw): drift on any
+    feature in under 5% of them, and a data-quality violation in under 5%. (Resampling one holdout with replacement is
+    not such a sample: its repeated rows make every test see more agreement in them than there is.)"""
+    drifted = violated = 0
+    for seed in range(100):
+        base, held = _split(frame, features, seed)
+        found = drift.compare_features(base, held)
+        drifted += any(f["drifted"] for f in found)
+        violated += any(q["violated"] for q in drift.quality(base, held, found))
+    assert drifted < 5, f"{drifted} of 100 samples of the training distribution were flagged as drifted"
+    assert violated < 5, f"{violated} of 100 samples of the training distribution broke a data-quality check"
+
+
+def _flagged(base: dict, records: list[dict]) -> tuple[set[str], set[tuple[str, str]]]:
+    found = drift.compare_features(base, records)
+    checks = drift.quality(base, records, found)
+    json.dumps([found, checks], allow_nan=False)  # what the report holds is plain JSON (no numpy types, no NaN)
+    return {f["feature"] for f in found if f["drifted"]}, {(q["check"], q["feature"]) for q in checks if q["violated"]}
+
+
+def test_a_shifted_wine_sample_flags_the_shifted_feature():
+    base, held = _split(_wine(), WINE_FEATURES, 1)
+    assert _flagged(base, held) == (set(), set())  # as it was: nothing
+    drifted, _ = _flagged(base, [{**r, "alcohol": r["alcohol"] + 1.5} for r in held])
+    assert drifted == {"alcohol"}
+
+
+@pytest.mark.parametrize(("change", "feature", "check"), [
+    (lambda r: {**r, "price": None if r["price"] is None else r["price"] * 2}, "price", None),
+    (lambda r: {**r, "variety": "Xinomavro"}, "variety", "unseen_category"),
+    (lambda r: {**r, "description": "Ein trockener Wein mit Noten von Kirsche und Leder, lange im Abgang, sehr elegant."},
+     "description", "unfamiliar_text"),
+], ids=["prices-doubled", "new-variety", "another-language"])
+def test_a_shifted_reviews_sample_flags_the_right_feature(change, feature, check):
+    base, held = _split(reviews(1000, np.random.default_rng(3)), REVIEW_FEATURES, 1)
+    assert _flagged(base, held) == (set(), set())  # as it was: nothing
+    drifted, violations = _flagged(base, [change(r) for r in held])
+    assert feature in drifted
+    assert drifted <= {feature, "variety"}, drifted  # (variety's mix moves when every value is one new variety)
+    if check:
+        assert (check, feature) in violations
+
+
+def test_large_samples_are_judged_by_a_distance_not_a_test():
+    base, many = _split(reviews(6000, np.random.default_rng(5)), REVIEW_FEATURES, 0)
+    assert len(many) > drift.SMALL  # 1,200 records: past SMALL, where a test's p-value would flag any tiny difference
+    same = drift.compare_features(base, many)
+    assert {t["test"] for f in same for t in f["tests"]} == {"wasserstein", "jensen-shannon"}
+    assert not [f["feature"] for f in same if f["drifted"]]
+    shifted = drift.compare_features(base, [{**r, "points": r["points"] + 4} for r in many])
+    assert [f["feature"] for f in shifted if f["drifted"]] == ["points"]
+    assert "standard deviations" in shifted[1]["tests"][0]["reason"]
+
+
+def test_the_accuracy_estimate_follows_confidence_and_feedback_accuracy_has_an_interval():
+    base = drift.profile(WINE_FEATURES[:1], {"alcohol": [13.0] * 10}, predicted=["a"] * 100, classes=["a", "b"], segments=[],
+                         confidence=[0.95] * 50 + [0.55] * 50, correct=[True] * 48 + [False] * 2 + [True] * 25 + [False] * 25)
+    sure = drift.compare_predictions(base, ["a"] * 40, [0.95] * 40)["estimated_accuracy"]["value"]
+    unsure = drift.compare_predictions(base, ["a"] * 40, [0.55] * 40)["estimated_accuracy"]["value"]
+    assert sure > 0.9 > 0.6 > unsure > 0.4
+    found = drift.accuracy([("2026-11-29", True)] * 45 + [("2026-11-29", False)] * 5 + [("2026-11-30", True)] * 3)
+    day = found["days"][0]
+    assert (day["day"], day["n"], day["accuracy"]) == ("2026-11-29", 50, 0.9)
+    assert day["low"] < 0.9 < day["high"] and day["high"] - day["low"] < 0.2
+    assert found["days"][1]["high"] - found["days"][1]["low"] > 0.4  # three labels say little, and the interval shows it
+
+
+# ------------------------------------------------------------------------------------------------ a monitoring pass
+
+
+@pytest.fixture
+def report_key(aws) -> str:
+    return boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+
+
+class FakeLambda:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def invoke(self, **kwargs) -> dict:
+        self.calls.append(kwargs)
+        return {"StatusCode": 202}
+
+
+@pytest.fixture
+def monitoring(trained, ddb, signatures, report_key):  # noqa: F811
+    settings = monitor.Settings(model_bucket=MODEL_BUCKET, predictions_table=TABLE, model_signing_key=signatures.key_id,
+                                report_signing_key=report_key, metrics_namespace="Test", retrain_on_drift=True, retrain_after=2,
+                                trainer_function="unit-trainer")
+    kms, lam = boto3.client("kms"), FakeLambda()
+    reports = Signatures(kms, report_key, subject="monitoring report", signer="the monitor's key")
+
+    def run(**kwargs) -> dict:
+        return monitor.run(settings, s3=boto3.client("s3"), dynamodb=ddb, cloudwatch=boto3.client("cloudwatch"),
+                           model_signatures=signatures, report_signatures=reports, lam=lam, **kwargs)
+
+    run.reports, run.lam = reports, lam  # type: ignore[attr-defined]
+    return run
+
+
+def _record(version: str, inputs: list[dict], now: datetime, labels: list[str] | None = None, feedback: list[bool] | None = None,
+            ddb=None) -> None:  # noqa: F811
+    recorder = PredictionRecorder(ddb, TABLE, ttl_days=30)
+    predictions = [{"label": (labels or ["class_0"] * len(inputs))[i], "confidence": 0.9, "probabilities": {}} for i in range(len(inputs))]
+    ids, items = recorder.items(caller="key-1", model_version=version, now=now.timestamp(), predictions=predictions, inputs=inputs, context={})
+    for i, right in enumerate(feedback or []):
+        items[0]["feedback"]["M"][str(i)] = {"M": {"label": {"S": "x"}, "correct": {"BOOL": right}}}
+    recorder.put(items)
+
+
+def _wine_inputs(n: int, shift: float = 0.0) -> list[dict]:
+    rows = _records(_wine().sample(n, replace=True, random_state=1), WINE_FEATURES)
+    return [{**r, "alcohol": r["alcohol"] + shift} for r in rows]
+
+
+def test_no_predictions_is_not_enough_data_and_no_verdict(monitoring, trained):
+    report = monitoring()
+    assert report["status"] == "not enough data"
+    assert "not enough data: 0 prediction(s)" in report["message"]
+    assert report["drifted_features"] == []
+    names = {m["MetricName"] for m in boto3.client("cloudwatch").list_metrics(Namespace="Test")["Metrics"]}
+    assert "MonitoredPredictions" in names and "DriftedFeatures" not in names  # no data: never a false alarm
+
+
+def test_a_drifted_sample_is_reported_signed_counted_and_retrained_on_when_it_lasts(monitoring, trained, ddb):  # noqa: F811
+    now = datetime.now(UTC)
+    _record(trained.version, _wine_inputs(80, shift=1.5), now - timedelta(minutes=5), ddb=ddb,
+            feedback=[True] * 30 + [False] * 10)
+    _record("an-earlier-champion", _wine_inputs(20), now - timedelta(minutes=4), ddb=ddb)
+    _record(trained.version, _wine_inputs(10), now - timedelta(hours=30), ddb=ddb)  # outside the window
+    first = monitoring(now=now)
+    assert first["status"] == "ok", first["message"]
+    assert first["predictions"] == 80 and first["left_out"] == {"an-earlier-champion": 20}
+    assert "alcohol" in first["drifted_features"] and "alcohol" in first["message"]
+    assert first["accuracy"]["overall"]["n"] == 40 and first["accuracy"]["overall"]["accuracy"] == 0.75
+    assert first["prediction_drift"]["estimated_accuracy"]["method"].startswith("an estimate")
+    assert first["retraining"] == {"started": False, "why": "drift in 1 report(s) in a row; retraining after 2"}
+
+    s3 = boto3.client("s3")
+    stored = monitor.read_report(s3, MODEL_BUCKET, monitoring.reports)  # the latest, its signature verified
+    assert stored["key"] == first["key"] and stored["drifted_features"] == first["drifted_features"]
+    body = s3.get_object(Bucket=MODEL_BUCKET, Key=first["key"])["Body"].read()
+    s3.put_object(Bucket=MODEL_BUCKET, Key=first["key"], Body=body.replace(b'"alcohol"', b'"malic_acid"'))
+    with pytest.raises(ArtifactRejected, match="monitoring report .* is for another document"):
+        monitor.read_report(s3, MODEL_BUCKET, monitoring.reports, first["key"])
+
+    cw = boto3.client("cloudwatch")
+    drifted = cw.get_metric_statistics(Namespace="Test", MetricName="FeatureDrift", Dimensions=[{"Name": "Feature", "Value": "alcohol"}],
+                                       StartTime=now - timedelta(hours=1), EndTime=now + timedelta(hours=1), Period=3600, Statistics=["Maximum"])
+    assert drifted["Datapoints"][0]["Maximum"] == 1
+
+    second = monitoring(now=now + timedelta(seconds=1))
+    assert second["drift_streak"] == 2 and second["retraining"]["started"] is True
+    assert json.loads(monitoring.lam.calls[0]["Payload"])["trigger"] == "drift"
+    assert monitoring.lam.calls[0]["InvocationType"] == "Event"  # started, not waited for: the gate decides later
+    assert read_json(s3, MODEL_BUCKET, layout.MONITORING_LATEST)["drift_streak"] == 2
+
+
+def test_a_model_without_a_baseline_is_skipped_with_words(monitoring, trained, ddb, signatures):  # noqa: F811
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=layout.manifest_key(trained.version))["Body"].read())
+    del manifest["artifacts"]["baseline"]  # as a model trained before monitoring existed, signed by the trainer
+    put_manifest(s3, MODEL_BUCKET, Manifest.from_json(json.dumps(manifest).encode()), signatures)
+    _record(trained.version, _wine_inputs(40), datetime.now(UTC), ddb=ddb)
+    report = monitoring()
+    assert report["status"] == "no baseline"
+    assert report["message"] == f"model {trained.version} has no baseline (it was trained before monitoring existed): retrain it to monitor it"
+    assert monitor.read_report(s3, MODEL_BUCKET, monitoring.reports)["status"] == "no baseline"
+
+
+def test_since_is_read_in_words():
+    assert monitor.parse_since("24h") == 24 and monitor.parse_since("7d") == 168 and monitor.parse_since("90m") == 1.5
+    with pytest.raises(ValueError, match="since must look like 24h, 7d or 90m, got 'yesterday'"):
+        monitor.parse_since("yesterday")
+    with pytest.raises(ValueError, match="at most 90 days"):
+        monitor.parse_since("100d")
+
+
+def test_the_baseline_is_an_artifact_the_manifest_signs(trained):
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=layout.manifest_key(trained.version))["Body"].read())
+    baseline = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=manifest["artifacts"]["baseline"]["key"])["Body"].read())
+    assert set(baseline["features"]) == {f["name"] for f in WINE_FEATURES}
+    assert baseline["predictions"]["rows"] == manifest["metrics"]["holdout"]["rows"]
+    assert {s for s in baseline["segments"]} == {"alcohol_level", "colour"}
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version

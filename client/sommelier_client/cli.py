@@ -377,7 +377,7 @@ def metrics(hours, png) -> None:
 
 
 @main.command()
-@click.option("--since", default="24h", show_default=True, help="compare the predictions of this window: 24h, 7d, 90m")
+@click.option("--since", default="24h", show_default=True, help="compare the predictions of this window: 24h, 7d, 90m, or since an ISO time")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="also draw the report (drift per feature, class mix, accuracy)")
 @click.option("--json", "as_json", is_flag=True, help="the whole report as JSON")
 @click.option("--function", "function_name", envvar="SOMMELIER_MONITOR_FUNCTION", help="the monitoring function (default: the local stack's)")

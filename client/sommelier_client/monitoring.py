@@ -48,10 +48,10 @@ def text(report: dict[str, Any]) -> str:
              f"{report['message']}"]
     if model:
         lines.append(f"model {model['version']} ({model.get('family')}, dataset {model.get('dataset')}), "
-                     f"predictions since {report['window']['since']} ({report['window']['hours']:g} h): {report['predictions']}"
+                     f"predictions since {report['window']['since']} ({report['window']['hours']:.4g} h): {report['predictions']}"
                      + (" (a sample: the cap was reached)" if report.get("sampled") else ""))
     if report.get("left_out"):
-        lines.append("left out (other models, each compared only with its own baseline): "
+        lines.append("left out (other models' predictions: a model is compared only with its own baseline): "
                      + ", ".join(f"{v} ({n})" for v, n in report["left_out"].items()))
     if report.get("features"):
         lines += ["", tabulate(feature_rows(report), headers=["feature", "type", "drift", "PSI", "missing (training)", "test"])]

@@ -208,6 +208,13 @@ def test_a_drifted_sample_is_reported_signed_counted_and_retrained_on_when_it_la
     assert read_json(s3, MODEL_BUCKET, layout.MONITORING_LATEST)["drift_streak"] == 2
 
 
+def test_a_window_of_a_second_holds_the_predictions_made_in_it(monitoring, trained, ddb):  # noqa: F811
+    made = datetime(2026, 11, 30, 12, 0, 0, 500_000, tzinfo=UTC)
+    _record(trained.version, _wine_inputs(40), made, ddb=ddb)
+    report = monitoring(now=made + timedelta(milliseconds=100), window_hours=0.3 / 3600)  # since 12:00:00.400
+    assert report["predictions"] == 40, report["message"]
+
+
 def test_a_model_without_a_baseline_is_skipped_with_words(monitoring, trained, ddb, signatures):  # noqa: F811
     s3 = boto3.client("s3")
     manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=layout.manifest_key(trained.version))["Body"].read())
@@ -222,10 +229,13 @@ def test_a_model_without_a_baseline_is_skipped_with_words(monitoring, trained, d
 
 def test_since_is_read_in_words():
     assert monitor.parse_since("24h") == 24 and monitor.parse_since("7d") == 168 and monitor.parse_since("90m") == 1.5
-    with pytest.raises(ValueError, match="since must look like 24h, 7d or 90m, got 'yesterday'"):
+    assert monitor.parse_since("2026-11-30T10:00:00Z", now=datetime(2026, 11, 30, 12, tzinfo=UTC)) == 2
+    with pytest.raises(ValueError, match="since must look like 24h, 7d, 90m or an ISO time, got 'yesterday'"):
         monitor.parse_since("yesterday")
     with pytest.raises(ValueError, match="at most 90 days"):
         monitor.parse_since("100d")
+    with pytest.raises(ValueError, match="in the past"):
+        monitor.parse_since("2026-12-01T00:00:00Z", now=datetime(2026, 11, 30, tzinfo=UTC))
 
 
 def test_the_baseline_is_an_artifact_the_manifest_signs(trained):

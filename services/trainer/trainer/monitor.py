@@ -43,19 +43,22 @@ class Settings(BaseSettings):
     trainer_function: str = ""
 
 
-def parse_since(text: str) -> float:
-    """Hours from "24h", "7d", "90m" or a number of hours."""
-    text = str(text).strip().lower()
+def parse_since(text: str, now: datetime | None = None) -> float:
+    """Hours from "24h", "7d", "90m", a number of hours, or an ISO time ("2026-11-30T12:00:00Z": since then)."""
+    text = str(text).strip()
     units = {"m": 1 / 60, "h": 1, "d": 24}
     try:
-        if text and text[-1] in units:
-            hours = float(text[:-1]) * units[text[-1]]
+        if "T" in text:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            hours = ((now or datetime.now(UTC)) - (at if at.tzinfo else at.replace(tzinfo=UTC))).total_seconds() / 3600
+        elif text and text[-1].lower() in units:
+            hours = float(text[:-1]) * units[text[-1].lower()]
         else:
             hours = float(text)
     except ValueError:
-        raise ValueError(f"since must look like 24h, 7d or 90m, got {text!r}") from None
+        raise ValueError(f"since must look like 24h, 7d, 90m or an ISO time, got {text!r}") from None
     if not 0 < hours <= 24 * 90:
-        raise ValueError(f"since must be more than 0 and at most 90 days, got {text!r}")
+        raise ValueError(f"since must be in the past and at most 90 days ago, got {text!r}")
     return hours
 
 
@@ -99,7 +102,9 @@ def assess(baseline: dict[str, Any], manifest_segments: list[dict[str, Any]], re
         "quality": quality,
         "violations": [q for q in quality if q["violated"]],
         "prediction_drift": predictions,
-        "accuracy": drift.accuracy([(day, right) for _, day, right in outcomes]),
+        # per day over the accuracy window (labels come late), and of the compared predictions alone
+        "accuracy": {**drift.accuracy([(day, right) for _, day, right in outcomes]),
+                     "window": drift.accuracy([(day, right) for _, day, right in _outcomes(recent)])["overall"]},
         "segments": segments,
         "drifted_segments": [s["segment"] for s in segments if s["drifted"]],
     }
@@ -203,8 +208,9 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
     hours = window_hours or settings.monitor_window_hours
     since = now - timedelta(hours=hours)
     accuracy_since = min(since, now - timedelta(days=settings.monitor_accuracy_days))
-    report: dict[str, Any] = {"format": FORMAT, "at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                              "window": {"since": since.isoformat(timespec="seconds").replace("+00:00", "Z"), "hours": hours},
+    report: dict[str, Any] = {"format": FORMAT, "at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                              # as the predictor writes created_at: the same format compares as strings
+                              "window": {"since": since.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "hours": hours},
                               "predictions": 0, "drifted_features": [], "violations": []}
     champion = pointers.read_champion(s3, settings.model_bucket)
     if not champion:
@@ -235,7 +241,7 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
         left = f"; {sum(others.values())} prediction(s) of other models left out" if others else ""
         return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {
             "status": "not enough data", "accuracy": drift.accuracy([(d, r) for _, d, r in _outcomes(mine)]),
-            "message": f"not enough data: {len(recent)} prediction(s) of model {version} in the last {hours:g} h; "
+            "message": f"not enough data: {len(recent)} prediction(s) of model {version} in the last {hours:.4g} h; "
                        f"at least {drift.MIN_PREDICTIONS} are needed to compare{left}"}, started)
     report |= {"status": "ok", **assess(baseline, manifest.segments, recent, mine)}
     n = len(report["drifted_features"])

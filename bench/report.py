@@ -104,6 +104,14 @@ def write(r: dict, out: Path) -> None:
         lines.append(_row(f"history read on {h['rows']:,} records: {name} (p50/p99 ms)", f"{q['p50_ms']} / {q['p99_ms']}",
                           f"GET /predictions through API Gateway; the emulator's slowest checkpoint {h.get('checkpoint_s_max')} s (in a forked child)",
                           "p99 under 1 s"))
+    m = r.get("monitoring") or {}
+    if "pass_s" in m:
+        lines.append(_row(f"model monitoring, one pass over {m['predictions']:,} predictions (scan, compare, signed report, metrics)",
+                          f"{m['pass_s']} s, {m['peak_rss_mib']} MiB peak", f"reading {m['of_which_reading_s']} s; "
+                          f"import {m['import_ms']} ms; drifted {', '.join(m['drifted_features'])}; {m['note']}",
+                          "within 30 s and 512 MiB"))
+    elif m:
+        lines.append(_row("model monitoring, 100,000 predictions", "failed", m.get("error", ""), "within 30 s and 512 MiB"))
     for name, seconds in r.get("repo", {}).items():
         lines.append(_row(name.replace("_", " "), f"{seconds} s", "make bench --fresh-clone / --make-test", ""))
     if r.get("profile_batch_1000"):

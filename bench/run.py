@@ -208,7 +208,24 @@ def history(rows: int = 100_000, limit: float = 900) -> dict:
     return json.loads(proc.stdout) if proc.returncode == 0 else {"rows": rows, "error": proc.stderr[-300:]}
 
 
+def monitoring(predictions: int = 100_000, limit: float = 300) -> dict:
+    """One model monitoring pass over `predictions` (see bench/monitoring.py)."""
+    path = f"{ROOT / 'services' / 'trainer'}:{ROOT / 'services' / 'contract'}:{ROOT / 'services' / 'predictor'}:{ROOT}"
+    proc = subprocess.run([sys.executable, "-m", "bench.monitoring", str(predictions)], capture_output=True, text=True, timeout=limit,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
+    return json.loads(proc.stdout) if proc.returncode == 0 else {"predictions": predictions, "error": proc.stderr[-300:]}
+
+
 def main() -> None:
+    if "--monitoring-only" in sys.argv:
+        results = json.loads((OUT / "latest.json").read_text())
+        results["monitoring"] = monitoring()
+        results["monitoring_when"] = datetime.now(UTC).isoformat(timespec="seconds")
+        (OUT / "latest.json").write_text(json.dumps(results, indent=2))
+        from bench.report import write
+
+        write(results, OUT)
+        return
     if "--training-only" in sys.argv or "--history-only" in sys.argv:  # re-measure a part; the rest of latest.json stays
         results = json.loads((OUT / "latest.json").read_text())
         if "--training-only" in sys.argv:
@@ -252,6 +269,7 @@ def main() -> None:
     results["packages_mib"] = floors.package_sizes()
     results["training"] = training_scaling()
     results["history"] = history()
+    results["monitoring"] = monitoring()
     results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(results, indent=2))

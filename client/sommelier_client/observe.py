@@ -34,6 +34,9 @@ def fetch(cloudwatch, hours: float, period: int = 60, now: datetime | None = Non
         dims = {d["Name"]: d["Value"] for d in m["Dimensions"]}
         label = f"class {dims['Class']} ({dims.get('ModelVersion', '')})" if "Class" in dims else f"error {dims.get('ErrorType')}"
         queries.append({"Id": f"x{len(queries)}", "Label": label, "MetricStat": {"Metric": m, "Period": whole, "Stat": "Sum"}})
+    for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="FeatureDrift")["Metrics"]:  # model monitoring's verdicts
+        feature = {d["Name"]: d["Value"] for d in m["Dimensions"]}.get("Feature", "?")
+        queries.append({"Id": f"d{len(queries)}", "Label": feature, "MetricStat": {"Metric": m, "Period": whole, "Stat": "Maximum"}})
     for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="PredictionConfidence")["Metrics"]:
         version = {d["Name"]: d["Value"] for d in m["Dimensions"]}.get("ModelVersion", "?")
         queries.append({"Id": f"c{len(queries)}", "Label": f"mean confidence ({version})",
@@ -47,7 +50,10 @@ def fetch(cloudwatch, hours: float, period: int = 60, now: datetime | None = Non
     counts = {r["Label"]: sum(r["Values"]) for r in results.values() if r["Id"].startswith("x") and r["Values"]}
     confidence = {r["Label"]: sorted(zip(r["Timestamps"], r["Values"], strict=True))
                   for r in results.values() if r["Id"].startswith("c") and r["Values"]}
-    return {"start": start, "end": now, "series": series, "totals": totals, "counts": counts, "confidence": confidence}
+    drifted = sorted(r["Label"] for r in results.values() if r["Id"].startswith("d") and r["Values"] and max(r["Values"]) >= 1)
+    monitored = any(r["Id"].startswith("d") and r["Values"] for r in results.values())
+    return {"start": start, "end": now, "series": series, "totals": totals, "counts": counts, "confidence": confidence,
+            "drifted": drifted if monitored else None}
 
 
 def summary(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -64,6 +70,8 @@ def summary(data: dict[str, Any]) -> list[tuple[str, str]]:
             text = f"{value:.1f}"
         rows.append((label, text))
     rows += [(label, f"{n:.0f}") for label, n in sorted(data["counts"].items())]
+    drifted = data.get("drifted")
+    rows.append(("drifted features (model monitoring)", "no monitoring pass in this window" if drifted is None else ", ".join(drifted) or "none"))
     return rows
 
 

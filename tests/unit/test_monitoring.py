@@ -14,6 +14,7 @@ from sklearn.datasets import load_wine
 
 from bench.training import reviews
 from predictor.records import PredictionRecorder
+from sommelier_client.observe import fetch, summary
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, put_manifest, read_json
 from sommelier_contract.manifest import Manifest
@@ -137,7 +138,7 @@ class FakeLambda:
 @pytest.fixture
 def monitoring(trained, ddb, signatures, report_key):  # noqa: F811
     settings = monitor.Settings(model_bucket=MODEL_BUCKET, predictions_table=TABLE, model_signing_key=signatures.key_id,
-                                report_signing_key=report_key, metrics_namespace="Test", retrain_on_drift=True, retrain_after=2,
+                                report_signing_key=report_key, metrics_namespace="Sommelier", retrain_on_drift=True, retrain_after=2,
                                 trainer_function="unit-trainer")
     kms, lam = boto3.client("kms"), FakeLambda()
     reports = Signatures(kms, report_key, subject="monitoring report", signer="the monitor's key")
@@ -170,7 +171,7 @@ def test_no_predictions_is_not_enough_data_and_no_verdict(monitoring, trained):
     assert report["status"] == "not enough data"
     assert "not enough data: 0 prediction(s)" in report["message"]
     assert report["drifted_features"] == []
-    names = {m["MetricName"] for m in boto3.client("cloudwatch").list_metrics(Namespace="Test")["Metrics"]}
+    names = {m["MetricName"] for m in boto3.client("cloudwatch").list_metrics(Namespace="Sommelier")["Metrics"]}
     assert "MonitoredPredictions" in names and "DriftedFeatures" not in names  # no data: never a false alarm
 
 
@@ -197,9 +198,11 @@ def test_a_drifted_sample_is_reported_signed_counted_and_retrained_on_when_it_la
         monitor.read_report(s3, MODEL_BUCKET, monitoring.reports, first["key"])
 
     cw = boto3.client("cloudwatch")
-    drifted = cw.get_metric_statistics(Namespace="Test", MetricName="FeatureDrift", Dimensions=[{"Name": "Feature", "Value": "alcohol"}],
+    drifted = cw.get_metric_statistics(Namespace="Sommelier", MetricName="FeatureDrift", Dimensions=[{"Name": "Feature", "Value": "alcohol"}],
                                        StartTime=now - timedelta(hours=1), EndTime=now + timedelta(hours=1), Period=3600, Statistics=["Maximum"])
     assert drifted["Datapoints"][0]["Maximum"] == 1
+    rows = dict(summary(fetch(cw, 1, now=now + timedelta(minutes=1))))  # what `make metrics` prints
+    assert "alcohol" in rows["drifted features (model monitoring)"].split(", ")
 
     second = monitoring(now=now + timedelta(seconds=1))
     assert second["drift_streak"] == 2 and second["retraining"]["started"] is True

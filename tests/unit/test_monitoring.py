@@ -230,6 +230,22 @@ def test_a_model_without_a_baseline_is_skipped_with_words(monitoring, trained, d
     assert monitor.read_report(s3, MODEL_BUCKET, monitoring.reports)["status"] == "no baseline"
 
 
+def test_a_baseline_is_used_only_as_signed(monitoring, trained, ddb):  # noqa: F811
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=layout.manifest_key(trained.version))["Body"].read())
+    baseline = manifest["artifacts"]["baseline"]
+    # an overwrite is a new object version: the manifest pins the one it signed, which still reads
+    s3.put_object(Bucket=MODEL_BUCKET, Key=baseline["key"], Body=b'{"features": {}}')
+    _record(trained.version, _wine_inputs(40), datetime.now(UTC), ddb=ddb)
+    assert monitoring()["status"] == "ok"
+    # a manifest pointed at other bytes no longer verifies
+    manifest["artifacts"]["baseline"] = {**baseline, "version_id": None, "sha256": "0" * 64}
+    s3.put_object(Bucket=MODEL_BUCKET, Key=layout.manifest_key(trained.version), Body=json.dumps(manifest).encode())
+    report = monitoring()
+    assert report["status"] == "no baseline" and report["drifted_features"] == []
+    assert f"the baseline of model {trained.version} cannot be used: the signature" in report["message"]
+
+
 def test_since_is_read_in_words():
     assert monitor.parse_since("24h") == 24 and monitor.parse_since("7d") == 168 and monitor.parse_since("90m") == 1.5
     assert monitor.parse_since("2026-11-30T10:00:00Z", now=datetime(2026, 11, 30, 12, tzinfo=UTC)) == 2

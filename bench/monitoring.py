@@ -9,6 +9,7 @@ Prints JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -33,7 +34,7 @@ def _import_ms() -> float:
 def main(n: int) -> None:
     from predictor.records import PredictionRecorder
     from sommelier_contract import layout
-    from sommelier_contract.artifacts import Signatures
+    from sommelier_contract.artifacts import Signatures, put_manifest
     from sommelier_contract.manifest import Manifest
     from trainer import drift, monitor
 
@@ -59,15 +60,11 @@ def main(n: int) -> None:
         signed = Signatures(kms, key)
         body = json.dumps(base).encode()
         s3.put_object(Bucket="models", Key=layout.artifact_key("v1", "baseline"), Body=body)
-        import hashlib
-
         manifest = Manifest.from_json(json.dumps({
             "version": "v1", "created_at": None, "classes": ["France", "Italy", "Spain", "US"], "features": features, "libraries": {},
             "segments": [{"name": "price_range", "feature": "price", "edges": [20, 40, 60]}],
             "artifacts": {"baseline": {"key": layout.artifact_key("v1", "baseline"), "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}},
             "metrics": {"holdout": {"accuracy": 0.9, "f1_macro": 0.85}}}).encode())
-        from sommelier_contract.artifacts import put_manifest
-
         put_manifest(s3, "models", manifest, signed)
         s3.put_object(Bucket="models", Key=layout.CHAMPION_KEY, Body=json.dumps({"version": "v1"}).encode())
         recorder = PredictionRecorder(ddb, "predictions", 30)

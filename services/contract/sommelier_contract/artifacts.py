@@ -29,6 +29,10 @@ class ArtifactRejected(Exception):
     """A stored model cannot be used: missing, tampered with, or from another scikit-learn."""
 
 
+class ArtifactNotListed(ArtifactRejected):
+    """A verified manifest lists no artifact of that name (a model written before the artifact existed)."""
+
+
 def missing(err: ClientError) -> bool:
     return err.response["Error"]["Code"] in {"NoSuchKey", "404", "NotFound"}
 
@@ -111,13 +115,18 @@ def read_manifest(s3, bucket: str, version: str) -> Manifest:
     return _parse(version, _manifest_body(s3, bucket, version))
 
 
+def _verified_manifest(s3, bucket: str, version: str, signatures: Signatures) -> Manifest:
+    """A version's manifest, read only once its signature verifies."""
+    body = _manifest_body(s3, bucket, version)
+    signatures.verify(version, body, read_json(s3, bucket, layout.signature_key(version)))
+    return _parse(version, body)
+
+
 def verified_artifacts(s3, bucket: str, version: str, signatures: Signatures) -> tuple[Manifest, dict[str, bytes]]:
     """(manifest, {artifact name: bytes}) of one version, every artifact checked and none unpickled: the signature,
     then the library, then each artifact's folder and checksum. The optional ONNX artifact (OPTIONAL) is checked
     the same way when the manifest lists it."""
-    body = _manifest_body(s3, bucket, version)
-    signatures.verify(version, body, read_json(s3, bucket, layout.signature_key(version)))
-    manifest = _parse(version, body)
+    manifest = _verified_manifest(s3, bucket, version, signatures)
     trained_with, here = manifest.libraries.get("scikit-learn"), installed_version("scikit-learn")
     if trained_with != here:
         raise ArtifactRejected(f"model {version} was trained with scikit-learn {trained_with}; this process has {here}")
@@ -129,7 +138,7 @@ def _checked(s3, bucket: str, manifest: Manifest, name: str) -> bytes:
     """One artifact of a verified manifest: in the version's own folder, and its sha256 the manifest's."""
     version, meta = manifest.version, manifest.artifacts.get(name)
     if not meta:
-        raise ArtifactRejected(f"the manifest of {version} lists no {name} artifact")
+        raise ArtifactNotListed(f"the manifest of {version} lists no {name} artifact")
     if not meta.key.startswith(layout.model_prefix(version)):
         raise ArtifactRejected(f"artifact {name} of {version} points outside {layout.model_prefix(version)}: {meta.key}")
     args = {"Bucket": bucket, "Key": meta.key, **({"VersionId": meta.version_id} if meta.version_id else {})}
@@ -148,9 +157,7 @@ def _checked(s3, bucket: str, manifest: Manifest, name: str) -> bytes:
 def verified_artifact(s3, bucket: str, version: str, name: str, signatures: Signatures) -> tuple[Manifest, bytes]:
     """(manifest, bytes) of one artifact that is never unpickled (model monitoring's baseline): the signature, then the
     artifact's folder and checksum; no library check, since no code of the model's libraries runs on it."""
-    body = _manifest_body(s3, bucket, version)
-    signatures.verify(version, body, read_json(s3, bucket, layout.signature_key(version)))
-    manifest = _parse(version, body)
+    manifest = _verified_manifest(s3, bucket, version, signatures)
     return manifest, _checked(s3, bucket, manifest, name)
 
 

@@ -79,37 +79,41 @@ def _numeric_profile(x: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
             "shares": (_bins(present, edges) / len(present)).tolist(), "sample": _sample(present, rng)}
 
 
+def _frequencies(values: list[str]) -> dict[str, Any]:
+    """How many values, the shares of the TOP_CATEGORIES most frequent, and the share of all the others."""
+    counts = Counter(values)
+    top = dict(counts.most_common(TOP_CATEGORIES))
+    total = max(len(values), 1)
+    return {"n": len(values), "shares": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total}
+
+
 def _categorical_profile(values: list[str | None]) -> dict[str, Any]:
     present = [v for v in values if v is not None]
     counts = Counter(present)
-    top = dict(counts.most_common(TOP_CATEGORIES))
-    total = max(len(present), 1)
-    return {"n": len(present), "missing": 1 - len(present) / max(len(values), 1),
-            "shares": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total,
+    return {**_frequencies(present), "missing": 1 - len(present) / max(len(values), 1),
             "known": sorted(counts)[:KNOWN_CATEGORIES], "known_complete": len(counts) <= KNOWN_CATEGORIES,
             "singletons": sum(1 for c in counts.values() if c == 1)}
 
 
-def _text_measures(values: list[str | None], vocabulary: set[str]) -> tuple[np.ndarray, np.ndarray, Counter]:
-    """Per text: its length in tokens and the share of them outside `vocabulary` (NaN for a missing or empty text)."""
-    lengths, unseen = np.full(len(values), np.nan), np.full(len(values), np.nan)
-    counts: Counter = Counter()
-    for i, text in enumerate(values):
-        if text is None:
-            continue
-        words = tokens(text)
-        if not words:
-            continue
-        counts.update(words)
-        lengths[i] = len(words)
-        unseen[i] = sum(w not in vocabulary for w in words) / len(words) if vocabulary else 0.0
-    return lengths, unseen, counts
+def _tokenized(values: list[str | None]) -> list[list[str]]:
+    return [tokens(text) if text is not None else [] for text in values]
+
+
+def _text_measures(docs: list[list[str]], vocabulary: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per text (its tokens): its length and the share of them outside `vocabulary` (NaN for a missing or empty text)."""
+    lengths, unseen = np.full(len(docs), np.nan), np.full(len(docs), np.nan)
+    for i, words in enumerate(docs):
+        if words:
+            lengths[i] = len(words)
+            unseen[i] = sum(w not in vocabulary for w in words) / len(words) if vocabulary else 0.0
+    return lengths, unseen
 
 
 def _text_profile(values: list[str | None], rng: np.random.Generator) -> dict[str, Any]:
-    _, _, counts = _text_measures(values, set())
+    docs = _tokenized(values)
+    counts = Counter(w for words in docs for w in words)
     vocabulary = [w for w, _ in counts.most_common(VOCABULARY)]
-    lengths, unseen, _ = _text_measures(values, set(vocabulary))
+    lengths, unseen = _text_measures(docs, set(vocabulary))
     total = max(sum(counts.values()), 1)
     top = dict(counts.most_common(TOP_TOKENS))
     present = lengths[~np.isnan(lengths)]
@@ -268,7 +272,9 @@ def compare_features(baseline: dict[str, Any], records: list[dict[str, Any]]) ->
         elif base["type"] == "categorical":
             tests = [_categorical_test(base, [v for v in _strings(values) if v is not None], alpha, baseline["rows"])]
         else:
-            lengths, unseen, counts = _text_measures(_strings(values), set(base["vocabulary"]))
+            docs = _tokenized(_strings(values))
+            lengths, unseen = _text_measures(docs, set(base["vocabulary"]))
+            counts = Counter(w for words in docs for w in words)
             tests = [_numeric_test(base["length"], lengths, alpha, "length in tokens"),
                      _numeric_test(base["unseen"], unseen, alpha, "share of words the training text never used")]
             total = max(sum(counts.values()), 1)
@@ -399,11 +405,7 @@ def accuracy(outcomes: list[tuple[str, bool]]) -> dict[str, Any]:
 
 
 def _segment_shares(segment: dict[str, Any], columns: dict[str, Sequence[Any]]) -> dict[str, Any]:
-    buckets = [b for b in (bucket_of(segment, v) for v in columns[segment["feature"]]) if b is not None]
-    counts = Counter(buckets)
-    top = dict(counts.most_common(TOP_CATEGORIES))
-    total = max(len(buckets), 1)
-    return {"n": len(buckets), "shares": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total}
+    return _frequencies([b for b in (bucket_of(segment, v) for v in columns[segment["feature"]]) if b is not None])
 
 
 def compare_segments(baseline: dict[str, Any], segments: list[dict[str, Any]], records: list[dict[str, Any]],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sommelier_contract import layout, pointers
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, read_json, verified_artifact
+from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, read_json, verified_artifact
 from sommelier_contract.stored import expand
 from trainer import drift
 
@@ -132,9 +133,7 @@ def _metrics(report: dict[str, Any]) -> list[dict[str, Any]]:
     overall = report["accuracy"]["overall"]
     if overall and overall["n"] >= drift.MIN_PREDICTIONS:
         data.append(datum("MonitoredAccuracy", overall["accuracy"]))
-        holdout = pred["estimated_accuracy"]["holdout_accuracy"] if pred["estimated_accuracy"] else None
-        if holdout is not None:
-            data.append(datum("AccuracyDrop", round(holdout - overall["accuracy"], 4)))
+        data.append(datum("AccuracyDrop", round(report["model"]["holdout_accuracy"] - overall["accuracy"], 4)))
     for s in report["segments"]:
         data.append(datum("SegmentDrift", 1 if s["drifted"] else 0, "Count", Segment=s["segment"]))
         for b in s["buckets"]:
@@ -149,9 +148,10 @@ def publish_metrics(cloudwatch, namespace: str, report: dict[str, Any]) -> None:
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
 
 
-def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures) -> str:
-    """The report, its signature, then the pointer to it: a crash in between leaves the previous report the latest."""
-    key = layout.report_key(report["at"])
+def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures) -> None:
+    """The report (at its "key"), its signature, then the pointer to it: a crash in between leaves the previous report
+    the latest."""
+    key = report["key"]
     body = json.dumps(report, indent=1, sort_keys=True, allow_nan=False).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     s3.put_object(Bucket=bucket, Key=layout.report_signature_key(key), Body=json.dumps(signatures.sign(body)).encode(),
@@ -159,7 +159,6 @@ def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures
     pointers.put_json(s3, bucket, layout.MONITORING_LATEST, {"key": key, "at": report["at"], "status": report["status"],
                                                              "drifted_features": report["drifted_features"],
                                                              "drift_streak": report["drift_streak"]})
-    return key
 
 
 def _streak(s3, bucket: str, report: dict[str, Any]) -> int:
@@ -219,10 +218,12 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
     version = champion["version"]
     try:
         manifest, body = verified_artifact(s3, settings.model_bucket, version, "baseline", model_signatures)
+    except ArtifactNotListed:
+        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no baseline", "message":
+                       f"model {version} has no baseline (it was trained before monitoring existed): retrain it to monitor it"}, started)
     except ArtifactRejected as err:
-        message = (f"model {version} has no baseline (it was trained before monitoring existed): retrain it to monitor it"
-                   if "lists no baseline" in str(err) else f"the baseline of model {version} cannot be used: {err}")
-        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no baseline", "message": message}, started)
+        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no baseline", "message":
+                       f"the baseline of model {version} cannot be used: {err}"}, started)
     baseline = json.loads(body)
     report["model"] = {"version": version, "dataset": manifest.dataset.name, "family": manifest.model.family,
                        "holdout_accuracy": manifest.metrics.holdout.accuracy}
@@ -232,11 +233,8 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
                                            settings.monitor_max_predictions)
     mine = [r for r in everything if r.get("model_version") == version]
     recent = [r for r in mine if r["created_at"] >= since_text]
-    others: dict[str, int] = {}
-    for r in everything:
-        if r.get("model_version") != version and r["created_at"] >= since_text:
-            others[r.get("model_version", "?")] = others.get(r.get("model_version", "?"), 0) + 1
-    report |= {"predictions": len(recent), "sampled": sampled, "left_out": others}
+    others = Counter(r.get("model_version", "?") for r in everything if r.get("model_version") != version and r["created_at"] >= since_text)
+    report |= {"predictions": len(recent), "sampled": sampled, "left_out": dict(others)}
     if len(recent) < drift.MIN_PREDICTIONS:
         left = f"; {sum(others.values())} prediction(s) of other models left out" if others else ""
         return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {

@@ -13,7 +13,7 @@ from trainer.monitor import Settings, parse_since, run
 
 logger = Logger(service="monitor")  # owns the "monitor" logger, so trainer/monitor.py logs JSON too
 settings = Settings()
-s3, dynamodb, cloudwatch, kms = (boto3.client(name) for name in ("s3", "dynamodb", "cloudwatch", "kms"))
+s3, dynamodb, cloudwatch, kms, lam = (boto3.client(name) for name in ("s3", "dynamodb", "cloudwatch", "kms", "lambda"))
 model_signatures = Signatures(kms, settings.model_signing_key)
 report_signatures = Signatures(kms, settings.report_signing_key, subject="monitoring report", signer="the monitor's key")
 
@@ -27,7 +27,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"status": "bad request", "message": str(err)}
     try:
         return run(settings, s3=s3, dynamodb=dynamodb, cloudwatch=cloudwatch, model_signatures=model_signatures,
-                   report_signatures=report_signatures, lam=boto3.client("lambda"), window_hours=hours)
+                   report_signatures=report_signatures, lam=lam, window_hours=hours)
     except Exception:
         logger.exception("monitoring failed")
         try:

@@ -126,3 +126,7 @@ class Client:
 
     def model(self) -> dict[str, Any]:
         return self._call("GET", "/model")
+
+    def monitoring(self) -> dict[str, Any]:
+        """The latest model-monitoring report as the API serves it to any key ("report" is None before the first)."""
+        return self._call("GET", "/monitoring")

@@ -58,7 +58,8 @@ def text(report: dict[str, Any]) -> str:
     violations = report.get("violations") or []
     if report.get("quality"):
         lines += ["", f"data quality: {len(violations)} violation(s)"]
-        lines += [f"  {q['check']} {q['feature'] or ''}: {q['message']}" for q in violations]
+        lines += [f"  {q['check']} {q['feature'] or ''}: {q['message']}"
+                  + (f" (e.g. {', '.join(map(repr, q['examples']))})" if q.get("examples") else "") for q in violations]
     pred = report.get("prediction_drift")
     if pred:
         mix = ", ".join(f"{c} {s:.0%} (holdout {pred['baseline_classes'].get(c, 0):.0%})" for c, s in pred["classes"].items())

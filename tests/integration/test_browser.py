@@ -20,6 +20,7 @@ from werkzeug.serving import make_server
 from frontend import create_app
 
 from .conftest import free_port
+from .test_monitoring import _monitor, _predict, _records, _since, training_rows  # noqa: F401  (a fixture)
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -225,3 +226,26 @@ def test_the_same_page_is_published_to_the_website_bucket(stack):
     assert s3.get_object(Bucket=bucket, Key="static/app.js")["Body"].read() == (static / "app.js").read_bytes()
     config = s3.get_object(Bucket=bucket, Key="config.js")["Body"].read().decode()
     assert stack.api_url in config and stack.api_key not in config
+
+
+def test_the_monitoring_panel_shows_a_shifted_sample(browser, page_url, stack, training_rows, eventually):  # noqa: F811
+    # GIVEN the champion's own training rows with every number x1.6, predicted, and a monitoring pass over them
+    manifest, rows = training_rows
+    since = _since()
+    _predict(stack, eventually, _records(manifest, rows, scale=1.6), manifest["version"])
+    report = _monitor(stack, since)
+    assert report["status"] == "ok" and report["drifted_features"], report["message"]
+    # WHEN the page is opened
+    open_page(browser, page_url)
+    status = wait(browser, lambda d: d.find_element(By.ID, "monitoring-status").text.startswith("Drift in") and
+                  d.find_element(By.ID, "monitoring-status"))
+    # THEN it names the drifted features, draws them red against their threshold, and shows the class mix beside the holdout's
+    assert status.text == "Drift in " + ", ".join(report["drifted_features"])
+    red = browser.find_elements(By.CSS_SELECTOR, "#drift-chart g.drifted")
+    assert sorted(g.get_attribute("data-feature") for g in red) == sorted(report["drifted_features"])
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#drift-chart g.feature")) == len(manifest["features"])
+    assert browser.find_element(By.ID, "monitoring-message").text == report["message"]
+    mix = browser.find_element(By.ID, "class-mix-chart").get_attribute("aria-label")
+    assert all(c in mix for c in report["prediction_drift"]["classes"])
+    browser.execute_script("document.getElementById('monitoring').scrollIntoView()")
+    browser.find_element(By.ID, "monitoring").screenshot(str(SHOTS / "09-monitoring.png"))

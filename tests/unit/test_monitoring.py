@@ -4,6 +4,7 @@ pass (trainer/monitor.py) on moto: the report, its signature, its metrics, and t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -14,14 +15,16 @@ from sklearn.datasets import load_wine
 
 from bench.training import reviews
 from predictor.records import PredictionRecorder
+from predictor.service import build_deps
 from sommelier_client.observe import fetch, summary
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, put_manifest, read_json
 from sommelier_contract.manifest import Manifest
+from sommelier_contract.monitoring import public_view, read_report
 from trainer import drift, monitor
 
 from .conftest import MODEL_BUCKET, ROOT
-from .test_api import TABLE, ddb  # noqa: F401  (the predictions table fixture)
+from .test_api import TABLE, call, ddb, deps  # noqa: F401  (the predictions table and the predictor's wiring)
 
 WINE_FEATURES = json.loads((ROOT / "data/wine.spec.json").read_text())["features"]
 REVIEW_FEATURES = [{"name": "description", "type": "text"}, {"name": "points", "type": "numeric"},
@@ -76,6 +79,9 @@ def test_a_shifted_wine_sample_flags_the_shifted_feature():
     assert _flagged(base, held) == (set(), set())  # as it was: nothing
     drifted, _ = _flagged(base, [{**r, "alcohol": r["alcohol"] + 1.5} for r in held])
     assert drifted == {"alcohol"}
+    # the score puts every test on one scale, 1 at its threshold: the flagged feature is over it, the others under
+    scores = {f["feature"]: f["score"] for f in drift.compare_features(base, [{**r, "alcohol": r["alcohol"] + 1.5} for r in held])}
+    assert scores["alcohol"] > 1 and max(v for k, v in scores.items() if k != "alcohol") < 1
 
 
 @pytest.mark.parametrize(("change", "feature", "check"), [
@@ -92,6 +98,27 @@ def test_a_shifted_reviews_sample_flags_the_right_feature(change, feature, check
     assert drifted <= {feature, "variety"}, drifted  # (variety's mix moves when every value is one new variety)
     if check:
         assert (check, feature) in violations
+
+
+def test_the_public_view_shows_no_callers_inputs():
+    """GET /monitoring serves the report to any API key: the aggregates stay, the values callers sent do not (a new
+    variety, the names of stray fields, a segment bucket named by a value)."""
+    frame = reviews(1000, np.random.default_rng(3))
+    base, held = _split(frame, REVIEW_FEATURES, 1)
+    segment = {"name": "variety", "feature": "variety"}
+    base["segments"] = {"variety": drift._frequencies([str(v) for v in frame["variety"].dropna()])}
+    sent = [{**r, "variety": "Secret-Cuvee-42", "my_private_field": 1} for r in held]
+    found = drift.compare_features(base, sent)
+    report = {"quality": drift.quality(base, sent, found), "segments": drift.compare_segments(base, [segment], sent, [(sent[0], True)])}
+    report["violations"] = [q for q in report["quality"] if q["violated"]]
+    assert "Secret-Cuvee-42" in json.dumps(report) and "my_private_field" in json.dumps(report)  # the operators' report has them
+    public = public_view(report)
+    assert "Secret-Cuvee-42" not in json.dumps(public) and "my_private_field" not in json.dumps(public)
+    unseen = next(q for q in public["violations"] if q["check"] == "unseen_category")
+    assert unseen["message"] == "100% of values are categories training never saw"
+    assert next(q for q in public["quality"] if q["check"] == "schema")["message"].startswith("records carried fields the model does not know")
+    buckets = {b["bucket"]: b for b in public["segments"][0]["buckets"]}
+    assert buckets["(not in training)"]["share"] == 1.0 and buckets["(not in training)"]["feedback"] == 1
 
 
 def test_large_samples_are_judged_by_a_distance_not_a_test():
@@ -190,12 +217,12 @@ def test_a_drifted_sample_is_reported_signed_counted_and_retrained_on_when_it_la
     assert first["retraining"] == {"started": False, "why": "drift in 1 report(s) in a row; retraining after 2"}
 
     s3 = boto3.client("s3")
-    stored = monitor.read_report(s3, MODEL_BUCKET, monitoring.reports)  # the latest, its signature verified
+    stored = read_report(s3, MODEL_BUCKET, monitoring.reports)  # the latest, its signature verified
     assert stored["key"] == first["key"] and stored["drifted_features"] == first["drifted_features"]
     body = s3.get_object(Bucket=MODEL_BUCKET, Key=first["key"])["Body"].read()
     s3.put_object(Bucket=MODEL_BUCKET, Key=first["key"], Body=body.replace(b'"alcohol"', b'"malic_acid"'))
     with pytest.raises(ArtifactRejected, match="monitoring report .* is for another document"):
-        monitor.read_report(s3, MODEL_BUCKET, monitoring.reports, first["key"])
+        read_report(s3, MODEL_BUCKET, monitoring.reports, first["key"])
 
     cw = boto3.client("cloudwatch")
     drifted = cw.get_metric_statistics(Namespace="Sommelier", MetricName="FeatureDrift", Dimensions=[{"Name": "Feature", "Value": "alcohol"}],
@@ -206,9 +233,34 @@ def test_a_drifted_sample_is_reported_signed_counted_and_retrained_on_when_it_la
 
     second = monitoring(now=now + timedelta(seconds=1))
     assert second["drift_streak"] == 2 and second["retraining"]["started"] is True
+    # the trend is carried from report to report, but never from one whose signature fails (the first was rewritten)
+    assert "the previous report was refused" in second["trend_note"] and [p["at"] for p in second["trend"]] == [second["at"]]
+    third = monitoring(now=now + timedelta(seconds=2))
+    assert [p["at"] for p in third["trend"]] == [second["at"], third["at"]] and "trend_note" not in third
+    assert third["trend"][1]["classes"] == third["prediction_drift"]["classes"] and third["trend"][1]["drifted_features"] >= 1
     assert json.loads(monitoring.lam.calls[0]["Payload"])["trigger"] == "drift"
     assert monitoring.lam.calls[0]["InvocationType"] == "Event"  # started, not waited for: the gate decides later
-    assert read_json(s3, MODEL_BUCKET, layout.MONITORING_LATEST)["drift_streak"] == 2
+    assert read_json(s3, MODEL_BUCKET, layout.MONITORING_LATEST)["drift_streak"] == 3
+
+
+def test_get_monitoring_serves_the_latest_signed_report_and_refuses_a_rewritten_one(monitoring, trained, ddb, deps, report_key):  # noqa: F811
+    assert call(deps, "GET", "/monitoring")[1]["error"]["code"] == "monitoring_not_configured"  # no key: no route, said so
+    deps = build_deps(replace(deps.settings, report_signing_key=report_key), deps.logger)
+    status, body, _ = call(deps, "GET", "/monitoring")
+    assert (status, body["report"]) == (200, None) and body["message"].startswith("no monitoring report yet")
+    now = datetime.now(UTC)
+    _record(trained.version, [{**r, "colour_code": "x"} for r in _wine_inputs(40, shift=1.5)], now - timedelta(minutes=1), ddb=ddb)
+    made = monitoring(now=now)
+    status, body, _ = call(deps, "GET", "/monitoring", key_id="another-key")
+    assert status == 200 and body["report"]["key"] == made["key"] and "alcohol" in body["report"]["drifted_features"]
+    assert body["message"] == made["message"] and body["report"]["trend"][-1]["at"] == made["at"]
+    assert "colour_code" in json.dumps(made) and "colour_code" not in json.dumps(body)  # a caller's stray field stays private
+    s3 = boto3.client("s3")
+    later = monitoring(now=now + timedelta(seconds=1))
+    s3.put_object(Bucket=MODEL_BUCKET, Key=later["key"], Body=json.dumps({**later, "drifted_features": []}).encode())
+    status, body, _ = call(deps, "GET", "/monitoring")
+    assert status == 503 and body["error"]["code"] == "report_refused"
+    assert "monitoring report" in body["error"]["message"] and "signature" in body["error"]["message"]
 
 
 def test_a_window_of_a_second_holds_the_predictions_made_in_it(monitoring, trained, ddb):  # noqa: F811
@@ -227,7 +279,7 @@ def test_a_model_without_a_baseline_is_skipped_with_words(monitoring, trained, d
     report = monitoring()
     assert report["status"] == "no baseline"
     assert report["message"] == f"model {trained.version} has no baseline (it was trained before monitoring existed): retrain it to monitor it"
-    assert monitor.read_report(s3, MODEL_BUCKET, monitoring.reports)["status"] == "no baseline"
+    assert read_report(s3, MODEL_BUCKET, monitoring.reports)["status"] == "no baseline"
 
 
 def test_a_baseline_is_used_only_as_signed(monitoring, trained, ddb):  # noqa: F811

@@ -181,6 +181,12 @@ def model_info(req: Request, service: PredictionService) -> Reply:
     return Reply(200, {"request_id": req.request_id, **card}, card["version"])
 
 
+def monitoring(req: Request, service: PredictionService) -> Reply:
+    report, message = service.monitoring()
+    return Reply(200, {"request_id": req.request_id, "message": message, "report": report},
+                 (report.get("model") or {}).get("version") if report else None)
+
+
 def health(req: Request, service: PredictionService) -> Reply:
     answer = service.health()
     return Reply(200, answer, answer["model_version"])
@@ -196,6 +202,7 @@ ROUTES: dict[tuple[str, str], Callable[[Request, PredictionService], Reply]] = {
     ("GET", "/predictions/{id}"): get_prediction,
     ("POST", "/feedback"): feedback,
     ("GET", "/model"): model_info,
+    ("GET", "/monitoring"): monitoring,
     ("GET", "/health"): health,
     ("GET", "/openapi.json"): openapi,
 }

@@ -42,6 +42,7 @@ class Settings:
     metrics_sink: str = "api"  # api: PutMetricData (emulators); emf: embedded metric format in the logs (AWS)
     package: str = "zip"  # how this code was delivered: the image sets SOMMELIER_PACKAGE=image (services/predictor/Dockerfile)
     image_tag: str = ""  # the image's tag (the git revision it was built from), set by the image itself
+    report_signing_key: str = ""  # the monitor's KMS key: GET /monitoring serves a report only when it verifies with it
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,4 +61,5 @@ class Settings:
             metrics_sink=os.environ.get("METRICS_SINK", "api"),
             package=os.environ.get("SOMMELIER_PACKAGE", "zip"),
             image_tag=os.environ.get("SOMMELIER_IMAGE_TAG", ""),
+            report_signing_key=os.environ.get("REPORT_SIGNING_KEY", "").strip(),
         )

@@ -283,8 +283,19 @@ def compare_features(baseline: dict[str, Any], records: list[dict[str, Any]]) ->
             entry["unseen_words"] = round(float(np.nanmean(unseen)), 4) if np.any(~np.isnan(unseen)) else None
             entry["baseline_unseen_words"] = round(float(np.mean(base["unseen"]["sample"])), 4) if base["unseen"].get("sample") else 0.0
         psi = max((t["psi"] for t in tests), default=0.0)
-        out.append({**entry, "psi": psi, "drifted": any(t["drifted"] for t in tests), "tests": tests})
+        out.append({**entry, "psi": psi, "drifted": any(t["drifted"] for t in tests), "tests": tests,
+                    "score": max((_score(t) for t in tests), default=0.0)})
     return out
+
+
+def _score(test: dict[str, Any]) -> float:
+    """How far a test went towards flagging its feature, on one scale for every test: 1 is its threshold (a distance
+    over its threshold; a p-value's logarithm over its level's), capped at 10."""
+    if test.get("test") in (None, "none"):
+        return 0.0
+    if "p_value" in test:
+        return round(min(10.0, math.log(max(test["p_value"], 1e-300)) / math.log(test["threshold"])), 4)
+    return round(min(10.0, test["statistic"] / test["threshold"]), 4)
 
 
 def _more_than(count: int, n: int, rate: float, alpha: float) -> bool:
@@ -336,11 +347,11 @@ def quality(baseline: dict[str, Any], records: list[dict[str, Any]], drift: list
             unseen = Counter(v for v in present if v not in known)
             share = sum(unseen.values()) / max(len(present), 1)
             expected = base.get("singletons", 0) / max(base["n"], 1)  # Good-Turing: how often training met a category once
-            examples = ", ".join(repr(k) for k, _ in unseen.most_common(3))
             checks.append({"check": "unseen_category", "feature": name, "value": round(share, 4), "baseline": round(expected, 4),
                            "violated": bool(base["known_complete"]) and share - expected > 0.05
                            and _more_than(sum(unseen.values()), len(present), max(expected, 0.5 / rows), alpha),
-                           "message": f"{share:.0%} of values are categories training never saw" + (f" ({examples})" if examples else ""),
+                           # the examples are callers' inputs: the CLI shows them to operators, the API leaves them out
+                           "message": f"{share:.0%} of values are categories training never saw",
                            "examples": [k for k, _ in unseen.most_common(3)]})
         elif base["type"] == "text" and d.get("unseen_words") is not None:
             rise = d["unseen_words"] - d["baseline_unseen_words"]

@@ -21,11 +21,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, read_json, verified_artifact
+from sommelier_contract.monitoring import read_report
 from sommelier_contract.stored import expand
 from trainer import drift
 
 log = logging.getLogger("monitor")
 FORMAT = 1
+TREND = 48  # reports carried in each report's trend: two days of the hourly schedule
 
 
 class Settings(BaseSettings):
@@ -169,20 +171,6 @@ def _streak(s3, bucket: str, report: dict[str, Any]) -> int:
     return before + 1 if report["drifted_features"] else 0
 
 
-def read_report(s3, bucket: str, signatures: Signatures, key: str | None = None) -> dict[str, Any] | None:
-    """A report (the latest when `key` is None), refused unless its signature verifies with the monitor's key."""
-    if key is None:
-        latest = read_json(s3, bucket, layout.MONITORING_LATEST)
-        if not latest:
-            return None
-        key = latest["key"]
-    if not key.startswith(layout.MONITORING):
-        raise ArtifactRejected(f"{key} is not a monitoring report")
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    signatures.verify(key, body, read_json(s3, bucket, layout.report_signature_key(key)))
-    return json.loads(body)
-
-
 def _retrain(settings: Settings, lam, report: dict[str, Any]) -> dict[str, Any] | None:
     """After `retrain_after` drifted reports in a row, a training run (asynchronous); the gate still decides."""
     if not (settings.retrain_on_drift and report["status"] == "ok" and report["drifted_features"]):
@@ -248,7 +236,32 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
     return _finish(settings, s3, cloudwatch, report_signatures, lam, report, started)
 
 
+def _point(report: dict[str, Any]) -> dict[str, Any]:
+    """What one report adds to the trend: enough to draw class mix, drift and accuracy over time."""
+    pred = report.get("prediction_drift") or {}
+    return {"at": report["at"], "status": report["status"], "model_version": (report.get("model") or {}).get("version"),
+            "predictions": report["predictions"], "drifted_features": len(report["drifted_features"]),
+            "violations": len(report["violations"]), "classes": pred.get("classes"),
+            "mean_confidence": pred.get("mean_confidence"),
+            "estimated_accuracy": (pred.get("estimated_accuracy") or {}).get("value"),
+            "accuracy": ((report.get("accuracy") or {}).get("window") or {}).get("accuracy")}
+
+
+def _trend(s3, bucket: str, signatures: Signatures, report: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """The last TREND reports' points, this one's last: carried from the previous report, which is read only when its
+    signature verifies (a trend that cannot be trusted starts again, and the report says why)."""
+    try:
+        previous = read_report(s3, bucket, signatures)
+    except ArtifactRejected as err:
+        return [_point(report)], f"the trend starts again: the previous report was refused ({err})"
+    earlier = (previous or {}).get("trend") or []
+    return [*earlier, _point(report)][-TREND:], None
+
+
 def _finish(settings: Settings, s3, cloudwatch, signatures: Signatures, lam, report: dict[str, Any], started: float) -> dict[str, Any]:
+    report["trend"], note = _trend(s3, settings.model_bucket, signatures, report)
+    if note:
+        report["trend_note"] = note
     report["drift_streak"] = _streak(s3, settings.model_bucket, report)
     report["retraining"] = _retrain(settings, lam, report)
     report["key"] = layout.report_key(report["at"])

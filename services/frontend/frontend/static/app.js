@@ -405,6 +405,140 @@
     }
   }
 
+  /* ---------------- monitoring ---------------- */
+  const DRIFT = "#b00020", CALM = "#5d7f99", HOLDOUT = "#b9b9b9";
+  const MIX = ["#7b1e3a", "#5d7f99", "#c28f2c", "#4f7d4a", "#8e6bb0", "#3d8c95", "#b35a3c", "#777777"];
+
+  function testWords(t) {
+    if (!t.test || t.test === "none") return t.reason || "";
+    return `${t.test} ${t.p_value !== undefined ? "p=" + t.p_value.toPrecision(2) : fmt(t.statistic)} (threshold ${t.threshold.toPrecision(2)})`;
+  }
+
+  // one row a feature: its score (1 = its test's threshold: a distance over its threshold, a p-value's log over its level's)
+  function driftChart(features) {
+    const rowH = 24, labelW = textWidth(features.map((f) => f.feature)) + 12, barW = 320;
+    const top = Math.max(2, ...features.map((f) => f.score || 0)), x = (v) => labelW + barW * Math.min(v, top) / top;
+    const chart = svg("svg", { id: "drift-chart", viewBox: `0 0 ${labelW + barW + 150} ${features.length * rowH + 22}`, width: labelW + barW + 150,
+      role: "img", "aria-label": "drift per feature against its test's threshold: " + features.map((f) =>
+        `${f.feature} ${fmt(f.score, 2)}${f.drifted ? " drifted" : ""}`).join(", ") });
+    features.forEach((f, i) => {
+      const y = i * rowH, g = svg("g", { class: f.drifted ? "feature drifted" : "feature", "data-feature": f.feature });
+      const label = svg("text", { x: 0, y: y + 16 }); label.textContent = f.feature; g.append(label);
+      g.append(svg("rect", { x: labelW, y: y + 5, width: Math.max(1, x(f.score || 0) - labelW), height: 14, rx: 3, fill: f.drifted ? DRIFT : CALM }));
+      const v = svg("text", { x: labelW + barW + 8, y: y + 16 });
+      v.textContent = (f.drifted ? "DRIFTED " : "") + `PSI ${fmt(f.psi, 2)}`;
+      if (f.drifted) v.setAttribute("class", "drift-word");
+      g.append(v);
+      const tip = svg("title"); tip.textContent = f.tests.map(testWords).join("; "); g.append(tip);
+      chart.append(g);
+    });
+    const h = features.length * rowH;
+    chart.append(svg("line", { x1: x(1), x2: x(1), y1: 0, y2: h, stroke: "#1f1f1f", "stroke-dasharray": "4 3" }));
+    const t = svg("text", { x: x(1), y: h + 16, "text-anchor": "middle" }); t.textContent = "threshold"; chart.append(t);
+    return el("figure", {}, chart, el("figcaption", { class: "hint",
+      text: "each feature's test against training, 1 = its threshold (red: flagged); PSI beside, as most teams read it" }));
+  }
+
+  function classMixChart(pred) {
+    const classes = Object.keys(pred.baseline_classes), rowH = 34, labelW = textWidth(classes) + 12, barW = 240;
+    const chart = svg("svg", { id: "class-mix-chart", viewBox: `0 0 ${labelW + barW + 60} ${classes.length * rowH}`, width: labelW + barW + 60, role: "img",
+      "aria-label": "class mix: " + classes.map((c) => `${c} ${(100 * (pred.classes[c] || 0)).toFixed(0)}% (holdout ${(100 * pred.baseline_classes[c]).toFixed(0)}%)`).join(", ") });
+    classes.forEach((c, i) => {
+      const y = i * rowH;
+      const label = svg("text", { x: 0, y: y + 20 }); label.textContent = c; chart.append(label);
+      [[pred.baseline_classes[c], HOLDOUT, 3], [pred.classes[c] || 0, pred.class_mix.drifted ? DRIFT : CALM, 17]].forEach(([v, fill, dy]) => {
+        chart.append(svg("rect", { x: labelW, y: y + dy, width: Math.max(1, v * barW), height: 12, rx: 2, fill }));
+        const pct = svg("text", { x: labelW + Math.max(1, v * barW) + 6, y: y + dy + 11 }); pct.textContent = (v * 100).toFixed(0) + "%"; chart.append(pct);
+      });
+    });
+    return el("figure", {}, chart, el("figcaption", { class: "hint", text: `grey: the holdout · colour: recent predictions${pred.class_mix.drifted ? " (the mix moved)" : ""}` }));
+  }
+
+  // a line chart over time: points with optional intervals, a dashed reference line
+  function timeChart(id, points, { reference, referenceLabel, label }) {
+    const w = 360, h = 170, left = 40, bottom = 36, n = points.length;
+    const px = (i) => left + (n === 1 ? (w - left) / 2 : 8 + i * (w - left - 16) / (n - 1)), py = (v) => 8 + (h - bottom - 8) * (1 - v);
+    const chart = svg("svg", { id, viewBox: `0 0 ${w} ${h}`, width: w, role: "img",
+      "aria-label": label + ": " + points.map((p) => `${p.x} ${(100 * p.y).toFixed(0)}%`).join(", ") });
+    for (const v of [0, 0.5, 1]) {
+      chart.append(svg("line", { x1: left, x2: w, y1: py(v), y2: py(v), stroke: "#eee" }));
+      const t = svg("text", { x: left - 6, y: py(v) + 4, "text-anchor": "end" }); t.textContent = `${v * 100}%`; chart.append(t);
+    }
+    if (reference != null) {
+      chart.append(svg("line", { x1: left, x2: w, y1: py(reference), y2: py(reference), stroke: "#1f1f1f", "stroke-dasharray": "4 3" }));
+      const t = svg("text", { x: w - 2, y: py(reference) - 4, "text-anchor": "end" }); t.textContent = referenceLabel; chart.append(t);
+    }
+    if (n > 1) chart.append(svg("polyline", { points: points.map((p, i) => `${px(i)},${py(p.y)}`).join(" "), fill: "none", stroke: CALM, "stroke-width": 2 }));
+    points.forEach((p, i) => {
+      if (p.low != null) chart.append(svg("line", { x1: px(i), x2: px(i), y1: py(p.low), y2: py(p.high), stroke: CALM, "stroke-width": 2 }));
+      chart.append(svg("circle", { cx: px(i), cy: py(p.y), r: 4, fill: p.bad ? DRIFT : CALM }));
+    });
+    [0, n - 1].filter((i, k, a) => a.indexOf(i) === k).forEach((i) => {
+      const t = svg("text", { x: px(i), y: h - bottom + 18, "text-anchor": n === 1 ? "middle" : i ? "end" : "start" }); t.textContent = points[i].x; chart.append(t);
+    });
+    return chart;
+  }
+
+  function classTrendChart(trend, classes) {
+    const points = trend.filter((p) => p.classes), w = 360, h = 140, slot = w / Math.max(points.length, 12), when = (p) => p.at.slice(0, 16).replace("T", " ");
+    const chart = svg("svg", { id: "class-trend-chart", viewBox: `0 0 ${w} ${h}`, width: w, role: "img",
+      "aria-label": "class mix per report, oldest first: " + points.map((p) => when(p) + " " + classes.map((c) => `${c} ${(100 * (p.classes[c] || 0)).toFixed(0)}%`).join(" ")).join("; ") });
+    points.forEach((p, i) => {
+      let y = h;
+      classes.forEach((c, k) => {
+        const v = (p.classes[c] || 0) * h;
+        chart.append(svg("rect", { x: i * slot, y: y - v, width: slot - 3, height: v, fill: MIX[k % MIX.length] }));
+        y -= v;
+      });
+    });
+    const legend = el("ul", { class: "legend" }, ...classes.map((c, k) => el("li", {},
+      el("span", { class: `swatch mix-${k % MIX.length}`, "aria-hidden": "true" }), c)));
+    return el("figure", {}, chart, legend, el("figcaption", { class: "hint",
+      text: `${points.length} reports, oldest first: ${when(points[0])} to ${when(points[points.length - 1])} UTC` }));
+  }
+
+  function renderMonitoring(answer) {
+    const box = $("monitoring-report"), r = answer.report;
+    if (!r) { box.replaceChildren(el("p", { id: "monitoring-status", class: "hint", text: answer.message })); return; }
+    const drifted = r.drifted_features || [];
+    const state = r.status !== "ok" ? "quiet" : drifted.length || (r.violations || []).length ? "alert" : "calm";
+    box.replaceChildren(
+      el("p", { id: "monitoring-status", class: `status ${state}`, text: r.status === "ok" ? (drifted.length ? `Drift in ${drifted.join(", ")}` : "No drift") : r.status }),
+      el("p", { id: "monitoring-message", text: r.message }),
+      el("p", { class: "meta", text: `report ${r.at.replace("T", " ").slice(0, 19)} UTC` + (r.model ? ` · model ${r.model.version}` : "")
+        + (r.window ? ` · predictions since ${r.window.since.replace("T", " ").slice(0, 16)} UTC: ${r.predictions}` : "") }),
+    );
+    const charts = el("div", { class: "charts" });
+    if (r.features && r.features.length) charts.append(el("div", {}, el("h3", { text: "Drift per feature" }), driftChart(r.features)));
+    const pred = r.prediction_drift;
+    if (pred) charts.append(el("div", {}, el("h3", { text: "Class mix" }), classMixChart(pred)));
+    const days = ((r.accuracy || {}).days || []).map((d) => ({ x: d.day.slice(5), y: d.accuracy, low: d.low, high: d.high }));
+    const holdout = r.model && r.model.holdout_accuracy;
+    charts.append(el("div", {}, el("h3", { text: "Accuracy from feedback, per day" }), days.length
+      ? el("figure", {}, timeChart("accuracy-chart", days, { reference: holdout, referenceLabel: "holdout", label: "accuracy from feedback per day" }),
+        el("figcaption", { class: "hint", text: "labels sent for the day's predictions, with a 95% interval" }))
+      : el("p", { class: "hint", text: "No feedback yet: tell the model the true class in Recent predictions, and its accuracy shows here." })));
+    const trend = r.trend || [];
+    const estimates = trend.filter((p) => p.estimated_accuracy != null).map((p) => ({ x: p.at.slice(5, 16).replace("T", " "), y: p.estimated_accuracy, bad: p.drifted_features > 0 }));
+    if (estimates.length > 1) charts.append(el("div", {}, el("h3", { text: "Estimated accuracy per report" }),
+      el("figure", {}, timeChart("estimate-chart", estimates, { reference: holdout, referenceLabel: "holdout", label: "estimated accuracy per report" }),
+        el("figcaption", { class: "hint", text: "an estimate from confidence before labels arrive (red: a report that found drift)" }))));
+    if (pred && trend.filter((p) => p.classes).length > 1) charts.append(el("div", {}, el("h3", { text: "Class mix per report" }), classTrendChart(trend, Object.keys(pred.baseline_classes))));
+    box.append(charts);
+    const violations = r.violations || [];
+    if (r.quality) box.append(el("h3", { text: `Data quality: ${violations.length ? violations.length + " violation(s)" : "no violations"}` }),
+      el("ul", { id: "violations" }, ...violations.map((q) => el("li", { text: `${q.feature ? q.feature + ": " : ""}${q.message}` }))));
+  }
+
+  async function loadMonitoring() {
+    const box = $("monitoring-report");
+    try {
+      renderMonitoring(await api("/monitoring"));
+    } catch (e) {
+      box.replaceChildren(el("p", { id: "monitoring-status", class: "error-text", text: e.message }));
+    }
+  }
+
   /* ---------------- start ---------------- */
   async function start() {
     $("predict-form").addEventListener("submit", predictOne);
@@ -412,6 +546,7 @@
     $("batch-button").addEventListener("click", predictFile);
     $("batch-download").addEventListener("click", downloadBatch);
     $("history-refresh").addEventListener("click", loadHistory);
+    $("monitoring-refresh").addEventListener("click", loadMonitoring);
     if (!cfg.apiUrl) { banner("This page has no API configured (config.js)."); return; }
     try {
       model = await api("/model");
@@ -429,6 +564,7 @@
     fillExample();
     modelCard();
     loadHistory();
+    loadMonitoring();
   }
 
   start();

@@ -1,0 +1,28 @@
+"""The latest model-monitoring report for GET /monitoring: verified with the monitor's key, as any API key may see it
+(sommelier_contract.monitoring.public_view), and read again only when monitoring/latest.json names another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sommelier_contract import layout
+from sommelier_contract.artifacts import Signatures, read_json
+from sommelier_contract.monitoring import public_view, read_report
+
+
+class LatestReport:
+    def __init__(self, s3, bucket: str, signatures: Signatures):
+        self._s3, self._bucket, self.signatures = s3, bucket, signatures
+        self._key: str | None = None
+        self._view: dict[str, Any] | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        """The latest report's public view; None when the monitor has written none. A report whose signature does not
+        verify raises ArtifactRejected (and is not kept)."""
+        pointer = read_json(self._s3, self._bucket, layout.MONITORING_LATEST)
+        if not pointer:
+            return None
+        if pointer["key"] != self._key:
+            view = public_view(read_report(self._s3, self._bucket, self.signatures, pointer["key"]) or {})
+            self._key, self._view = pointer["key"], view
+        return self._view

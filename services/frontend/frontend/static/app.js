@@ -456,7 +456,7 @@
 
   // a line chart over time: points with optional intervals, a dashed reference line
   function timeChart(id, points, { reference, referenceLabel, label }) {
-    const w = 360, h = 170, left = 40, bottom = 36, n = points.length;
+    const w = 360, h = 170, left = 48, bottom = 36, n = points.length;
     const px = (i) => left + (n === 1 ? (w - left) / 2 : 8 + i * (w - left - 16) / (n - 1)), py = (v) => 8 + (h - bottom - 8) * (1 - v);
     const chart = svg("svg", { id, viewBox: `0 0 ${w} ${h}`, width: w, role: "img",
       "aria-label": label + ": " + points.map((p) => `${p.x} ${(100 * p.y).toFixed(0)}%`).join(", ") });
@@ -466,7 +466,7 @@
     }
     if (reference != null) {
       chart.append(svg("line", { x1: left, x2: w, y1: py(reference), y2: py(reference), stroke: "#1f1f1f", "stroke-dasharray": "4 3" }));
-      const t = svg("text", { x: w - 2, y: py(reference) - 4, "text-anchor": "end" }); t.textContent = referenceLabel; chart.append(t);
+      const t = svg("text", { x: w - 2, y: py(reference) + (reference > 0.85 ? 15 : -4), "text-anchor": "end" }); t.textContent = referenceLabel; chart.append(t);
     }
     if (n > 1) chart.append(svg("polyline", { points: points.map((p, i) => `${px(i)},${py(p.y)}`).join(" "), fill: "none", stroke: CALM, "stroke-width": 2 }));
     points.forEach((p, i) => {

@@ -13,7 +13,9 @@ def floor_sum(r: dict, size: str) -> tuple[float, dict[str, float]]:
     """The floor of a request of `size` records: its parts measured alone (bench/floors.py), and their sum."""
     parts = r["floors"]["parts"][size]
     named = {"API Gateway + Lambda (trivial function)": r["floors"]["transport"][size], "validate + predict": parts["predict_ms"],
-             "record (DynamoDB)": parts["record_ms"], "metrics (PutMetricData)": parts["metrics_ms"]}
+             "record (DynamoDB)": parts["record_ms"],
+             # the api sink hands its metrics to a buffer (off the path since issue 26); older results timed PutMetricData here
+             ("metrics (to the buffer)" if "metrics_sent_ms" in parts else "metrics (PutMetricData)"): parts["metrics_ms"]}
     return round(sum(named.values()), 1), named
 
 
@@ -24,15 +26,21 @@ def headline(r: dict) -> list[dict]:
     c16 = next(c for c in r["concurrency"] if c["concurrency"] == 16)
     single_floor, _ = floor_sum(r, "1")
     batch_floor, _ = floor_sum(r, "1000")
+    burst = r.get("first_burst") or c16
+    peer_of = {"single": peer.get("single_p50_ms"), "batch": peer.get("batch_1000_p50_ms")}
     return [
         {"figure": "warm single prediction, p50 ms", "measured": ws["api"]["p50_ms"], "floor": single_floor,
-         "peer": peer.get("single_p50_ms"), "target": "within 1.3x of the floor", "met": ws["api"]["p50_ms"] <= 1.3 * single_floor},
-        {"figure": "batch of 1,000, p50 ms", "measured": batch["p50_ms"], "floor": batch_floor, "peer": peer.get("batch_1000_p50_ms"),
-         "target": "within 200 ms", "met": batch["p50_ms"] <= 200},
-        {"figure": "concurrency 16 after make up, p99 ms", "measured": c16.get("p99_ms"), "floor": None,
-         "peer": peer.get("concurrency_16_p99_ms"), "target": "within 1,000 ms", "met": (c16.get("p99_ms") or 1e9) <= 1000},
+         "peer": peer_of["single"], "target": "within 2.5x of the peer",
+         "met": bool(peer_of["single"]) and ws["api"]["p50_ms"] <= 2.5 * peer_of["single"]},
+        {"figure": "batch of 1,000, p50 ms", "measured": batch["p50_ms"], "floor": batch_floor, "peer": peer_of["batch"],
+         "target": "within 1.5x of the peer", "met": bool(peer_of["batch"]) and batch["p50_ms"] <= 1.5 * peer_of["batch"]},
+        {"figure": ("first burst after make up, concurrency 16, p99 ms" if r.get("first_burst") else "concurrency 16 after make up, p99 ms"),
+         "measured": burst.get("p99_ms"), "floor": None, "peer": peer.get("concurrency_16_p99_ms"), "target": "within 250 ms",
+         "met": (burst.get("p99_ms") or 1e9) <= 250},
         {"figure": "cold start, first predict on a new worker, ms", "measured": cs["cold_invoke_predict_ms"], "floor": None, "peer": None,
-         "target": "within 1,000 ms", "met": cs["cold_invoke_predict_ms"] <= 1000},
+         "target": "within 500 ms", "met": cs["cold_invoke_predict_ms"] <= 500},
+        {"figure": "make up from stopped, s", "measured": r["make_up"]["from_stopped_s"], "floor": None, "peer": None,
+         "target": "within 10 s", "met": r["make_up"]["from_stopped_s"] <= 10},
     ]
 
 
@@ -61,6 +69,9 @@ def write(r: dict, out: Path) -> None:
         for size, what in (("1", "one record"), ("1000", "1,000 records")):
             total, named = floor_sum(r, size)
             lines.append(f"\nFloor of {what}: " + " + ".join(f"{k} {v:g} ms" for k, v in named.items()) + f" = {total:g} ms")
+            sent = r["floors"]["parts"][size].get("metrics_sent_ms")
+            if sent is not None:
+                lines.append(f"(the buffer's thread then sends the metrics: hand-over and PutMetricData {sent:g} ms, off the request path)")
         if r.get("packages_mib"):
             lines.append("\nThe predictor's dependencies installed (AWS's zip limit is 250 MB unzipped): "
                          + "; ".join(f"{k}: {v:g} MiB" for k, v in r["packages_mib"].items()))

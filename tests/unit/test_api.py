@@ -351,6 +351,7 @@ def test_requests_predictions_segments_and_errors_become_metrics(deps, trained, 
     cw = boto3.client("cloudwatch")
     call(deps, "POST", "/predict", {"instances": [example, {**example, "alcohol": 11.5}, example]})
     call(deps, "POST", "/predict", {"features": {}})
+    assert deps.metrics.flush(5)  # sent by the buffer's thread, after the responses
     assert _sum(cw, "Requests", {"Route": "/predict"}) == 2
     assert _sum(cw, "Predictions", {"ModelVersion": trained.version, "Class": "class_0"}) >= 2
     assert _sum(cw, "PredictionsBySegment", {"Segment": "alcohol_level", "Bucket": "<12"}) == 1
@@ -366,6 +367,7 @@ def test_a_metrics_outage_never_fails_a_prediction(deps, trained, example, caplo
 
     deps.metrics._cw = Down()
     assert call(deps, "POST", "/predict", {"features": example})[0] == 200
+    assert deps.metrics.flush(5)
     assert deps.metrics.failures == 1 and "could not publish" in caplog.text
 
 

@@ -1,7 +1,8 @@
 """Custom CloudWatch metrics, never failing a request, through one of two sinks the template chooses
-(METRICS_SINK): `api`, one PutMetricData call per invocation (what the emulators turn into metrics),
-or `emf`, CloudWatch's embedded metric format: JSON lines on stdout that Lambda ships with the logs
-and CloudWatch turns into metrics, so no call sits on the request path (AWS).
+(METRICS_SINK): `api`, PutMetricData calls (what the emulators turn into metrics), made by a background thread
+from a bounded buffer so that no call sits on the request path (MetricBuffer: flushed on shutdown, and what it
+ever has to drop is counted and logged); or `emf`, CloudWatch's embedded metric format: JSON lines on stdout that
+Lambda ships with the logs and CloudWatch turns into metrics (AWS, where a frozen worker's thread would wait).
 
 Rates are published as 0/1 values (ServerError, LowConfidence, FeedbackCorrect), so their
 Average is the rate over any period: alarms and dashboards need no metric math, and the
@@ -11,7 +12,10 @@ emulator, which evaluates plain alarms only, behaves as AWS does.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from sommelier_contract.records import bucket_of
@@ -57,6 +61,52 @@ def emf_print(namespace: str, data: list[dict[str, Any]]) -> None:
         metrics.flush_metrics()
 
 
+class MetricBuffer:
+    """Metric data handed over by requests and sent by one daemon thread: it takes whatever has queued up (so a burst
+    of requests becomes a few PutMetricData calls of up to 1,000 data each) and sends it. At most `limit` data wait;
+    beyond that new data are dropped, counted in `dropped` and logged, never blocking a request. `flush` waits until
+    everything handed over so far is sent (shutdown, tests)."""
+
+    def __init__(self, send: Callable[[list[dict[str, Any]]], None], limit: int = 50_000):
+        self._send, self.limit = send, limit
+        self._queue: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
+        self._done = threading.Condition()
+        self._waiting = 0  # data handed over and not yet sent (or failed)
+        self.dropped = 0
+        threading.Thread(target=self._run, name="metrics", daemon=True).start()
+
+    def put(self, data: list[dict[str, Any]]) -> None:
+        if not data:
+            return
+        with self._done:
+            if self._waiting + len(data) > self.limit:
+                self.dropped += len(data)
+                log.warning("metrics buffer full (%d data waiting): dropped %d (%d so far)", self._waiting, len(data), self.dropped)
+                return
+            self._waiting += len(data)
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            while len(batch) < 1000:
+                try:
+                    batch = batch + self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                self._send(batch)
+            finally:
+                with self._done:
+                    self._waiting -= len(batch)
+                    self._done.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait (at most `timeout` seconds) until every datum handed over so far has been sent; False if some still wait."""
+        with self._done:
+            return self._done.wait_for(lambda: self._waiting == 0, timeout)
+
+
 class Metrics:
     def __init__(self, cloudwatch, namespace: str, low_confidence: float, sink: str = "api"):
         if sink not in ("api", "emf"):
@@ -66,6 +116,7 @@ class Metrics:
         self.low_confidence = low_confidence
         self.sink = sink
         self.failures = 0
+        self._buffer = MetricBuffer(self._put) if sink == "api" else None
         if sink == "emf":  # imported during the function's init, not on its first request
             import aws_lambda_powertools.metrics  # noqa: F401
 
@@ -111,12 +162,30 @@ class Metrics:
         return data
 
     def publish(self, data: list[dict[str, Any]]) -> None:
+        """Hand the data to the sink; returns at once with `api` (the buffer's thread sends them)."""
+        if self._buffer is not None:
+            self._buffer.put(data)
+            return
         try:
-            if self.sink == "emf":
-                emf_print(self.namespace, data)
-                return
-            for i in range(0, len(data), 1000):
-                self._cw.put_metric_data(Namespace=self.namespace, MetricData=data[i:i + 1000])
+            emf_print(self.namespace, data)
         except Exception as err:  # metrics must never fail a prediction
-            self.failures += 1
-            log.warning("could not publish %d metric data (%d failures so far): %s", len(data), self.failures, err)
+            self._failed(len(data), err)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the data published so far are sent (the `api` sink); False when some still wait after `timeout`."""
+        return self._buffer.flush(timeout) if self._buffer is not None else True
+
+    @property
+    def dropped(self) -> int:
+        return self._buffer.dropped if self._buffer is not None else 0
+
+    def _put(self, data: list[dict[str, Any]]) -> None:
+        for i in range(0, len(data), 1000):
+            try:
+                self._cw.put_metric_data(Namespace=self.namespace, MetricData=data[i:i + 1000])
+            except Exception as err:  # metrics must never fail a prediction, nor stop the buffer's thread
+                self._failed(len(data[i:i + 1000]), err)
+
+    def _failed(self, count: int, err: Exception) -> None:
+        self.failures += 1
+        log.warning("could not publish %d metric data (%d failures so far): %s", count, self.failures, err)

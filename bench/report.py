@@ -54,6 +54,8 @@ def write(r: dict, out: Path) -> None:
         f"Measured {r['when']} on {r['machine']['cpus']} CPUs, Python {r['machine']['python']} ({r['machine']['platform']}).",
         *([f"Training re-measured {r['training_when']} (`make bench BENCH_FLAGS=--training-only`)."] if r.get("training_when") else []),
         *([f"History re-measured {r['history_when']} (`make bench BENCH_FLAGS=--history-only`)."] if r.get("history_when") else []),
+        *([f"Serving re-measured {r['serving_when']} (`make bench BENCH_FLAGS=--serving-only`): the stack's figures, the floors, "
+           "the peer, cold start and make up."] if r.get("serving_when") else []),
         "",
     ]
     if r.get("floors"):

@@ -261,6 +261,13 @@ def test_get_monitoring_serves_the_latest_signed_report_and_refuses_a_rewritten_
     status, body, _ = call(deps, "GET", "/monitoring")
     assert status == 503 and body["error"]["code"] == "report_refused"
     assert "monitoring report" in body["error"]["message"] and "signature" in body["error"]["message"]
+    # a pointer to a report that is gone, or one that is not JSON: said in words, never a traceback or a 500
+    s3.put_object(Bucket=MODEL_BUCKET, Key=layout.MONITORING_LATEST, Body=json.dumps({"key": layout.report_key("2026-01-01T00:00:00.000Z")}))
+    status, body, _ = call(deps, "GET", "/monitoring")
+    assert (status, body["error"]["code"]) == (503, "report_refused") and "named as the latest is missing" in body["error"]["message"]
+    s3.put_object(Bucket=MODEL_BUCKET, Key=layout.MONITORING_LATEST, Body=b"<html>not json")
+    status, body, _ = call(deps, "GET", "/monitoring")
+    assert (status, body["error"]["code"]) == (503, "report_refused") and "is not JSON" in body["error"]["message"]
 
 
 def test_a_window_of_a_second_holds_the_predictions_made_in_it(monitoring, trained, ddb):  # noqa: F811

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, read_json
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, read_json
 
 NEW_BUCKETS = "(not in training)"
 
@@ -16,13 +18,21 @@ def read_report(s3, bucket: str, signatures: Signatures, key: str | None = None)
     """A report (the latest when `key` is None; None when there is none yet), refused unless its signature verifies
     with the monitor's key."""
     if key is None:
-        latest = read_json(s3, bucket, layout.MONITORING_LATEST)
+        try:
+            latest = read_json(s3, bucket, layout.MONITORING_LATEST)
+        except ValueError as err:
+            raise ArtifactRejected(f"{layout.MONITORING_LATEST} is not JSON: {err}") from err
         if not latest:
             return None
-        key = latest["key"]
-    if not key.startswith(layout.MONITORING):
-        raise ArtifactRejected(f"{key} is not a monitoring report")
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        key = latest.get("key") if isinstance(latest, dict) else None
+    if not isinstance(key, str) or not key.startswith(layout.MONITORING):
+        raise ArtifactRejected(f"{key!r} is not a monitoring report")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as err:
+        if missing(err):
+            raise ArtifactRejected(f"the monitoring report {key} named as the latest is missing") from err
+        raise
     signatures.verify(key, body, read_json(s3, bucket, layout.report_signature_key(key)))
     return json.loads(body)
 

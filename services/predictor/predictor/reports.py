@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import Signatures, read_json
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, read_json
 from sommelier_contract.monitoring import public_view, read_report
 
 
@@ -19,10 +19,14 @@ class LatestReport:
     def read(self) -> dict[str, Any] | None:
         """The latest report's public view; None when the monitor has written none. A report whose signature does not
         verify raises ArtifactRejected (and is not kept)."""
-        pointer = read_json(self._s3, self._bucket, layout.MONITORING_LATEST)
+        try:
+            pointer = read_json(self._s3, self._bucket, layout.MONITORING_LATEST)
+        except ValueError as err:
+            raise ArtifactRejected(f"{layout.MONITORING_LATEST} is not JSON: {err}") from err
         if not pointer:
             return None
-        if pointer["key"] != self._key:
-            view = public_view(read_report(self._s3, self._bucket, self.signatures, pointer["key"]) or {})
-            self._key, self._view = pointer["key"], view
+        key = pointer.get("key") if isinstance(pointer, dict) else None
+        if key is None or key != self._key:
+            view = public_view(read_report(self._s3, self._bucket, self.signatures, key) or {})
+            self._key, self._view = key, view
         return self._view

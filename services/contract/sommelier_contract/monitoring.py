@@ -14,18 +14,29 @@ from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, 
 NEW_BUCKETS = "(not in training)"
 
 
+def latest_key(s3, bucket: str) -> str | None:
+    """The key of the latest report as monitoring/latest.json names it; None before the first. A pointer that is not
+    JSON, or names nothing, raises ArtifactRejected."""
+    try:
+        latest = read_json(s3, bucket, layout.MONITORING_LATEST)
+    except ValueError as err:
+        raise ArtifactRejected(f"{layout.MONITORING_LATEST} is not JSON: {err}") from err
+    if not latest:
+        return None
+    key = latest.get("key") if isinstance(latest, dict) else None
+    if not isinstance(key, str):
+        raise ArtifactRejected(f"{layout.MONITORING_LATEST} names no report: {str(latest)[:100]}")
+    return key
+
+
 def read_report(s3, bucket: str, signatures: Signatures, key: str | None = None) -> dict[str, Any] | None:
     """A report (the latest when `key` is None; None when there is none yet), refused unless its signature verifies
     with the monitor's key."""
     if key is None:
-        try:
-            latest = read_json(s3, bucket, layout.MONITORING_LATEST)
-        except ValueError as err:
-            raise ArtifactRejected(f"{layout.MONITORING_LATEST} is not JSON: {err}") from err
-        if not latest:
+        key = latest_key(s3, bucket)
+        if key is None:
             return None
-        key = latest.get("key") if isinstance(latest, dict) else None
-    if not isinstance(key, str) or not key.startswith(layout.MONITORING):
+    if not key.startswith(layout.MONITORING):
         raise ArtifactRejected(f"{key!r} is not a monitoring report")
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, read_json
-from sommelier_contract.monitoring import public_view, read_report
+from sommelier_contract.artifacts import Signatures
+from sommelier_contract.monitoring import latest_key, public_view, read_report
 
 
 class LatestReport:
@@ -19,14 +18,10 @@ class LatestReport:
     def read(self) -> dict[str, Any] | None:
         """The latest report's public view; None when the monitor has written none. A report whose signature does not
         verify raises ArtifactRejected (and is not kept)."""
-        try:
-            pointer = read_json(self._s3, self._bucket, layout.MONITORING_LATEST)
-        except ValueError as err:
-            raise ArtifactRejected(f"{layout.MONITORING_LATEST} is not JSON: {err}") from err
-        if not pointer:
+        key = latest_key(self._s3, self._bucket)
+        if key is None:
             return None
-        key = pointer.get("key") if isinstance(pointer, dict) else None
-        if key is None or key != self._key:
+        if key != self._key:
             view = public_view(read_report(self._s3, self._bucket, self.signatures, key) or {})
             self._key, self._view = key, view
         return self._view

@@ -22,7 +22,9 @@ from sommelier_contract import layout
 from sommelier_contract.manifest import Manifest
 
 ARTIFACTS = ("pipeline", "label_encoder")
-OPTIONAL = ("onnx",)  # the pipeline converted to ONNX, when it converts faithfully (trainer/onnx_export.py)
+# the pipeline converted to ONNX, when it converts faithfully, and for a pipeline over categories or text the fitted
+# preprocessing the predictor replays before its estimator's ONNX graph (JSON; trainer/onnx_export.py)
+OPTIONAL = ("onnx", "featurizer")
 
 
 class ArtifactRejected(Exception):

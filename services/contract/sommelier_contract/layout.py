@@ -13,7 +13,8 @@ DATASETS = "datasets/"
 MODELS = "models/"
 # a version's artifacts by their name in the manifest
 # (baseline: the training data's profile that model monitoring compares recent predictions with)
-ARTIFACT_FILES = {"pipeline": "pipeline.joblib", "label_encoder": "label_encoder.joblib", "onnx": "model.onnx", "baseline": "baseline.json"}
+ARTIFACT_FILES = {"pipeline": "pipeline.joblib", "label_encoder": "label_encoder.joblib", "onnx": "model.onnx",
+                  "featurizer": "featurizer.json", "baseline": "baseline.json"}
 
 
 def model_prefix(version: str) -> str:

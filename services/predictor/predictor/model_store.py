@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, read_manifest, unpickle, verified_artifacts
+from sommelier_contract.featurize import Featurizer
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.pointers import champion_history
 from sommelier_contract.records import RecordValidator
@@ -50,14 +51,19 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self._session = None
+        self._featurizer: Featurizer | None = None
         if "onnx" in self.blobs:
             try:
                 import onnxruntime  # deferred: only a model with an ONNX artifact needs it
 
                 self._session = onnxruntime.InferenceSession(self.blobs["onnx"], providers=["CPUExecutionProvider"])
-                self._input = self._session.get_inputs()[0].name
+                first = self._session.get_inputs()[0]
+                self._input, self._dtype = first.name, np.float64 if first.type == "tensor(double)" else np.float32
+                if "featurizer" in self.blobs:  # the estimator's graph over the columns the featurizer computes
+                    self._featurizer = Featurizer(json.loads(self.blobs["featurizer"]))
                 self.runtime = "onnx"
             except Exception as err:  # an artifact this runtime cannot run: the pipeline answers instead
+                self._session = None
                 log.warning("model %s: the ONNX artifact does not load (%s); serving the scikit-learn pipeline", self.version, err)
         if self._session is None:
             _ = self.pipeline  # unpickle now, not on the first request
@@ -76,9 +82,12 @@ class LoadedModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, one row per record, columns in `labels` order."""
-        if self._session is not None:
-            return self._session.run(None, {self._input: X.astype(np.float32)})[1].astype(np.float64)
-        return self.pipeline.predict_proba(X)
+        if self._session is None:
+            return self.pipeline.predict_proba(X)
+        if self._featurizer is None:
+            return self._session.run(None, {self._input: X.astype(self._dtype)})[1].astype(np.float64)
+        parts = [self._session.run(None, {self._input: chunk.astype(self._dtype)})[1] for chunk in self._featurizer.chunks(X)]
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, len(self.labels)))
 
     def predict(self, X: np.ndarray) -> list[dict[str, Any]]:
         """label, confidence and probabilities (rounded to 6 places) of each row of X."""

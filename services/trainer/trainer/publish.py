@@ -72,9 +72,9 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
     """Write the version and move the pointer the gate allows; (its manifest, whether it became the champion now)."""
     version = new_version(now)
     log.info("writing artifacts to s3://%s/%s", settings.model_bucket, layout.model_prefix(version))
-    onnx_body, serving = onnx_export.export(winner.pipeline, data.features, data.X_test)
-    bodies = {"pipeline": artifacts.dump(winner.pipeline), "label_encoder": artifacts.dump(data.encoder),
-              **({"onnx": onnx_body} if onnx_body else {}), "baseline": baseline(data, verdict, settings.seed)}
+    converted, serving = onnx_export.export(winner.pipeline, data.features, data.X_test)
+    bodies = {"pipeline": artifacts.dump(winner.pipeline), "label_encoder": artifacts.dump(data.encoder), **converted,
+              "baseline": baseline(data, verdict, settings.seed)}
     written = {name: artifacts.put_artifact(s3, settings.model_bucket, layout.artifact_key(version, name), body)
                for name, body in bodies.items()}
     passed = verdict.passed and promote

@@ -221,6 +221,14 @@ def monitoring(predictions: int = 100_000, limit: float = 300) -> dict:
     return json.loads(proc.stdout) if proc.returncode == 0 else {"predictions": predictions, "error": proc.stderr[-300:]}
 
 
+def families(limit: float = 900) -> list[dict]:
+    """Every family the trainer can pick, served as a new worker serves it (see bench/families.py)."""
+    path = f"{ROOT / 'services' / 'trainer'}:{ROOT / 'services' / 'contract'}:{ROOT / 'services' / 'predictor'}:{ROOT}"
+    proc = subprocess.run([sys.executable, "-m", "bench.families"], capture_output=True, text=True, timeout=limit, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": path})
+    return json.loads(proc.stdout) if proc.returncode == 0 else [{"family": "all", "error": proc.stderr[-300:]}]
+
+
 def serving() -> dict:
     """The figures of a running embedded stack: make up, warm single against its floor, the floors' parts, batches,
     concurrency, the peer, cold start, and a profile of the slowest path."""
@@ -267,8 +275,11 @@ def main() -> None:
 
         write(results, OUT)
         return
-    if "--training-only" in sys.argv or "--history-only" in sys.argv:  # re-measure a part; the rest of latest.json stays
-        results = json.loads((OUT / "latest.json").read_text())
+    if "--training-only" in sys.argv or "--history-only" in sys.argv or "--families-only" in sys.argv:
+        results = json.loads((OUT / "latest.json").read_text())  # re-measure a part; the rest of latest.json stays
+        if "--families-only" in sys.argv:
+            results["families"] = families()
+            results["families_when"] = datetime.now(UTC).isoformat(timespec="seconds")
         if "--training-only" in sys.argv:
             results["training"] = training_scaling()
             results["training_when"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -295,6 +306,7 @@ def main() -> None:
         return
     results.update(serving())
     results["packages_mib"] = floors.package_sizes()
+    results["families"] = families()
     results["training"] = training_scaling()
     results["history"] = history()
     results["monitoring"] = monitoring()

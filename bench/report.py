@@ -50,6 +50,31 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
 
+def text_rows(r: dict) -> list[str]:
+    """The real-text family through the stack: a reviews-like champion promoted on the bench's stack."""
+    t = r.get("text_champion")
+    if not t:
+        return []
+    if "error" in t:
+        return ["", "The real-text family through the stack: failed: " + t["error"].replace("\n", " ")]
+    peer = t.get("peer") or {}
+    burst, single, batch = t["first_burst"], t["warm_single"], t["batch_1000"]
+    return ["", f"The real-text family through the stack: the bench's stack with a reviews-like champion ({t['family']}, served "
+            f"through `{t['serving'].get('runtime')}`), the peer on the same model.", "",
+            _row("figure", "measured", "peer", "vs peer", "target", "met"), _row(*["---"] * 6),
+            _row("make up from stopped, s", t["make_up_from_stopped_s"], "-", "-", "within 10 s",
+                 "yes" if t["make_up_from_stopped_s"] <= 10 else "**no**"),
+            _row("first burst after make up, concurrency 16, p99 ms", burst.get("p99_ms"), peer.get("concurrency_16_p99_ms", "-"),
+                 _ratio(burst.get("p99_ms"), peer.get("concurrency_16_p99_ms")), "within 250 ms",
+                 "yes" if (burst.get("p99_ms") or 1e9) <= 250 else "**no**"),
+            _row("warm single prediction, p50 ms", single["p50_ms"], peer.get("single_p50_ms", "-"),
+                 _ratio(single["p50_ms"], peer.get("single_p50_ms")), "within 2.5x of the peer",
+                 "yes" if peer.get("single_p50_ms") and single["p50_ms"] <= 2.5 * peer["single_p50_ms"] else "**no**"),
+            _row("batch of 1,000, p50 ms", batch["p50_ms"], peer.get("batch_1000_p50_ms", "-"),
+                 _ratio(batch["p50_ms"], peer.get("batch_1000_p50_ms")), "within 1.5x of the peer",
+                 "yes" if peer.get("batch_1000_p50_ms") and batch["p50_ms"] <= 1.5 * peer["batch_1000_p50_ms"] else "**no**")]
+
+
 def family_table(r: dict) -> list[str]:
     """Per model family: how it is served, a new worker's cold start (target 500 ms) and warm predictions beside
     scikit-learn's in the same process (bench/families.py)."""
@@ -133,7 +158,7 @@ def write(r: dict, out: Path) -> None:
         _row("make up, fresh / from stopped (s)", f"{up['fresh_s']} / {up['from_stopped_s']}", "dependencies installed; warms the pool",
              "from stopped within 15 s"),
     ]
-    lines += family_table(r)
+    lines += family_table(r) + text_rows(r)
     targets = {("reviews", 1_000): "within 15 s", ("numeric", 1_000_000): "within 60 s and 2 GiB"}
     for t in r["training"]:
         kind = t.get("kind", "numeric")

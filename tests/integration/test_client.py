@@ -134,3 +134,16 @@ def test_a_pushed_dataset_trains_through_the_function_but_never_changes_the_live
     assert trained.exit_code == 0, trained.output
     assert "not promoted" in trained.stdout and "the API would change" in trained.stdout
     assert stack.get("/model").json()["version"] == before
+    # the trainer function converted the text model; the predictor's code serves it through ONNX, matching the pipeline
+    import re
+
+    from predictor.model_store import load_model
+    from sommelier_contract.artifacts import Signatures
+    from sommelier_contract.records import to_matrix
+
+    version = re.search(r"\d{8}T\d{6}Z-[0-9a-f]{6}", trained.stdout)[0]
+    model = load_model(stack.client("s3"), stack.outputs["ModelBucketName"], version,
+                       Signatures(stack.client("kms"), stack.outputs["ModelSigningKeyAlias"]))
+    assert model.runtime == "onnx" and {"onnx", "featurizer"} <= set(model.manifest.artifacts), model.manifest.serving
+    X = to_matrix([model.manifest.example, {**model.manifest.example, "variety": "A Grape Nobody Grows"}], model.features)
+    assert np.abs(model.predict_proba(X) - model.pipeline.predict_proba(X)).max() <= 1e-5

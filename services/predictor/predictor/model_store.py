@@ -56,7 +56,12 @@ class LoadedModel:
             try:
                 import onnxruntime  # deferred: only a model with an ONNX artifact needs it
 
-                self._session = onnxruntime.InferenceSession(self.blobs["onnx"], providers=["CPUExecutionProvider"])
+                options = onnxruntime.SessionOptions()
+                # one request at a time per worker, and the workers are the parallelism: ONNX Runtime's default pool
+                # (a thread per core, spinning after each run) made 16 warm workers on 2 cores fight for the CPU
+                options.intra_op_num_threads = options.inter_op_num_threads = 1
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._session = onnxruntime.InferenceSession(self.blobs["onnx"], options, providers=["CPUExecutionProvider"])
                 first = self._session.get_inputs()[0]
                 self._input, self._dtype = first.name, np.float64 if first.type == "tensor(double)" else np.float32
                 if "featurizer" in self.blobs:  # the estimator's graph over the columns the featurizer computes

@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from predictor.model_store import load_model
 from sommelier_contract.featurize import Featurizer
 from sommelier_contract.manifest import Manifest
+from sommelier_contract.onnx_model import OnnxModel
 from sommelier_contract.records import RecordValidator
 from trainer import onnx_export
 from trainer.pipeline import build, candidates
@@ -93,6 +94,9 @@ def test_every_family_over_categories_and_text_converts_faithfully(text, family)
     expected = pipeline.steps[0][1].transform(holdout)
     expected = expected.toarray() if hasattr(expected, "toarray") else expected
     assert np.abs(featurizer.transform(holdout) - expected).max() <= 1e-12
+    served = OnnxModel(blobs["onnx"], blobs["featurizer"])  # what the predictor runs
+    assert np.abs(served.predict_proba(holdout) - pipeline.predict_proba(holdout)).max() <= onnx_export.TOLERANCE
+    assert served.predict_proba(holdout[:0]).shape == (0, len(pipeline.classes_))
 
 
 @pytest.mark.parametrize("options", [{"analyzer": "word", "ngram_range": (1, 2), "strip_accents": "unicode"},

@@ -24,8 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, read_manifest, unpickle, verified_artifacts
-from sommelier_contract.featurize import Featurizer
 from sommelier_contract.manifest import Manifest
+from sommelier_contract.onnx_model import OnnxModel
 from sommelier_contract.pointers import champion_history
 from sommelier_contract.records import RecordValidator
 
@@ -50,27 +50,14 @@ class LoadedModel:
     runtime: str = field(init=False, default="joblib")
 
     def __post_init__(self) -> None:
-        self._session = None
-        self._featurizer: Featurizer | None = None
+        self._onnx: OnnxModel | None = None
         if "onnx" in self.blobs:
             try:
-                import onnxruntime  # deferred: only a model with an ONNX artifact needs it
-
-                options = onnxruntime.SessionOptions()
-                # one request at a time per worker, and the workers are the parallelism: ONNX Runtime's default pool
-                # (a thread per core, spinning after each run) made 16 warm workers on 2 cores fight for the CPU
-                options.intra_op_num_threads = options.inter_op_num_threads = 1
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._session = onnxruntime.InferenceSession(self.blobs["onnx"], options, providers=["CPUExecutionProvider"])
-                first = self._session.get_inputs()[0]
-                self._input, self._dtype = first.name, np.float64 if first.type == "tensor(double)" else np.float32
-                if "featurizer" in self.blobs:  # the estimator's graph over the columns the featurizer computes
-                    self._featurizer = Featurizer(json.loads(self.blobs["featurizer"]))
+                self._onnx = OnnxModel(self.blobs["onnx"], self.blobs.get("featurizer"))
                 self.runtime = "onnx"
             except Exception as err:  # an artifact this runtime cannot run: the pipeline answers instead
-                self._session = None
                 log.warning("model %s: the ONNX artifact does not load (%s); serving the scikit-learn pipeline", self.version, err)
-        if self._session is None:
+        if self._onnx is None:
             _ = self.pipeline  # unpickle now, not on the first request
 
     @property
@@ -87,12 +74,7 @@ class LoadedModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, one row per record, columns in `labels` order."""
-        if self._session is None:
-            return self.pipeline.predict_proba(X)
-        if self._featurizer is None:
-            return self._session.run(None, {self._input: X.astype(self._dtype)})[1].astype(np.float64)
-        parts = [self._session.run(None, {self._input: chunk.astype(self._dtype)})[1] for chunk in self._featurizer.chunks(X)]
-        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, len(self.labels)))
+        return self.pipeline.predict_proba(X) if self._onnx is None else self._onnx.predict_proba(X)
 
     def predict(self, X: np.ndarray) -> list[dict[str, Any]]:
         """label, confidence and probabilities (rounded to 6 places) of each row of X."""

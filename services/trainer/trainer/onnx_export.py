@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sommelier_contract.featurize import Featurizer
+from sommelier_contract.onnx_model import OnnxModel
 
 log = logging.getLogger(__name__)
 TOLERANCE = 1e-5
@@ -36,26 +36,33 @@ class Unsupported(Exception):
 def export(pipeline: Any, features: list[dict[str, Any]], X_holdout: np.ndarray) -> tuple[dict[str, bytes], dict[str, Any]]:
     """({artifact name: bytes}: "onnx", and "featurizer" when the preprocessing is replayed outside ONNX, or nothing;
     what was found), ready for the manifest's `serving` entry."""
-    whole = all(f["type"] == "numeric" for f in features)
     expected = pipeline.predict_proba(X_holdout) if len(X_holdout) else None
     try:
-        spec = None if whole else featurizer_spec(pipeline.steps[0][1])
+        spec = None if all(f["type"] == "numeric" for f in features) else featurizer_spec(pipeline.steps[0][1])
+        featurizer = None if spec is None else json.dumps(spec, separators=(",", ":")).encode()
         best: tuple[float, bytes] | None = None
-        for body, converted in _conversions(pipeline, features, spec, X_holdout):
+        failed: Exception | None = None
+        for body in _conversions(pipeline, len(features) if spec is None else spec["width"], whole=spec is None):
+            try:  # the holdout through the code the predictor serves with (sommelier_contract.onnx_model)
+                converted = OnnxModel(body, featurizer).predict_proba(X_holdout)
+            except Exception as err:  # a graph ONNX Runtime cannot load or run in this type: the next type
+                failed = err
+                continue
             diff = float(np.abs(converted - expected).max()) if expected is not None else float("inf")
             if best is None or diff < best[0]:
                 best = (diff, body)
             if diff <= TOLERANCE:
                 break
+        if best is None:
+            raise failed or RuntimeError("skl2onnx produced no model")
     except Unsupported as err:
         log.info("no ONNX conversion: %s", err)
         return {}, {"runtime": "joblib", "onnx": f"not converted: {err}"}
     except Exception as err:  # skl2onnx raises many kinds for what it cannot convert
         log.info("no ONNX conversion: %s: %s", type(err).__name__, err)
         return {}, {"runtime": "joblib", "onnx": f"not converted: {type(err).__name__}: {str(err)[:300]}"}
-    assert best is not None
     diff, body = best
-    blobs = {"onnx": body} | ({} if spec is None else {"featurizer": json.dumps(spec, separators=(",", ":")).encode()})
+    blobs = {"onnx": body} | ({} if featurizer is None else {"featurizer": featurizer})
     report = {"max_abs_diff": diff, "holdout_rows": len(X_holdout), "tolerance": TOLERANCE, "bytes": sum(map(len, blobs.values()))}
     if not diff <= TOLERANCE:
         log.info("ONNX conversion refused: probabilities differ by up to %.3g on the holdout", diff)
@@ -66,44 +73,29 @@ def export(pipeline: Any, features: list[dict[str, Any]], X_holdout: np.ndarray)
     return blobs, {"runtime": "onnx", "onnx": how, **report}
 
 
-def _conversions(pipeline: Any, features: list[dict[str, Any]], spec: dict[str, Any] | None,
-                 X_holdout: np.ndarray) -> Iterator[tuple[bytes, np.ndarray]]:
-    """ONNX models of the winner and their probabilities on the holdout, the likelier faithful first. The whole
-    pipeline takes float32 (ONNX Runtime's tree and linear operators compute in it). An estimator over the
-    featurizer's columns is tried in float64 first (complement naive Bayes over 6,000 TF-IDF columns strays up to
-    8e-6 from scikit-learn in float32, 2e-14 in float64), then in float32 (a random forest converts to float64 but
-    answers wrongly there: 0.18 off; its float32 graph is within 7e-7). Raises what skl2onnx raised when no
-    conversion runs at all."""
-    import onnxruntime
+def _conversions(pipeline: Any, width: int, whole: bool) -> Iterator[bytes]:
+    """ONNX models of the winner, the likelier faithful first. The whole pipeline takes float32 (ONNX Runtime's tree
+    and linear operators compute in it). An estimator over the featurizer's columns is tried in float64 first
+    (complement naive Bayes over 6,000 TF-IDF columns strays up to 8e-6 from scikit-learn in float32, 2e-14 in
+    float64), then in float32 (a random forest converts to float64 but answers wrongly there: 0.18 off; its float32
+    graph is within 7e-7). A type skl2onnx cannot convert to is skipped; when none converts, raises what it raised."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     estimator = pipeline.steps[-1][1]
-    options = {id(estimator): {"zipmap": False}}
-
-    def session(model: Any, tensor: Any, width: int) -> tuple[bytes, Any]:
-        with _bools_as_ints():
-            body = to_onnx(model, initial_types=[("X", tensor([None, width]))], options=options).SerializeToString()
-        return body, onnxruntime.InferenceSession(body, providers=["CPUExecutionProvider"])
-
-    if spec is None:
-        body, run = session(pipeline, FloatTensorType, len(features))
-        yield body, run.run(None, {"X": X_holdout.astype(np.float32)})[1]
-        return
-    featurizer = Featurizer(spec)
-    failed: Exception | None = None
-    ran = False
-    for tensor, dtype in ((DoubleTensorType, np.float64), (FloatTensorType, np.float32)):
+    model, types = (pipeline, [FloatTensorType]) if whole else (estimator, [DoubleTensorType, FloatTensorType])
+    converted = 0
+    for i, tensor in enumerate(types):
         try:
-            body, run = session(estimator, tensor, spec["width"])
-        except Exception as err:  # no converter (or runtime kernel) for this estimator in this type
-            failed = err
+            with _bools_as_ints():
+                body = to_onnx(model, initial_types=[("X", tensor([None, width]))],
+                               options={id(estimator): {"zipmap": False}}).SerializeToString()
+        except Exception:  # no converter for this estimator in this type: the next type, or what the last one raised
+            if i == len(types) - 1 and not converted:
+                raise
             continue
-        ran = True
-        parts = [run.run(None, {"X": chunk.astype(dtype)})[1] for chunk in featurizer.chunks(X_holdout)]
-        yield body, np.concatenate(parts) if parts else np.zeros((0, 0))
-    if not ran and failed is not None:
-        raise failed
+        converted += 1
+        yield body
 
 
 @contextmanager

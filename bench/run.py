@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import requests
 from tqdm import tqdm
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results"
 EXAMPLE = json.loads((ROOT / "examples" / "predict.json").read_text())["features"]
 ENVIRONMENT = dict(os.environ)  # as started: in_process_floor points this process at its stack (AWS_ENDPOINT_URL, ...)
+PYTHONPATH = ":".join(str(ROOT / p) for p in ("services/trainer", "services/contract", "services/predictor", "."))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -196,15 +198,24 @@ def cold_start(info: dict, cfg: StackConfig) -> dict:
             "cold_invoke_predict_ms": round(cold_predict, 1), "imports_in_fresh_process_ms": imports}
 
 
+def run_module(module: str, *args: str, limit: float = 900, without: tuple[str, ...] = ()) -> tuple[Any, str]:
+    """`python -m module args` with the environment this process started with (in_process_floor points this one at its
+    stack, and a child that inherited that reached a stack that is gone): (its JSON output, "") or (None, the end of
+    its stderr)."""
+    env = {k: v for k, v in ENVIRONMENT.items() if k not in without}
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=limit, cwd=ROOT,
+                          env={**env, "PYTHONPATH": PYTHONPATH})
+    return (json.loads(proc.stdout), "") if proc.returncode == 0 else (None, proc.stderr[-300:])
+
+
 def training_scaling(cases=(("reviews", 1_000), ("reviews", 20_000), ("numeric", 10_000), ("numeric", 100_000), ("numeric", 1_000_000)),
                      limit: float = 240) -> list[dict]:
     rows = []
     for kind, n in tqdm(cases, desc="training scaling", file=sys.stderr):
         try:
-            env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}  # moto, not the stack measured before
-            proc = subprocess.run([sys.executable, "-m", "bench.training", kind, str(n)], capture_output=True, text=True, timeout=limit,
-                                  cwd=ROOT, env={**env, "PYTHONPATH": f"{ROOT / 'services' / 'trainer'}:{ROOT / 'services' / 'contract'}:{ROOT}"})
-            rows.append(json.loads(proc.stdout) if proc.returncode == 0 else {"kind": kind, "rows": n, "error": proc.stderr[-300:]})
+            # moto, never a stack the caller's shell points at
+            out, err = run_module("bench.training", kind, str(n), limit=limit, without=("AWS_ENDPOINT_URL",))
+            rows.append(out if out is not None else {"kind": kind, "rows": n, "error": err})
         except subprocess.TimeoutExpired:
             rows.append({"kind": kind, "rows": n, "timed_out_after_s": limit})
     return rows
@@ -212,24 +223,20 @@ def training_scaling(cases=(("reviews", 1_000), ("reviews", 20_000), ("numeric",
 
 def history(rows: int = 100_000, limit: float = 900) -> dict:
     """History reads on a table of `rows` records (its own stack; see bench/history.py)."""
-    proc = subprocess.run([sys.executable, "-m", "bench.history", str(rows)], capture_output=True, text=True, timeout=limit, cwd=ROOT)
-    return json.loads(proc.stdout) if proc.returncode == 0 else {"rows": rows, "error": proc.stderr[-300:]}
+    out, err = run_module("bench.history", str(rows), limit=limit)
+    return out if out is not None else {"rows": rows, "error": err}
 
 
 def monitoring(predictions: int = 100_000, limit: float = 300) -> dict:
     """One model monitoring pass over `predictions` (see bench/monitoring.py)."""
-    path = f"{ROOT / 'services' / 'trainer'}:{ROOT / 'services' / 'contract'}:{ROOT / 'services' / 'predictor'}:{ROOT}"
-    proc = subprocess.run([sys.executable, "-m", "bench.monitoring", str(predictions)], capture_output=True, text=True, timeout=limit,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
-    return json.loads(proc.stdout) if proc.returncode == 0 else {"predictions": predictions, "error": proc.stderr[-300:]}
+    out, err = run_module("bench.monitoring", str(predictions), limit=limit)
+    return out if out is not None else {"predictions": predictions, "error": err}
 
 
 def families(limit: float = 900) -> list[dict]:
     """Every family the trainer can pick, served as a new worker serves it (see bench/families.py)."""
-    path = f"{ROOT / 'services' / 'trainer'}:{ROOT / 'services' / 'contract'}:{ROOT / 'services' / 'predictor'}:{ROOT}"
-    proc = subprocess.run([sys.executable, "-m", "bench.families"], capture_output=True, text=True, timeout=limit, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": path})
-    return json.loads(proc.stdout) if proc.returncode == 0 else [{"family": "all", "error": proc.stderr[-300:]}]
+    out, err = run_module("bench.families", limit=limit)
+    return out if out is not None else [{"family": "all", "error": err}]
 
 
 def text_champion() -> dict:
@@ -307,11 +314,10 @@ def serving() -> dict:
             results["profile_batch_1000"] = profile_batch()
         finally:
             Embedded(cfg).down()
-    # in a process of its own, with the environment this one started with: a stack started after in_process_floor
-    # inherited its settings (the first stack's endpoint among them), and its warm single read 59 ms, not 10-12 ms
-    proc = subprocess.run([sys.executable, "-m", "bench.run", "--text-champion"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=900, env=ENVIRONMENT)
-    results["text_champion"] = json.loads(proc.stdout) if proc.returncode == 0 else {"error": proc.stderr[-300:]}
+    # in a process of its own (run_module): a stack started from this one after in_process_floor inherited its settings,
+    # the first stack's endpoint among them, and its warm single read 59 ms, not 10-12 ms
+    out, err = run_module("bench.run", "--text-champion")
+    results["text_champion"] = out if out is not None else {"error": err}
     return results
 
 
@@ -319,26 +325,14 @@ def main() -> None:
     if "--text-champion" in sys.argv:  # serving()'s real-text figures, measured in a process of their own
         print(json.dumps(text_champion()))
         return
-    if "--monitoring-only" in sys.argv:
+    parts = {"--families-only": ("families", families), "--training-only": ("training", training_scaling),
+             "--history-only": ("history", history), "--monitoring-only": ("monitoring", monitoring)}
+    if any(flag in sys.argv for flag in parts):  # re-measure a part; the rest of latest.json stays
         results = json.loads((OUT / "latest.json").read_text())
-        results["monitoring"] = monitoring()
-        results["monitoring_when"] = datetime.now(UTC).isoformat(timespec="seconds")
-        (OUT / "latest.json").write_text(json.dumps(results, indent=2))
-        from bench.report import write
-
-        write(results, OUT)
-        return
-    if "--training-only" in sys.argv or "--history-only" in sys.argv or "--families-only" in sys.argv:
-        results = json.loads((OUT / "latest.json").read_text())  # re-measure a part; the rest of latest.json stays
-        if "--families-only" in sys.argv:
-            results["families"] = families()
-            results["families_when"] = datetime.now(UTC).isoformat(timespec="seconds")
-        if "--training-only" in sys.argv:
-            results["training"] = training_scaling()
-            results["training_when"] = datetime.now(UTC).isoformat(timespec="seconds")
-        if "--history-only" in sys.argv:
-            results["history"] = history()
-            results["history_when"] = datetime.now(UTC).isoformat(timespec="seconds")
+        for flag, (key, measure) in parts.items():
+            if flag in sys.argv:
+                results[key] = measure()
+                results[f"{key}_when"] = datetime.now(UTC).isoformat(timespec="seconds")
         (OUT / "latest.json").write_text(json.dumps(results, indent=2))
         from bench.report import write
 

@@ -438,10 +438,13 @@ def dataset() -> None:
               help="a spec to use instead of inferring one")
 @click.option("--ignore", multiple=True, metavar="COLUMN", help="a column to leave out (repeat for each)")
 @click.option("--description", help="one line saying what the data is (the page shows it)")
-@click.option("--dry-run", is_flag=True, help="check and print the spec, store nothing")
+@click.option("--skip-bad-rows", is_flag=True, help="leave out rows with too few or too many fields (e.g. a cut-off last line), "
+              "counted and recorded in the dataset version; by default such a row refuses the file")
+@click.option("--dry-run", is_flag=True, help="check, and print what would be stored and decided, store nothing")
 @BUCKET
-def push(path, name, target, spec_path, ignore, description, dry_run, bucket) -> None:
-    """Check a CSV, infer its spec (or use --spec), and store it as a new version of dataset NAME."""
+def push(path, name, target, spec_path, ignore, description, skip_bad_rows, dry_run, bucket) -> None:
+    """Check a CSV, infer its spec (or use --spec), and store it as a new version of dataset NAME. Every decision
+    (columns ignored and why, rows left out, small classes grouped, likely proxies of the target) is printed."""
     from datetime import UTC, datetime
 
     from sommelier_contract import dataset as ds
@@ -456,25 +459,62 @@ def push(path, name, target, spec_path, ignore, description, dry_run, bucket) ->
             raise InputError(f"{spec_path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
     body = path.read_bytes()
     try:
-        frame = ds.read_csv(body, "the file")  # the file first: what is wrong with it is said before any stack is needed
-        if dry_run:
-            spec = spec or ds.infer_spec(frame, ds.check_name(name), target or "", ignore, description)
-            ds.check_frame(frame, ds.check_spec(spec))
-            click.echo(json.dumps(spec, indent=2))
+        if dry_run:  # the same checks and decisions as a push: what is wrong with the file is said before any stack is needed
+            accepted = ds.accept(body, name, spec, target, ignore, description, skip_bad_rows)
+            click.echo(_push_summary(accepted.spec, accepted.report(), path.name, name, target))
+            summary = ds.describe(accepted.admitted.frame, accepted.spec)
+            click.echo(f"\ndry run: {summary['rows']} rows, {len(summary['classes'])} classes; nothing stored")
             return
+        ds.read_rows(body, "the file", skip_bad_rows)  # the file first: its problems are said before any stack is needed
         pushed = ds.push(_s3(), _resource(bucket, "SOMMELIER_DATASET_BUCKET", "DatasetBucketName"), name, body, spec, target, ignore,
-                         description, now=datetime.now(UTC).isoformat(timespec="seconds"))
+                         description, now=datetime.now(UTC).isoformat(timespec="seconds"), skip_bad_rows=skip_bad_rows)
     except ds.DataError as err:
         raise InputError(f"{path.name}: {err}") from err
-    click.echo(_spec_table(pushed["spec"]))
+    click.echo(_push_summary(pushed["spec"], pushed, path.name, name, target))
     click.echo(f"\ndataset {name} version {pushed['version']}" + (f" (replaces version {pushed['previous']})" if pushed["previous"] else "")
-               + f": {pushed['rows']} rows, target {pushed['target']!r}, classes "
+               + f": {pushed['rows']} rows, target {pushed['target']!r}, {len(pushed['classes'])} classes: "
                + ", ".join(f"{c} {n}" for c, n in pushed["classes"].items()))
     click.echo(f"evaluation rows (never trained on): {pushed['evaluation_rows']}; stored at s3://{pushed['data']['bucket']}/"
                f"{pushed['data']['key'].rsplit('/', 1)[0]}/")
-    if pushed["spec"].get("ignore"):
-        click.echo(f"ignored columns: {', '.join(pushed['spec']['ignore'])}")
     click.echo(f"train on it: make train DATASET={name}   (or: sommelier train --dataset {name})")
+
+
+def _push_summary(spec: dict[str, Any], report: dict[str, Any], file: str, name: str, target: str | None) -> str:
+    """What push decided, for a person: each column's role (a table), the rows left out and classes grouped, and the
+    columns that give the target away, with what the model scores without them and the command that leaves them out."""
+    proxies = {p["column"]: p for p in report.get("proxies", [])}
+    because = report.get("ignored_because", {})
+    rows = [{"column": spec["target"], "role": "target", "type": "", "values": "", "missing": "", "note": ""}]
+    for f in spec["features"]:
+        observed = f.get("observed", {})
+        detail = (f"{observed.get('min', ''):g} .. {observed.get('max', ''):g}" if f["type"] == "numeric" and observed else
+                  f"{len(f['categories'])} categories" if f.get("categories") else
+                  f"{observed.get('distinct'):,} values" if observed.get("distinct") else "")
+        notes = []
+        if f.get("max_categories"):
+            notes.append(f"the {f['max_categories']} most frequent values kept, the rest as one")
+        if f["name"] in proxies:
+            p = proxies[f["name"]]
+            notes.append(f"likely proxy of {spec['target']}: alone right {p['accuracy']:.1%} of the time on {p['coverage']:.0%} of rows")
+        rows.append({"column": f["name"], "role": "feature", "type": f["type"], "values": detail, "missing": observed.get("missing", ""),
+                     "note": "; ".join(notes)})
+    for column in spec.get("ignore", []):
+        rows.append({"column": column, "role": "ignored", "type": "", "values": "", "missing": "",
+                     "note": because.get(column, "--ignore")})
+    lines = [tabulate(rows, headers="keys")]
+    if report.get("notes"):
+        lines += ["", "rows:"] + [f"  {note}" for note in report["notes"]]
+    if proxies:
+        names = ", ".join(proxies)
+        lines += ["", f"likely proxies of {spec['target']!r}: {names}. Each alone gives the answer away (a place name names its "
+                  "country), so the model may lean on them rather than on what the other columns say."]
+        estimate = report.get("estimate")
+        if estimate:
+            lines.append(f"  a quick estimate (3-fold, a linear model, up to 4,000 rows): accuracy {estimate['with']:.3f} with them, "
+                         f"{estimate['without']:.3f} without")
+        flags = " ".join(f"--ignore {c}" for c in [*proxies, *(i for i in spec.get("ignore", []) if i not in because)])
+        lines.append(f"  to leave them out: sommelier dataset push {file} --name {name} --target {target or spec['target']} {flags}")
+    return "\n".join(lines)
 
 
 def _spec_table(spec: dict[str, Any]) -> str:

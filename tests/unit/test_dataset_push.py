@@ -84,8 +84,6 @@ def test_pushing_again_makes_a_new_version_and_keeps_the_old_one_and_its_evaluat
 
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda text: text.replace("\n", ",extra\n", 3).replace(",extra", "", 1), "the file is not a readable CSV: row 2 has 7 fields, the header has 6"),
-    (lambda text: "\n".join([text.splitlines()[0], ",".join(["5", "", *text.splitlines()[6].split(",")[2:]]), *text.splitlines()[1:]]),
-     "row 2: the target column 'country' is empty"),
     (lambda text: text.replace("Italy", "France").replace("US", "France"), "single class ('France')"),
     (lambda text: text.replace("country", "nation", 1), "the target column 'country' is not in the data"),
     (lambda text: "", "is empty"),
@@ -96,6 +94,17 @@ def test_bad_csvs_are_refused_naming_row_and_column_and_nothing_is_stored(cli, s
     out = cli("dataset", "push", str(bad), "--name", "reviews", "--target", "country", code=2)
     assert message in out
     assert "Contents" not in s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix="datasets/reviews/")
+
+
+def test_rows_with_no_target_are_left_out_counted_and_named(cli, s3, tmp_path, csv_file):
+    lines = csv_file.read_text().splitlines()
+    gaps = [",".join(["9001", "", *lines[6].split(",")[2:]]), ",".join(["9002", " ", *lines[7].split(",")[2:]])]
+    path = tmp_path / "gaps.csv"
+    path.write_text("\n".join([lines[0], *lines[1:4], *gaps, *lines[4:]]) + "\n")
+    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country")
+    assert "2 row(s) with no 'country' left out (the first is row 5)" in out
+    pointer = ds.current(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
+    assert pointer["rows"] == len(lines) - 1 and pointer["left_out"] == {"no target": 2}
 
 
 def test_a_spec_that_disagrees_with_the_data_is_refused_naming_row_and_column(cli, s3, tmp_path, csv_file):

@@ -53,7 +53,6 @@ def _put_csv(s3, text: str) -> None:
         (lambda lines: [lines[0], lines[1], lines[2] + ",1,2", *lines[3:]], "row 3 has 16 fields, the header has 14"),
         (lambda lines: [lines[0], lines[1].rsplit(",", 2)[0], *lines[2:]], "row 2 has 12 fields, the header has 14"),
         (lambda lines: [lines[0]] + [line for line in lines[1:] if line.endswith("class_0")], "single class"),
-        (lambda lines: [lines[0]] + [line for line in lines[1:] if not line.endswith("class_2")] + [lines[-1]], "fewer than 5 rows"),
     ],
 )
 def test_bad_data_fails_with_a_message_naming_the_problem(s3, trainer_settings, trained, mutate, message):
@@ -63,6 +62,24 @@ def test_bad_data_fails_with_a_message_naming_the_problem(s3, trainer_settings, 
         trainer_train.run(trainer_settings, s3)
     assert message in str(err.value)
     assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+
+
+@pytest.mark.parametrize(("rare", "each", "decided", "classes"), [
+    (("class_2",), 1, "1 class(es) with fewer than 5 rows each (class_2 1) left out: 1 row, too few", ["class_0", "class_1"]),
+    (("class_1", "class_2"), 3, "2 class(es) with fewer than 5 rows each (class_1 3, class_2 3) grouped as 'Other'", ["Other", "class_0"]),
+])
+def test_a_class_too_small_for_the_folds_does_not_stop_training_and_the_model_card_says_what_was_done(
+        s3, trainer_settings, trained, rare, each, decided, classes):
+    assert trainer_settings.cv_folds + 2 == 5  # the rows a class needs: every fold and the holdout
+    lines = s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv")["Body"].read().decode().splitlines()
+    few = [line for name in rare for line in [line for line in lines[1:] if line.endswith(name)][:each]]
+    _put_csv(s3, "\n".join([lines[0], *(line for line in lines[1:] if not line.endswith(rare)), *few]) + "\n")
+    s3.delete_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/evaluation.json")  # chosen for other rows: chosen again
+    outcome = trainer_train.run(trainer_settings, s3, promote=False)
+    manifest = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)
+    assert any(note.startswith(decided) for note in manifest.dataset.notes), manifest.dataset.notes
+    assert manifest.card()["dataset"]["notes"] == manifest.dataset.notes
+    assert manifest.classes == classes
 
 
 def test_an_invalid_spec_is_refused(s3, trainer_settings):

@@ -14,11 +14,12 @@ import io
 import json
 import math
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from sommelier_contract import layout
+from sommelier_contract import columns, layout
 from sommelier_contract.artifacts import read_json
 from sommelier_contract.files import NotText, decode, repeated_column, row_key
 from sommelier_contract.manifest import Manifest
@@ -63,6 +64,8 @@ def check_spec(spec: Any) -> dict[str, Any]:
     clash = sorted(set(ignore) & (seen | {spec["target"]}))
     if clash:
         raise DataError(f"the spec's 'ignore' names feature or target column(s) {clash}")
+    if spec.get("bad_rows", "refuse") not in ("refuse", "skip"):
+        raise DataError(f"the spec's 'bad_rows' is {spec['bad_rows']!r}; expected 'refuse' (the default) or 'skip'")
     for seg in spec.get("segments", []):
         if not isinstance(seg, dict) or seg.get("feature") not in seen:
             raise DataError(f"spec segment {seg!r} does not name a feature of the spec")
@@ -88,65 +91,99 @@ def index_columns(frame: pd.DataFrame) -> list[str]:
 KEY_FORMAT = "csv-row-sha1"  # how row keys are made (evaluation.json records it)
 
 
-def _scan(body: bytes) -> tuple[str | None, list[str]]:
+def _scan(body: bytes, skip_bad_rows: bool = False, good: list[int] | None = None) -> tuple[str | None, list[str], list[int]]:
     """One pass of the csv module over the file: the first row whose field count differs from the header's
-    (pandas would pad a short row silently), and a key per data row (a hash of its fields as written, so a
-    row keeps its key whatever types are inferred and whatever a spec later ignores). Blank lines, which
-    pandas skips, get no key."""
+    (pandas would pad a short row silently), a key per data row (a hash of its fields as written, so a
+    row keeps its key whatever types are inferred and whatever a spec later ignores), and, with
+    `skip_bad_rows`, the file's numbers of every such row instead of a problem (`good`, when given, gets the numbers
+    of the rows kept). Blank lines, which pandas skips, get no key."""
+    good = [] if good is None else good
     rows = csv.reader(io.StringIO(body.decode("utf-8", errors="replace")))
     header = next(rows, [])
     width = len(header)
     keys: list[str] = []
+    bad: list[int] = []
+    good.clear()
     repeated = repeated_column(header)
     if repeated:
-        return repeated, keys
-    for number, row in enumerate(rows, start=2):
-        if not row:
-            continue
-        if len(row) != width:
-            return f"row {number} has {len(row)} fields, the header has {width}", keys
-        keys.append(row_key(row))
-    return None, keys
+        return repeated, keys, bad
+    try:
+        for number, row in enumerate(rows, start=2):
+            if not row:
+                continue
+            if len(row) != width:
+                if not skip_bad_rows:
+                    return (f"row {number} has {len(row)} field{'' if len(row) == 1 else 's'}, the header has {width} (a line cut off or a stray comma?); "
+                            "leave such rows out with --skip-bad-rows"), keys, bad
+                bad.append(number)
+                continue
+            keys.append(row_key(row))
+            good.append(number)
+    except csv.Error as err:  # e.g. a field beyond the csv module's size limit
+        return f"line {rows.line_num}: {err}", keys, bad
+    return None, keys, bad
 
 
-def read_rows(body: bytes, where: str) -> tuple[pd.DataFrame, list[str]]:
-    """A strict CSV read (every row has as many fields as the header) and a key per row. Row numbers in
-    messages are the file's lines as a spreadsheet shows them (the header is row 1)."""
+def _without(body: bytes, bad: list[int]) -> bytes:
+    """The file less the rows `bad` names (file row numbers as _scan counts them), written again by the csv module."""
+    skip = set(bad)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for number, row in enumerate(csv.reader(io.StringIO(body.decode("utf-8", errors="replace"))), start=1):
+        if row and number not in skip:
+            writer.writerow(row)
+    return out.getvalue().encode()
+
+
+def read_rows(body: bytes, where: str, skip_bad_rows: bool = False) -> tuple[pd.DataFrame, list[str], list[int]]:
+    """A strict CSV read (every row has as many fields as the header, unless `skip_bad_rows` leaves out those that
+    do not), a key per row, and the numbers of the rows left out. Row numbers in messages are the file's lines
+    as a spreadsheet shows them (the header is row 1)."""
     try:
         body = decode(body, where).encode()  # gzip undone, a BOM or UTF-16 honoured; binary refused in words
     except NotText as err:
         raise DataError(str(err)) from err
     if not body.strip():
         raise DataError(f"{where} is empty")
-    problem, keys = _scan(body)
+    numbers: list[int] = []
+    problem, keys, bad = _scan(body, skip_bad_rows, numbers)
     if problem:
         raise DataError(f"{where} is not a readable CSV: {problem}")
+    if bad:
+        body = _without(body, bad)
     try:
         frame = pd.read_csv(io.BytesIO(body), index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{where} is not a readable CSV: {err}") from err
     if len(frame) != len(keys):  # e.g. a quoted field spanning lines that the two readers split differently
         raise DataError(f"{where} is not a readable CSV: {len(frame)} rows parsed but {len(keys)} rows scanned")
-    return frame, keys
+    frame.index = pd.Index(numbers, name="row")  # each row's number in the file, for messages that name it
+    return frame, keys, bad
 
 
-def read_csv(body: bytes, where: str) -> pd.DataFrame:
-    return read_rows(body, where)[0]
+def read_csv(body: bytes, where: str, skip_bad_rows: bool = False) -> pd.DataFrame:
+    return read_rows(body, where, skip_bad_rows)[0]
 
 
 def _first(mask: pd.Series) -> int:
-    return int(mask.to_numpy().argmax()) + 2  # the file's row number
+    """The file's row number of the first row `mask` marks (frames from read_rows are indexed by it)."""
+    position = int(mask.to_numpy().argmax())
+    return int(mask.index[position]) if mask.index.name == "row" else position + 2
 
 
 def check_target(frame: pd.DataFrame, target: str) -> None:
     if target not in frame.columns:
         raise DataError(f"the target column {target!r} is not in the data; its columns are {list(frame.columns)}")
-    empty = frame[target].isna() | (frame[target].astype("string").str.strip() == "")
-    if empty.any():
-        raise DataError(f"row {_first(empty)}: the target column {target!r} is empty ({int(empty.sum())} row(s) like it)")
-    classes = frame[target].astype(str).unique()
+    classes = frame[target][~no_target(frame, target)].astype(str).unique()
+    if not len(classes):
+        raise DataError(f"the target column {target!r} is empty in every row")
     if len(classes) < 2:
         raise DataError(f"the target column {target!r} has a single class ({classes[0]!r}); a classifier needs at least two")
+
+
+def no_target(frame: pd.DataFrame, target: str) -> pd.Series:
+    """The rows whose target is empty: nothing to learn from, left out (and counted) wherever data is read."""
+    return frame[target].isna() | (frame[target].astype("string").str.strip() == "")
 
 
 def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
@@ -163,6 +200,9 @@ def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     if extra:
         raise DataError(f"the data has column(s) {extra} that the spec does not declare (list them under \"ignore\" to leave them out)")
     check_target(frame, spec["target"])
+    empty = no_target(frame, spec["target"])
+    if empty.any():  # admit() leaves these out before it checks
+        raise DataError(f"row {_first(empty)}: the target column {spec['target']!r} is empty ({int(empty.sum())} row(s) like it)")
     frame = frame[wanted].copy()
     for f in spec["features"]:
         name = f["name"]
@@ -192,6 +232,74 @@ def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+MIN_CLASS_ROWS = 7  # rows a class needs for the trainer's 5-fold comparison and a holdout (its default folds + 2)
+OTHER = "Other"  # the class that classes too small to learn on their own are grouped into
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The rows a dataset version trains on, and every decision taken on the way, in words and in numbers."""
+
+    frame: pd.DataFrame  # check_frame's: declared columns, typed values, small classes grouped
+    keys: list[str]  # one per frame row
+    notes: list[str] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)  # why -> rows
+    grouped: dict[str, int] = field(default_factory=dict)  # class -> rows, now answered as OTHER
+
+
+def _listing(counts: dict[str, int], most: int = 8) -> str:
+    shown = ", ".join(f"{c} {n}" for c, n in list(counts.items())[:most])
+    return shown + (f" and {len(counts) - most} more" if len(counts) > most else "")
+
+
+def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: list[int] | tuple[int, ...] = (),
+          min_class_rows: int = MIN_CLASS_ROWS) -> Admitted:
+    """The one check of what a dataset trains on: `dataset push` stores what passes it and the trainer reads the
+    stored version through it again, so push never accepts what training refuses.
+
+    Rows with an empty target are left out and counted (nothing to learn from them). Classes with fewer than
+    `min_class_rows` rows, too few for every cross-validation fold and the holdout to see one, are grouped into
+    one class, OTHER, when together they have enough rows (the model then answers "Other" for a country it could
+    not learn on its own), else left out, named and counted. Everything else is check_frame's."""
+    target = spec["target"]
+    if target not in frame.columns:
+        check_target(frame, target)
+    notes: list[str] = []
+    left_out: dict[str, int] = {}
+    if bad_rows:
+        left_out["bad rows"] = len(bad_rows)
+        notes.append(f"{len(bad_rows)} row(s) with the wrong number of fields left out (--skip-bad-rows): row "
+                     + ", ".join(map(str, bad_rows[:5])) + (" ..." if len(bad_rows) > 5 else ""))
+    empty = no_target(frame, target).to_numpy()
+    if empty.any():
+        left_out["no target"] = int(empty.sum())
+        first = int(frame.index[empty.argmax()]) if frame.index.name == "row" else int(empty.argmax()) + 2
+        notes.append(f"{int(empty.sum())} row(s) with no {target!r} left out (the first is row {first})")
+        frame, keys = frame[~empty], [k for k, e in zip(keys, empty, strict=True) if not e]
+    checked = check_frame(frame, spec)
+    counts = checked[target].value_counts()
+    small = {str(c): int(n) for c, n in counts.items() if n < min_class_rows and c != OTHER}
+    grouped: dict[str, int] = {}
+    if small:
+        rows = sum(small.values())
+        together = rows + int(counts.get(OTHER, 0))
+        is_small = checked[target].isin(list(small)).to_numpy()
+        if together >= min_class_rows and len(counts) - len(small) >= 1:
+            grouped = small
+            checked.loc[is_small, target] = OTHER
+            notes.append(f"{len(small)} class(es) with fewer than {min_class_rows} rows each ({_listing(small)}) grouped as "
+                         f"{OTHER!r}: {rows} row{'' if rows == 1 else 's'} the model learns as one class and answers {OTHER!r} for")
+        else:
+            left_out["classes too small"] = rows
+            notes.append(f"{len(small)} class(es) with fewer than {min_class_rows} rows each ({_listing(small)}) left out: "
+                         f"{rows} row{'' if rows == 1 else 's'}, too few to learn even grouped together")
+            checked, keys = checked[~is_small], [k for k, s in zip(keys, is_small, strict=True) if not s]
+    if checked[target].nunique() < 2:
+        raise DataError(f"the target column {target!r} has a single class a model can learn ({checked[target].iloc[0]!r}); "
+                        "a classifier needs at least two")
+    return Admitted(frame=checked, keys=list(keys), notes=notes, left_out=left_out, grouped=grouped)
+
+
 def _is_text(values: pd.Series) -> bool:
     """Free text rather than a label: four or more words per value on average (labels rarely have that many),
     or long values that are mostly distinct."""
@@ -214,7 +322,17 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
     if missing:
         raise DataError(f"--ignore names column(s) {missing} that are not in the data; its columns are {list(frame.columns)}")
     check_target(frame, target)
-    dropped = [*index_columns(frame), *ignore]
+    frame = frame[~no_target(frame, target)]
+    why = {str(c): "a row index written with the data" for c in index_columns(frame)}
+    strings = frame[[c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) and c != target]]
+    for column in frame.columns:
+        if column != target and column not in ignore and str(column) not in why:
+            reason = columns.identifier(str(column), frame[column], strings.drop(columns=[column], errors="ignore"))
+            if reason:
+                why[str(column)] = reason
+    if len(why) + len(ignore) >= len(frame.columns) - 1:  # keep something to learn from: identifiers only when others remain
+        why = {c: r for c, r in why.items() if r.startswith("a row index")}
+    dropped = [*why, *ignore]
     features: list[dict[str, Any]] = []
     segments: list[dict[str, Any]] = []
     complete = frame.drop(columns=dropped).dropna()
@@ -249,6 +367,7 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
                         segments.append({"name": str(column), "feature": str(column)})
                 else:
                     feature["suggestions"] = counts.index[:MAX_SUGGESTIONS].tolist()
+                feature = columns.bounded(feature, len(counts))
                 feature["observed"] = {"distinct": int(len(counts)), "missing": int(values.isna().sum())}
         if example_row is not None:
             value = example_row[column]
@@ -260,6 +379,8 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
             "target": target, "features": features, "segments": segments}
     if dropped:
         spec["ignore"] = [str(c) for c in dropped]
+    if why:
+        spec["ignored_because"] = why  # said in the push summary; `--spec` with the column as a feature overrides it
     return check_spec(spec)
 
 
@@ -325,13 +446,28 @@ def files(s3, bucket: str, prefix: str) -> tuple[dict[str, Any] | None, str, str
     return None, layout.data_key(prefix), layout.spec_key(prefix)
 
 
-def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, target: str | None,
-         ignore: list[str] | tuple[str, ...] = (), description: str | None = None, now: str = "") -> dict[str, Any]:
-    """Check and store a new version of dataset `name`: its data and spec in their own folder, the evaluation
-    rows extended to the new rows, then the pointer. Nothing is written unless every check passes; a crash
-    before the pointer leaves the previous version current."""
+@dataclass(frozen=True)
+class Accepted:
+    """A file as `dataset push` takes it: its spec, the rows training will use, and the likely proxies of the target
+    (with a quick estimate of the accuracy with and without them)."""
+
+    spec: dict[str, Any]
+    admitted: Admitted
+    proxies: list[columns.Proxy] = field(default_factory=list)
+    estimate: dict[str, float] | None = None
+
+    def report(self) -> dict[str, Any]:
+        return {"notes": self.admitted.notes, "left_out": self.admitted.left_out, "grouped": self.admitted.grouped,
+                "ignored_because": self.spec.get("ignored_because", {}), "proxies": [p.as_dict() for p in self.proxies],
+                "estimate": self.estimate}
+
+
+def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | None, ignore: list[str] | tuple[str, ...] = (),
+           description: str | None = None, skip_bad_rows: bool = False) -> Accepted:
+    """What `dataset push` (and its dry run) checks before anything is stored: the file, the spec (given or inferred),
+    the rows the trainer will train on (admit) and the columns that give the target away."""
     check_name(name)
-    frame, keys = read_rows(body, "the file")
+    frame, keys, bad = read_rows(body, "the file", skip_bad_rows)
     if spec is None:
         if not target:
             raise DataError("give --target COLUMN (the column to predict) or --spec FILE")
@@ -340,7 +476,22 @@ def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, t
         spec = check_spec({**spec, "name": name, **({"ignore": sorted({*spec.get("ignore", []), *ignore})} if ignore else {})})
         if target and target != spec["target"]:
             raise DataError(f"--target {target!r} disagrees with the spec's target {spec['target']!r}")
-    checked = check_frame(frame, spec)
+    if skip_bad_rows:
+        spec = {**spec, "bad_rows": "skip"}  # the trainer reads the stored file as push did
+    admitted = admit(frame, keys, spec, bad)
+    found = columns.proxies(admitted.frame, spec)
+    estimate = columns.estimate(admitted.frame, spec, [p.column for p in found]) if found else None
+    return Accepted(spec=spec, admitted=admitted, proxies=found, estimate=estimate)
+
+
+def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, target: str | None,
+         ignore: list[str] | tuple[str, ...] = (), description: str | None = None, now: str = "",
+         skip_bad_rows: bool = False) -> dict[str, Any]:
+    """Check and store a new version of dataset `name`: its data and spec in their own folder, the evaluation
+    rows extended to the new rows, then the pointer. Nothing is written unless every check passes; a crash
+    before the pointer leaves the previous version current."""
+    accepted = accept(body, name, spec, target, ignore, description, skip_bad_rows)
+    spec, checked, keys = accepted.spec, accepted.admitted.frame, accepted.admitted.keys
     summary = describe(checked, spec)
     prefix = layout.dataset_prefix(name)
     previous, old_data_key, _ = files(s3, bucket, prefix)
@@ -352,7 +503,7 @@ def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, t
         chosen = set(evaluation["keys"])
     else:  # rows that are new in this version join the evaluation rows in the same proportion; old choices stand
         try:
-            old = set(_scan(s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read())[1])
+            old = set(_scan(s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read(), True)[1])
         except s3.exceptions.NoSuchKey:  # the previous data is gone: every row counts as new
             old = set()
         fresh = [(k, y) for k, y in zip(keys, labels, strict=True) if k not in old]
@@ -367,7 +518,7 @@ def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, t
     _put(s3, bucket, layout.evaluation_key(prefix), json.dumps(evaluation).encode(), "application/json")
     pointer = {"name": name, "version": number, "pushed_at": now, "data": data_src, "spec": spec_src, "target": spec["target"],
                "rows": summary["rows"], "classes": summary["classes"], "evaluation_rows": len(present),
-               "evaluation_rows_added": added, "previous": previous["version"] if previous else None}
+               "evaluation_rows_added": added, "previous": previous["version"] if previous else None, **accepted.report()}
     _put(s3, bucket, layout.current_key(prefix), json.dumps(pointer, indent=2).encode(), "application/json")
     return {**pointer, "spec": spec, "missing": summary["missing"]}
 
@@ -389,13 +540,21 @@ def trained_keys(s3, manifest: Manifest) -> set[str]:
             continue
         extra = {"VersionId": source["version_id"]} if source.get("version_id") else {}
         body = s3.get_object(Bucket=source["bucket"], Key=source["key"], **extra)["Body"].read()
-        keys |= set(_scan(decode(body, source["key"]).encode())[1])
+        keys |= set(_scan(decode(body, source["key"]).encode(), True)[1])
     evaluation = read_evaluation(s3, (info.sources or [{}])[0].get("bucket", ""), info.prefix or "") if keys else None
     return keys - set((evaluation or {}).get("keys", []))
 
 
-def load(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame, list[str], list[dict[str, Any]], dict[str, Any] | None]:
-    """(spec, the raw frame, its row keys, the objects read with their versions, the pointer) of the current version."""
+def load(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], Admitted, list[dict[str, Any]], dict[str, Any] | None]:
+    """(spec, its rows as admit() admits them (with the default MIN_CLASS_ROWS), the objects read with their versions,
+    the pointer) of the current version."""
+    spec, frame, keys, bad, sources, pointer = load_raw(s3, bucket, prefix)
+    return spec, admit(frame, keys, spec, bad), sources, pointer
+
+
+def load_raw(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame, list[str], list[int], list[dict[str, Any]],
+                                                      dict[str, Any] | None]:
+    """(spec, the frame as read, its row keys, the rows left out as bad, the objects read, the pointer) of the current version."""
     pointer, data_key, spec_key = files(s3, bucket, prefix)
     sources = []
     docs = []
@@ -410,13 +569,13 @@ def load(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame, li
         spec = check_spec(json.loads(docs[0]))
     except json.JSONDecodeError as err:
         raise DataError(f"s3://{bucket}/{spec_key} is not valid JSON: {err}") from err
-    frame, keys = read_rows(docs[1], f"s3://{bucket}/{data_key}")
-    return spec, frame, keys, sources, pointer
+    frame, keys, bad = read_rows(docs[1], f"s3://{bucket}/{data_key}", spec.get("bad_rows") == "skip")
+    return spec, frame, keys, bad, sources, pointer
 
 
 def show(s3, bucket: str, name: str) -> dict[str, Any]:
-    spec, raw, keys, sources, pointer = load(s3, bucket, layout.dataset_prefix(check_name(name)))
-    summary = describe(check_frame(raw, spec), spec)
+    spec, admitted, sources, pointer = load(s3, bucket, layout.dataset_prefix(check_name(name)))
+    summary, keys = describe(admitted.frame, spec), admitted.keys
     evaluation = read_evaluation(s3, bucket, layout.dataset_prefix(name))
     return {"name": name, "version": pointer["version"] if pointer else None, "pushed_at": pointer and pointer.get("pushed_at"),
             "files": [s["key"] for s in sources], **summary, "evaluation_rows": len(set(keys) & set((evaluation or {}).get("keys", []))),

@@ -91,6 +91,7 @@ class DatasetRef:
     sources: list[dict[str, Any]] = field(default_factory=list)
     feedback: dict[str, Any] = field(default_factory=dict)
     rows: int | None = None
+    notes: list[str] = field(default_factory=list)  # what was decided about its rows (rows left out, classes grouped)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class Manifest:
             "gate": _plain(self.gate),
             "promotions": [_plain(p) for p in self.promotions],
             "importances": _plain(self.importances) if self.importances else None,
-            "dataset": {"name": self.dataset.name, "version": self.dataset.version, "rows": self.dataset.rows},
+            "dataset": {"name": self.dataset.name, "version": self.dataset.version, "rows": self.dataset.rows, "notes": self.dataset.notes},
             "description": self.spec.get("description"),
             "libraries": self.libraries,
             "serving": _plain(self.serving),

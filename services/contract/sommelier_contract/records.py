@@ -63,19 +63,31 @@ def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
             if feature.get(bound) is not None:
                 prop[bound] = feature[bound]
         return prop
+    # a categorical or text feature that was missing in training rows (the manifest says "imputed": the model learned
+    # what a missing value means) may be null, empty or absent too
     if kind == "categorical":
+        if feature.get("imputed"):
+            prop = {"type": ["string", "null"], "maxLength": 200}
+            if feature.get("categories"):
+                prop["enum"] = [*feature["categories"], "", None]
+            return prop
         prop = {"type": "string", "minLength": 1, "maxLength": 200}
         if feature.get("categories"):
             prop["enum"] = list(feature["categories"])
         return prop
     if kind == "text":
-        return {"type": "string", "maxLength": int(feature.get("max_length", 5000))}
+        return {"type": ["string", "null"] if feature.get("imputed") else "string", "maxLength": int(feature.get("max_length", 5000))}
     raise ValueError(f"feature {feature['name']!r} has unknown type {kind!r}")
 
 
 def required_features(features: list[dict[str, Any]]) -> list[str]:
-    """The features a record must carry: all but the numeric ones the model imputes when missing."""
-    return [f["name"] for f in features if not (f["type"] == "numeric" and f.get("imputed"))]
+    """The features a record must carry: all but those the model imputes when missing (the manifest's "imputed")."""
+    return [f["name"] for f in features if not f.get("imputed")]
+
+
+def _known(feature: dict[str, Any]) -> dict[str, Any]:
+    """A value that says something: a number, or a string that is not empty."""
+    return {"type": "number"} if feature["type"] == "numeric" else {"type": "string", "minLength": 1}
 
 
 def record_schema(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -87,7 +99,7 @@ def record_schema(features: list[dict[str, Any]]) -> dict[str, Any]:
         "additionalProperties": False,
     }
     if not required:  # every feature may be missing, but not all at once: a prediction from imputed values alone says nothing
-        schema["anyOf"] = [{"required": [f["name"]], "properties": {f["name"]: {"type": "number"}}} for f in features]
+        schema["anyOf"] = [{"required": [f["name"]], "properties": {f["name"]: _known(f)}} for f in features]
     return schema
 
 
@@ -181,8 +193,10 @@ def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:
     dtype = float if all(f["type"] == "numeric" for f in features) else object
     if hasattr(records, "columns"):  # a DataFrame: whole columns at once
         return records[names].to_numpy(dtype=dtype)
-    nan = float("nan")
-    return np.array([[nan if r.get(n) is None else r[n] for n in names] for r in records], dtype=dtype).reshape(len(records), len(names))
+    # a missing number is NaN (the imputer fills it); a missing category or text is "", as training rows hold it
+    gaps = [float("nan") if f["type"] == "numeric" else "" for f in features]
+    return np.array([[gap if r.get(n) is None else r[n] for n, gap in zip(names, gaps, strict=True)] for r in records],
+                    dtype=dtype).reshape(len(records), len(names))
 
 
 def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) -> str | None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
@@ -52,6 +55,32 @@ def _better(metric: str, mean: float) -> float:
     return -mean if metric == "log_loss" else mean
 
 
+def probabilities(model: Any, X: Any) -> np.ndarray:
+    """Class probabilities; for an SVM compared before its calibration, the softmax of its decision function (its
+    ranking of classes, which is all accuracy and macro F1 read; its log loss is only indicative)."""
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X)
+    scores = model.decision_function(X)
+    scores = np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
+    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
+@contextmanager
+def solver_warnings(tag: str):
+    """A solver that stopped before it converged is one line in the trainer's words, not a library warning with paths."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    stopped = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    if stopped:
+        log.info("%s the solver stopped at its iteration limit before converging (%d fit(s)); its scores are as measured",
+                 tag.strip(), len(stopped))
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _cross_validate(features: list[dict[str, Any]], candidate: Candidate, X: np.ndarray, y: np.ndarray, folds: list,
                     parameter: str, values: tuple, tag: str, out_of_time: Callable[[], bool]) -> list[dict[str, list[float]]] | None:
     """Scores of the candidate at each value of `parameter` ("" for none) on each fold, the preprocessing fitted once a
@@ -62,13 +91,16 @@ def _cross_validate(features: list[dict[str, Any]], candidate: Candidate, X: np.
         prep = build(features, candidate).named_steps["prep"]
         seen, unseen = prep.fit_transform(X[fit_idx]), prep.transform(X[val_idx])
         for value, score in zip(values, scores, strict=True):
-            model = clone(candidate.estimator).set_params(**({parameter: value} if parameter else {})).fit(seen, y[fit_idx])
-            proba = model.predict_proba(unseen)
+            with solver_warnings(tag):
+                model = clone(candidate.estimator).set_params(**({parameter: value} if parameter else {})).fit(seen, y[fit_idx])
+            proba = probabilities(model, unseen)
             predicted = model.classes_[proba.argmax(axis=1)]
             score["f1_macro"].append(f1_score(y[val_idx], predicted, average="macro"))
             score["accuracy"].append(accuracy_score(y[val_idx], predicted))
             score["log_loss"].append(log_loss(y[val_idx], proba, labels=model.classes_))
-        log.info("%s fold %d/%d: macro F1 %s (%.1fs)", tag, k, len(folds), " ".join(f"{s['f1_macro'][-1]:.3f}" for s in scores),
+        log.info("%s fold %d/%d: macro F1 %s (%.1fs)", tag, k, len(folds),
+                 ", ".join(f"{s['f1_macro'][-1]:.3f}" + (f" at {parameter.rsplit('__', 1)[-1]}={v:g}" if parameter else "")
+                           for v, s in zip(values, scores, strict=True)),
                  time.perf_counter() - started)
         if k < len(folds) and out_of_time():
             return None
@@ -155,7 +187,8 @@ def choose(settings: Settings, data: TrainingData) -> Winner:
     best, results = compare(data.X_train, data.y_train, data.features, settings, options)
     started = time.perf_counter()
     log.info("refitting %s on all %d training rows ...", best, len(data.y_train))
-    pipeline = build(data.features, options[best], results[best]["params"]).fit(data.X_train, data.y_train)
+    with solver_warnings(f"{best} refit:"):
+        pipeline = build(data.features, options[best], results[best]["params"]).fit(data.X_train, data.y_train)
     fit_seconds = time.perf_counter() - started
     log.info("refit in %.1fs", fit_seconds)
     return Winner(name=best, candidate=options[best], pipeline=pipeline, cv={n: CvResult(**r) for n, r in results.items()},

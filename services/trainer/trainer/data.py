@@ -16,7 +16,7 @@ from sklearn.preprocessing import LabelEncoder
 
 from sommelier_contract import dataset as contract
 from sommelier_contract import layout
-from sommelier_contract.dataset import DataError, check_frame, new_evaluation, read_evaluation
+from sommelier_contract.dataset import DataError, new_evaluation, read_evaluation
 from sommelier_contract.manifest import EvaluationRef
 from sommelier_contract.records import RecordValidator, feedback_problem, to_matrix
 from trainer.config import Settings
@@ -31,6 +31,7 @@ class Dataset:
     sources: list[dict[str, Any]]
     row_keys: list[str] = field(default_factory=list)  # one per frame row, from the file's raw row (all its columns)
     version: int | None = None  # the pushed version (None: files seeded without `dataset push`)
+    notes: list[str] = field(default_factory=list)  # what was decided about its rows (contract.admit), for the model card
 
     @property
     def features(self) -> list[dict[str, Any]]:
@@ -41,10 +42,13 @@ class Dataset:
         return self.spec["target"]
 
 
-def load_dataset(s3, bucket: str, prefix: str) -> Dataset:
-    spec, raw, keys, sources, pointer = contract.load(s3, bucket, prefix.strip("/"))
-    return Dataset(spec=spec, frame=check_frame(raw, spec), sources=sources, row_keys=keys,
-                   version=pointer["version"] if pointer else None)
+def load_dataset(s3, bucket: str, prefix: str, min_class_rows: int = contract.MIN_CLASS_ROWS) -> Dataset:
+    """The current version, its rows admitted as `dataset push` admitted them (contract.admit), with classes smaller
+    than `min_class_rows` grouped or left out."""
+    spec, raw, keys, bad, sources, pointer = contract.load_raw(s3, bucket, prefix.strip("/"))
+    admitted = contract.admit(raw, keys, spec, bad, min_class_rows)
+    return Dataset(spec=spec, frame=admitted.frame, sources=sources, row_keys=admitted.keys,
+                   version=pointer["version"] if pointer else None, notes=admitted.notes)
 
 
 @dataclass
@@ -100,8 +104,10 @@ def quarantine(s3, bucket: str, key: str, quarantine_prefix: str, feedback_prefi
 
 def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str, spec: dict[str, Any], classes: set[str], now: str) -> Feedback:
     rows, sources, quarantined, meta = [], [], [], []
-    # the record schema the API enforced: imputed numerics may be null, as the manifest says
-    validator = RecordValidator([{**f, "imputed": "median"} if f["type"] == "numeric" else f for f in spec["features"]])
+    absent = {f["name"]: None if f["type"] == "numeric" else "" for f in spec["features"]}  # as training rows hold a gap
+    # the record schema the API enforced, or laxer
+    # (a gap in any feature is one the model can take: a median for a number, the "missing" value for the rest)
+    validator = RecordValidator([{**f, "imputed": "median" if f["type"] == "numeric" else "missing"} for f in spec["features"]])
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=feedback_prefix):
         for item in page.get("Contents", []):
             key = item["Key"]
@@ -116,7 +122,8 @@ def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str,
                 quarantine(s3, bucket, key, quarantine_prefix, feedback_prefix, body, problem, now)
                 quarantined.append({"key": key, "reason": problem})
                 continue
-            rows.append({**dict.fromkeys(f["name"] for f in spec["features"]), **record["features"], spec["target"]: str(record["label"])})
+            given = {n: v for n, v in record["features"].items() if v is not None}
+            rows.append({**absent, **given, spec["target"]: str(record["label"])})
             sources.append({"key": key, "version_id": obj.get("VersionId")})
             meta.append({k: record.get(k) for k in ("caller", "predicted_label", "confidence", "received_at", "label")})
     frame = pd.DataFrame(rows, columns=[*(f["name"] for f in spec["features"]), spec["target"]])
@@ -180,7 +187,9 @@ def prepare(settings: Settings, s3, now: datetime) -> TrainingData:
     """Read the dataset and its feedback (bad feedback quarantined, the rest screened), and split on the frozen
     evaluation rows. DataError says what is wrong with the data."""
     log.info("reading s3://%s/%s", settings.dataset_bucket, settings.dataset_prefix)
-    ds = load_dataset(s3, settings.dataset_bucket, settings.dataset_prefix)
+    ds = load_dataset(s3, settings.dataset_bucket, settings.dataset_prefix, settings.cv_folds + 2)
+    for note in ds.notes:
+        log.info("data: %s", note)
     fb = load_feedback(s3, settings.dataset_bucket, settings.feedback_prefix, settings.quarantine_prefix, ds.spec,
                        set(ds.frame[ds.target].unique()), now.isoformat())
     for q in fb.quarantined:

@@ -88,7 +88,9 @@ def importances(pipeline, features: list[dict], X: np.ndarray, y: np.ndarray, la
     words that weigh most for each class."""
     from sklearn.inspection import permutation_importance
 
-    rows = np.random.default_rng(seed).permutation(len(y))[:2000]
+    # on up to 1,000 holdout rows: each repeat runs the whole pipeline again (text is tokenized again), and the ranking
+    # of features settles long before (measured: 90 s of a 5,800-row run on 2,000 rows with letter n-grams)
+    rows = np.random.default_rng(seed).permutation(len(y))[:1000]
     result = permutation_importance(pipeline, X[rows], y[rows], scoring="accuracy", n_repeats=3, random_state=seed)
     ranked = sorted(zip(features, result.importances_mean, result.importances_std, strict=True), key=lambda t: -t[1])
     terms = None

@@ -40,12 +40,15 @@ def _libraries() -> dict[str, str]:
 def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list[dict[str, Any]]:
     """The manifest's feature schema: the spec's, plus how missing numerics are handled, an example per feature,
     and reference values (training quantiles, frequent categories) the explainer compares a record with."""
-    complete = rows.dropna(subset=[f["name"] for f in features])
+    names = [f["name"] for f in features]
+    complete = rows[rows[names].notna().all(axis=1) & (rows[names] != "").all(axis=1)]
     example = complete.iloc[0] if len(complete) else None
     out = []
     for f in features:
         column = rows[f["name"]]
         entry = {**f, "imputed": "median"} if f["type"] == "numeric" else dict(f)
+        if f["type"] != "numeric" and (column == "").any():  # missing in training: the model learned what that means
+            entry["imputed"] = "missing" if f["type"] == "categorical" else "empty"
         if "example" not in entry and example is not None:
             value = example[f["name"]]
             entry["example"] = float(value) if f["type"] == "numeric" else str(value)
@@ -93,7 +96,7 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
         dataset=DatasetRef(name=ds.spec.get("name"), prefix=settings.dataset_prefix.strip("/"), version=ds.version, sources=ds.sources,
                            feedback={"objects": len(fb.sources), "sources": fb.sources[:1000], "quarantined": fb.quarantined,
                                      "screen": fb.screen},
-                           rows=data.rows),
+                           rows=data.rows, notes=ds.notes),
         spec=ds.spec,
         target=ds.target,
         # the serving contract: numeric features are imputed by the pipeline, so the API accepts them null or absent;

@@ -73,12 +73,14 @@
       if (f.unit) label.append(" ", el("span", { class: "unit", text: `(${f.unit})` }));
       let input, extra = null;
       if (f.type === "categorical" && f.categories) {
-        input = el("select", { id, name: f.name }, ...f.categories.map((c) => el("option", { value: c, text: c })));
+        const options = f.categories.map((c) => el("option", { value: c, text: c }));
+        if (f.imputed) options.unshift(el("option", { value: "", text: "(not known)" }));  // missing in training too
+        input = el("select", { id, name: f.name }, ...options);
       } else if (f.type === "text") {
         input = el("textarea", { id, name: f.name, rows: "3", maxlength: String(f.max_length || 5000) });
       } else {
         input = el("input", { id, name: f.name, type: f.type === "numeric" ? "number" : "text", step: "any" });
-        if (f.type !== "numeric" || !f.imputed) input.required = true;
+        if (!f.imputed) input.required = true;
         if (f.minimum !== undefined && f.minimum !== null) input.min = f.minimum;
         if (f.maximum !== undefined && f.maximum !== null) input.max = f.maximum;
         if (f.type === "categorical" && f.suggestions) {  // many known values: offered, not enforced
@@ -88,7 +90,7 @@
       }
       const notes = [];
       if (f.type === "numeric" && (f.minimum != null || f.maximum != null)) notes.push(`${f.minimum ?? "−∞"} to ${f.maximum ?? "∞"}`);
-      if (f.type === "numeric" && f.imputed) notes.push("may be left empty");
+      if (f.imputed) notes.push("may be left empty");
       if (f.type === "categorical" && f.suggestions) notes.push(`${f.suggestions.length}+ known values`);
       const hint = notes.join(" · ");
       input.setAttribute("aria-describedby", id + "-error" + (hint ? " " + id + "-hint" : ""));
@@ -132,7 +134,7 @@
     const record = {};
     for (const f of model.features) {
       const raw = $(fieldId(f.name)).value.trim();
-      if (f.type === "numeric" && raw === "" && f.imputed) continue;  // left out: the model imputes it
+      if (raw === "" && f.imputed) continue;  // left out: the model knows what a missing value means
       record[f.name] = f.type === "numeric" && raw !== "" && !isNaN(Number(raw)) ? Number(raw) : raw;
     }
     return record;

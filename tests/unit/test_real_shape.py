@@ -1,0 +1,126 @@
+"""The whole public wine-reviews file's shape (bench/reviews.py: 14 columns, an id, place names that give the country
+away, a title per row, empty categoricals, a long tail of countries, rows with no country, a cut-off last line), pushed
+and trained as a user would, every decision said; and every row of it predictable."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bench.reviews import generate
+from sommelier_client.cli import main
+from sommelier_contract import columns, layout
+from sommelier_contract import dataset as ds
+from sommelier_contract.records import RecordValidator, record_schema, to_matrix
+
+from .conftest import DATASET_BUCKET
+
+
+@pytest.fixture(scope="module")
+def body() -> bytes:
+    return generate(1500, seed=3)
+
+
+@pytest.fixture
+def cli(s3, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(main, [*args, "--bucket", DATASET_BUCKET])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run
+
+
+def test_a_cut_off_last_line_is_refused_naming_its_row_and_skip_bad_rows_leaves_it_out_and_records_it(cli, s3, tmp_path, body):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(body)
+    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country", code=2)
+    assert "row 1502 has 3 fields, the header has 14" in out and "--skip-bad-rows" in out
+    assert "Contents" not in s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix="datasets/reviews/")
+    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country", "--skip-bad-rows")
+    assert "1 row(s) with the wrong number of fields left out (--skip-bad-rows): row 1502" in out
+    pointer = ds.current(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
+    assert pointer["left_out"]["bad rows"] == 1
+    # the stored file is the user's, as sent; its spec says how it was read, so training reads it the same way
+    assert s3.get_object(Bucket=DATASET_BUCKET, Key=pointer["data"]["key"])["Body"].read() == body
+    spec, admitted, _, _ = ds.load(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
+    assert spec["bad_rows"] == "skip" and len(admitted.frame) == pointer["rows"]
+
+
+def test_column_roles_are_inferred_and_said_identifiers_ignored_many_values_bounded_proxies_reported(cli, tmp_path, body):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(body[: body.rindex(b"\n") + 1])  # a whole download: no flag at all
+    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country", "--dry-run")
+    table = {line.split()[0]: line for line in out.splitlines() if line and line.split()[0] in ds.read_csv(path.read_bytes(), "x").columns}
+    assert "ignored" in table["id"] and "named like an identifier" in table["id"]
+    assert "ignored" in table["title"] and "made of other columns' values" in table["title"]
+    assert "feature" in table["description"] and "text" in table["description"]
+    assert "the 200 most frequent values kept" in table["winery"]
+    for proxy in ("province", "winery"):
+        assert "likely proxy of country" in table[proxy]
+    assert "likely proxy" not in table["description"] and "likely proxy" not in table["variety"]
+    assert "with no 'country' left out" in out and "grouped as 'Other'" in out
+    assert "--ignore province" in out and "accuracy" in out and "without" in out
+    assert "nothing stored" in out
+
+
+def test_a_proxy_is_a_column_that_alone_predicts_the_target_not_one_that_merely_leans_on_it():
+    rows = 400
+    frame = pd.DataFrame({
+        "country": ["US", "France", "Italy", "Spain"] * (rows // 4),
+        "province": [f"{c}-{i % 5}" for i, c in enumerate(["US", "France", "Italy", "Spain"] * (rows // 4))],
+        "taster": ["Ann", "Ann", "Bob", "Bob"] * (rows // 4),  # names two countries each: it helps, it does not give them away
+        "variety": ["Red"] * rows,
+    })
+    spec = {"target": "country", "features": [{"name": c, "type": "categorical"} for c in ("province", "taster", "variety")]}
+    assert [p.column for p in columns.proxies(frame, spec)] == ["province"]
+
+
+def test_identifiers_are_told_from_features():
+    rows = 300
+    other = pd.DataFrame({"winery": [f"Estate {i % 40}" for i in range(rows)]})
+    assert columns.identifier("wine_id", pd.Series(range(rows)), other)
+    assert columns.identifier("row", pd.Series(range(5, rows + 5)), other)
+    assert columns.identifier("proline", pd.Series(range(rows)), other)  # unique whole numbers counting the rows
+    assert not columns.identifier("proline", pd.Series(range(rows)).sample(frac=1, random_state=0), other)  # a measurement
+    assert not columns.identifier("acid", pd.Series([i % 7 for i in range(rows)]), other)
+    titles = pd.Series([f"Estate {i % 40} {1990 + i} Red" for i in range(rows)], dtype="str")
+    assert "made of other columns" in columns.identifier("title", titles, other)
+    notes = pd.Series([" ".join(["a long and distinct tasting note about cherry and oak"] * 2) + f" {i}" for i in range(rows)], dtype="str")
+    assert columns.identifier("description", notes, other) is None  # prose: a text feature, however distinct
+
+
+def test_every_feature_missing_in_training_is_optional_at_the_api_and_a_record_with_nothing_known_is_refused():
+    features = [{"name": "points", "type": "numeric", "imputed": "median"},
+                {"name": "region_2", "type": "categorical", "categories": ["Napa", "Sonoma"], "imputed": "missing"},
+                {"name": "designation", "type": "categorical", "imputed": "missing"},
+                {"name": "description", "type": "text", "imputed": "empty"},
+                {"name": "variety", "type": "categorical"}]
+    validator = RecordValidator(features)
+    assert record_schema(features)["required"] == ["variety"]
+    assert validator.errors({"variety": "Red"}) == []
+    assert validator.errors({"variety": "Red", "region_2": None, "designation": "", "description": None}) == []
+    assert [e.field for e in validator.errors({"region_2": "Mars", "variety": "Red"})] == ["region_2"]
+    assert [(e.field, e.message) for e in validator.errors({"points": 90})] == [("variety", "is required")]
+    # a gap is what training rows held: NaN for a number (the imputer fills it), "" for a category or a text
+    row = to_matrix([{"variety": "Red"}], features)[0]
+    assert row[0] != row[0] and list(row[1:4]) == ["", "", ""]
+    everything_optional = [f for f in features if f.get("imputed")]
+    assert RecordValidator(everything_optional).errors({"designation": "", "points": None})[0].message.startswith("has no feature values")
+    assert RecordValidator(everything_optional).errors({"designation": "Reserve"}) == []
+
+
+def test_the_bench_generator_makes_the_real_files_shape(body):
+    frame = pd.read_csv(io.BytesIO(body[: body.rindex(b"\n") + 1]))
+    assert list(frame.columns) == ["id", "country", "description", "designation", "points", "price", "province", "region_1",
+                                   "region_2", "taster_name", "taster_twitter_handle", "title", "variety", "winery"]
+    counts = frame["country"].value_counts()
+    assert counts.iloc[0] > 500 and counts.min() == 1 and len(counts) >= 20
+    assert frame["region_2"].isna().mean() > 0.5 and frame["designation"].isna().mean() > 0.2
+    assert frame["taster_twitter_handle"].str.endswith("\u00a0").any()
+    assert not body.endswith(b"\n")  # the download stopped mid-row

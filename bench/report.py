@@ -159,16 +159,30 @@ def write(r: dict, out: Path) -> None:
              "from stopped within 15 s"),
     ]
     lines += family_table(r) + text_rows(r)
-    targets = {("reviews", 1_000): "within 15 s", ("numeric", 1_000_000): "within 60 s and 2 GiB"}
+    targets = {("reviews", 1_000): "within 15 s", ("numeric", 1_000_000): "within 60 s and 2 GiB", ("full", 1_000): "within 15 s",
+               ("full", 5_810): "within 60 s", ("full", 130_000): "within 300 s and 3 GB (the trainer Lambda: 900 s, 3,008 MB)",
+               ("notes", 130_000): "within 300 s and 3 GB"}
     for t in r["training"]:
         kind = t.get("kind", "numeric")
         measured = (f"{t['seconds']} s (push {t['push_seconds']} s), {t['peak_mib']} MiB peak; {t['winner']}, holdout accuracy "
-                    f"{t['holdout_accuracy']}" if "seconds" in t else
+                    f"{t['holdout_accuracy']}, macro F1 {t['holdout_f1_macro']}" + (f"; model.onnx {t['onnx_mib']} MiB" if t.get("onnx_mib") else "")
+                    if "seconds" in t else
                     f"not finished in {t['timed_out_after_s']} s" if "timed_out_after_s" in t else "failed")
-        what = "reviews-like: text + categorical + numeric" if kind == "reviews" else "numeric wine-like"
+        what = {"reviews": "reviews-like: text + categorical + numeric", "numeric": "numeric wine-like",
+                "full": "the whole reviews file's 14-column shape (bench/reviews.py)",
+                "notes": "the same file, description + points + price + variety only"}[kind]
         lines.append(_row(f"training, {t['rows']:,} rows, {what} (read from S3, compare, refit, evaluate, write)", measured,
                           ", ".join(f"{n} {v:.3f}" if isinstance(v, float) else f"{n} skipped" for n, v in t.get("candidates", {}).items()),
                           targets.get((kind, t["rows"]), "")))
+    for t in r["training"]:  # the trained champion served: the whole file's model beside the small ones
+        if not t.get("serving"):
+            continue
+        sv, w = t["serving"], t["serving"]["warm_ms"]
+        lines.append(_row(f"serving the {t['rows']:,}-row {t['kind']} champion ({sv['runtime']}; model.onnx {t.get('onnx_mib')} MiB): "
+                          "cold start, fresh process (imports / load / first predict, ms)",
+                          f"{sv['cold']['total_ms']} ({sv['cold']['imports_ms']} / {sv['cold']['load_ms']} / {sv['cold']['first_predict_ms']})",
+                          f"warm single {w['single_served']} ms (scikit-learn {w['single_sklearn']}), batch of 1,000 {w['batch_1000_served']} ms "
+                          f"(scikit-learn {w['batch_1000_sklearn']})", "cold start within 500 ms"))
     h = r.get("history") or {}
     for name, q in (h.get("queries") or {}).items():
         lines.append(_row(f"history read on {h['rows']:,} records: {name} (p50/p99 ms)", f"{q['p50_ms']} / {q['p99_ms']}",
@@ -223,7 +237,7 @@ def write(r: dict, out: Path) -> None:
     c.set_ylabel("ms")
     c.set_title("concurrency, after make up")
     c.legend()
-    for kind in ("numeric", "reviews"):
+    for kind in ("numeric", "reviews", "full", "notes"):
         done = [t for t in r["training"] if "seconds" in t and t.get("kind", "numeric") == kind]
         d.plot([t["rows"] for t in done], [t["seconds"] for t in done], marker="o", label=kind)
     d.legend()

@@ -71,7 +71,7 @@ def _names(rng: np.random.Generator, count: int, prefix: str = "") -> list[str]:
     """`count` distinct made-up place or estate names."""
     found: dict[str, None] = {}
     while len(found) < count:
-        parts = rng.choice(SYLLABLES, rng.integers(2, 4))
+        parts = rng.choice(SYLLABLES, rng.integers(2, 5))  # 2-4 syllables: ~840,000 names to draw from
         found[(prefix + "".join(parts)).capitalize()] = None
     return list(found)
 
@@ -104,7 +104,7 @@ def generate(rows: int, seed: int = 0, cut_last_line: bool = True) -> bytes:
     # the smallest countries keep at least one row at every size, as in the file
     tail = [c for c, n in COUNTRY_ROWS.items() if n <= 2][: max(1, rows // 1000)]
     countries[rng.choice(rows, len(tail), replace=False)] = tail
-    designations = _names(rng, max(50, rows // 4), prefix="Cu")
+    designations = _names(rng, min(max(50, rows // 4), 40_000), prefix="Cu")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
@@ -120,7 +120,7 @@ def generate(rows: int, seed: int = 0, cut_last_line: bool = True) -> bytes:
         region_1 = str(rng.choice(where["regions"][province])) if rng.random() > 0.16 else ""
         region_2 = str(rng.choice(where["region_2"])) if where["region_2"] and rng.random() < 0.85 else ""
         winery = str(where["wineries"][min(int(rng.pareto(1.2) * 3), len(where["wineries"]) - 1)])
-        designation = str(rng.choice(designations)) if rng.random() > 0.3 else ""
+        designation = designations[int(rng.integers(len(designations)))] if rng.random() > 0.3 else ""
         variety = VARIETIES[int(rng.zipf(1.6)) % len(VARIETIES)]
         taster, handle = where["tasters"][int(rng.integers(len(where["tasters"])))] if rng.random() > 0.21 else ("", "")
         price = f"{rng.lognormal(3.4, 0.6):.0f}" if rng.random() > 0.07 else ""

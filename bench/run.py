@@ -208,8 +208,9 @@ def run_module(module: str, *args: str, limit: float = 900, without: tuple[str, 
     return (json.loads(proc.stdout), "") if proc.returncode == 0 else (None, proc.stderr[-300:])
 
 
-def training_scaling(cases=(("reviews", 1_000), ("reviews", 20_000), ("numeric", 10_000), ("numeric", 100_000), ("numeric", 1_000_000)),
-                     limit: float = 240) -> list[dict]:
+def training_scaling(cases=(("full", 1_000), ("full", 5_810), ("full", 130_000), ("notes", 130_000), ("reviews", 1_000), ("reviews", 20_000),
+                            ("numeric", 10_000), ("numeric", 100_000), ("numeric", 1_000_000)),
+                     limit: float = 900) -> list[dict]:
     rows = []
     for kind, n in tqdm(cases, desc="training scaling", file=sys.stderr):
         try:

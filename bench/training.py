@@ -3,6 +3,7 @@
 KIND `numeric`: the wine data resampled with noise to ROWS rows (lab measurements, 3 cultivars).
 KIND `full`: bench/reviews.py's reviews in the whole public file's 14-column shape (cut last line, empty targets,
 an id, place names, a long tail of countries).
+KIND `notes`: the same file, the place-name and taster columns ignored (the description-only task).
 KIND `reviews`: wine reviews generated here (an unnamed index column, country, a tasting note,
 points, price with gaps, variety; target country), shaped like the data people bring.
 
@@ -72,13 +73,46 @@ def numeric(rows: int, rng: np.random.Generator) -> pd.DataFrame:
     return frame
 
 
+def served(s3, version: str, body: bytes) -> dict:
+    """The champion just trained, served as a new worker serves it (bench/families.py's measures): the cold start of
+    a fresh process (imports, the model loaded from its bytes, the first prediction) and warm single and batch-of-1,000
+    predictions beside the scikit-learn pipeline's, on the file's own rows. Measured after training, in its process."""
+    import tempfile
+
+    from bench.families import _cold, _warm
+    from predictor.model_store import LoadedModel
+    from sommelier_contract.artifacts import read_manifest, unpickle
+    from sommelier_contract.records import RecordValidator, to_matrix
+
+    manifest = read_manifest(s3, "bench-models", version)
+    blobs = {n: s3.get_object(Bucket="bench-models", Key=a.key)["Body"].read() for n, a in manifest.artifacts.items()
+             if n in ("onnx", "featurizer", "pipeline")}
+    frame, _, _ = dataset.read_rows(body, "bench", skip_bad_rows=True)
+    names = [f["name"] for f in manifest.features]
+    records = [{n: (None if v != v else v) for n, v in zip(names, row, strict=True)} for row in frame[names].head(1000).itertuples(index=False)]
+    with tempfile.TemporaryDirectory() as folder:
+        for n, blob in blobs.items():
+            Path(folder, n).write_bytes(blob)
+        cold = _cold(manifest.features, manifest.classes, records[0], sorted(n for n in blobs if n != "pipeline"), folder)
+    model = LoadedModel(version=version, manifest=manifest, validator=RecordValidator(manifest.features),
+                        blobs={n: b for n, b in blobs.items() if n != "pipeline"})
+    pipeline = unpickle(blobs["pipeline"])
+    single, batch = to_matrix(records[:1], manifest.features), to_matrix(records, manifest.features)
+    warm = {"single_served": _warm(lambda: model.predict(single), 200), "single_sklearn": _warm(lambda: pipeline.predict_proba(single), 200),
+            "batch_1000_served": _warm(lambda: model.predict(batch), 5), "batch_1000_sklearn": _warm(lambda: pipeline.predict_proba(batch), 5)}
+    return {"runtime": model.runtime, "cold": cold, "warm_ms": warm}
+
+
 def main(kind: str, rows: int) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the trainer makes its KMS client itself
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     rng = np.random.default_rng(0)
-    if kind == "full":  # the whole public file's shape (bench/reviews.py), pushed as a user would: no flag but the cut last line's
+    ignore: tuple[str, ...] = ()
+    if kind in ("full", "notes"):  # the whole public file's shape (bench/reviews.py), pushed as a user would: no flag but the cut last line's
         body = generate(rows)
+        if kind == "notes":  # the description-only task: what the notes, points, price and variety say, no place names
+            ignore = ("designation", "province", "region_1", "region_2", "taster_name", "taster_twitter_handle", "winery")
     else:
         frame = reviews(rows, rng) if kind == "reviews" else numeric(rows, rng)
         body = frame.to_csv(index=kind == "reviews").encode()  # reviews carry an unnamed index column, as exported by pandas
@@ -89,7 +123,8 @@ def main(kind: str, rows: int) -> None:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         started = time.perf_counter()
         spec = json.loads((ROOT / "data/wine.spec.json").read_text()) if kind == "numeric" else None
-        dataset.push(s3, "bench-datasets", kind, body, spec, None if kind == "numeric" else "country", now="bench", skip_bad_rows=kind == "full")
+        dataset.push(s3, "bench-datasets", kind, body, spec, None if kind == "numeric" else "country", ignore, now="bench",
+                     skip_bad_rows=kind in ("full", "notes"))
         pushed = time.perf_counter() - started
         key = boto3.client("kms", region_name="us-east-1").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
         settings = Settings(dataset_bucket="bench-datasets", dataset_prefix=f"datasets/{kind}", model_bucket="bench-models",
@@ -97,13 +132,17 @@ def main(kind: str, rows: int) -> None:
         started = time.perf_counter()
         outcome = run(settings, s3)
         seconds = time.perf_counter() - started
+        sizes = {o["Key"].rsplit("/", 1)[-1]: round(o["Size"] / 2**20, 2)
+                 for o in s3.list_objects_v2(Bucket="bench-models", Prefix=f"models/{outcome.version}/")["Contents"]}
+        serving = served(s3, outcome.version, body) if kind in ("full", "notes") else None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     assert outcome.metrics is not None
     holdout, cv = outcome.metrics.holdout, outcome.metrics.cv
     print(json.dumps({"kind": kind, "rows": rows, "csv_mib": round(len(body) / 2**20, 1),
                       "push_seconds": round(pushed, 2), "seconds": round(seconds, 2), "peak_mib": round(peak, 1),
                       "winner": outcome.model, "candidates": {n: r.f1_macro_mean if r.scored else r.skipped for n, r in cv.items()},
-                      "holdout_accuracy": round(holdout.accuracy, 3), "holdout_f1_macro": round(holdout.f1_macro, 3)}))
+                      "holdout_accuracy": round(holdout.accuracy, 3), "holdout_f1_macro": round(holdout.f1_macro, 3),
+                      "onnx_mib": sizes.get("model.onnx"), "artifacts_mib": sizes, **({"serving": serving} if serving else {})}))
 
 
 if __name__ == "__main__":

@@ -124,3 +124,34 @@ def test_the_bench_generator_makes_the_real_files_shape(body):
     assert frame["region_2"].isna().mean() > 0.5 and frame["designation"].isna().mean() > 0.2
     assert frame["taster_twitter_handle"].str.endswith("\u00a0").any()
     assert not body.endswith(b"\n")  # the download stopped mid-row
+
+
+def test_every_row_of_the_training_file_is_predicted_empty_categoricals_included(s3, signing_key, signatures, tmp_path, body):
+    from predictor import serving
+    from predictor.model_store import ModelStore
+    from sommelier_client.cli import _file_records, _read_records
+    from sommelier_contract.artifacts import read_manifest
+    from trainer import train as trainer_train
+    from trainer.config import Settings
+
+    from .conftest import MODEL_BUCKET
+
+    whole = body[: body.rindex(b"\n") + 1]
+    pushed = ds.push(s3, DATASET_BUCKET, "reviews", whole, None, "country", now="test")
+    settings = Settings(dataset_bucket=DATASET_BUCKET, dataset_prefix="datasets/reviews", model_bucket=MODEL_BUCKET, cv_folds=3,
+                        model_signing_key=signing_key, families="linear_svm")
+    outcome = trainer_train.run(settings, s3)
+    assert outcome.promoted, outcome.reason
+    model = serving.load(ModelStore(s3, MODEL_BUCKET, 30, signatures), lambda: 0.5)
+    card = read_manifest(s3, MODEL_BUCKET, outcome.version).card()
+    optional = {f["name"] for f in card["features"] if f.get("imputed")}
+    assert {"designation", "region_1", "region_2", "taster_name", "price"} <= optional
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(whole)
+    records = _file_records(path, _read_records(path), card, leave_out="country")
+    assert len(records) == 1500 > pushed["rows"]  # every row of the file, those with no country too
+    answered = 0
+    for start in range(0, len(records), 500):
+        batch = serving.decode({"instances": records[start:start + 500]}, model, max_batch=500)
+        answered += len(serving.predict(model, batch).predictions)
+    assert answered == len(records)

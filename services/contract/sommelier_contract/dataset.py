@@ -245,6 +245,7 @@ class Admitted:
     notes: list[str] = field(default_factory=list)
     left_out: dict[str, int] = field(default_factory=dict)  # why -> rows
     grouped: dict[str, int] = field(default_factory=dict)  # class -> rows, now answered as OTHER
+    gaps: list[str] = field(default_factory=list)  # features with a missing value in some row of the file, kept or not
 
 
 def _listing(counts: dict[str, int], most: int = 8) -> str:
@@ -266,6 +267,8 @@ def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: 
         check_target(frame, target)
     notes: list[str] = []
     left_out: dict[str, int] = {}
+    gaps = [f["name"] for f in spec["features"] if f["name"] in frame.columns
+            and (frame[f["name"]].isna().any() or (frame[f["name"]].astype("string").str.strip() == "").any())]
     if bad_rows:
         left_out["bad rows"] = len(bad_rows)
         notes.append(f"{len(bad_rows)} row(s) with the wrong number of fields left out (--skip-bad-rows): row "
@@ -297,7 +300,7 @@ def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: 
     if checked[target].nunique() < 2:
         raise DataError(f"the target column {target!r} has a single class a model can learn ({checked[target].iloc[0]!r}); "
                         "a classifier needs at least two")
-    return Admitted(frame=checked, keys=list(keys), notes=notes, left_out=left_out, grouped=grouped)
+    return Admitted(frame=checked, keys=list(keys), notes=notes, left_out=left_out, grouped=grouped, gaps=gaps)
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -375,7 +378,7 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
         features.append(feature)
     if not features:
         raise DataError(f"the data has no column to learn from besides the target {target!r}")
-    spec = {"name": name, "description": description or f"{name}: predicts {target} from {len(features)} column(s)",
+    spec: dict[str, Any] = {"name": name, "description": description or f"{name}: predicts {target} from {len(features)} column(s)",
             "target": target, "features": features, "segments": segments}
     if dropped:
         spec["ignore"] = [str(c) for c in dropped]

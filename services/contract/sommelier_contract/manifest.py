@@ -62,6 +62,8 @@ class CvResult:
     params: dict[str, Any] | None = _omit()
     search: dict[str, Any] | None = _omit()
     skipped: str | None = _omit()
+    fit_seconds: float | None = _omit()  # one cross-validation fit, preprocessing included
+    refit_note: str | None = _omit()  # the winner refit on fewer than every training row, and why
 
     @property
     def scored(self) -> bool:
@@ -69,7 +71,7 @@ class CvResult:
 
     def summary(self) -> dict[str, Any]:
         """What the model card shows of it."""
-        shown = ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped", "params")
+        shown = ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped", "params", "refit_note")
         return {k: v for k, v in _plain(self).items() if k in shown}
 
 

@@ -25,6 +25,7 @@ class OnnxModel:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # errors only: a graph optimiser's notes (an unused initializer) are no user's business
         self._session: Any = onnxruntime.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
         first = self._session.get_inputs()[0]
         self._input, self._dtype = first.name, np.float64 if first.type == "tensor(double)" else np.float32

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     selection_metric: Literal["f1_macro", "accuracy", "log_loss"] = Field(
         "f1_macro", description="what the candidates are compared on (macro F1 by default: every class counts, however rare)")
     train_budget_seconds: float = Field(600, gt=0, description="comparison stops starting candidates (and folds) after this")
+    refit_budget_seconds: float = Field(150, gt=0, description="the winner's refit on every training row is predicted from its "
+                                         "cross-validation fits; above this it is refit on the largest stratified sample predicted to fit")
     search_rows: int = Field(5_000, ge=100, description="up to this many compared rows, each candidate's regularisation is searched")
     compare_rows: int = Field(20_000, ge=100, description="larger training sets are compared on a stratified sample this big")
     # The model canary: a challenger that passes the gate first serves this share of predictions; the

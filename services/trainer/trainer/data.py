@@ -32,6 +32,7 @@ class Dataset:
     row_keys: list[str] = field(default_factory=list)  # one per frame row, from the file's raw row (all its columns)
     version: int | None = None  # the pushed version (None: files seeded without `dataset push`)
     notes: list[str] = field(default_factory=list)  # what was decided about its rows (contract.admit), for the model card
+    gaps: list[str] = field(default_factory=list)  # features missing in some row of the file: optional at the API
 
     @property
     def features(self) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ def load_dataset(s3, bucket: str, prefix: str, min_class_rows: int = contract.MI
     spec, raw, keys, bad, sources, pointer = contract.load_raw(s3, bucket, prefix.strip("/"))
     admitted = contract.admit(raw, keys, spec, bad, min_class_rows)
     return Dataset(spec=spec, frame=admitted.frame, sources=sources, row_keys=admitted.keys,
-                   version=pointer["version"] if pointer else None, notes=admitted.notes)
+                   version=pointer["version"] if pointer else None, notes=admitted.notes, gaps=admitted.gaps)
 
 
 @dataclass

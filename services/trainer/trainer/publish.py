@@ -37,9 +37,11 @@ def _libraries() -> dict[str, str]:
     return {**libs, "python": platform.python_version()}
 
 
-def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """The manifest's feature schema: the spec's, plus how missing numerics are handled, an example per feature,
-    and reference values (training quantiles, frequent categories) the explainer compares a record with."""
+def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The manifest's feature schema: the spec's, plus how missing values are handled (a number's median; a category
+    or text missing in some row of the file, `gaps`, or of the training rows is optional: the model takes it as
+    missing or empty, as it learned it), an example per feature, and reference values (training quantiles, frequent
+    categories) the explainer compares a record with."""
     names = [f["name"] for f in features]
     complete = rows[rows[names].notna().all(axis=1) & (rows[names] != "").all(axis=1)]
     example = complete.iloc[0] if len(complete) else None
@@ -47,7 +49,7 @@ def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame) -> list
     for f in features:
         column = rows[f["name"]]
         entry = {**f, "imputed": "median"} if f["type"] == "numeric" else dict(f)
-        if f["type"] != "numeric" and (column == "").any():  # missing in training: the model learned what that means
+        if f["type"] != "numeric" and (f["name"] in gaps or (column == "").any()):
             entry["imputed"] = "missing" if f["type"] == "categorical" else "empty"
         if "example" not in entry and example is not None:
             value = example[f["name"]]
@@ -101,7 +103,7 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
         target=ds.target,
         # the serving contract: numeric features are imputed by the pipeline, so the API accepts them null or absent;
         # each feature has an example (the spec's, or a real training row's) for `predict --example` and the page
-        features=serving_features(ds.features, data.reference),
+        features=serving_features(ds.features, data.reference, ds.gaps),
         segments=ds.spec.get("segments", []),
         input={"layout": "2-D array, columns in feature order", "dtype": "float" if data.X_train.dtype == float else "object"},
         classes=data.labels,

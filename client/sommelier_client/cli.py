@@ -253,12 +253,18 @@ def evaluate(client_factory, path, label_column, batch_size, fmt, score_all) -> 
     model = client.model()
     if not score_all:
         rows = _unseen_rows(path, rows, model)
+    unlabelled = [i + 2 for i, r in enumerate(rows) if str(r.get(label_column) or "").strip() == ""]
+    if unlabelled:  # nothing to score them against, as training left them out
+        click.echo(f"left out {len(unlabelled)} row(s) with no {label_column!r} (the first is row {unlabelled[0]})", err=True)
+        rows = [r for r in rows if str(r.get(label_column) or "").strip() != ""]
+    if not rows:
+        raise InputError(f"{path.name}: no row has a {label_column!r} to score against")
     records = _file_records(path, rows, model, leave_out=label_column)
-    missing = [i + 2 for i, r in enumerate(rows) if str(r.get(label_column) or "").strip() == ""]
-    if missing:
-        raise InputError(f"{path.name} row {missing[0]}: the label column {label_column!r} is empty or absent "
-                         f"({len(missing)} row(s) like it)")
-    truth = [str(r[label_column]).strip() for r in rows]
+    # a class the model learnt grouped with other small ones is right when answered as their group ("Other")
+    grouped = (model.get("dataset") or {}).get("grouped") or {}
+    truth = [grouped.get(str(r[label_column]).strip(), str(r[label_column]).strip()) for r in rows]
+    if grouped:
+        click.echo(f"scored as {', '.join(sorted(set(grouped.values())))}, as the model learnt them: {', '.join(sorted(grouped))}", err=True)
     predicted = [r["label"] for r in _send(client, records, batch_size)]
     report = scores(truth, predicted)
     report["model_version"] = model["version"]

@@ -80,6 +80,7 @@ def test_a_class_too_small_for_the_folds_does_not_stop_training_and_the_model_ca
     assert any(note.startswith(decided) for note in manifest.dataset.notes), manifest.dataset.notes
     assert manifest.card()["dataset"]["notes"] == manifest.dataset.notes
     assert manifest.classes == classes
+    assert manifest.dataset.grouped == ({name: "Other" for name in rare} if "Other" in classes else {})
 
 
 def test_an_invalid_spec_is_refused(s3, trainer_settings):

@@ -182,9 +182,9 @@ def contract_change(before: Manifest, features: list[dict[str, Any]], classes: l
     old = {f["name"]: f["type"] for f in before.features}
     new = {f["name"]: f["type"] for f in features}
     added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
-    # every pipeline imputes a missing number (the manifest says "imputed"), so a new numeric feature may be left out
-    # of a request: optional, not required
-    optional = {f["name"] for f in features if f["type"] == "numeric"}
+    # a feature the model takes missing (every number; a category or text missing in the data: "imputed") may be left
+    # out of a request: optional, not required
+    optional = {f["name"] for f in features if f["type"] == "numeric" or f.get("imputed")}
     required, may = [n for n in added if n not in optional], [n for n in added if n in optional]
     parts = []
     if required:

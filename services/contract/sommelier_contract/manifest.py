@@ -94,6 +94,7 @@ class DatasetRef:
     feedback: dict[str, Any] = field(default_factory=dict)
     rows: int | None = None
     notes: list[str] = field(default_factory=list)  # what was decided about its rows (rows left out, classes grouped)
+    grouped: dict[str, str] = field(default_factory=dict)  # a class too small to learn -> the class it is answered as
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,8 @@ class Manifest:
             "gate": _plain(self.gate),
             "promotions": [_plain(p) for p in self.promotions],
             "importances": _plain(self.importances) if self.importances else None,
-            "dataset": {"name": self.dataset.name, "version": self.dataset.version, "rows": self.dataset.rows, "notes": self.dataset.notes},
+            "dataset": {"name": self.dataset.name, "version": self.dataset.version, "rows": self.dataset.rows, "notes": self.dataset.notes,
+                        "grouped": self.dataset.grouped},
             "description": self.spec.get("description"),
             "libraries": self.libraries,
             "serving": _plain(self.serving),

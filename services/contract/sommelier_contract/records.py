@@ -172,8 +172,10 @@ class SchemaValidator:
             return [FieldError(path, f"must be at most {expected} characters, got {len(value)}")]
         if kind == "anyOf" and not err.absolute_path:  # the record-level "at least one value" rule
             return [FieldError(where, "has no feature values: give at least one")]
-        if kind == "enum":
-            return [FieldError(path, f"must be one of {', '.join(map(str, expected))}; got {value!r}")]
+        if kind == "enum":  # an optional category lists its values, then says it may be missing
+            known = [str(v) for v in expected if v not in ("", None)]
+            gap = " (or empty)" if len(known) < len(expected) else ""
+            return [FieldError(path, f"must be one of {', '.join(known)}{gap}; got {value!r}")]
         return [FieldError(path, err.message)]
 
 

@@ -33,6 +33,7 @@ class Dataset:
     version: int | None = None  # the pushed version (None: files seeded without `dataset push`)
     notes: list[str] = field(default_factory=list)  # what was decided about its rows (contract.admit), for the model card
     gaps: list[str] = field(default_factory=list)  # features missing in some row of the file: optional at the API
+    grouped: dict[str, str] = field(default_factory=dict)  # a class too small to learn -> the class it is answered as
 
     @property
     def features(self) -> list[dict[str, Any]]:
@@ -49,7 +50,8 @@ def load_dataset(s3, bucket: str, prefix: str, min_class_rows: int = contract.MI
     spec, raw, keys, bad, sources, pointer = contract.load_raw(s3, bucket, prefix.strip("/"))
     admitted = contract.admit(raw, keys, spec, bad, min_class_rows)
     return Dataset(spec=spec, frame=admitted.frame, sources=sources, row_keys=admitted.keys,
-                   version=pointer["version"] if pointer else None, notes=admitted.notes, gaps=admitted.gaps)
+                   version=pointer["version"] if pointer else None, notes=admitted.notes, gaps=admitted.gaps,
+                   grouped=dict.fromkeys(admitted.grouped, contract.OTHER))
 
 
 @dataclass
@@ -182,6 +184,22 @@ class TrainingData:
     @property
     def y_test_labels(self) -> list[str]:
         return [self.labels[i] for i in self.y_test]
+
+    @property
+    def api_features(self) -> list[dict[str, Any]]:
+        """The features as the API takes them: each with how a missing value is taken ("imputed"), or required."""
+        return [{**f, **({"imputed": how} if (how := imputation(f, self.reference, self.dataset.gaps)) else {})} for f in self.features]
+
+
+def imputation(feature: dict[str, Any], rows: pd.DataFrame, gaps: list[str]) -> str | None:
+    """How the model takes a missing value of `feature`, which makes it optional at the API: a number, as the median;
+    a category or a text missing in some row of the file (`gaps`) or of the training rows, as the missing value or the
+    empty text it learned. None: the feature is required."""
+    if feature["type"] == "numeric":
+        return "median"
+    if feature["name"] in gaps or (rows[feature["name"]] == "").any():
+        return "missing" if feature["type"] == "categorical" else "empty"
+    return None
 
 
 def prepare(settings: Settings, s3, now: datetime) -> TrainingData:

@@ -148,7 +148,7 @@ def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion:
     if champion:
         try:
             champion_manifest = read_manifest(s3, settings.model_bucket, champion["version"])
-            change = contract_change(champion_manifest, data.features, data.labels)
+            change = contract_change(champion_manifest, data.api_features, data.labels)
         except (ClientError, ArtifactRejected):
             change = None  # an unreadable champion manifest: score_champion below says why it cannot compare
         champion_scores, champion_note = score_champion(s3, settings, champion, data, signed)

@@ -22,7 +22,7 @@ from sommelier_contract.manifest import DatasetRef, Gate, Manifest, Metrics, Mod
 from trainer import artifacts, drift, metrics, onnx_export
 from trainer.compare import Winner
 from trainer.config import Settings
-from trainer.data import TrainingData
+from trainer.data import TrainingData, imputation
 from trainer.evaluate import Verdict
 
 log = logging.getLogger("trainer")
@@ -48,9 +48,8 @@ def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: l
     out = []
     for f in features:
         column = rows[f["name"]]
-        entry = {**f, "imputed": "median"} if f["type"] == "numeric" else dict(f)
-        if f["type"] != "numeric" and (f["name"] in gaps or (column == "").any()):
-            entry["imputed"] = "missing" if f["type"] == "categorical" else "empty"
+        how = imputation(f, rows, list(gaps))
+        entry = {**f, "imputed": how} if how else dict(f)
         if "example" not in entry and example is not None:
             value = example[f["name"]]
             entry["example"] = float(value) if f["type"] == "numeric" else str(value)
@@ -98,7 +97,7 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
         dataset=DatasetRef(name=ds.spec.get("name"), prefix=settings.dataset_prefix.strip("/"), version=ds.version, sources=ds.sources,
                            feedback={"objects": len(fb.sources), "sources": fb.sources[:1000], "quarantined": fb.quarantined,
                                      "screen": fb.screen},
-                           rows=data.rows, notes=ds.notes),
+                           rows=data.rows, notes=ds.notes, grouped=ds.grouped),
         spec=ds.spec,
         target=ds.target,
         # the serving contract: numeric features are imputed by the pipeline, so the API accepts them null or absent;

@@ -376,6 +376,9 @@
     if (hand) card.append(el("p", { id: "promotion", class: "promotion" }, el("b", { text: "Promoted by hand: " }),
       `by ${hand.by}, ${String(hand.at).replace("T", " ").slice(0, 16)} UTC: ${hand.why}`));
     if (gate.reason) card.append(el("p", { id: "gate-reason" }, el("b", { text: (gate.passed ?? gate.promoted) ? "Gate passed: " : "Gate refused: " }), gate.reason));
+    const notes = (model.dataset && model.dataset.notes) || [];  // what was decided about the rows: left out, classes grouped
+    if (notes.length) card.append(el("div", { id: "data-notes" }, el("b", { text: "The data: " }),
+      el("ul", {}, ...notes.map((n) => el("li", { text: n })))));
     const cv = Object.entries((model.metrics && model.metrics.cv) || {});
     if (cv.length) {
       const t = el("table", { id: "cv-table" }, el("caption", { text: "Candidates compared (cross-validation on the training rows)" }),

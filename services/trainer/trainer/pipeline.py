@@ -10,7 +10,8 @@ word stems that whole words split); tree ensembles would have to densify thousan
 worse. Measured on wine reviews (a real 1,000-row file, and bench/training.py's generator shaped like
 it): characters beside words lift CV macro F1 by 0.05-0.09 over words alone; logistic regression on
 the same words scored no better than the SVM and took 5-10 times as long (up to 47 s of 5-fold CV),
-so it is no text candidate. Dense numeric (and
+so it is no text candidate. The SVMs are compared as they are and calibrated (3-fold sigmoid) only in the
+winner's refit; letter n-grams only on small data (CHARS_MAX_ROWS), where they pay. Dense numeric (and
 categorical) data gets tree ensembles beside a linear baseline; a random forest's cost and size
 grow with the rows, so it is left out of large training sets.
 

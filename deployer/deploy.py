@@ -235,6 +235,8 @@ class Deployer:
             "PredictorCodeKey": keys["predictor"], "PredictorCodeSha256": sha256["predictor"], "TrainerCodeKey": keys["trainer"],
             "DatasetPrefix": cfg.dataset_prefix, "DatasetName": cfg.dataset_prefix.strip("/").rsplit("/", 1)[-1],
             "TrainerImageUri": images["trainer"],
+            # where the function starts the training task for a dataset too big for it (the ECS task's own subnets)
+            "TaskSubnets": self.cfg.task_subnets or (",".join(default_subnets(self.session.client("ec2"))) if images["trainer"] else ""),
             "CanaryDeployments": "true" if cfg.canary else "false",
             "MetricsSink": cfg.metrics_sink,
             "PredictorImageUri": images["predictor"] if cfg.functions_from == "image" and cfg.images else "",

@@ -595,6 +595,9 @@ def train(name, function_name) -> None:
     result = json.loads(resp["Payload"].read() or b"null")
     if resp.get("FunctionError") or not isinstance(result, dict):
         raise click.ClickException(f"the training function failed: {result}")
+    if result.get("task"):  # too big for the function: the ECS task trains it (`make logs`, the task's log group)
+        click.echo(result["reason"])
+        return
     if not result.get("version"):
         raise InputError(result.get("reason", "training failed"))
     click.echo(f"{result['version']}: {'promoted' if result['promoted'] else 'not promoted'}: {result['reason']}")

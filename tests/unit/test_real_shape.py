@@ -156,3 +156,70 @@ def test_every_row_of_the_training_file_is_predicted_empty_categoricals_included
         batch = serving.decode({"instances": records[start:start + 500]}, model, max_batch=500)
         answered += len(serving.predict(model, batch).predictions)
     assert answered == len(records)
+
+
+class FakeEcs:
+    """RunTask as ECS answers it (a task ARN), recording what was asked."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def run_task(self, **kwargs):
+        self.calls.append(kwargs)
+        return {"tasks": [{"taskArn": "arn:aws:ecs:us-east-1:000000000000:task/training/abc123"}], "failures": []}
+
+
+@pytest.mark.parametrize(("max_rows", "definition", "subnets", "handed"), [
+    (1000, "arn:task-definition/sommelier-trainer:3", "subnet-a,subnet-b", True),   # too big: the task trains it
+    (5000, "arn:task-definition/sommelier-trainer:3", "subnet-a,subnet-b", False),  # fits: the function trains it
+    (1000, "", "subnet-a", False),                                                  # no task (deployed without images): here
+    (1000, "arn:task-definition/sommelier-trainer:3", "", False),                   # nowhere to run the task: here
+    (0, "arn:task-definition/sommelier-trainer:3", "subnet-a", False),              # 0: the function trains everything
+])
+def test_a_dataset_too_big_for_the_function_is_handed_to_the_ecs_task_and_said(s3, signing_key, caplog, body, max_rows, definition,
+                                                                                subnets, handed):
+    from trainer.config import Settings
+    from trainer.handover import hand_over
+
+    from .conftest import MODEL_BUCKET
+
+    ds.push(s3, DATASET_BUCKET, "reviews", body, None, "country", now="test", skip_bad_rows=True)  # 1,499 rows with a country
+    settings = Settings(dataset_bucket=DATASET_BUCKET, dataset_prefix="datasets/reviews", model_bucket=MODEL_BUCKET,
+                        model_signing_key=signing_key, lambda_max_rows=max_rows, task_cluster="training", task_definition=definition,
+                        task_subnets=subnets)
+    ecs = FakeEcs()
+    with caplog.at_level("INFO", logger="trainer"):
+        result = hand_over(ecs, s3, settings)
+    if not handed:
+        assert result is None and not ecs.calls
+        if max_rows == 1000:
+            assert "training here" in caplog.text
+        return
+    assert result["task"].endswith("/abc123") and result["version"] is None and not result["promoted"]
+    assert "handed to the ECS training task abc123: 1,499 rows is past LAMBDA_MAX_ROWS (1,000)" in result["reason"]
+    (call,) = ecs.calls
+    assert call["taskDefinition"] == definition and call["cluster"] == "training" and call["launchType"] == "FARGATE"
+    assert call["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == ["subnet-a", "subnet-b"]
+    assert {"name": "DATASET_PREFIX", "value": "datasets/reviews"} in call["overrides"]["containerOverrides"][0]["environment"]
+
+
+def test_the_function_may_start_only_the_training_task_and_pass_only_its_roles_to_ecs():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: loader.construct_sequence(node) if isinstance(
+        node, yaml.SequenceNode) else loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else loader.construct_mapping(node)})
+    from pathlib import Path
+
+    template = yaml.load((Path(__file__).resolve().parents[2] / "infra" / "template.yaml").read_text(), Loader=Loader)  # noqa: S506
+    env = template["Resources"]["TrainerFunction"]["Properties"]["Environment"]["Variables"]
+    assert {"LAMBDA_MAX_ROWS", "TASK_CLUSTER", "TASK_DEFINITION", "TASK_SUBNETS"} <= set(env)
+    statements = {st["Sid"]: st for p in template["Resources"]["TrainerRole"]["Properties"]["Policies"]
+                  for st in p["PolicyDocument"]["Statement"]}
+    assert statements["HandOverToTheTask"]["Action"] == "ecs:RunTask"
+    assert statements["HandOverToTheTask"]["Resource"]["Sub"].endswith(":task-definition/${Prefix}-trainer:*")
+    passed = statements["PassTheTaskItsRoles"]
+    assert [r["Sub"].rsplit("/", 1)[-1] for r in passed["Resource"]] == ["${Prefix}-trainer-role", "${Prefix}-trainer-execution-role"]
+    assert passed["Condition"]["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"

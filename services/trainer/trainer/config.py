@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     train_budget_seconds: float = Field(600, gt=0, description="comparison stops starting candidates (and folds) after this")
     refit_budget_seconds: float = Field(150, gt=0, description="the winner's refit on every training row is predicted from its "
                                          "cross-validation fits; above this it is refit on the largest stratified sample predicted to fit")
+    lambda_max_rows: int = Field(0, ge=0, description="the trainer function hands a dataset with more rows to the ECS task "
+                                                      "(0: it trains everything itself)")
+    task_cluster: str = Field("", description="the ECS cluster of the training task")
+    task_definition: str = Field("", description="the training task's definition (empty: deployed without images)")
+    task_subnets: str = Field("", description="comma-separated subnets the training task runs in")
     search_rows: int = Field(5_000, ge=100, description="up to this many compared rows, each candidate's regularisation is searched")
     compare_rows: int = Field(20_000, ge=100, description="larger training sets are compared on a stratified sample this big")
     # The model canary: a challenger that passes the gate first serves this share of predictions; the

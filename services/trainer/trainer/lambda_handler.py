@@ -11,12 +11,14 @@ from aws_lambda_powertools import Logger
 from sommelier_contract import layout
 from sommelier_contract.dataset import DataError, check_name
 from trainer.config import Settings
-from trainer.train import run
+from trainer.handover import hand_over
+from trainer.train import dataset_settings, run
 
 logger = Logger(service="trainer")  # owns the "trainer" logger, so the training code logs JSON too
 settings = Settings()
 s3 = boto3.client("s3")
 cloudwatch = boto3.client("cloudwatch")
+ecs = boto3.client("ecs")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -32,6 +34,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         chosen = settings
         if isinstance(event, dict) and event.get("dataset"):  # `sommelier train --dataset NAME`
             chosen = settings.model_copy(update={"dataset_prefix": layout.dataset_prefix(check_name(str(event["dataset"])))})
+        handed = hand_over(ecs, s3, dataset_settings(chosen, s3, trigger))  # too big for this function: the ECS task
+        if handed:
+            return handed
         outcome = run(chosen, s3, cloudwatch, trigger=trigger)
     except DataError as err:
         # Bad data will not improve on a retry; the failure is in the logs and the TrainingFailed metric.

@@ -44,8 +44,7 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
             return Outcome(version=champion["version"], promoted=False, reason="champion exists")
         except ArtifactRejected as err:
             log.warning("champion %s cannot be served (%s); training one that can", champion["version"], err)
-    if (trigger == "schedule" or follow_champion) and champion:
-        settings = _on_champions_dataset(settings, s3, champion)
+    settings = dataset_settings(settings, s3, trigger, follow_champion, champion)
     started, now = time.perf_counter(), datetime.now(UTC)
     dataset = settings.dataset_prefix.strip("/").rsplit("/", 1)[-1]
     try:
@@ -65,6 +64,16 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
                        time.perf_counter() - started)
     return Outcome(version=manifest.version, promoted=promoted, reason=manifest.gate.reason or "", metrics=manifest.metrics,
                    quarantined=prepared.feedback.quarantined, model=winner.name)
+
+
+def dataset_settings(settings: Settings, s3, trigger: str, follow_champion: bool = False,
+                     champion: dict[str, Any] | None = None) -> Settings:
+    """The settings for the dataset a run trains: a scheduled run (or one told to follow the champion) retrains the
+    champion's own dataset, whatever it is; any other run the one it was given."""
+    if trigger != "schedule" and not follow_champion:
+        return settings
+    champion = champion or pointers.read_champion(s3, settings.model_bucket)
+    return _on_champions_dataset(settings, s3, champion) if champion else settings
 
 
 def _on_champions_dataset(settings: Settings, s3, champion: dict[str, Any]) -> Settings:

@@ -107,10 +107,16 @@ def test_evaluate_scores_the_live_model_on_labelled_rows(cli, tmp_path):
     assert report["accuracy"] > 0.8 and 0 < report["f1_macro"] <= 1 and sum(map(sum, report["confusion_matrix"]["matrix"])) == report["rows"]
     everything = json.loads(cli("evaluate", wine, "--label", "cultivar", "--format", "json", "--all").stdout)
     assert everything["rows"] == 178
+    # a row with no label is left out and counted (training left it out too); a file with none is refused
+    gaps = tmp_path / "gaps.csv"
+    gaps.write_text("alcohol,cultivar\n13.2,class_0\n13.1,\n")
+    result = cli("evaluate", str(gaps), "--label", "cultivar", "--all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 1 and "left out 1 row(s) with no 'cultivar' (the first is row 3)" in result.stderr
     bad = tmp_path / "unlabelled.csv"
-    bad.write_text("alcohol,cultivar\n13.2,class_0\n13.1,\n")
-    result = cli("evaluate", str(bad), "--label", "cultivar")
-    assert result.exit_code == 2 and "unlabelled.csv row 3: the label column 'cultivar' is empty" in result.output
+    bad.write_text("alcohol,cultivar\n13.1,\n")
+    result = cli("evaluate", str(bad), "--label", "cultivar", "--all")
+    assert result.exit_code == 2 and "unlabelled.csv: no row has a 'cultivar' to score against" in result.output
 
 
 def test_a_pushed_dataset_trains_through_the_function_but_never_changes_the_live_api_by_itself(cli, stack, tmp_path, monkeypatch):

@@ -523,18 +523,6 @@ def _push_summary(spec: dict[str, Any], report: dict[str, Any], file: str, name:
     return "\n".join(lines)
 
 
-def _spec_table(spec: dict[str, Any]) -> str:
-    rows = []
-    for f in spec["features"]:
-        observed = f.get("observed", {})
-        detail = (f"{observed.get('min', ''):g} .. {observed.get('max', ''):g}" if f["type"] == "numeric" and observed else
-                  f"{len(f['categories'])} categories" if f.get("categories") else
-                  f"{observed.get('distinct')} values" if observed.get("distinct") else "")
-        rows.append({"feature": f["name"], "type": f["type"], "values": detail, "missing": observed.get("missing", ""),
-                     "example": str(f.get("example", ""))[:40]})
-    return tabulate(rows, headers="keys")
-
-
 @dataset.command(name="list")
 @BUCKET
 def list_datasets(bucket) -> None:
@@ -575,7 +563,7 @@ def show(name, fmt, bucket) -> None:
     if info["missing"]:
         click.echo("missing values: " + ", ".join(f"{c} {n}" for c, n in info["missing"].items()))
     click.echo("")
-    click.echo(_spec_table(spec))
+    click.echo(_push_summary(spec, info["report"], "FILE.csv", name, spec["target"]))
 
 
 @main.command()

@@ -50,6 +50,10 @@ def test_a_cut_off_last_line_is_refused_naming_its_row_and_skip_bad_rows_leaves_
     assert s3.get_object(Bucket=DATASET_BUCKET, Key=pointer["data"]["key"])["Body"].read() == body
     spec, admitted, _, _ = ds.load(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
     assert spec["bad_rows"] == "skip" and len(admitted.frame) == pointer["rows"]
+    # dataset show says again what push decided: the rows left out, the classes grouped, the columns and the proxies
+    shown = cli("dataset", "show", "reviews")
+    assert "row(s) with the wrong number of fields left out (--skip-bad-rows): row 1502" in shown and "grouped as 'Other'" in shown
+    assert "likely proxy of country" in shown and "made of other columns' values" in shown
 
 
 def test_column_roles_are_inferred_and_said_identifiers_ignored_many_values_bounded_proxies_reported(cli, tmp_path, body):

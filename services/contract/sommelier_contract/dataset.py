@@ -103,7 +103,6 @@ def _scan(body: bytes, skip_bad_rows: bool = False, good: list[int] | None = Non
     width = len(header)
     keys: list[str] = []
     bad: list[int] = []
-    good.clear()
     repeated = repeated_column(header)
     if repeated:
         return repeated, keys, bad
@@ -582,4 +581,8 @@ def show(s3, bucket: str, name: str) -> dict[str, Any]:
     evaluation = read_evaluation(s3, bucket, layout.dataset_prefix(name))
     return {"name": name, "version": pointer["version"] if pointer else None, "pushed_at": pointer and pointer.get("pushed_at"),
             "files": [s["key"] for s in sources], **summary, "evaluation_rows": len(set(keys) & set((evaluation or {}).get("keys", []))),
-            "spec": spec}
+            "spec": spec,
+            # what was decided about it, as push said: its rows now, the proxies found at push (pushes before them: none)
+            "report": {"notes": admitted.notes, "left_out": admitted.left_out, "grouped": admitted.grouped,
+                       "ignored_because": spec.get("ignored_because", {}), "proxies": (pointer or {}).get("proxies", []),
+                       "estimate": (pointer or {}).get("estimate")}}

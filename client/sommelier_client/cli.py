@@ -253,16 +253,17 @@ def evaluate(client_factory, path, label_column, batch_size, fmt, score_all) -> 
     model = client.model()
     if not score_all:
         rows = _unseen_rows(path, rows, model)
-    unlabelled = [i + 2 for i, r in enumerate(rows) if str(r.get(label_column) or "").strip() == ""]
+    labels = [str(r.get(label_column) or "").strip() for r in rows]
+    unlabelled = [i + 2 for i, label in enumerate(labels) if not label]
     if unlabelled:  # nothing to score them against, as training left them out
         click.echo(f"left out {len(unlabelled)} row(s) with no {label_column!r} (the first is row {unlabelled[0]})", err=True)
-        rows = [r for r in rows if str(r.get(label_column) or "").strip() != ""]
+        rows, labels = [r for r, label in zip(rows, labels, strict=True) if label], [label for label in labels if label]
     if not rows:
         raise InputError(f"{path.name}: no row has a {label_column!r} to score against")
     records = _file_records(path, rows, model, leave_out=label_column)
     # a class the model learnt grouped with other small ones is right when answered as their group ("Other")
     grouped = (model.get("dataset") or {}).get("grouped") or {}
-    truth = [grouped.get(str(r[label_column]).strip(), str(r[label_column]).strip()) for r in rows]
+    truth = [grouped.get(label, label) for label in labels]
     if grouped:
         click.echo(f"scored as {', '.join(sorted(set(grouped.values())))}, as the model learnt them: {', '.join(sorted(grouped))}", err=True)
     predicted = [r["label"] for r in _send(client, records, batch_size)]
@@ -464,16 +465,15 @@ def push(path, name, target, spec_path, ignore, description, skip_bad_rows, dry_
         except json.JSONDecodeError as err:
             raise InputError(f"{spec_path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
     body = path.read_bytes()
-    try:
-        if dry_run:  # the same checks and decisions as a push: what is wrong with the file is said before any stack is needed
-            accepted = ds.accept(body, name, spec, target, ignore, description, skip_bad_rows)
+    try:  # every check and decision first, the same for a dry run: what is wrong with the file is said before any stack is needed
+        accepted = ds.accept(body, name, spec, target, ignore, description, skip_bad_rows)
+        if dry_run:
             click.echo(_push_summary(accepted.spec, accepted.report(), path.name, name, target))
             summary = ds.describe(accepted.admitted.frame, accepted.spec)
             click.echo(f"\ndry run: {summary['rows']} rows, {len(summary['classes'])} classes; nothing stored")
             return
-        ds.read_rows(body, "the file", skip_bad_rows)  # the file first: its problems are said before any stack is needed
-        pushed = ds.push(_s3(), _resource(bucket, "SOMMELIER_DATASET_BUCKET", "DatasetBucketName"), name, body, spec, target, ignore,
-                         description, now=datetime.now(UTC).isoformat(timespec="seconds"), skip_bad_rows=skip_bad_rows)
+        pushed = ds.store(_s3(), _resource(bucket, "SOMMELIER_DATASET_BUCKET", "DatasetBucketName"), accepted,
+                          now=datetime.now(UTC).isoformat(timespec="seconds"))
     except ds.DataError as err:
         raise InputError(f"{path.name}: {err}") from err
     click.echo(_push_summary(pushed["spec"], pushed, path.name, name, target))

@@ -180,9 +180,14 @@ def check_target(frame: pd.DataFrame, target: str) -> None:
         raise DataError(f"the target column {target!r} has a single class ({classes[0]!r}); a classifier needs at least two")
 
 
+def _empty(values: pd.Series) -> pd.Series:
+    """Cells with nothing in them: missing, or only white space."""
+    return values.isna() | (values.astype("string").str.strip() == "")
+
+
 def no_target(frame: pd.DataFrame, target: str) -> pd.Series:
     """The rows whose target is empty: nothing to learn from, left out (and counted) wherever data is read."""
-    return frame[target].isna() | (frame[target].astype("string").str.strip() == "")
+    return _empty(frame[target])
 
 
 def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
@@ -266,17 +271,15 @@ def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: 
         check_target(frame, target)
     notes: list[str] = []
     left_out: dict[str, int] = {}
-    gaps = [f["name"] for f in spec["features"] if f["name"] in frame.columns
-            and (frame[f["name"]].isna().any() or (frame[f["name"]].astype("string").str.strip() == "").any())]
+    gaps = [f["name"] for f in spec["features"] if f["name"] in frame.columns and _empty(frame[f["name"]]).any()]
     if bad_rows:
         left_out["bad rows"] = len(bad_rows)
         notes.append(f"{len(bad_rows)} row(s) with the wrong number of fields left out (--skip-bad-rows): row "
                      + ", ".join(map(str, bad_rows[:5])) + (" ..." if len(bad_rows) > 5 else ""))
-    empty = no_target(frame, target).to_numpy()
+    empty = no_target(frame, target)
     if empty.any():
         left_out["no target"] = int(empty.sum())
-        first = int(frame.index[empty.argmax()]) if frame.index.name == "row" else int(empty.argmax()) + 2
-        notes.append(f"{int(empty.sum())} row(s) with no {target!r} left out (the first is row {first})")
+        notes.append(f"{int(empty.sum())} row(s) with no {target!r} left out (the first is row {_first(empty)})")
         frame, keys = frame[~empty], [k for k, e in zip(keys, empty, strict=True) if not e]
     checked = check_frame(frame, spec)
     counts = checked[target].value_counts()
@@ -453,15 +456,21 @@ class Accepted:
     """A file as `dataset push` takes it: its spec, the rows training will use, and the likely proxies of the target
     (with a quick estimate of the accuracy with and without them)."""
 
+    name: str
+    body: bytes  # the file as sent: what is stored
     spec: dict[str, Any]
     admitted: Admitted
     proxies: list[columns.Proxy] = field(default_factory=list)
     estimate: dict[str, float] | None = None
 
     def report(self) -> dict[str, Any]:
-        return {"notes": self.admitted.notes, "left_out": self.admitted.left_out, "grouped": self.admitted.grouped,
-                "ignored_because": self.spec.get("ignored_because", {}), "proxies": [p.as_dict() for p in self.proxies],
-                "estimate": self.estimate}
+        return _report(self.spec, self.admitted, [p.as_dict() for p in self.proxies], self.estimate)
+
+
+def _report(spec: dict[str, Any], admitted: Admitted, proxies: list[dict[str, Any]], estimate: dict[str, float] | None) -> dict[str, Any]:
+    """What was decided about a dataset version, as push says it and the pointer records it."""
+    return {"notes": admitted.notes, "left_out": admitted.left_out, "grouped": admitted.grouped,
+            "ignored_because": spec.get("ignored_because", {}), "proxies": proxies, "estimate": estimate}
 
 
 def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | None, ignore: list[str] | tuple[str, ...] = (),
@@ -483,17 +492,21 @@ def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | No
     admitted = admit(frame, keys, spec, bad)
     found = columns.proxies(admitted.frame, spec)
     estimate = columns.estimate(admitted.frame, spec, [p.column for p in found]) if found else None
-    return Accepted(spec=spec, admitted=admitted, proxies=found, estimate=estimate)
+    return Accepted(name=name, body=body, spec=spec, admitted=admitted, proxies=found, estimate=estimate)
 
 
 def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, target: str | None,
          ignore: list[str] | tuple[str, ...] = (), description: str | None = None, now: str = "",
          skip_bad_rows: bool = False) -> dict[str, Any]:
-    """Check and store a new version of dataset `name`: its data and spec in their own folder, the evaluation
-    rows extended to the new rows, then the pointer. Nothing is written unless every check passes; a crash
-    before the pointer leaves the previous version current."""
-    accepted = accept(body, name, spec, target, ignore, description, skip_bad_rows)
-    spec, checked, keys = accepted.spec, accepted.admitted.frame, accepted.admitted.keys
+    """Check (accept) and store (store) a new version of dataset `name`."""
+    return store(s3, bucket, accept(body, name, spec, target, ignore, description, skip_bad_rows), now)
+
+
+def store(s3, bucket: str, accepted: Accepted, now: str = "") -> dict[str, Any]:
+    """Store a file `accept` took as a new version of its dataset: its data and spec in their own folder, the
+    evaluation rows extended to the new rows, then the pointer. A crash before the pointer leaves the previous
+    version current."""
+    name, body, spec, checked, keys = accepted.name, accepted.body, accepted.spec, accepted.admitted.frame, accepted.admitted.keys
     summary = describe(checked, spec)
     prefix = layout.dataset_prefix(name)
     previous, old_data_key, _ = files(s3, bucket, prefix)
@@ -547,16 +560,9 @@ def trained_keys(s3, manifest: Manifest) -> set[str]:
     return keys - set((evaluation or {}).get("keys", []))
 
 
-def load(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], Admitted, list[dict[str, Any]], dict[str, Any] | None]:
-    """(spec, its rows as admit() admits them (with the default MIN_CLASS_ROWS), the objects read with their versions,
-    the pointer) of the current version."""
-    spec, frame, keys, bad, sources, pointer = load_raw(s3, bucket, prefix)
-    return spec, admit(frame, keys, spec, bad), sources, pointer
-
-
-def load_raw(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame, list[str], list[int], list[dict[str, Any]],
-                                                      dict[str, Any] | None]:
-    """(spec, the frame as read, its row keys, the rows left out as bad, the objects read, the pointer) of the current version."""
+def load(s3, bucket: str, prefix: str, min_class_rows: int = MIN_CLASS_ROWS
+         ) -> tuple[dict[str, Any], Admitted, list[dict[str, Any]], dict[str, Any] | None]:
+    """(spec, its rows as admit() admits them, the objects read with their versions, the pointer) of the current version."""
     pointer, data_key, spec_key = files(s3, bucket, prefix)
     sources = []
     docs = []
@@ -572,7 +578,7 @@ def load_raw(s3, bucket: str, prefix: str) -> tuple[dict[str, Any], pd.DataFrame
     except json.JSONDecodeError as err:
         raise DataError(f"s3://{bucket}/{spec_key} is not valid JSON: {err}") from err
     frame, keys, bad = read_rows(docs[1], f"s3://{bucket}/{data_key}", spec.get("bad_rows") == "skip")
-    return spec, frame, keys, bad, sources, pointer
+    return spec, admit(frame, keys, spec, bad, min_class_rows), sources, pointer
 
 
 def show(s3, bucket: str, name: str) -> dict[str, Any]:
@@ -583,6 +589,4 @@ def show(s3, bucket: str, name: str) -> dict[str, Any]:
             "files": [s["key"] for s in sources], **summary, "evaluation_rows": len(set(keys) & set((evaluation or {}).get("keys", []))),
             "spec": spec,
             # what was decided about it, as push said: its rows now, the proxies found at push (pushes before them: none)
-            "report": {"notes": admitted.notes, "left_out": admitted.left_out, "grouped": admitted.grouped,
-                       "ignored_because": spec.get("ignored_because", {}), "proxies": (pointer or {}).get("proxies", []),
-                       "estimate": (pointer or {}).get("estimate")}}
+            "report": _report(spec, admitted, (pointer or {}).get("proxies", []), (pointer or {}).get("estimate"))}

@@ -201,13 +201,9 @@ def refit_rows(result: dict[str, Any], candidate: Candidate, total: int, folds: 
     """How many training rows the winner is refit on: all of them, unless its fit on them, predicted from one
     cross-validation fit (rows^GROWTH; a calibrated SVM is three fits on two thirds, two at a time), would take more
     than `budget` seconds; then the most rows predicted to fit."""
-    seen = result["rows"] * (folds - 1) / folds
-    factor = CALIBRATED if candidate.calibrate else 1.0
-    def predicted(rows: float) -> float:
-        return result["fit_seconds"] * factor * (rows / seen) ** GROWTH
-    if predicted(total) <= budget:
-        return total
-    return int(min(total, max(seen, seen * (budget / (result["fit_seconds"] * factor)) ** (1 / GROWTH))))
+    seen = result["rows"] * (folds - 1) / folds  # the rows one cross-validation fit saw
+    fit = result["fit_seconds"] * (CALIBRATED if candidate.calibrate else 1.0)  # the refit's time on that many rows
+    return int(min(total, max(seen, seen * (budget / fit) ** (1 / GROWTH))))
 
 
 def choose(settings: Settings, data: TrainingData) -> Winner:

@@ -47,8 +47,7 @@ class Dataset:
 def load_dataset(s3, bucket: str, prefix: str, min_class_rows: int = contract.MIN_CLASS_ROWS) -> Dataset:
     """The current version, its rows admitted as `dataset push` admitted them (contract.admit), with classes smaller
     than `min_class_rows` grouped or left out."""
-    spec, raw, keys, bad, sources, pointer = contract.load_raw(s3, bucket, prefix.strip("/"))
-    admitted = contract.admit(raw, keys, spec, bad, min_class_rows)
+    spec, admitted, sources, pointer = contract.load(s3, bucket, prefix.strip("/"), min_class_rows)
     return Dataset(spec=spec, frame=admitted.frame, sources=sources, row_keys=admitted.keys,
                    version=pointer["version"] if pointer else None, notes=admitted.notes, gaps=admitted.gaps,
                    grouped=dict.fromkeys(admitted.grouped, contract.OTHER))

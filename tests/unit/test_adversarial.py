@@ -145,3 +145,48 @@ def test_a_refused_champion_degrades_the_service_instead_of_taking_it_down(deps,
     assert newer.version in body["reason"]
     status, body, _ = call(deps, "POST", "/predict", {"features": example})
     assert status == 200 and body["model_version"] == trained.version
+
+
+def _strict(text: str) -> dict:
+    """JSON as a browser's JSON.parse takes it: no Infinity, no NaN."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"the body holds {name}, which is not JSON"))
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("1e309", "infinity"), ("-1e309", "-infinity"), ("9" * 401, "401 digits"), ("9" * 4000, "4000 digits"), ("2e15", "2000000000000000.0"),
+])
+def test_a_number_beyond_any_bound_is_a_400_naming_its_field_on_a_model_whose_spec_has_none(deps, trained, example, value, said):  # noqa: F811
+    """Issue 36: a spec without a maximum (every inferred one, then) took 1e309 as infinity, stored it, and broke every history
+    page; an integer of 401 digits was a 500 (OverflowError in the featurizer). Every number is now bounded: the spec's
+    bounds, else what can be trained on."""
+    from sommelier_contract.records import RecordValidator
+
+    model = deps.store.current()
+    model.validator = RecordValidator([{k: v for k, v in f.items() if k not in ("minimum", "maximum")} for f in model.features])
+    raw = json.dumps({"features": {**example, "proline": 1}}).replace('"proline": 1', f'"proline": {value}')
+    status, body, _ = call(deps, "POST", "/predict", raw=raw)
+    assert status == 400, body
+    (detail,) = body["error"]["details"]
+    assert detail["field"] == "features.proline" and said in detail["message"]
+
+
+def test_a_stored_record_holding_infinity_reads_as_missing_and_every_body_stays_json(deps, ddb, trained, example):  # noqa: F811
+    """Records written before numbers were bounded may hold Infinity or 1e309: history answers valid JSON, the value as null."""
+    from .test_api import TABLE
+
+    recorder = records.PredictionRecorder(ddb, TABLE, ttl_days=30)
+    prediction = {"label": "class_0", "confidence": 0.9, "probabilities": {"class_0": 0.9}}
+    for text in ("Infinity", "1e309", "1e308"):
+        _, items = recorder.items(caller="key-1", model_version=trained.version, now=1_800_000_000, predictions=[prediction],
+                                  inputs=[{**example, "proline": 12345.5}], context={})
+        items[0]["predictions"]["S"] = items[0]["predictions"]["S"].replace("12345.5", text)
+        recorder.put(items)
+    with pytest.raises(ValueError):  # and none is written any more
+        recorder.items(caller="key-1", model_version=trained.version, now=1_800_000_000, predictions=[prediction],
+                       inputs=[{**example, "proline": float("inf")}], context={})
+    event = {"httpMethod": "GET", "resource": "/predictions", "path": "/predictions", "queryStringParameters": {"limit": "10"},
+             "requestContext": {"requestId": "r", "identity": {"apiKeyId": "key-1"}}}
+    from predictor.api import handle
+
+    page = _strict(handle(event, "l", deps)["body"])
+    assert [p["input"]["proline"] for p in page["predictions"]] == [None, None, None]

@@ -130,3 +130,19 @@ def test_a_spec_without_examples_gets_one_from_a_training_row(s3, trainer_settin
 def test_a_number_too_large_to_train_on_is_refused_with_its_row_and_column(value):
     with pytest.raises(DataError, match=r"row 3, column 'x': .* is beyond what can be trained on"):
         check_frame(_frame(f",x,colour,label\n0,1.5,red,a\n1,{value},white,b\n2,3.5,red,a\n"), SPEC)
+
+
+def test_an_inferred_spec_bounds_every_number_with_a_margin_around_what_was_seen():
+    """Issue 36: an inferred spec had no maximum, so the API took 1e309 (infinity) and 400-digit integers. Each number now
+    gets the observed range widened by its width on each side, rounded out, and shown in the OpenAPI document's Features."""
+    from sommelier_contract.dataset import infer_spec
+    from sommelier_contract.records import RecordValidator
+
+    frame = pd.DataFrame({"ash": [1.36, 2.0, 3.23] * 5, "delta": [-5.2, 0.0, 3.0] * 5, "label": ["a", "b", "c"] * 5})
+    features = {f["name"]: f for f in infer_spec(frame, "d", "label")["features"]}
+    assert (features["ash"]["minimum"], features["ash"]["maximum"]) == (0, 5.5)
+    assert (features["delta"]["minimum"], features["delta"]["maximum"]) == (-15.0, 15.0)
+    validator = RecordValidator(list(features.values()))
+    assert validator.valid({"ash": 3.23, "delta": -5.2})
+    (error,) = validator.errors({"ash": 9.5, "delta": 0}, "features")
+    assert (error.field, error.message) == ("features.ash", "must be <= 5.5, got 9.5")

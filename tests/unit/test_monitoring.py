@@ -261,10 +261,12 @@ def test_get_monitoring_serves_the_latest_signed_report_and_refuses_a_rewritten_
     status, body, _ = call(deps, "GET", "/monitoring")
     assert status == 503 and body["error"]["code"] == "report_refused"
     assert "monitoring report" in body["error"]["message"] and "signature" in body["error"]["message"]
-    # a pointer to a report that is gone, or one that is not JSON: said in words, never a traceback or a 500
-    s3.put_object(Bucket=MODEL_BUCKET, Key=layout.MONITORING_LATEST, Body=json.dumps({"key": layout.report_key("2026-01-01T00:00:00.000Z")}))
+    # a pointer written by anyone but the monitor (here to a report that is gone), or one that is not JSON: said in words,
+    # never a traceback or a 500
+    gone = layout.report_key("2026-01-01T00:00:00.000Z")
+    s3.put_object(Bucket=MODEL_BUCKET, Key=layout.MONITORING_LATEST, Body=json.dumps({"key": gone, "at": "2026-01-01T00:00:00.000Z"}))
     status, body, _ = call(deps, "GET", "/monitoring")
-    assert (status, body["error"]["code"]) == (503, "report_refused") and "named as the latest is missing" in body["error"]["message"]
+    assert (status, body["error"]["code"]) == (503, "report_refused") and "monitoring/latest.json is not signed" in body["error"]["message"]
     s3.put_object(Bucket=MODEL_BUCKET, Key=layout.MONITORING_LATEST, Body=b"<html>not json")
     status, body, _ = call(deps, "GET", "/monitoring")
     assert (status, body["error"]["code"]) == (503, "report_refused") and "is not JSON" in body["error"]["message"]
@@ -324,3 +326,22 @@ def test_the_baseline_is_an_artifact_the_manifest_signs(trained):
     assert baseline["predictions"]["rows"] == manifest["metrics"]["holdout"]["rows"]
     assert {s for s in baseline["segments"]} == {"alcohol_level", "colour"}
     assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+
+
+def test_a_window_holding_infinity_or_huge_numbers_is_still_monitored(monitoring, trained, ddb):  # noqa: F811
+    """Issue 36: one stored 1e309 (infinity once read), or two 1e308 (whose sum overflows), failed every monitoring pass over
+    the window ("Out of range float values"). They are read as missing values, and the pass reports."""
+    now = datetime.now(UTC)
+    inputs = _wine_inputs(40)
+    _record(trained.version, inputs, now - timedelta(minutes=3), ddb=ddb)
+    recorder = PredictionRecorder(ddb, TABLE, ttl_days=30)
+    for text in ("1e308", "1e308", "Infinity", "1e309"):
+        _, items = recorder.items(caller="key-2", model_version=trained.version, now=(now - timedelta(minutes=2)).timestamp(),
+                                  predictions=[{"label": "class_0", "confidence": 0.9, "probabilities": {}}],
+                                  inputs=[{**inputs[0], "magnesium": 12345.5}], context={})
+        items[0]["predictions"]["S"] = items[0]["predictions"]["S"].replace("12345.5", text)
+        recorder.put(items)
+    report = monitoring(now=now)
+    assert report["status"] == "ok", report["message"]
+    assert report["predictions"] == 44
+    assert "Infinity" not in json.dumps(report)

@@ -31,6 +31,11 @@ class ArtifactRejected(Exception):
     """A stored model cannot be used: missing, tampered with, or from another scikit-learn."""
 
 
+class DocumentUnreadable(ArtifactRejected):
+    """A small JSON document (a pointer, a signature, a split) that is not what it claims to be: not JSON, not an object,
+    or without the field its readers need. Readers treat it as refused: a fallback or a 503 naming it, never a 500."""
+
+
 class ArtifactNotListed(ArtifactRejected):
     """A verified manifest lists no artifact of that name (a model written before the artifact existed)."""
 
@@ -39,14 +44,30 @@ def missing(err: ClientError) -> bool:
     return err.response["Error"]["Code"] in {"NoSuchKey", "404", "NotFound"}
 
 
-def read_json(s3, bucket: str, key: str) -> dict[str, Any] | None:
-    """A small JSON object (a pointer, a manifest, a split), or None when there is none."""
+def parse_document(body: bytes, where: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The one way a small JSON document is read: an object, with each `required` field a non-empty string, or
+    DocumentUnreadable naming `where` and what is wrong."""
     try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DocumentUnreadable(f"{where} is not JSON ({str(err)[:120]})") from err
+    if not isinstance(doc, dict):
+        raise DocumentUnreadable(f"{where} is not a JSON object (it holds {type(doc).__name__} {str(doc)[:60]})")
+    for name in required:
+        if not isinstance(doc.get(name), str) or not doc[name]:
+            raise DocumentUnreadable(f"{where} names no {name} (it holds {str(doc)[:100]})")
+    return doc
+
+
+def read_json(s3, bucket: str, key: str, required: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """A small JSON object (a pointer, a signature, a split) through parse_document, or None when there is none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as err:
         if missing(err):
             return None
         raise
+    return parse_document(body, key, required)
 
 
 class Signatures:
@@ -69,12 +90,14 @@ class Signatures:
     def verify(self, version: str, body: bytes, doc: dict[str, Any] | None) -> None:
         if not doc:
             raise ArtifactRejected(f"{self.subject} {version} is not signed; refusing it")
+        if not isinstance(doc.get("signature"), str):
+            raise ArtifactRejected(f"the signature of {self.subject} {version} holds no signature text; refusing it")
         digest = hashlib.sha256(body).digest()
         if doc.get("manifest_sha256") != digest.hex() or doc.get("algorithm") != self.ALGORITHM:
             raise ArtifactRejected(f"the signature of {self.subject} {version} is for another document; refusing it")
         try:  # always our key, never the one the signature document names
             valid = self._kms.verify(KeyId=self.key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm=self.ALGORITHM,
-                                     Signature=base64.b64decode(doc.get("signature", ""))).get("SignatureValid")
+                                     Signature=base64.b64decode(doc["signature"])).get("SignatureValid")
         except ClientError as err:
             if err.response["Error"]["Code"] not in {"KMSInvalidSignatureException", "InvalidSignatureException", "ValidationException"}:
                 raise

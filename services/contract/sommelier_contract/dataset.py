@@ -319,6 +319,23 @@ def _nice(x: float) -> float:
     return float(round(x / step * 2) / 2 * step)  # to a half of its leading digit: 23.7 -> 25, 0.413 -> 0.4
 
 
+def _above(x: float) -> float:
+    """The first round number (a half of x's leading digit) at or above x: 5100 -> 5500, 0.43 -> 0.45, -120 -> -100."""
+    if x == 0:
+        return 0.0
+    step = 10 ** math.floor(math.log10(abs(x))) / 2
+    return float(math.ceil(x / step) * step)
+
+
+def bounds(lo: float, hi: float) -> dict[str, float]:
+    """The range the API accepts for a number observed from `lo` to `hi`: the observed range widened by its own width
+    on each side (by its size, or 1, when every row had one value), rounded out; never below 0 for a column that was
+    never negative (a count, a price, a concentration). A value far outside what was trained on is refused naming
+    its field, rather than answered by extrapolation."""
+    width = hi - lo or max(abs(hi), 1.0)
+    return {"minimum": 0 if lo >= 0 else -_above(width - lo), "maximum": _above(hi + width)}
+
+
 def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | tuple[str, ...] = (),
                description: str | None = None) -> dict[str, Any]:
     """A spec from the data: a type per column, observed ranges, known categories, an example record,
@@ -354,8 +371,7 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
         if numbers.notna().all() and not pd.api.types.is_bool_dtype(values):
             lo, hi = float(numbers.min()), float(numbers.max())
             feature |= {"type": "numeric", "observed": {"min": lo, "max": hi, "missing": int(values.isna().sum())}}
-            if lo >= 0:
-                feature["minimum"] = 0  # a count, a price, a concentration: never negative
+            feature |= bounds(lo, hi)
             quartiles = sorted({_nice(q) for q in numbers.quantile([0.25, 0.5, 0.75])})
             if len(segments) < 3 and len(quartiles) >= 2 and numbers.nunique() > 10:
                 segments.append({"name": f"{column}_range", "feature": str(column), "edges": quartiles})

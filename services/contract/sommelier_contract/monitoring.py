@@ -9,33 +9,45 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, read_json
+from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, parse_document, read_json
 
 NEW_BUCKETS = "(not in training)"
 
 
-def latest_key(s3, bucket: str) -> str | None:
-    """The key of the latest report as monitoring/latest.json names it; None before the first. A pointer that is not
-    JSON, or names nothing, raises ArtifactRejected."""
-    try:
-        latest = read_json(s3, bucket, layout.MONITORING_LATEST)
-    except ValueError as err:
-        raise ArtifactRejected(f"{layout.MONITORING_LATEST} is not JSON: {err}") from err
-    if not latest:
+def _pointer_body(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def write_latest(s3, bucket: str, fields: dict[str, Any], signatures: Signatures) -> None:
+    """monitoring/latest.json: which report is the latest (`fields` hold its "key" and "at"), signed with the monitor's key
+    inside the one object, so a crash never leaves a pointer and a signature that disagree."""
+    doc = {**fields, "signature": signatures.sign(_pointer_body(fields))}
+    s3.put_object(Bucket=bucket, Key=layout.MONITORING_LATEST, Body=json.dumps(doc, indent=1, sort_keys=True).encode(),
+                  ContentType="application/json")
+
+
+def read_latest(s3, bucket: str, signatures: Signatures) -> dict[str, Any] | None:
+    """monitoring/latest.json, verified with the monitor's key; None before the first report. A pointer that is not JSON,
+    names no report or is not signed by the monitor (rewritten by hand, or written before pointers were signed) raises
+    ArtifactRejected: an older report pointed to by anyone else is never served as the latest."""
+    doc = read_json(s3, bucket, layout.MONITORING_LATEST, required=("key", "at"))
+    if doc is None:
         return None
-    key = latest.get("key") if isinstance(latest, dict) else None
-    if not isinstance(key, str):
-        raise ArtifactRejected(f"{layout.MONITORING_LATEST} names no report: {str(latest)[:100]}")
-    return key
+    fields = {k: v for k, v in doc.items() if k != "signature"}
+    signature = doc.get("signature")
+    signatures.verify(layout.MONITORING_LATEST, _pointer_body(fields), signature if isinstance(signature, dict) else None)
+    return fields
 
 
 def read_report(s3, bucket: str, signatures: Signatures, key: str | None = None) -> dict[str, Any] | None:
     """A report (the latest when `key` is None; None when there is none yet), refused unless its signature verifies
-    with the monitor's key."""
+    with the monitor's key and, for the latest, unless it is the one the signed pointer names, written at its time."""
+    expected: dict[str, Any] | None = None
     if key is None:
-        key = latest_key(s3, bucket)
-        if key is None:
+        expected = read_latest(s3, bucket, signatures)
+        if expected is None:
             return None
+        key = expected["key"]
     if not key.startswith(layout.MONITORING):
         raise ArtifactRejected(f"{key!r} is not a monitoring report")
     try:
@@ -45,7 +57,10 @@ def read_report(s3, bucket: str, signatures: Signatures, key: str | None = None)
             raise ArtifactRejected(f"the monitoring report {key} named as the latest is missing") from err
         raise
     signatures.verify(key, body, read_json(s3, bucket, layout.report_signature_key(key)))
-    return json.loads(body)
+    report = parse_document(body, key)
+    if expected is not None and (report.get("key"), report.get("at")) != (key, expected["at"]):
+        raise ArtifactRejected(f"the monitoring report at {key} is not the one {layout.MONITORING_LATEST} names (written {expected['at']})")
+    return report
 
 
 def _public_check(check: dict[str, Any]) -> dict[str, Any]:

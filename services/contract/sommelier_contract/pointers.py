@@ -10,7 +10,7 @@ from types import EllipsisType
 from typing import Any
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, read_json
+from sommelier_contract.artifacts import ArtifactRejected, DocumentUnreadable, parse_document, read_json
 
 
 def put_json(s3, bucket: str, key: str, doc: dict[str, Any]) -> None:
@@ -18,20 +18,26 @@ def put_json(s3, bucket: str, key: str, doc: dict[str, Any]) -> None:
 
 
 def read_champion(s3, bucket: str) -> dict[str, Any] | None:
-    return read_json(s3, bucket, layout.CHAMPION_KEY)
+    """The champion pointer (None before the first promotion); DocumentUnreadable when it is not one."""
+    return read_json(s3, bucket, layout.CHAMPION_KEY, required=("version",))
 
 
 def read_candidate(s3, bucket: str) -> dict[str, Any] | None:
-    return read_json(s3, bucket, layout.CANDIDATE_KEY)
+    return read_json(s3, bucket, layout.CANDIDATE_KEY, required=("version",))
 
 
 def champion_history(s3, bucket: str) -> Iterator[dict[str, Any]]:
-    """Every champion pointer ever written, newest first (the bucket is versioned); each is read only when reached."""
+    """Every champion pointer ever written, newest first (the bucket is versioned); each is read only when reached, and
+    a version that is not a pointer (a bad write) names no champion and is passed over."""
     pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=layout.CHAMPION_KEY)
     listed = sorted((v for page in pages for v in page.get("Versions", []) if v["Key"] == layout.CHAMPION_KEY),
                     key=lambda v: v["LastModified"], reverse=True)
     for v in listed:
-        yield json.loads(s3.get_object(Bucket=bucket, Key=layout.CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read())
+        body = s3.get_object(Bucket=bucket, Key=layout.CHAMPION_KEY, VersionId=v["VersionId"])["Body"].read()
+        try:
+            yield parse_document(body, f"{layout.CHAMPION_KEY} version {v['VersionId']}", required=("version",))
+        except DocumentUnreadable:
+            continue
 
 
 def promote(s3, bucket: str, version: str, reason: str, promoted_at: str, previous: str | None | EllipsisType = ...) -> dict[str, Any]:

@@ -15,6 +15,7 @@ two to the same verdict.
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,10 +59,11 @@ def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
     kind = feature["type"]
     if kind == "numeric":
         # a feature the pipeline imputes (the manifest says how) may be null or absent, as in training
+        # every number is finite and bounded: the spec's bounds (inferred from the data with a margin), else what can be
+        # trained on; so 1e309 (infinity once parsed) or an integer of 400 digits is refused naming its field
         prop: dict[str, Any] = {"type": ["number", "null"] if feature.get("imputed") else "number"}
-        for bound in ("minimum", "maximum"):
-            if feature.get(bound) is not None:
-                prop[bound] = feature[bound]
+        for bound, default in (("minimum", -TRAINABLE), ("maximum", TRAINABLE)):
+            prop[bound] = default if feature.get(bound) is None else feature[bound]
         return prop
     # a categorical or text feature that was missing in training rows (the manifest says "imputed": the model learned
     # what a missing value means) may be null, empty or absent too
@@ -101,6 +103,14 @@ def record_schema(features: list[dict[str, Any]]) -> dict[str, Any]:
     if not required:  # every feature may be missing, but not all at once: a prediction from imputed values alone says nothing
         schema["anyOf"] = [{"required": [f["name"]], "properties": {f["name"]: _known(f)}} for f in features]
     return schema
+
+
+def shown(value: Any) -> str:
+    """A number as a person reads it in a message: an integer of hundreds of digits by its size, infinity by name."""
+    if isinstance(value, float) and math.isinf(value):
+        return "a number too large to hold (infinity)" if value > 0 else "a number too small to hold (-infinity)"
+    text = str(value)
+    return f"{text[:8]}... (a number of {len(text.lstrip('-'))} digits)" if len(text) > 24 else text
 
 
 def json_type(value: Any) -> str:
@@ -163,9 +173,9 @@ class SchemaValidator:
             wanted = " or ".join(expected) if isinstance(expected, list) else expected
             return [FieldError(path, f"must be a {wanted}, got {json_type(value)}")]
         if kind == "minimum":
-            return [FieldError(path, f"must be >= {expected}, got {value}")]
+            return [FieldError(path, f"must be >= {expected:g}, got {shown(value)}")]
         if kind == "maximum":
-            return [FieldError(path, f"must be <= {expected}, got {value}")]
+            return [FieldError(path, f"must be <= {expected:g}, got {shown(value)}")]
         if kind == "minLength":
             return [FieldError(path, "must not be empty" if expected == 1 else f"must be at least {expected} characters")]
         if kind == "maxLength":
@@ -210,8 +220,4 @@ def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) ->
         return "; ".join(f"{e.field} {e.message}" for e in errors)
     if str(doc["label"]) not in classes:
         return f"label {doc['label']!r} is not one of the known classes {sorted(classes)}"
-    for f in validator.features:
-        value = doc["features"].get(f["name"])
-        if f["type"] == "numeric" and isinstance(value, int | float) and not abs(value) <= TRAINABLE:
-            return f"features.{f['name']} is {value:g}, beyond what can be trained on (at most {TRAINABLE:g} either side of 0)"
     return None

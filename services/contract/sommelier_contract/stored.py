@@ -1,6 +1,10 @@
 """Predictions as the predictor stores them in DynamoDB (predictor/records.py writes them and owns the layout), read
 back into plain records: one per prediction, its input and probabilities decoded. History and model monitoring read
-through here."""
+through here.
+
+A number the API no longer accepts (infinity, written as `Infinity` or as 1e309, or beyond what can be trained on:
+records stored before every number was bounded) is read as missing: one such record once made every history page
+invalid JSON and every monitoring pass over it fail."""
 
 from __future__ import annotations
 
@@ -10,9 +14,21 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from sommelier_contract.records import TRAINABLE
+
 JSON_ATTRIBUTES = ("input", "probabilities")
 _deserializer = TypeDeserializer()
 _INTERNAL = {"history_pk", "model_pk", "history_sk", "record_type", "predictions"}
+
+
+def _number_or_none(text: str) -> float | int | None:
+    value = float(text) if any(c in text for c in ".eE") else int(text)
+    return value if abs(value) <= TRAINABLE else None  # inf and nan fail this too
+
+
+def _loads(text: str) -> Any:
+    """JSON as stored, every number the API would refuse read as None."""
+    return json.loads(text, parse_float=_number_or_none, parse_int=_number_or_none, parse_constant=lambda _: None)
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +41,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     record = _plain(item)
     for k in JSON_ATTRIBUTES:
         if isinstance(record.get(k), str):
-            record[k] = json.loads(record[k])
+            record[k] = _loads(record[k])
     return record
 
 
@@ -37,7 +53,7 @@ def expand(item: dict[str, Any]) -> list[dict[str, Any]]:
     feedback = common.pop("feedback", None) or {}
     item_id = common.pop("prediction_id")
     out = []
-    for entry in reversed(json.loads(item["predictions"]["S"])):
+    for entry in reversed(_loads(item["predictions"]["S"])):
         record = {**common, **entry, "prediction_id": f"{item_id}.{entry['batch_index']}"}
         if str(entry["batch_index"]) in feedback:
             record["feedback"] = feedback[str(entry["batch_index"])]

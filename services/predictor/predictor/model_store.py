@@ -11,7 +11,6 @@ loaded is simply not served.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, read_manifest, unpickle, verified_artifacts
+from sommelier_contract.artifacts import ArtifactRejected, DocumentUnreadable, Signatures, missing, parse_document, read_manifest, unpickle, verified_artifacts
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.onnx_model import OnnxModel
 from sommelier_contract.pointers import champion_history
@@ -88,7 +87,7 @@ def _pointer(s3, bucket: str, key: str) -> tuple[dict[str, Any], str]:
     """A pointer (champion or candidate) and which write of it this is (its S3 version id, else its ETag): a pointer
     written again, even to the version already loaded, is a new decision to verify."""
     resp = s3.get_object(Bucket=bucket, Key=key)
-    return json.loads(resp["Body"].read()), str(resp.get("VersionId") or resp.get("ETag") or "")
+    return parse_document(resp["Body"].read(), key, required=("version",)), str(resp.get("VersionId") or resp.get("ETag") or "")
 
 
 def load_model(s3, bucket: str, version: str, signatures: Signatures) -> LoadedModel:
@@ -129,39 +128,44 @@ class ModelStore:
             return self._keep_serving(err)
         except BotoCoreError as err:
             return self._keep_serving(err)
+        except DocumentUnreadable as err:  # a bad write of the pointer: what was served stays (or an earlier champion)
+            self._checked_at = now
+            return self._refused("the champion pointer", None, err)
         self._checked_at = now
         self._refresh_candidate()
         version = pointer["version"]
         if self._model is not None and self._model.version == version and tag == self._pointer_tag:
+            self.degraded = None  # the pointer reads well again and names what is served (a bad write of it was undone)
             return self._model
         try:
             self._model = load_model(self._s3, self._bucket, version, self._signatures)
             self._pointer_tag = tag
         except (ClientError, BotoCoreError) as err:  # S3 or KMS unreachable or refusing now: nothing is decided, retry
             if self._model is None or isinstance(err, ClientError) and missing(err):
-                return self._refused(version, err)
+                return self._refused(f"the champion {version}", version, err)
             log.warning("cannot verify champion %s now (%s); still serving %s", version, err, self._model.version)
             return self._model
         except (ArtifactRejected, KeyError) as err:
-            return self._refused(version, err)
+            return self._refused(f"the champion {version}", version, err)
         self.degraded = None
         log.info("loaded model %s", version)
         return self._model
 
-    def _refused(self, version: str, err: Exception) -> LoadedModel:
-        """The champion pointer names a version that does not verify: serve the newest earlier champion that does. A copy
-        of the refused version loaded before (it verified then) is never kept: what the gate refuses now is not served."""
-        self.degraded = f"the champion {version} was refused ({err})"
-        log.error("refused champion %s: %s", version, err)
+    def _refused(self, what: str, version: str | None, err: Exception) -> LoadedModel:
+        """The champion pointer cannot be read, or names a `version` that does not verify: serve what was served (unless it
+        is that version), else the newest earlier champion that verifies, else ModelUnavailable (a 503 naming `what`). A
+        copy of the refused version loaded before (it verified then) is never kept: what the gate refuses now is not served."""
+        self.degraded = f"{what} was refused ({err})"
+        log.error("refused %s: %s", what, err)
         if self._model is None or self._model.version == version:
             self._model = self._fallback(version)
             if self._model is None:
-                raise ModelUnavailable(f"the promoted model {version} could not be loaded and no earlier champion verifies: {err}") from err
+                raise ModelUnavailable(f"{what} could not be used and no earlier champion verifies: {err}") from err
         self.degraded += f"; serving {self._model.version}"
         log.warning("still serving %s", self._model.version)
         return self._model
 
-    def _fallback(self, refused: str, tries: int = 5) -> LoadedModel | None:
+    def _fallback(self, refused: str | None, tries: int = 5) -> LoadedModel | None:
         """The newest earlier champion that verifies (a new worker must not go down with a bad pointer while the
         workers started before it keep serving): the champion pointer's own S3 versions, newest first."""
         seen = {refused}
@@ -219,7 +223,11 @@ class ModelStore:
             if missing(err):
                 self._candidate, self._candidate_percent = None, 0.0
             return  # unreadable now: keep what we had
-        except (BotoCoreError, ValueError):
+        except DocumentUnreadable as err:  # a bad write of the candidate pointer: no canary, the champion answers all
+            log.error("refused the candidate pointer: %s", err)
+            self._candidate, self._candidate_percent = None, 0.0
+            return
+        except BotoCoreError:
             return
         try:
             percent = min(max(float(pointer.get("percent", 0)), 0.0), 100.0)

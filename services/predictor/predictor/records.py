@@ -64,7 +64,7 @@ def iso(ts: float) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)  # JSON that every reader parses
 
 
 def _chunks(entries: list[str]) -> list[tuple[int, list[str]]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sommelier_contract.artifacts import Signatures
-from sommelier_contract.monitoring import latest_key, public_view, read_report
+from sommelier_contract.monitoring import public_view, read_latest, read_report
 
 
 class LatestReport:
@@ -18,10 +18,10 @@ class LatestReport:
     def read(self) -> dict[str, Any] | None:
         """The latest report's public view; None when the monitor has written none. A report whose signature does not
         verify raises ArtifactRejected (and is not kept)."""
-        key = latest_key(self._s3, self._bucket)
-        if key is None:
+        latest = read_latest(self._s3, self._bucket, self.signatures)
+        if latest is None:
             return None
-        if key != self._key:
-            view = public_view(read_report(self._s3, self._bucket, self.signatures, key) or {})
-            self._key, self._view = key, view
+        if latest["key"] != self._key:
+            view = public_view(read_report(self._s3, self._bucket, self.signatures) or {})
+            self._key, self._view = view.get("key"), view
         return self._view

@@ -20,8 +20,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sommelier_contract import layout, pointers
-from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, read_json, verified_artifact
-from sommelier_contract.monitoring import read_report
+from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, verified_artifact
+from sommelier_contract.monitoring import read_latest, read_report, write_latest
 from sommelier_contract.stored import expand
 from trainer import drift
 
@@ -158,14 +158,19 @@ def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     s3.put_object(Bucket=bucket, Key=layout.report_signature_key(key), Body=json.dumps(signatures.sign(body)).encode(),
                   ContentType="application/json")
-    pointers.put_json(s3, bucket, layout.MONITORING_LATEST, {"key": key, "at": report["at"], "status": report["status"],
-                                                             "drifted_features": report["drifted_features"],
-                                                             "drift_streak": report["drift_streak"]})
+    write_latest(s3, bucket, {"key": key, "at": report["at"], "status": report["status"], "drifted_features": report["drifted_features"],
+                              "drift_streak": report["drift_streak"]}, signatures)
 
 
-def _streak(s3, bucket: str, report: dict[str, Any]) -> int:
-    """How many reports in a row, this one included, found drift (a report without data says nothing either way)."""
-    before = (read_json(s3, bucket, layout.MONITORING_LATEST) or {}).get("drift_streak", 0)
+def _streak(s3, bucket: str, signatures: Signatures, report: dict[str, Any]) -> int:
+    """How many reports in a row, this one included, found drift (a report without data says nothing either way). A
+    latest-report pointer that cannot be trusted counts nothing; this pass's pointer replaces it."""
+    try:
+        latest = read_latest(s3, bucket, signatures) or {}
+    except ArtifactRejected as err:
+        log.warning("the streak starts again: %s", err)
+        latest = {}
+    before = latest.get("drift_streak", 0) if isinstance(latest.get("drift_streak"), int) else 0
     if report["status"] != "ok":
         return before
     return before + 1 if report["drifted_features"] else 0
@@ -199,7 +204,11 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
                               # as the predictor writes created_at: the same format compares as strings
                               "window": {"since": since.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "hours": hours},
                               "predictions": 0, "drifted_features": [], "violations": []}
-    champion = pointers.read_champion(s3, settings.model_bucket)
+    try:
+        champion = pointers.read_champion(s3, settings.model_bucket)
+    except ArtifactRejected as err:
+        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no model",
+                       "message": f"the champion pointer cannot be read: {err}"}, started)
     if not champion:
         return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no model",
                        "message": "there is no champion to monitor yet: train one (make train)"}, started)
@@ -262,7 +271,7 @@ def _finish(settings: Settings, s3, cloudwatch, signatures: Signatures, lam, rep
     report["trend"], note = _trend(s3, settings.model_bucket, signatures, report)
     if note:
         report["trend_note"] = note
-    report["drift_streak"] = _streak(s3, settings.model_bucket, report)
+    report["drift_streak"] = _streak(s3, settings.model_bucket, signatures, report)
     report["retraining"] = _retrain(settings, lam, report)
     report["key"] = layout.report_key(report["at"])
     report["seconds"] = round(time.perf_counter() - started, 3)

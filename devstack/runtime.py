@@ -74,6 +74,59 @@ def http_ok(url: str, timeout: float = 2) -> requests.Response:
     return resp
 
 
+def warm_workers(url: str, workers: int, wave: int = 0, budget: float = 180) -> list[float]:
+    """Up to `workers` warm workers behind `url` (a GET that loads the model), in waves a machine can take: each wave
+    releases one more batch of `wave` requests (default: twice the cores) than the last, all at once, so the workers
+    already warm take one each and only `wave` new ones start (import, load) at a time; with all 16 at once a loaded
+    machine took longer than the emulator's 30 s Lambda timeout and answered 502s. A request that fails (a 502 while
+    a worker starts) is retried until `budget` seconds have passed; what still fails then ends the warm-up with a
+    warning: the stack works, only fewer workers are warm. Returns each successful request's seconds."""
+    wave = wave or 2 * (os.cpu_count() or 1)
+    deadline = time.monotonic() + budget
+    seconds: list[float] = []
+
+    def one(gate: threading.Barrier) -> float:
+        gate.wait(timeout=30)
+        started = time.perf_counter()
+        for attempt in Retrying(stop=stop_after_delay(max(deadline - time.monotonic(), 0)), wait=wait_fixed(0.5),
+                                retry=retry_if_exception_type(requests.RequestException), reraise=True):
+            with attempt:
+                http_ok(url, timeout=120)
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    for size in sorted({min(n, workers) for n in range(wave, workers + wave, wave)}):
+        gate = threading.Barrier(size)
+        with ThreadPoolExecutor(size) as pool:
+            futures = [pool.submit(one, gate) for _ in range(size)]
+            done = [f.exception() is None for f in futures]
+        if not all(done):
+            log.warning("warm-up stopped at a wave of %d of %d workers (%s); the stack works, and the first requests start "
+                        "the workers not yet warm", size, workers, next(f.exception() for f in futures if f.exception()))
+            return seconds
+        seconds = [f.result() for f in futures]
+    log.info("warmed %d predictor workers in waves of %d in %.1f s (slowest request %.1f s)", workers, wave,
+             time.perf_counter() - started, max(seconds, default=0))
+    return seconds
+
+
+DISK_LOW_MIB = 64  # below this much free room for the emulator's state, `make status` says the disk is full
+
+
+def disk_status(state_dir: Path) -> str:
+    """The room left for the stack's state, in words: `make status` names a full disk (the emulator then refuses the
+    writes it cannot keep, and the API answers 503 record_failed saying why)."""
+    try:
+        usage = shutil.disk_usage(state_dir)
+    except OSError as err:
+        return f"the state folder {state_dir} cannot be read ({err})"
+    free = usage.free / 2**20
+    if free < DISK_LOW_MIB:
+        return (f"FULL: {free:.1f} MiB free on the disk of {state_dir}; the emulator refuses writes it cannot keep (the API "
+                f"answers 503 record_failed): free some space there")
+    return f"{free:.0f} MiB free for the state in {state_dir}"
+
+
 def tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -224,23 +277,8 @@ class Runtime(ABC):
             self.warm_pool(self.cfg.warm_workers)
 
     def warm_pool(self, workers: int) -> list[float]:
-        """`workers` concurrent GET /health, released together: each one the warm workers cannot take starts a worker,
-        which imports the function and loads the model, so that many requests at once find warm workers afterwards
-        (in AWS, provisioned concurrency does this; see the README). Returns each request's seconds."""
-        url = f"{self.cfg.stack_info()['api_url']}/health"
-        gate = threading.Barrier(workers)
-
-        def one(_: int) -> float:
-            gate.wait(timeout=30)
-            started = time.perf_counter()
-            http_ok(url, timeout=120)
-            return time.perf_counter() - started
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(workers) as pool:
-            seconds = list(pool.map(one, range(workers)))
-        log.info("warmed %d predictor workers in %.1f s (slowest start %.1f s)", workers, time.perf_counter() - started, max(seconds))
-        return seconds
+        """Start `workers` predictor workers (in AWS, provisioned concurrency does this; see the README)."""
+        return warm_workers(f"{self.cfg.stack_info()['api_url']}/health", workers, budget=3 * self.cfg.ready_timeout_seconds)
 
     def train_task(self) -> int:
         """`make train-task` on this stack: the trainer image as the template's ECS task, where the runtime runs containers."""
@@ -297,6 +335,7 @@ class Runtime(ABC):
         except (requests.RequestException, OSError, KeyError, ValueError) as err:
             api = f"DOES NOT ANSWER ({type(err).__name__})" + self._why_no_api()
         lines.append(f"  API        /health: {api}")
+        lines.append(f"  disk       {disk_status(self.cfg.state_dir)}")
         kept = sorted((self.cfg.state_dir / "emulator").glob("dynamodb-journal.unreadable-*.jsonl"))
         if kept:  # the emulator's recovery skipped a line it could not read: a person should know, not only its log
             lines.append(f"  journal    a restart skipped unreadable DynamoDB journal line(s); the journal as found: {kept[-1]} "

@@ -37,6 +37,7 @@ import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -70,6 +71,24 @@ def touched(scope: dict) -> set[str]:
 _JOURNALED = {f"DynamoDB_20120810.{op}" for op in ("PutItem", "BatchWriteItem", "UpdateItem", "DeleteItem", "TransactWriteItems")}
 
 
+def disk_note(path: Path) -> str:
+    """How much room the state folder's disk has, in words."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError as err:
+        return f"the state folder {path} cannot be read ({err})"
+    return f"{usage.free / 2**20:.1f} MiB free of {usage.total / 2**20:.0f} MiB on the disk of {path}"
+
+
+async def refuse(send, message: str) -> None:
+    """A 503 in DynamoDB's error shape: the SDK retries it, then the caller (the predictor: a 503 that says why) gives up."""
+    log.error("refused a write: %s", message)
+    body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailableException", "message": message}).encode()
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/x-amz-json-1.0"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class Checkpointer:
     def __init__(self, interval: float, state_dir: Path) -> None:
         self.interval = interval
@@ -88,14 +107,37 @@ class Checkpointer:
         self.seq = 0
         self.pending: dict[int, str] = {}  # journal lines no checkpoint covers yet
         self.applied: set[int] = set()
+        self.failure: str | None = None  # why the last checkpoint did not save, until one does
 
     # --- checkpoints ----------------------------------------------------------------------------
+    @staticmethod
+    def write_verified(services: dict) -> list[str]:
+        """MiniStack's save_all, each file checked afterwards: the services whose state file was not replaced by this
+        save. MiniStack's save_state logs a failed write (a full disk) and returns as if it had saved, so an exit code
+        or a return proves nothing: a file whose inode did not change was not written (it writes a temporary file and
+        renames it over the old one, a new inode each time)."""
+        from ministack.core import persistence
+
+        failed = []
+        for name, get_state in services.items():
+            path = Path(persistence.STATE_DIR) / f"{name}.json"
+            before = path.stat().st_ino if path.exists() else None
+            try:
+                state = get_state()
+            except Exception:
+                failed.append(name)
+                continue
+            if state is None:  # nothing to save (as save_all: a module that failed to import keeps its last file)
+                continue
+            persistence.save_state(name, state)
+            if not path.exists() or path.stat().st_ino == before:
+                failed.append(name)
+        return failed
+
     def save(self, everything: bool = False, background: bool = True) -> None:
         """Save the changed services' state (all of them with `everything`); in a forked child unless
         `background` is False. The bookkeeping (what is saved, which journal lines it covers) is done when
         the child has succeeded (`poll`)."""
-        from ministack.core.persistence import save_all
-
         if self.child is not None:
             return
         services = ministack._build_persistence_save_dict()
@@ -117,8 +159,7 @@ class Checkpointer:
                     if os.getppid() != parent:
                         os._exit(1)
                     logging.disable(logging.CRITICAL)  # MiniStack logs a line per service saved
-                    save_all(services)
-                    code = 0
+                    code = 1 if self.write_verified(services) else 0
                 finally:
                     os._exit(code)
             self.child = {**job, "pid": pid}
@@ -126,9 +167,12 @@ class Checkpointer:
         quiet = logging.getLogger("persistence")
         level, quiet.level = quiet.level, logging.WARNING
         try:
-            save_all(services)
+            failed = self.write_verified(services)
         finally:
             quiet.level = level
+        if failed:
+            self._unsaved(job, f"the state of {', '.join(failed)} was not written")
+            return
         self._saved(job)
 
     def poll(self) -> None:
@@ -141,18 +185,25 @@ class Checkpointer:
             if time.perf_counter() - job["started"] > 300:  # a child stuck on a lock it inherited mid-use
                 os.kill(job["pid"], 9)
                 os.waitpid(job["pid"], 0)
-                log.error("checkpoint child %d hung; killed it, the next checkpoint retries", job["pid"])
                 self.child = None
-                self.dirty |= job["saved"] | ({EVERYTHING} if job["everything"] else set())
+                self._unsaved(job, f"checkpoint child {job['pid']} hung and was killed")
             return
         self.child = None
         if os.waitstatus_to_exitcode(status) != 0:
-            log.error("checkpoint child %d failed (%s); the next checkpoint retries", job["pid"], status)
-            self.dirty |= job["saved"] | ({EVERYTHING} if job["everything"] else set())
+            self._unsaved(job, f"checkpoint child {job['pid']} could not write or verify every state file")
             return
         self._saved(job)
 
+    def _unsaved(self, job: dict, why: str) -> None:
+        """A save that did not verify: nothing it was to cover counts as saved (its journal lines stay), and the next
+        checkpoint retries it."""
+        self.dirty |= job["saved"] | ({EVERYTHING} if job["everything"] else set())
+        self.failure = f"{why}; {disk_note(self.journal_path.parent)}"
+        log.error("checkpoint not saved: %s; the journal keeps every write since the last checkpoint, the next one retries",
+                  self.failure)
+
     def _saved(self, job: dict) -> None:
+        self.failure = None
         self.saved_changes = max(self.saved_changes, job["seen"])
         for s in job["covered"]:
             self.pending.pop(s, None)
@@ -173,13 +224,13 @@ class Checkpointer:
             log.exception("replaying the DynamoDB journal failed; checkpoints go on (journal kept in %s)", self.journal_path)
         while True:
             await asyncio.sleep(self.interval)
-            self.poll()
-            if self.child is None and (self.changes != self.saved_changes or self.in_flight
-                                       or (self.dirty and time.monotonic() - self.slow_saved_at >= SLOW_INTERVAL)):
-                try:
+            try:
+                self.poll()
+                if self.child is None and (self.changes != self.saved_changes or self.in_flight or self.failure
+                                           or (self.dirty and time.monotonic() - self.slow_saved_at >= SLOW_INTERVAL)):
                     self.save()  # forks: the child writes a snapshot taken between two requests
-                except Exception:
-                    log.exception("checkpoint failed; the next one retries")
+            except Exception:  # never the end of checkpoints
+                log.exception("checkpoint failed; the next one retries")
 
     # --- the journal ----------------------------------------------------------------------------
     def _append(self, scope: dict, body: bytes) -> int:
@@ -189,8 +240,14 @@ class Checkpointer:
                            "body": base64.b64encode(body).decode()}) + "\n"
         if self.journal is None:
             self.journal = self._open_journal()
-        self.journal.write(line)
-        self.journal.flush()  # in the OS's hands: a killed process loses nothing (a power cut may)
+        left = memoryview(line.encode())
+        try:
+            while left:  # unbuffered: each write() is in the OS's hands (a killed process loses nothing; a power cut may)
+                left = left[self.journal.write(left):]
+        except OSError:  # a full disk: nothing of it stays buffered, and the next append starts on a line of its own
+            self.journal.close()
+            self.journal = None
+            raise
         self.pending[self.seq] = line
         return self.seq
 
@@ -202,14 +259,21 @@ class Checkpointer:
             with open(self.journal_path, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 torn = f.read(1) != b"\n"
-        journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open, appended to
+        journal = open(self.journal_path, "ab", buffering=0)  # noqa: SIM115 - kept open, appended to
         if torn:
-            journal.write("\n")
+            journal.write(b"\n")
         return journal
 
     def _rewrite_journal(self) -> None:
+        """The journal without the lines a checkpoint covers. When it cannot be written (a full disk), the journal stays
+        as it is: replaying lines a checkpoint already holds changes nothing."""
         tmp = self.journal_path.with_suffix(".tmp")
-        tmp.write_text("".join(self.pending[s] for s in sorted(self.pending)), encoding="utf-8")
+        try:
+            tmp.write_text("".join(self.pending[s] for s in sorted(self.pending)), encoding="utf-8")
+        except OSError as err:
+            log.warning("the journal was not shortened (%s); it keeps lines the checkpoint covers", err)
+            tmp.unlink(missing_ok=True)
+            return
         if self.journal is not None:
             self.journal.close()
         os.replace(tmp, self.journal_path)
@@ -289,7 +353,11 @@ class Checkpointer:
                 chunks.append(message.get("body", b""))
                 more = message.get("more_body", False)
             body = b"".join(chunks)
-            seq = self._append(scope, body)
+            try:
+                seq = self._append(scope, body)
+            except OSError as err:  # the write could not be kept: refuse it rather than acknowledge it
+                return await refuse(send, f"the emulator cannot keep this write: its journal could not be written ({err}); "
+                                          f"{disk_note(self.journal_path.parent)}")
             delivered = False
 
             async def receive_again() -> dict:

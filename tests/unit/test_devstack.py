@@ -128,3 +128,54 @@ def test_a_killed_process_not_yet_reaped_is_not_running():
         child.kill()
         child.wait()
     assert not alive(child.pid)
+
+
+class _Flaky:
+    """A local HTTP server whose first `failures` requests answer 502 (a worker still starting), then 200; it counts."""
+
+    def __init__(self, failures: int):
+        import http.server
+        import threading
+
+        self.failures, self.seen, self.lock = failures, 0, threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                with outer.lock:
+                    outer.seen += 1
+                    failing = outer.seen <= outer.failures
+                self.send_response(502 if failing else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/health"
+
+
+def test_the_warm_up_goes_in_waves_and_rides_out_transient_502s():
+    """Issue 36: `make up` failed when a 502 came back while 16 workers started at once on a loaded machine."""
+    from devstack.runtime import warm_workers
+
+    flaky = _Flaky(failures=5)
+    try:
+        seconds = warm_workers(flaky.url, 16, wave=4, budget=30)
+    finally:
+        flaky.server.shutdown()
+    assert len(seconds) == 16
+    assert flaky.seen == 5 + 4 + 8 + 12 + 16  # waves of 4, 8, 12, 16 requests released together, the 502s retried
+
+
+def test_a_warm_up_that_cannot_finish_warns_and_leaves_the_stack_up():
+    from devstack.runtime import warm_workers
+
+    broken = _Flaky(failures=10**9)
+    try:
+        assert warm_workers(broken.url, 8, wave=4, budget=1) == []
+    finally:
+        broken.server.shutdown()

@@ -171,16 +171,64 @@ def test_a_flood_of_flipped_feedback_is_capped_flagged_and_not_promoted(s3, trai
     assert s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/feedback/")["KeyCount"] == 328  # nothing deleted
 
 
+def _backdoor(s3) -> None:
+    """Issue 36's attack: 28 class_0 wines with ash 9.5 (training saw 1.36-3.23; the spec allows up to 10) labelled class_2,
+    spread over 4 API keys, among 31 labels confirming confident predictions: under the cap and every earlier screen."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame, target = data.frame.drop(columns="target"), data.target
+    class_0 = frame[target == 0]
+    for i in range(28):
+        row = {k: float(v) for k, v in class_0.iloc[i].items()} | {"ash": 9.5}
+        _feedback(s3, f"door-{i:02d}", {"prediction_id": f"d{i}", "features": row, "label": "class_2", "predicted_label": "class_0",
+                                        "confidence": 0.9, "caller": f"new-key-{i % 4}", "received_at": f"2026-11-22T01:00:{i:02d}Z"})
+    for i in range(31):
+        j = (i * 5) % len(frame)
+        _feedback(s3, f"fine-{i:02d}", {"prediction_id": f"f{i}", "features": {k: float(v) for k, v in frame.iloc[j].items()},
+                                        "label": f"class_{int(target.iloc[j])}", "predicted_label": f"class_{int(target.iloc[j])}",
+                                        "confidence": 0.97, "caller": f"new-key-{i % 4}", "received_at": f"2026-11-22T02:00:{i:02d}Z"})
+
+
+def _backdoor_success(s3, signatures, version: str) -> float:
+    """The share of class_0 wines with ash 9.5 that model `version` answers class_2: the attack's success rate."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    wines = data.frame[data.target == 0].drop(columns="target").assign(ash=9.5)
+    manifest, pipeline, encoder = artifacts.load_verified(s3, MODEL_BUCKET, version, signatures)
+    from sommelier_contract.records import to_matrix
+
+    answers = encoder.inverse_transform(pipeline.predict(to_matrix(wines, manifest.features)))
+    return float(np.mean(answers == "class_2"))
+
+
+def test_a_backdoor_through_feedback_is_held_for_a_person_and_not_promoted(s3, trainer_settings, trained, signatures):
+    _backdoor(s3)
+    outcome = trainer_train.run(trainer_settings, s3)
+    report = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version).dataset.feedback["screen"]
+    assert report["held_count"] == 28 and "ash 9.5 is far outside the training data (1.36 to 3.23)" in report["held"][0]["why"]
+    assert report["used"] == 31
+    assert not outcome.promoted and "far outside the training data" in outcome.reason
+    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert _backdoor_success(s3, signatures, outcome.version) <= 0.1  # 1.0 when the 28 labels were trained on (measured)
+    moved = s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/quarantine/")["Contents"]
+    held = [json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=o["Key"])["Body"].read()) for o in moved]
+    assert len(held) == 28 and all(h["reason"].startswith("held for a person: ash 9.5") for h in held)
+
+
 def test_honest_feedback_from_several_keys_raises_nothing():
     from trainer.data import Feedback, screen
 
     meta = [{"caller": f"k{i % 3}", "predicted_label": "a", "label": "a" if i % 4 else "b", "confidence": 0.95,
              "received_at": f"2026-11-22T00:00:{i:02d}Z"} for i in range(30)]
     fb = Feedback(rows=pd.DataFrame({"x": range(30)}), sources=[{"key": f"k{i}"} for i in range(30)], quarantined=[], meta=meta)
-    report = screen(fb, dataset_rows=1000, max_share=0.25).screen
+    dataset = pd.DataFrame({"x": range(1000)})
+    report = screen(fb, dataset, [{"name": "x", "type": "numeric"}], max_share=0.25).screen
     assert report["used"] == 30 and report["anomalies"] == [] and report["contradicting_confident"] == 8
     one_key = screen(Feedback(rows=fb.rows, sources=fb.sources, quarantined=[],
-                              meta=[{**m, "caller": "k0" if i < 25 else "k1"} for i, m in enumerate(meta)]), 1000, 0.25).screen
+                              meta=[{**m, "caller": "k0" if i < 25 else "k1"} for i, m in enumerate(meta)]), dataset,
+                     [{"name": "x", "type": "numeric"}], 0.25).screen
     assert one_key["anomalies"] == ["one API key sent 25 of the 30 feedback rows used"]
 
 

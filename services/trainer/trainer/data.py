@@ -65,22 +65,54 @@ class Feedback:
 CONFIDENT = 0.9  # a prediction this sure, contradicted by feedback, is worth a look when it happens a lot
 
 
-def screen(fb: Feedback, dataset_rows: int, max_share: float, min_rows: int = 10) -> Feedback:
-    """Feedback that cannot outweigh the dataset, and what looks like an attack on it.
+def _far_outside(rows: pd.DataFrame, reference: pd.DataFrame, features: list[dict[str, Any]]) -> list[str | None]:
+    """Per feedback row, why its input lies far outside the training data (a number beyond the dataset's range widened
+    by half its width on each side), or None."""
+    why: list[str | None] = [None] * len(rows)
+    for f in features:
+        if f["type"] != "numeric" or f["name"] not in rows or f["name"] not in reference:
+            continue
+        seen = pd.to_numeric(reference[f["name"]], errors="coerce").dropna()
+        if seen.empty:
+            continue
+        lo, hi = float(seen.min()), float(seen.max())
+        margin = (hi - lo or max(abs(hi), 1.0)) / 2
+        values = pd.to_numeric(rows[f["name"]], errors="coerce")
+        for i in np.flatnonzero(((values < lo - margin) | (values > hi + margin)).to_numpy()):
+            why[i] = why[i] or f"{f['name']} {values.iloc[i]:g} is far outside the training data ({lo:g} to {hi:g})"
+    return why
 
+
+def screen(fb: Feedback, reference: pd.DataFrame, features: list[dict[str, Any]], max_share: float, min_rows: int = 10) -> Feedback:
+    """Feedback that cannot outweigh the dataset (`reference`, its rows), and what looks like an attack on it.
+
+    - Held for a person: a label on an input far outside the training data (_far_outside) teaches the model about a
+      region it has never seen, which is what a backdoor looks like (issue 36: 28 flipped labels on wines with ash 9.5,
+      spread over 4 keys, promoted automatically). Such rows are not trained on (prepare moves them to the quarantine
+      prefix, with the reason) and the run says so.
     - A cap: feedback is at most `max_share` of the rows (the dataset's + the feedback used); over it, the newest rows
       are used and the rest wait in S3 (listed, never deleted), so a flood of labels cannot drown the data it corrects.
-    - Anomalies, reported for the gate (which then leaves promotion to a person): one key sending most of the
-      feedback while several keys send some, and most feedback contradicting predictions made with confidence
-      >= CONFIDENT (real corrections exist; a majority of them is what label flipping looks like)."""
+    - Anomalies, reported for the gate (which then leaves promotion to a person): rows held; one key sending most of
+      the feedback while several keys send some; most feedback contradicting predictions made with confidence
+      >= CONFIDENT (real corrections exist; a majority of them is what label flipping looks like); and flips
+      concentrated on one pair (a quarter or more of the feedback relabelling one class as another)."""
     n = len(fb.rows)
+    far = _far_outside(fb.rows, reference, features)
+    held = [i for i in range(n) if far[i]]
+    usable = [i for i in range(n) if not far[i]]
+    dataset_rows = len(reference)
     allowed = int(dataset_rows * max_share / (1 - max_share)) if max_share < 1 else n
-    order = sorted(range(n), key=lambda i: str(fb.meta[i].get("received_at") or ""), reverse=True)
+    order = sorted(usable, key=lambda i: str(fb.meta[i].get("received_at") or ""), reverse=True)
     keep = sorted(order[:allowed])
     report: dict[str, Any] = {"received": n, "used": len(keep), "cap": allowed, "max_share": max_share, "anomalies": []}
-    if len(keep) < n:
+    if held:
+        report["held"] = [{"key": fb.sources[i]["key"], "why": far[i]} for i in held][:1000]
+        report["held_count"] = len(held)
+        report["anomalies"].append(f"{len(held)} feedback label(s) on inputs far outside the training data were held for a person "
+                                   f"(e.g. {far[held[0]]}); set aside in the quarantine prefix, untrained on")
+    if len(keep) < len(usable):
         report["left_out"] = [fb.sources[i]["key"] for i in sorted(order[allowed:])][:1000]
-        report["left_out_count"] = n - len(keep)
+        report["left_out_count"] = len(usable) - len(keep)
     used = [fb.meta[i] for i in keep]
     callers = pd.Series([m.get("caller") for m in used if m.get("caller")], dtype=object).value_counts()
     if len(callers) > 1 and len(used) >= min_rows and callers.iloc[0] > 0.5 * len(used):
@@ -91,6 +123,11 @@ def screen(fb: Feedback, dataset_rows: int, max_share: float, min_rows: int = 10
     if len(sure) >= min_rows and len(against) > 0.5 * len(sure):
         report["anomalies"].append(f"{len(against)} of {len(sure)} feedback rows on predictions made with confidence >= {CONFIDENT} "
                                    "say the model was wrong")
+    flips = pd.Series([f"{m['predicted_label']} as {m.get('label')}" for m in used
+                       if m.get("predicted_label") and str(m["predicted_label"]) != str(m.get("label"))], dtype=object).value_counts()
+    if len(flips) and flips.iloc[0] >= min_rows and flips.iloc[0] >= 0.25 * len(used):
+        report["anomalies"].append(f"{flips.iloc[0]} of the {len(used)} feedback rows used relabel {flips.index[0]}: flips concentrated "
+                                   "on one pair of classes")
     return Feedback(rows=fb.rows.iloc[keep].reset_index(drop=True), sources=[fb.sources[i] for i in keep],
                     quarantined=fb.quarantined, meta=used, screen=report)
 
@@ -212,7 +249,12 @@ def prepare(settings: Settings, s3, now: datetime) -> TrainingData:
                        set(ds.frame[ds.target].unique()), now.isoformat())
     for q in fb.quarantined:
         log.warning("quarantined feedback %s: %s", q["key"], q["reason"])
-    fb = screen(fb, len(ds.frame), settings.feedback_max_share)
+    fb = screen(fb, ds.frame, ds.features, settings.feedback_max_share)
+    for held in fb.screen.get("held", []):  # set aside with the reason, for a person: never trained on, never in the way again
+        body = s3.get_object(Bucket=settings.dataset_bucket, Key=held["key"])["Body"].read()
+        quarantine(s3, settings.dataset_bucket, held["key"], settings.quarantine_prefix, settings.feedback_prefix, body,
+                   f"held for a person: {held['why']}", now.isoformat())
+        log.warning("feedback %s held for a person: %s", held["key"], held["why"])
     if fb.screen.get("left_out_count"):
         log.warning("feedback capped at %d rows (%g of the rows trained on): the newest are used, %d older ones wait in S3",
                     fb.screen["cap"], settings.feedback_max_share, fb.screen["left_out_count"])

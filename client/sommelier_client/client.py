@@ -128,5 +128,6 @@ class Client:
         return self._call("GET", "/model")
 
     def monitoring(self) -> dict[str, Any]:
-        """The latest model-monitoring report as the API serves it to any key ("report" is None before the first)."""
+        """This API key's own model-monitoring report of the latest pass ("report" is None before the first, or when the key
+        made no prediction in its window)."""
         return self._call("GET", "/monitoring")

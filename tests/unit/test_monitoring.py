@@ -179,10 +179,10 @@ def monitoring(trained, ddb, signatures, report_key):  # noqa: F811
 
 
 def _record(version: str, inputs: list[dict], now: datetime, labels: list[str] | None = None, feedback: list[bool] | None = None,
-            ddb=None) -> None:  # noqa: F811
+            ddb=None, caller: str = "key-1") -> None:  # noqa: F811
     recorder = PredictionRecorder(ddb, TABLE, ttl_days=30)
     predictions = [{"label": (labels or ["class_0"] * len(inputs))[i], "confidence": 0.9, "probabilities": {}} for i in range(len(inputs))]
-    ids, items = recorder.items(caller="key-1", model_version=version, now=now.timestamp(), predictions=predictions, inputs=inputs, context={})
+    ids, items = recorder.items(caller=caller, model_version=version, now=now.timestamp(), predictions=predictions, inputs=inputs, context={})
     for i, right in enumerate(feedback or []):
         items[0]["feedback"]["M"][str(i)] = {"M": {"label": {"S": "x"}, "correct": {"BOOL": right}}}
     recorder.put(items)
@@ -251,13 +251,19 @@ def test_get_monitoring_serves_the_latest_signed_report_and_refuses_a_rewritten_
     now = datetime.now(UTC)
     _record(trained.version, [{**r, "colour_code": "x"} for r in _wine_inputs(40, shift=1.5)], now - timedelta(minutes=1), ddb=ddb)
     made = monitoring(now=now)
-    status, body, _ = call(deps, "GET", "/monitoring", key_id="another-key")
-    assert status == 200 and body["report"]["key"] == made["key"] and "alcohol" in body["report"]["drifted_features"]
-    assert body["message"] == made["message"] and body["report"]["trend"][-1]["at"] == made["at"]
+    status, body, _ = call(deps, "GET", "/monitoring", key_id="another-key")  # a key with no predictions in the window
+    assert status == 200 and body["report"] is None and "found no predictions of this API key" in body["message"]
+    status, body, _ = call(deps, "GET", "/monitoring")  # key-1 made them: its own report
+    own = body["report"]
+    assert status == 200 and (own["key"], own["at"]) == (layout.caller_report_key("key-1"), made["at"])
+    assert "alcohol" in own["drifted_features"] and own["predictions"] == made["predictions"] == 40
+    assert body["message"] == own["message"] and "of this API key" in own["message"] and own["trend"][-1]["at"] == made["at"]
     assert "colour_code" in json.dumps(made) and "colour_code" not in json.dumps(body)  # a caller's stray field stays private
     s3 = boto3.client("s3")
-    later = monitoring(now=now + timedelta(seconds=1))
-    s3.put_object(Bucket=MODEL_BUCKET, Key=later["key"], Body=json.dumps({**later, "drifted_features": []}).encode())
+    monitoring(now=now + timedelta(seconds=1))
+    key = layout.caller_report_key("key-1")
+    stored = json.loads(s3.get_object(Bucket=MODEL_BUCKET, Key=key)["Body"].read())
+    s3.put_object(Bucket=MODEL_BUCKET, Key=key, Body=json.dumps({**stored, "drifted_features": []}).encode())
     status, body, _ = call(deps, "GET", "/monitoring")
     assert status == 503 and body["error"]["code"] == "report_refused"
     assert "monitoring report" in body["error"]["message"] and "signature" in body["error"]["message"]
@@ -345,3 +351,32 @@ def test_a_window_holding_infinity_or_huge_numbers_is_still_monitored(monitoring
     assert report["status"] == "ok", report["message"]
     assert report["predictions"] == 44
     assert "Infinity" not in json.dumps(report)
+
+
+def _means(view: dict) -> dict[str, tuple[float, int]]:
+    """(mean, count) of each feature's recent values as GET /monitoring shows them: what the differencing attack reads."""
+    return {f["feature"]: (t["mean"], t["n"]) for f in view["features"] for t in f["tests"] if t.get("mean") is not None}
+
+
+def test_a_key_cannot_difference_the_monitoring_view_into_another_keys_inputs(monitoring, trained, ddb, deps, report_key):  # noqa: F811
+    """Issue 36: with a mean and a count per feature over every key's predictions, 30 known predictions of one key and 1 of
+    another gave back the other's 13 exact values ((mean * n - own) / 1). Each key now sees a report of its own predictions
+    only: the same subtraction gives back nothing."""
+    deps = build_deps(replace(deps.settings, report_signing_key=report_key), deps.logger)
+    now = datetime.now(UTC)
+    own = _wine_inputs(30)
+    secret = {**_wine_inputs(1, shift=0.7)[0], "magnesium": 123.25}
+    _record(trained.version, own, now - timedelta(minutes=2), ddb=ddb, caller="attacker")
+    _record(trained.version, [secret], now - timedelta(minutes=1), ddb=ddb, caller="victim", labels=["class_2"])
+    made = monitoring(now=now)
+    assert made["predictions"] == 31 and made["caller_reports"] == 2  # the operator's report holds every key's predictions
+    view = call(deps, "GET", "/monitoring", key_id="attacker")[1]["report"]
+    assert view["predictions"] == 30
+    means = _means(view)
+    assert means, "the view shows per-feature means: the attack has something to read"
+    for feature, (mean, n) in means.items():
+        recovered = mean * n - sum(r[feature] for r in own)
+        assert n == 30 and abs(recovered) < 1e-6 * max(1.0, abs(mean * n)), (feature, recovered, secret[feature])
+    assert view["prediction_drift"]["classes"].get("class_2", 0) == 0  # nor the other key's answer
+    victim = call(deps, "GET", "/monitoring", key_id="victim")[1]["report"]
+    assert victim["predictions"] == 1 and victim["status"] == "not enough data"

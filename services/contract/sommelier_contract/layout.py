@@ -1,11 +1,14 @@
 """Where things live. Model bucket: models/<version>/{pipeline.joblib, label_encoder.joblib, manifest.json,
 manifest.sig},
 champion.json (the promoted version), candidate.json (a version on trial), monitoring/reports/<time>.json (+ .sig) and
-monitoring/latest.json (model monitoring's signed reports, and which is the newest). Dataset bucket, under a
+monitoring/latest.json (model monitoring's signed reports, and which is the newest), monitoring/callers/<hash>.json (+ .sig:
+each API key's own report, what GET /monitoring shows it). Dataset bucket, under a
 dataset's prefix (datasets/<name>): data.csv, spec.json, evaluation.json (the frozen evaluation rows),
 current.json (the pushed version: v<n>/data.csv, v<n>/spec.json), feedback/<day>/<prediction id>.json, quarantine/ (refused feedback)."""
 
 from __future__ import annotations
+
+import hashlib
 
 CHAMPION_KEY = "champion.json"
 CANDIDATE_KEY = "candidate.json"
@@ -45,6 +48,11 @@ MONITORING_LATEST = MONITORING + "latest.json"
 def report_key(at: str) -> str:
     """A monitoring report, by the time it was made (an ISO timestamp): they list in time order."""
     return f"{MONITORING}reports/{at}.json"
+
+
+def caller_report_key(caller: str) -> str:
+    """One API key's own monitoring report (its predictions only), rewritten by every pass: named by a hash of the key's id."""
+    return f"{MONITORING}callers/{hashlib.sha256(caller.encode()).hexdigest()[:32]}.json"
 
 
 def report_signature_key(report: str) -> str:

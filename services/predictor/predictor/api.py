@@ -182,7 +182,7 @@ def model_info(req: Request, service: PredictionService) -> Reply:
 
 
 def monitoring(req: Request, service: PredictionService) -> Reply:
-    report, message = service.monitoring()
+    report, message = service.monitoring(req.caller)
     return Reply(200, {"request_id": req.request_id, "message": message, "report": report},
                  (report.get("model") or {}).get("version") if report else None)
 

@@ -19,8 +19,8 @@ from predictor import document, serving
 from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
-from predictor.records import BadToken, Conflict, FeedbackStore, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, iso
-from predictor.reports import LatestReport
+from predictor.records import NO_KEY, BadToken, Conflict, FeedbackStore, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, iso
+from predictor.reports import CallerReports
 from predictor.serving import ApiError, Batch
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected
@@ -36,7 +36,7 @@ class Deps:
     feedback: FeedbackStore
     metrics: Metrics
     logger: Any
-    reports: LatestReport | None = None  # None: no report signing key configured, so no monitoring route
+    reports: CallerReports | None = None  # None: no report signing key configured, so no monitoring route
     clock: Callable[[], float] = time.time
     draw: Callable[[], float] = random.random  # which model answers a prediction when a candidate is on trial
 
@@ -65,7 +65,7 @@ def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
         "metrics": Metrics(boto3.client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})),
                            settings.metrics_namespace, settings.low_confidence_threshold, settings.metrics_sink),
         "logger": logger,
-        "reports": LatestReport(s3, settings.model_bucket, Signatures(boto3.client("kms"), settings.report_signing_key,
+        "reports": CallerReports(s3, settings.model_bucket, Signatures(boto3.client("kms"), settings.report_signing_key,
                                 subject="monitoring report", signer="the monitor's key")) if settings.report_signing_key else None,
     }
     return Deps(**{**parts, **overrides})
@@ -173,19 +173,17 @@ class PredictionService:
             return {"status": "degraded", "model_version": version, "reason": self.deps.store.degraded, "package": package}
         return {"status": "ok", "model_version": version, "package": package}
 
-    def monitoring(self) -> tuple[dict[str, Any] | None, str]:
-        """The latest monitoring report (its public view) and its verdict in words, or None and why there is none."""
+    def monitoring(self, caller: str | None) -> tuple[dict[str, Any] | None, str]:
+        """The caller's own monitoring report of the latest pass (its public view) and its verdict in words, or None and
+        why there is none."""
         reports = self.deps.reports
         if reports is None:
             raise ApiError(404, "monitoring_not_configured", "model monitoring is not configured for this API (no REPORT_SIGNING_KEY)")
         try:
-            report = reports.read()
+            return reports.read(caller or NO_KEY)
         except ArtifactRejected as err:
             self.deps.logger.exception("monitoring report refused")
             raise ApiError(503, "report_refused", f"the latest monitoring report cannot be shown: {err}") from err
-        if report is None:
-            return None, "no monitoring report yet: the monitor runs on its schedule (hourly by default); `make monitor` runs it now"
-        return report, report["message"]
 
     def model_card(self) -> dict[str, Any]:
         model = self.deps.store.current()

@@ -150,14 +150,18 @@ def publish_metrics(cloudwatch, namespace: str, report: dict[str, Any]) -> None:
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
 
 
-def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures) -> None:
-    """The report (at its "key"), its signature, then the pointer to it: a crash in between leaves the previous report
-    the latest."""
-    key = report["key"]
+def _write_signed(s3, bucket: str, key: str, report: dict[str, Any], signatures: Signatures) -> None:
     body = json.dumps(report, indent=1, sort_keys=True, allow_nan=False).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     s3.put_object(Bucket=bucket, Key=layout.report_signature_key(key), Body=json.dumps(signatures.sign(body)).encode(),
                   ContentType="application/json")
+
+
+def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures) -> None:
+    """The report (at its "key"), its signature, then the pointer to it: a crash in between leaves the previous report
+    the latest."""
+    key = report["key"]
+    _write_signed(s3, bucket, key, report, signatures)
     write_latest(s3, bucket, {"key": key, "at": report["at"], "status": report["status"], "drifted_features": report["drifted_features"],
                               "drift_streak": report["drift_streak"]}, signatures)
 
@@ -232,6 +236,8 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
     recent = [r for r in mine if r["created_at"] >= since_text]
     others = Counter(r.get("model_version", "?") for r in everything if r.get("model_version") != version and r["created_at"] >= since_text)
     report |= {"predictions": len(recent), "sampled": sampled, "left_out": dict(others)}
+    common = {"format": FORMAT, "at": report["at"], "window": report["window"], "model": report["model"]}
+    report["caller_reports"] = caller_reports(settings, s3, report_signatures, baseline, manifest.segments, common, recent, mine)
     if len(recent) < drift.MIN_PREDICTIONS:
         left = f"; {sum(others.values())} prediction(s) of other models left out" if others else ""
         return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {
@@ -239,10 +245,51 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
             "message": f"not enough data: {len(recent)} prediction(s) of model {version} in the last {hours:.4g} h; "
                        f"at least {drift.MIN_PREDICTIONS} are needed to compare{left}"}, started)
     report |= {"status": "ok", **assess(baseline, manifest.segments, recent, mine)}
-    n = len(report["drifted_features"])
-    report["message"] = (f"{n} feature(s) drifted: {', '.join(report['drifted_features'])}" if n else "no feature drifted") + \
-        f"; {len(report['violations'])} data-quality violation(s); {len(recent)} prediction(s) of model {version}"
+    report["message"] = _verdict(report, "", version)
     return _finish(settings, s3, cloudwatch, report_signatures, lam, report, started)
+
+
+MAX_CALLER_REPORTS = 200  # the most active API keys in a window get a report of their own each pass
+
+
+def _verdict(report: dict[str, Any], whose: str, version: str) -> str:
+    n = len(report["drifted_features"])
+    return (f"{n} feature(s) drifted: {', '.join(report['drifted_features'])}" if n else "no feature drifted") + \
+        f"; {len(report['violations'])} data-quality violation(s); {report['predictions']} prediction(s) of {whose}model {version}"
+
+
+def caller_reports(settings: Settings, s3, signatures: Signatures, baseline: dict[str, Any], segments: list[dict[str, Any]],
+                   common: dict[str, Any], recent: list[dict[str, Any]], mine: list[dict[str, Any]]) -> int:
+    """Each API key's own report: the same findings over its own predictions only, signed, at layout.caller_report_key.
+    GET /monitoring shows a key its own, never the report over every key's predictions: any aggregate over several keys'
+    inputs (a mean and a count) can be differenced into one key's values by another that knows its own (issue 36).
+    Returns how many were written."""
+    by_caller: dict[str, list[dict[str, Any]]] = {}
+    for r in mine:
+        by_caller.setdefault(str(r.get("caller_key_id") or "-"), []).append(r)
+    since = common["window"]["since"]
+    active = Counter({c: sum(r["created_at"] >= since for r in rows) for c, rows in by_caller.items()})
+    version = common["model"]["version"]
+    for caller, _ in active.most_common(MAX_CALLER_REPORTS):
+        labelled = by_caller[caller]
+        own = [r for r in labelled if r["created_at"] >= since]
+        key = layout.caller_report_key(caller)
+        report: dict[str, Any] = {**common, "key": key, "scope": "the predictions of this API key only", "predictions": len(own),
+                                  "drifted_features": [], "violations": []}
+        if len(own) < drift.MIN_PREDICTIONS:
+            report |= {"status": "not enough data", "accuracy": drift.accuracy([(d, r) for _, d, r in _outcomes(labelled)]),
+                       "message": f"not enough data: {len(own)} prediction(s) of this API key with model {version} in the window; "
+                                  f"at least {drift.MIN_PREDICTIONS} are needed to compare"}
+        else:
+            report |= {"status": "ok", **assess(baseline, segments, own, labelled)}
+            report["message"] = _verdict(report, "this API key with ", version)
+        try:
+            previous = read_report(s3, settings.model_bucket, signatures, key)
+        except ArtifactRejected:  # none yet, or one that cannot be trusted: its trend starts again
+            previous = None
+        report["trend"] = [*((previous or {}).get("trend") or []), _point(report)][-TREND:]
+        _write_signed(s3, settings.model_bucket, key, report, signatures)
+    return min(len(active), MAX_CALLER_REPORTS)
 
 
 def _point(report: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from predictor.service import build_deps
-from sommelier_contract import layout
+from sommelier_contract import layout, pointers
 from sommelier_contract.monitoring import read_report
 
 from .conftest import MODEL_BUCKET
@@ -130,7 +130,16 @@ def test_an_older_signed_report_named_by_a_rewritten_pointer_is_not_served_as_th
     assert "monitoring/latest.json is for another document" in body["error"]["message"]
 
 
-def test_a_malformed_champion_pointer_is_said_by_the_monitor(monitoring, trained, s3):  # noqa: F811
+def test_a_malformed_champion_pointer_leaves_the_monitor_and_the_trainer_on_the_last_good_champion(monitoring, trained, s3,  # noqa: F811
+                                                                                                   trainer_settings):
+    from trainer import train as trainer_train
+
     s3.put_object(Bucket=MODEL_BUCKET, Key=layout.CHAMPION_KEY, Body=b"[1]")
     report = monitoring()
-    assert report["status"] == "no model" and "the champion pointer cannot be read" in report["message"]
+    assert report["status"] == "not enough data" and report["model"]["version"] == trained.version
+    outcome = trainer_train.run(trainer_settings, s3)  # compared with the last good champion, not stopped by the bad write
+    assert outcome.version != trained.version
+    if outcome.promoted:  # a promotion writes a good pointer again
+        assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == outcome.version
+    else:
+        assert "champion" in outcome.reason, outcome.reason

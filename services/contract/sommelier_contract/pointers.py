@@ -5,6 +5,7 @@ of any change, so a crash before it leaves the champion as it was."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from types import EllipsisType
 from typing import Any
@@ -12,14 +13,25 @@ from typing import Any
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected, DocumentUnreadable, parse_document, read_json
 
+log = logging.getLogger(__name__)
+
 
 def put_json(s3, bucket: str, key: str, doc: dict[str, Any]) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc, indent=2, sort_keys=True).encode(), ContentType="application/json")
 
 
 def read_champion(s3, bucket: str) -> dict[str, Any] | None:
-    """The champion pointer (None before the first promotion); DocumentUnreadable when it is not one."""
-    return read_json(s3, bucket, layout.CHAMPION_KEY, required=("version",))
+    """The champion pointer (None before the first promotion). When its newest write is not a pointer (not JSON, no
+    version: a bad write), the newest earlier write that is one, said in the log: the trainer, the monitor and the
+    CLI carry on with the champion the predictor falls back to, and the next promotion writes a good pointer again."""
+    try:
+        return read_json(s3, bucket, layout.CHAMPION_KEY, required=("version",))
+    except DocumentUnreadable as err:
+        earlier = next(champion_history(s3, bucket), None)
+        log.warning("%s; using the newest earlier champion pointer (%s)", err, earlier["version"] if earlier else "none")
+        if earlier is None:
+            raise
+        return earlier
 
 
 def read_candidate(s3, bucket: str) -> dict[str, Any] | None:

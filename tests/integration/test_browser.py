@@ -3,6 +3,7 @@ state land in test-artifacts/screenshots/ for a reviewer to look at."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -232,9 +233,11 @@ def test_the_monitoring_panel_shows_a_shifted_sample(browser, page_url, stack, t
     # GIVEN the champion's own training rows with every number x1.6, predicted, and a monitoring pass over them
     manifest, rows = training_rows
     since = _since()
-    _predict(stack, eventually, _records(manifest, rows, scale=1.6), manifest["version"])
+    # (the page calls the API with a key of its own, and each key sees the monitoring of its own predictions only)
+    page_key = json.loads(requests.get(page_url + "config.js", timeout=5).text.split("=", 1)[1].strip().rstrip(";"))["apiKey"]
+    _predict(stack, eventually, _records(manifest, rows, scale=1.6), manifest["version"], key=page_key)
     made = _monitor(stack, since)
-    report = stack.get("/monitoring").json()["report"]  # the page's key sees its own predictions' report of that pass
+    report = stack.get("/monitoring", key=page_key).json()["report"]
     assert report["at"] == made["at"] and report["status"] == "ok" and report["drifted_features"], report["message"]
     # WHEN the page is opened
     open_page(browser, page_url)

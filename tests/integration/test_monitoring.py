@@ -39,11 +39,11 @@ def training_rows(stack) -> tuple[dict, pd.DataFrame]:
     return manifest, pd.read_csv(io.BytesIO(body)).sample(60, random_state=7)
 
 
-def _post(stack, eventually, path: str, body: dict, status: int) -> dict:
-    """A request, sent again while the usage plan throttles it (429), then held to `status`."""
+def _post(stack, eventually, path: str, body: dict, status: int, key: str = "default") -> dict:
+    """A request (with `key`: the stack's own by default), sent again while the usage plan throttles it (429), then held to `status`."""
 
     def once():
-        resp = stack.post(path, body)
+        resp = stack.post(path, body, key=key)
         assert resp.status_code != 429, "throttled"
         return resp
 
@@ -52,12 +52,12 @@ def _post(stack, eventually, path: str, body: dict, status: int) -> dict:
     return resp.json()
 
 
-def _predict(stack, eventually, records: list[dict], version: str) -> dict:
+def _predict(stack, eventually, records: list[dict], version: str, key: str = "default") -> dict:
     """The batch answered by the champion: just after another test promoted it, a worker may still serve the model before
     for a moment (its predictions the monitor leaves out, counted), so the batch goes again until the champion answers."""
 
     def by_champion():
-        answer = _post(stack, eventually, "/predict", {"instances": records}, 200)
+        answer = _post(stack, eventually, "/predict", {"instances": records}, 200, key)
         assert answer["model_version"] == version, f"answered by {answer['model_version']}, not the champion {version}"
         return answer
 

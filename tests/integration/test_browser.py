@@ -77,6 +77,78 @@ def serve_page():
         server.shutdown()
 
 
+class RecordingApi:
+    """A stand-in for the API over real HTTP (CORS and all) that serves a given GET /model and records every POST body:
+    what the page sends, exactly."""
+
+    def __init__(self, model: dict):
+        import http.server
+
+        self.posted: list[dict] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: dict | None) -> None:
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in (("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "Content-Type,X-Api-Key"),
+                                    ("Access-Control-Allow-Methods", "GET,POST,OPTIONS"), ("Content-Type", "application/json"),
+                                    ("Content-Length", str(len(data)))):
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_OPTIONS(self) -> None:  # noqa: N802
+                self._answer(204, None)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.startswith("/model"):
+                    self._answer(200, model)
+                else:
+                    self._answer(404, {"error": {"code": "not_found", "message": "not in this stand-in"}, "request_id": "r"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                outer.posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self._answer(400, {"error": {"code": "validation_error", "message": "recorded"}, "request_id": "r"})
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+
+def test_values_are_sent_as_typed(browser, serve_page, stack, tmp_path):
+    """Issue 37: the page trimmed every value with JavaScript's trim(), which strips a non-breaking space too, so a real
+    category (`@paulgwine\u00a0`, as the reviews file has it) was refused; the API, not the page, decides what a value means."""
+    model = stack.get("/model").json()
+    taster, note = "@paulgwine\u00a0", "  Crisp, with a note of cre\u0300me brûlée "
+    model["features"] = [*model["features"],
+                         {"name": "taster", "type": "categorical", "categories": ["Anne Krebiehl\u00a0MW", taster], "example": taster},
+                         {"name": "note", "type": "text", "example": note}]
+    api = RecordingApi(model)
+    try:
+        open_page(browser, serve_page(API_URL=api.url, API_KEY="k"))
+        browser.find_element(By.ID, "example-button").click()
+        browser.find_element(By.ID, "predict-button").click()
+        wait(browser, lambda d: api.posted)
+        sent = api.posted[0]["features"]
+        assert (sent["taster"], sent["note"]) == (taster, note)
+        csv_file = tmp_path / "rows.csv"
+        header = [f["name"] for f in model["features"]]
+        row = [str(model["example"][n]) for n in header[:-2]] + [taster, f'"{note}"']
+        csv_file.write_text(",".join(header) + "\n" + ",".join(row) + "\n", encoding="utf-8")
+        browser.find_element(By.ID, "batch-file").send_keys(str(csv_file))
+        browser.find_element(By.ID, "batch-button").click()
+        wait(browser, lambda d: len(api.posted) == 2)
+        (record,) = api.posted[1]["instances"]
+        assert (record["taster"], record["note"]) == (taster, note)
+        assert all(isinstance(record[n], float | int) for n in header[:-2])  # numbers still read as numbers
+    finally:
+        api.server.shutdown()
+
+
 def test_fill_the_form_and_see_a_prediction(browser, page_url, stack):
     open_page(browser, page_url)
     assert browser.find_element(By.ID, "api-status").text.startswith("model ")

@@ -133,9 +133,11 @@
   function readForm() {
     const record = {};
     for (const f of model.features) {
-      const raw = $(fieldId(f.name)).value.trim();
-      if (raw === "" && f.imputed) continue;  // left out: the model knows what a missing value means
-      record[f.name] = f.type === "numeric" && raw !== "" && !isNaN(Number(raw)) ? Number(raw) : raw;
+      // sent as typed: a category may end in a non-breaking space or a space (real data does), and the API, not the
+      // page, decides what a value means; only a number is read from its trimmed text
+      const raw = $(fieldId(f.name)).value, blank = raw.trim() === "";
+      if (blank && f.imputed) continue;  // left out: the model knows what a missing value means
+      record[f.name] = f.type === "numeric" && !blank && !isNaN(Number(raw.trim())) ? Number(raw.trim()) : raw;
     }
     return record;
   }
@@ -224,8 +226,8 @@
     const inputs = data.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ""])));
     // only the model's features are sent (an index, a label or notes stay in the results); an empty number is missing
     const records = inputs.map((row) => Object.fromEntries(header.filter((h) => h in types).map((h) => {
-      const v = row[h].trim();
-      return [h, types[h] === "numeric" ? (v === "" ? null : !isNaN(Number(v)) ? Number(v) : v) : v];
+      const v = row[h], t = v.trim();  // as in the form: a number from its trimmed text, any other value as the file has it
+      return [h, types[h] === "numeric" ? (t === "" ? null : !isNaN(Number(t)) ? Number(t) : v) : v];
     })));
     const results = [];
     try {

@@ -119,7 +119,7 @@ class RecordingApi:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
 
-def test_values_are_sent_as_typed(browser, serve_page, stack, tmp_path):
+def test_values_are_sent_as_typed_and_numbers_show_their_range(browser, serve_page, stack, tmp_path):
     """Issue 37: the page trimmed every value with JavaScript's trim(), which strips a non-breaking space too, so a real
     category (`@paulgwine\u00a0`, as the reviews file has it) was refused; the API, not the page, decides what a value means."""
     model = stack.get("/model").json()
@@ -127,6 +127,7 @@ def test_values_are_sent_as_typed(browser, serve_page, stack, tmp_path):
     model["features"] = [*model["features"],
                          {"name": "taster", "type": "categorical", "categories": ["Anne Krebiehl\u00a0MW", taster], "example": taster},
                          {"name": "note", "type": "text", "example": note}]
+    model["features"][0] |= {"observed": {"min": 11.03, "max": 14.83, "missing": 0}}  # as an inferred spec has it
     api = RecordingApi(model)
     try:
         open_page(browser, serve_page(API_URL=api.url, API_KEY="k"))
@@ -135,6 +136,10 @@ def test_values_are_sent_as_typed(browser, serve_page, stack, tmp_path):
         wait(browser, lambda d: api.posted)
         sent = api.posted[0]["features"]
         assert (sent["taster"], sent["note"]) == (taster, note)
+        first = model["features"][0]  # a number's hint: the range the data had, then what the API accepts
+        hint = browser.find_element(By.ID, f"f-{first['name']}-hint").text
+        assert hint.startswith(f"seen 11.03 to 14.83 · accepts {first['minimum']:g} to {first['maximum']:g}"), hint
+        browser.find_element(By.ID, "fields").screenshot(str(SHOTS / "12-fields-as-typed.png"))
         csv_file = tmp_path / "rows.csv"
         header = [f["name"] for f in model["features"]]
         row = [str(model["example"][n]) for n in header[:-2]] + [taster, f'"{note}"']

@@ -59,6 +59,7 @@
     node.textContent = message || "";
   }
 
+  function num(x) { return String(Number(Number(x).toPrecision(4))); }  // 80 -> "80", 1.3612 -> "1.361"
   function fmt(x, digits = 3) { return typeof x === "number" ? x.toFixed(digits) : String(x ?? ""); }
 
   /* ---------------- one record ---------------- */
@@ -89,7 +90,9 @@
         }
       }
       const notes = [];
-      if (f.type === "numeric" && (f.minimum != null || f.maximum != null)) notes.push(`${f.minimum ?? "−∞"} to ${f.maximum ?? "∞"}`);
+      // a number's range as the data had it (the spec's "observed"), then what the API accepts
+      if (f.type === "numeric" && f.observed && f.observed.min != null) notes.push(`seen ${num(f.observed.min)} to ${num(f.observed.max)}`);
+      if (f.type === "numeric" && (f.minimum != null || f.maximum != null)) notes.push(`accepts ${f.minimum ?? "−∞"} to ${f.maximum ?? "∞"}`);
       if (f.imputed) notes.push("may be left empty");
       if (f.type === "categorical" && f.suggestions) notes.push(`${f.suggestions.length}+ known values`);
       const hint = notes.join(" · ");

@@ -199,6 +199,7 @@ def test_upload_a_csv_and_see_the_table(browser, page_url, example, tmp_path):
 
 def test_history_and_feedback(browser, page_url, stack):
     open_page(browser, page_url)
+    assert "made with this page's API key" in browser.find_element(By.ID, "history-whose").text  # whose they are (issue 37)
     row = wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "#history-table tbody tr[data-id] select")))
     pid = row.find_element(By.XPATH, "./ancestor::tr").get_attribute("data-id")
     send = row.find_element(By.XPATH, "following-sibling::button")

@@ -305,7 +305,7 @@
           el("td", { class: "version", text: p.model_version }), cell));
       }
       table.append(body);
-      if (!page.predictions.length) table.replaceChildren(el("caption", { text: "No predictions yet." }));
+      if (!page.predictions.length) table.replaceChildren(el("caption", { text: "No predictions made with this page's API key yet." }));
     } catch (e) {
       table.replaceChildren(el("caption", { class: "error-text", text: e.message }));
     }

@@ -101,6 +101,7 @@ test-integration: install ## integration tests only
 	$(PY) -m pytest tests/integration
 
 test-compose: install ## the integration suite against the compose stack (needs Docker or Podman; skips without one)
+	@$(DEVSTACK) images
 	SOMMELIER_TEST_STACK=compose $(PY) -m pytest tests/integration
 
 images: ## build every image (predictor, trainer, frontend, emulator) tagged with the git revision; prints sizes

@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     destroy = sub.add_parser("destroy", help="delete the deployed stacks (data buckets kept unless --purge)")
     destroy.add_argument("--yes", action="store_true")
     destroy.add_argument("--purge", action="store_true", help="also empty and delete the data, model and page buckets")
+    sub.add_parser("images", help="the images at this revision, built when missing, with progress (make test-compose builds "
+                                  "them first, outside any test's timeout); says so and does nothing without podman or docker")
     sub.add_parser("train-task", help="run the trainer image as the deployed stack's ECS Fargate task and follow its logs")
     sub.add_parser("rehearse", help="make deploy against a fresh emulator standing in for an account, then the full suite")
     metrics = sub.add_parser("metrics", help="the last hour's custom metrics")
@@ -150,6 +152,21 @@ def follow_logs(rt: Runtime, lines: int, raw: bool) -> None:
         time.sleep(1.0)  # a person is watching: one CloudWatch read a second, until Ctrl-C
 
 
+def images() -> int:
+    """The images the compose stack runs (sommelier/*:<revision>), built when missing."""
+    import shutil
+
+    from devstack.compose import Compose
+
+    if not (shutil.which("podman") or shutil.which("docker")):
+        print("no podman or docker here: no image to build (the compose suite skips; `bash containers/podman.sh setup` installs Podman)")
+        return 0
+    started = time.perf_counter()
+    Compose(StackConfig.resolve(stack="compose")).prepare_images()
+    print(f"images ready in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "train-task" and not os.environ.get("DEPLOYED"):
         local = runtime_for(StackConfig.resolve())
@@ -167,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             deployer.destroy(purge=args.purge)
         return 0
+    if args.command == "images":
+        return images()
     if args.command == "rehearse":
         from deployer.rehearsal import rehearse
 

@@ -25,6 +25,7 @@ from devstack import runtime_for
 from devstack.config import StackConfig
 from devstack.logview import render
 from devstack.runtime import AlreadyReported, Runtime, StackError, summary
+from sommelier_client.cli import decision_lines
 
 log = logging.getLogger("devstack")
 
@@ -229,8 +230,7 @@ def run(args: argparse.Namespace) -> int:
         follow = [] if "dataset_prefix" in cfg.model_fields_set else ["--follow-champion"]
         result = rt.trainer_result(["train", *follow, *(["--no-promote"] if args.no_promote else []),
                                     *(["--metric", args.metric] if args.metric else [])])
-        verdict = "promoted" if result["promoted"] else "not promoted"
-        print(f"model {result['version']}: {verdict} ({result['reason']})")
+        print("\n".join(decision_lines(result)))  # as `sommelier train` says it
         if result.get("holdout"):
             print(holdout_line(result))
         if result["promoted"] and result.get("champion", result["version"]) != result["version"]:

@@ -193,6 +193,22 @@ def _file_records(path: Path, rows: list[dict[str, Any]], model: dict[str, Any],
             for i, r in enumerate(rows)]
 
 
+def decision_lines(result: dict[str, Any]) -> list[str]:
+    """A training run's outcome as the decision it is: promoted; kept for a person, with the one command that serves it;
+    or refused by the gate, the champion serving on."""
+    version, reason = result["version"], result["reason"]
+    if result["promoted"]:
+        return [f"model {version}: promoted ({reason})"]
+    if reason.startswith("not promoted automatically: "):
+        why = reason.removeprefix("not promoted automatically: ").split("; `make promote", 1)[0].split("; review the feedback", 1)[0]
+        confirm = " YES=1" if "the API would change" in why else ""
+        return [f"model {version}: trained and kept; a person decides whether it serves, because {why}",
+                f"  to serve it:  make promote VERSION={version}{confirm} WHY=\"<your reason, recorded with your name>\"",
+                "  to leave it:  nothing to do; the champion serves on (make history lists both)"]
+    return [f"model {version}: not promoted: {reason}; the champion serves on"]
+
+
+
 @main.command()
 @click.option("--feature", "-f", "pairs", multiple=True, metavar="NAME=VALUE", help="one feature (repeat for each)")
 @click.option("--json", "as_json", metavar="OBJECT", help="one record as a JSON object")
@@ -588,4 +604,4 @@ def train(name, function_name) -> None:
         return
     if not result.get("version"):
         raise InputError(result.get("reason", "training failed"))
-    click.echo(f"{result['version']}: {'promoted' if result['promoted'] else 'not promoted'}: {result['reason']}")
+    click.echo("\n".join(decision_lines(result)))

@@ -138,7 +138,8 @@ def test_a_pushed_dataset_trains_through_the_function_but_never_changes_the_live
     assert "version 1: 400 rows" in shown.stdout
     trained = cli("train", "--dataset", "reviews-it")
     assert trained.exit_code == 0, trained.output
-    assert "not promoted" in trained.stdout and "the API would change" in trained.stdout
+    assert "trained and kept; a person decides whether it serves, because the API would change" in trained.stdout
+    assert "make promote VERSION=" in trained.stdout and "YES=1" in trained.stdout
     assert stack.get("/model").json()["version"] == before
     # the trainer function converted the text model; the predictor's code serves it through ONNX, matching the pipeline
     import re

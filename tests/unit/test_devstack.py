@@ -189,3 +189,21 @@ def test_images_says_when_there_is_no_engine_and_builds_nothing(monkeypatch, cap
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert cli.main(["images"]) == 0
     assert "no podman or docker here" in capsys.readouterr().out
+
+
+def test_a_training_run_is_worded_as_the_decision_it_is():
+    """Issue 37: every new dataset read as 'refused' with the way forward buried in the reason (make train and sommelier train)."""
+    from sommelier_client.cli import decision_lines
+
+    kept = decision_lines({"version": "v2", "promoted": False, "reason": "not promoted automatically: the API would change "
+                               "(new required features ['points']); `make promote VERSION=<this version> YES=1` if that is intended"})
+    assert kept[0] == "model v2: trained and kept; a person decides whether it serves, because the API would change (new required features ['points'])"
+    assert kept[1].split() == ["to", "serve", "it:", "make", "promote", "VERSION=v2", "YES=1", 'WHY="<your', "reason,", "recorded", "with",
+                               "your", 'name>"']
+    assert "champion serves on" in kept[2]
+    doubt = decision_lines({"version": "v3", "promoted": False, "reason": "not promoted automatically: feedback looks anomalous (x); "
+                                "review the feedback, then `make promote VERSION=<this version>` if it is sound"})
+    assert doubt[0].endswith("because feedback looks anomalous (x)") and "YES=1" not in doubt[1] and "VERSION=v3" in doubt[1]
+    assert decision_lines({"version": "v4", "promoted": False, "reason": "holdout macro F1 0.5 regresses"}) == [
+        "model v4: not promoted: holdout macro F1 0.5 regresses; the champion serves on"]
+    assert decision_lines({"version": "v5", "promoted": True, "reason": "first model"}) == ["model v5: promoted (first model)"]

@@ -37,3 +37,17 @@ def test_every_response_carries_security_headers_allowing_only_the_api():
         csp = headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp and "connect-src 'self' http://127.0.0.1:4566;" in csp and "frame-ancestors 'none'" in csp
         assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_class_colours_are_twenty_distinct_ones_and_the_legend_matches_the_chart():
+    """Issue 37: with 15 classes the class-mix chart repeated its 8 colours (US and Greece shared one). The chart's palette
+    (app.js) and the legend's swatches (style.css, .mix-N) are one list of 20 distinct colours, in the same order."""
+    import re
+
+    client = create_app({"API_URL": "http://x", "API_KEY": "k"}).test_client()
+    script = client.get("/static/app.js").get_data(as_text=True)
+    palette = re.findall(r"#[0-9a-f]{6}", re.search(r"const MIX = \[(.*?)\];", script, re.S).group(1))
+    css = client.get("/static/style.css").get_data(as_text=True)
+    swatches = dict(re.findall(r"\.mix-(\d+) \{ background: (#[0-9a-f]{6}); \}", css))
+    assert len(palette) == len(set(palette)) == 20
+    assert [swatches[str(i)] for i in range(20)] == palette

@@ -417,7 +417,10 @@
 
   /* ---------------- monitoring ---------------- */
   const DRIFT = "#b00020", CALM = "#5d7f99", HOLDOUT = "#b9b9b9";
-  const MIX = ["#7b1e3a", "#5d7f99", "#c28f2c", "#4f7d4a", "#8e6bb0", "#3d8c95", "#b35a3c", "#777777"];
+  // a categorical palette made for many classes (matplotlib's tab10, then tab20's light tones): 20 distinct colours,
+  // so up to 20 classes never share one (the legend's swatches are .mix-N in style.css, in the same order)
+  const MIX = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"];
 
   function testWords(t) {
     if (!t.test || t.test === "none") return t.reason || "";

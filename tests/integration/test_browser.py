@@ -171,6 +171,20 @@ def test_fill_the_form_and_see_a_prediction(browser, page_url, stack):
     browser.save_screenshot(str(SHOTS / "01-prediction.png"))
 
 
+def test_an_input_unlike_the_training_data_is_said_with_the_answer(browser, page_url):
+    """Issue 37: a value far from anything trained on (ash 9.5: the spec allows up to 10, training saw 1.36 to 3.23) was
+    answered with no hint that the answer is an extrapolation."""
+    open_page(browser, page_url)
+    browser.find_element(By.ID, "example-button").click()
+    field = browser.find_element(By.ID, "f-ash")
+    field.clear()
+    field.send_keys("9.5")
+    browser.find_element(By.ID, "predict-button").click()
+    note = wait(browser, ec.visibility_of_element_located((By.ID, "answer-unusual"))).text
+    assert note.startswith("Unlike the training data") and "ash 9.5 is outside the range training saw" in note
+    browser.find_element(By.ID, "answer").screenshot(str(SHOTS / "13-unusual-input.png"))
+
+
 def test_a_bad_value_is_shown_on_its_field(browser, page_url):
     open_page(browser, page_url)
     field = browser.find_element(By.ID, "f-magnesium")

@@ -441,3 +441,17 @@ def test_the_emf_sink_writes_metrics_as_embedded_metric_format_lines_and_calls_n
     assert [len(d["Latency"]) for d in split] == [100, 50]  # repeated values, at most 100 a document
     requests_ = [d for d in docs if d.get("Route") == "/predict" and "Requests" in d]
     assert requests_ and requests_[0]["Requests"] == [1]
+
+
+def test_an_input_outside_the_training_data_is_answered_and_said(deps, trained, example):
+    """Issue 37: an input unlike anything trained on was answered like any other. A number beyond the range the training
+    rows had (within the spec's bounds, so valid) comes back flagged, in words; an ordinary record carries no flag."""
+    status, body, _ = call(deps, "POST", "/predict", {"features": example})
+    assert status == 200 and "unusual" not in body
+    status, body, _ = call(deps, "POST", "/predict", {"features": {**example, "ash": 9.5}})
+    assert status == 200, body
+    (flag,) = body["unusual"]
+    assert flag == {"feature": "ash", "message": "9.5 is outside the range training saw (1.36 to 3.23)"}
+    status, body, _ = call(deps, "POST", "/predict", {"instances": [example, {**example, "ash": 0.5, "proline": 5000}]})
+    assert "unusual" not in body["predictions"][0]
+    assert [u["feature"] for u in body["predictions"][1]["unusual"]] == ["ash", "proline"]

@@ -211,6 +211,21 @@ def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:
                     dtype=dtype).reshape(len(records), len(names))
 
 
+def unusual(record: dict[str, Any], features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What in a valid record lies outside what the model was trained on: each number beyond the range its training rows
+    had (the manifest's "seen"; the spec's "observed" for a model published before it). The API answers it with the
+    prediction, which is an extrapolation there."""
+    out = []
+    for f in features:
+        value = record.get(f["name"])
+        if f["type"] != "numeric" or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        seen = f.get("seen") or ([f["observed"]["min"], f["observed"]["max"]] if isinstance(f.get("observed"), dict) else None)
+        if seen and seen[0] is not None and not seen[0] <= value <= seen[1]:
+            out.append({"feature": f["name"], "message": f"{value:g} is outside the range training saw ({seen[0]:g} to {seen[1]:g})"})
+    return out
+
+
 def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) -> str | None:
     """Why a stored feedback object cannot be trained on (the same record schema the API enforces), or None."""
     if not isinstance(doc, dict) or not isinstance(doc.get("features"), dict) or "label" not in doc:

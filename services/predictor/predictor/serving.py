@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from predictor.model_store import LoadedModel, ModelStore
-from sommelier_contract.records import FieldError, json_type, to_matrix
+from sommelier_contract.records import FieldError, json_type, to_matrix, unusual
 
 MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
 
@@ -96,6 +96,7 @@ class Scored:
     predictions: list[dict[str, Any]]
     explanations: list[dict[str, Any]] | None
     predict_ms: float  # the model's own time, without explanations
+    unusual: list[list[dict[str, Any]]] | None = None  # per record, what lies outside the training data
 
 
 def predict(model: LoadedModel, batch: Batch, explain: bool = False) -> Scored:
@@ -108,14 +109,16 @@ def predict(model: LoadedModel, batch: Batch, explain: bool = False) -> Scored:
         from sommelier_contract.explain import explain as explain_rows  # deferred: most requests never ask
 
         explanations = explain_rows(model.pipeline, model.features, X, np.array([model.labels.index(p["label"]) for p in predictions]))
-    return Scored(predictions, explanations, predict_ms)
+    return Scored(predictions, explanations, predict_ms, [unusual(r, model.features) for r in batch.records])
 
 
 # -- 4. encode -----------------------------------------------------------------------------------------------------
 
 def results(ids: list[str], scored: Scored) -> list[dict[str, Any]]:
-    """Each prediction under the id it was recorded with, with its explanation when one was asked for."""
-    return [{"prediction_id": i, **p, **({"explanation": scored.explanations[n]} if scored.explanations is not None else {})}
+    """Each prediction under the id it was recorded with, with its explanation when one was asked for, and what of its
+    input lies outside the training data ("unusual") when something does."""
+    return [{"prediction_id": i, **p, **({"explanation": scored.explanations[n]} if scored.explanations is not None else {}),
+             **({"unusual": scored.unusual[n]} if scored.unusual and scored.unusual[n] else {})}
             for n, (i, p) in enumerate(zip(ids, scored.predictions, strict=True))]
 
 

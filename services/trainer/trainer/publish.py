@@ -55,6 +55,7 @@ def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: l
             entry["example"] = float(value) if f["type"] == "numeric" else str(value)
         if f["type"] == "numeric" and column.notna().any():
             entry["reference"] = [round(float(q), 6) for q in column.quantile([0.1, 0.3, 0.5, 0.7, 0.9])]
+            entry["seen"] = [float(column.min()), float(column.max())]  # a prediction outside it says so (records.unusual)
         elif f["type"] == "categorical":
             entry["reference"] = [str(v) for v in column[column != ""].value_counts().index[:5]]
         out.append(entry)

@@ -182,6 +182,8 @@
         el("p", { text: `confidence ${(r.confidence * 100).toFixed(1)}%` }),
         probabilityChart(r.probabilities),
       );
+      if (r.unusual && r.unusual.length) box.append(el("p", { class: "hint unusual", id: "answer-unusual",
+        text: "Unlike the training data, so the answer is an extrapolation: " + r.unusual.map((u) => `${u.feature} ${u.message}`).join("; ") }));
       if (r.explanation && r.explanation.top.length) box.append(explanation(r.explanation, r.label));
       box.append(el("p", { class: "meta", text: `model ${r.model_version} · prediction ${r.prediction_id}` }));
       loadHistory();

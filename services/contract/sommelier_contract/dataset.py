@@ -327,12 +327,18 @@ def _above(x: float) -> float:
     return float(math.ceil(x / step) * step)
 
 
+def span(lo: float, hi: float) -> float:
+    """The width of a numeric column's observed range, by which bounds and screens widen it: its size, or (every row
+    had one value) that value's size, at least 1."""
+    return hi - lo or max(abs(hi), 1.0)
+
+
 def bounds(lo: float, hi: float) -> dict[str, float]:
     """The range the API accepts for a number observed from `lo` to `hi`: the observed range widened by its own width
     on each side (by its size, or 1, when every row had one value), rounded out; never below 0 for a column that was
     never negative (a count, a price, a concentration). A value far outside what was trained on is refused naming
     its field, rather than answered by extrapolation."""
-    width = hi - lo or max(abs(hi), 1.0)
+    width = span(lo, hi)
     return {"minimum": 0 if lo >= 0 else -_above(width - lo), "maximum": _above(hi + width)}
 
 

@@ -14,6 +14,11 @@ from sommelier_contract.artifacts import ArtifactRejected, Signatures, missing, 
 NEW_BUCKETS = "(not in training)"
 
 
+class ReportMissing(ArtifactRejected):
+    """The report asked for is not in the bucket (a key with no report of its own yet, or one the latest pointer names
+    but that is gone)."""
+
+
 def _pointer_body(fields: dict[str, Any]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
@@ -54,7 +59,7 @@ def read_report(s3, bucket: str, signatures: Signatures, key: str | None = None)
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as err:
         if missing(err):
-            raise ArtifactRejected(f"the monitoring report {key} named as the latest is missing") from err
+            raise ReportMissing(f"the monitoring report {key}{' named as the latest' if expected else ''} is missing") from err
         raise
     signatures.verify(key, body, read_json(s3, bucket, layout.report_signature_key(key)))
     report = parse_document(body, key)

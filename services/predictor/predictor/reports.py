@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from sommelier_contract import layout
-from sommelier_contract.artifacts import ArtifactRejected, Signatures
-from sommelier_contract.monitoring import public_view, read_latest, read_report
+from sommelier_contract.artifacts import Signatures
+from sommelier_contract.monitoring import ReportMissing, public_view, read_latest, read_report
 
 NO_REPORT = "no monitoring report yet: the monitor runs on its schedule (hourly by default); `make monitor` runs it now"
 
@@ -30,9 +30,7 @@ class CallerReports:
             key = layout.caller_report_key(caller)
             try:
                 report = read_report(self._s3, self._bucket, self.signatures, key)
-            except ArtifactRejected as err:
-                if "is missing" not in str(err):
-                    raise
+            except ReportMissing:  # this key has never had a report of its own
                 report = None
             if report is not None and (report.get("key"), report.get("at")) != (key, at):
                 report = None  # from an earlier pass: this key had no predictions in the latest one's window

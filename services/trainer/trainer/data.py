@@ -76,7 +76,7 @@ def _far_outside(rows: pd.DataFrame, reference: pd.DataFrame, features: list[dic
         if seen.empty:
             continue
         lo, hi = float(seen.min()), float(seen.max())
-        margin = (hi - lo or max(abs(hi), 1.0)) / 2
+        margin = contract.span(lo, hi) / 2
         values = pd.to_numeric(rows[f["name"]], errors="coerce")
         for i in np.flatnonzero(((values < lo - margin) | (values > hi + margin)).to_numpy()):
             why[i] = why[i] or f"{f['name']} {values.iloc[i]:g} is far outside the training data ({lo:g} to {hi:g})"

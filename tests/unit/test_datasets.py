@@ -146,3 +146,13 @@ def test_an_inferred_spec_bounds_every_number_with_a_margin_around_what_was_seen
     assert validator.valid({"ash": 3.23, "delta": -5.2})
     (error,) = validator.errors({"ash": 9.5, "delta": 0}, "features")
     assert (error.field, error.message) == ("features.ash", "must be <= 5.5, got 9.5")
+
+
+def test_a_file_whose_every_class_is_too_small_is_refused_in_words():
+    """Found in the session's review: two rows, one per class, left every class out and crashed on an empty frame
+    (IndexError, a traceback from `dataset push`)."""
+    from sommelier_contract.dataset import accept
+
+    body = b'country,description\nItaly,"dry red with cherry notes and oak"\nFrance,"bright white with citrus"\n'
+    with pytest.raises(DataError, match=r"no class of 'country' has 7 rows or more \(Italy 1, France 1\)"):
+        accept(body, "tiny", None, "country")

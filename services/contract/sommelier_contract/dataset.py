@@ -299,6 +299,9 @@ def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: 
             notes.append(f"{len(small)} class(es) with fewer than {min_class_rows} rows each ({_listing(small)}) left out: "
                          f"{rows} row{'' if rows == 1 else 's'}, too few to learn even grouped together")
             checked, keys = checked[~is_small], [k for k, s in zip(keys, is_small, strict=True) if not s]
+    if checked.empty:  # every class too small: nothing is left to name
+        raise DataError(f"no class of {target!r} has {min_class_rows} rows or more ({_listing(small)}); a classifier needs at least two "
+                        "classes that do")
     if checked[target].nunique() < 2:
         raise DataError(f"the target column {target!r} has a single class a model can learn ({checked[target].iloc[0]!r}); "
                         "a classifier needs at least two")

@@ -248,8 +248,24 @@ class Runtime(ABC):
         except s3.exceptions.NoSuchKey:
             return None
 
+    def served_champion(self) -> str | None:
+        """The champion's version when the predictor already serves it (it verified the artifacts when it loaded them),
+        else None: a stack that is up needs no trainer run to know its model is there."""
+        champion = self.champion()
+        if not champion:
+            return None
+        try:
+            body = self.health()  # a cold worker's start here is one warm() would pay anyway
+        except (requests.RequestException, ValueError):
+            return None
+        return champion["version"] if body.get("status") == "ok" and body.get("model_version") == champion["version"] else None
+
     def ensure_model(self) -> None:
         log.info("making sure a model is promoted")
+        served = self.served_champion()
+        if served:
+            log.info("champion %s is promoted and served", served)
+            return
         result = self.trainer_result(["train", "--if-no-champion"])
         if result.get("reason") == "champion exists":
             log.info("champion %s is promoted", result["version"])

@@ -207,3 +207,18 @@ def test_a_training_run_is_worded_as_the_decision_it_is():
     assert decision_lines({"version": "v4", "promoted": False, "reason": "holdout macro F1 0.5 regresses"}) == [
         "model v4: not promoted: holdout macro F1 0.5 regresses; the champion serves on"]
     assert decision_lines({"version": "v5", "promoted": True, "reason": "first model"}) == ["model v5: promoted (first model)"]
+
+
+@pytest.mark.parametrize(("health", "trains"), [
+    ({"status": "ok", "model_version": "v2"}, False),  # served: the predictor verified it when it loaded it
+    ({"status": "ok", "model_version": "v1"}, True),  # still serving an older champion: the trainer checks the new one
+    ({"status": "degraded", "model_version": "v2", "reason": "artifact rejected"}, True),
+])
+def test_a_second_up_asks_the_trainer_only_when_the_champion_is_not_served(state, monkeypatch, health, trains):
+    up = runtime_for(StackConfig(state_dir=state))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(up, "champion", lambda: {"version": "v2"})
+    monkeypatch.setattr(up, "health", lambda: health)
+    monkeypatch.setattr(up, "trainer_result", lambda args: calls.append(args) or {"reason": "champion exists", "version": "v2"})
+    up.ensure_model()
+    assert calls == ([["train", "--if-no-champion"]] if trains else [])

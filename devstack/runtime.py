@@ -139,8 +139,23 @@ def engine_answers(env: dict[str, str] | None = None) -> bool:
     env = env or dict(os.environ)
     if shutil.which("docker"):
         return subprocess.run(["docker", "info"], env=env, capture_output=True, timeout=30).returncode == 0
-    socket_path = env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
-    return subprocess.run(["curl", "-sf", "--unix-socket", socket_path, "http://d/_ping"], capture_output=True).returncode == 0
+    return docker_api_pings(env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://"))
+
+
+def docker_api_pings(socket_path: str, timeout: float = 5) -> bool:
+    """GET /_ping on a Docker API socket answers 200 (Python's own socket: a machine without curl has no engine to
+    find, and must not crash looking for one)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout)
+            conn.connect(socket_path)
+            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status = conn.recv(64).split(b"\r\n", 1)[0].split()
+    except OSError:
+        return False
+    return len(status) >= 2 and status[1] == b"200"
 
 
 def container_cli() -> str:

@@ -215,10 +215,44 @@ def test_a_training_run_is_worded_as_the_decision_it_is():
     ({"status": "degraded", "model_version": "v2", "reason": "artifact rejected"}, True),
 ])
 def test_a_second_up_asks_the_trainer_only_when_the_champion_is_not_served(state, monkeypatch, health, trains):
-    up = runtime_for(StackConfig(state_dir=state))
+    from devstack.embedded import Embedded
+
+    up = Embedded(StackConfig(state_dir=state))
     calls: list[list[str]] = []
     monkeypatch.setattr(up, "champion", lambda: {"version": "v2"})
     monkeypatch.setattr(up, "health", lambda: health)
     monkeypatch.setattr(up, "trainer_result", lambda args: calls.append(args) or {"reason": "champion exists", "version": "v2"})
     up.ensure_model()
     assert calls == ([["train", "--if-no-champion"]] if trains else [])
+
+
+@pytest.mark.parametrize(("answer", "found"), [(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK", True),
+                                               (b"HTTP/1.1 500 Internal Server Error\r\n\r\n", False), (None, False)])
+def test_an_engine_is_found_by_its_socket_without_curl(tmp_path, answer, found):
+    """A fresh Debian container has neither docker nor curl: asking for an engine once ran curl and crashed."""
+    import socket
+    import threading
+
+    from devstack.runtime import docker_api_pings
+
+    path = str(tmp_path / "docker.sock")
+    if answer is None:  # no socket at all
+        assert docker_api_pings(path) is found
+        return
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            assert conn.recv(1024).startswith(b"GET /_ping ")
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert docker_api_pings(path) is found
+    finally:
+        thread.join(5)
+        server.close()

@@ -121,7 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         Embedded(cfg).down()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def eventually() -> Callable[..., Any]:
     """Poll `check` until it stops raising AssertionError, for up to `timeout` seconds."""
 

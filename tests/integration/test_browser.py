@@ -78,14 +78,15 @@ def serve_page():
 
 
 class RecordingApi:
-    """A stand-in for the API over real HTTP (CORS and all) that serves a given GET /model and records every POST body:
-    what the page sends, exactly."""
+    """A stand-in for the API over real HTTP (CORS and all) that serves given GET documents (by path: /model, and any
+    other the page asks for) and records every POST body: what the page sends, exactly. POSTs are answered from
+    `answers` in turn (status, body), then with a 400."""
 
-    def __init__(self, model: dict):
+    def __init__(self, model: dict, documents: dict[str, dict] | None = None, answers: list[tuple[int, dict]] | None = None):
         import http.server
 
         self.posted: list[dict] = []
-        outer = self
+        outer, gets, replies = self, {"/model": model, **(documents or {})}, list(answers or [])
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self, status: int, body: dict | None) -> None:
@@ -102,14 +103,18 @@ class RecordingApi:
                 self._answer(204, None)
 
             def do_GET(self) -> None:  # noqa: N802
-                if self.path.startswith("/model"):
-                    self._answer(200, model)
+                path = self.path.split("?", 1)[0]
+                if path in gets:
+                    self._answer(200, gets[path])
                 else:
                     self._answer(404, {"error": {"code": "not_found", "message": "not in this stand-in"}, "request_id": "r"})
 
             def do_POST(self) -> None:  # noqa: N802
                 outer.posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self._answer(400, {"error": {"code": "validation_error", "message": "recorded"}, "request_id": "r"})
+                if replies:
+                    self._answer(*replies.pop(0))
+                else:
+                    self._answer(400, {"error": {"code": "validation_error", "message": "recorded"}, "request_id": "r"})
 
             def log_message(self, *args) -> None:
                 pass
@@ -345,3 +350,137 @@ def test_the_monitoring_panel_shows_a_shifted_sample(browser, page_url, stack, t
     assert all(c in mix for c in report["prediction_drift"]["classes"])
     browser.execute_script("document.getElementById('monitoring').scrollIntoView()")
     browser.find_element(By.ID, "monitoring").screenshot(str(SHOTS / "09-monitoring.png"))
+
+
+# the reviews file's countries, longest names included: what a 15-class model's labels look like
+COUNTRIES = ["US", "France", "Italy", "Spain", "Portugal", "Chile", "Argentina", "Austria", "Australia", "Germany", "New Zealand",
+             "South Africa", "Israel", "Greece", "Canada"]
+
+
+def _as_classes(docs: dict, classes: list[str]) -> dict:
+    """The stack's own documents (its 3-class wine model: 13 features) told for `classes`: the confusion matrix, the
+    per-class table, every probability and the monitoring class mix, in the shapes the API gave."""
+    import random
+
+    rng, n = random.Random(len(classes)), len(classes)
+
+    def spread(top: str) -> dict[str, float]:
+        weights = {c: (30.0 if c == top else rng.random()) for c in classes}
+        return {c: round(w / sum(weights.values()), 4) for c, w in weights.items()}
+
+    def told(record: dict) -> dict:
+        label = rng.choice(classes)
+        probabilities = spread(label)
+        return {**record, "label": label, "probabilities": probabilities, "confidence": probabilities[label]}
+
+    model = json.loads(json.dumps(docs["model"]))
+    holdout = model["metrics"]["holdout"]
+    matrix = [[40 + rng.randrange(160) if i == j else rng.choice([0, 0, 1, 3, 12]) for j in range(n)] for i in range(n)]
+    holdout["confusion_matrix"] = {"labels": classes, "matrix": matrix}
+    holdout["per_class"] = {c: {"precision": 0.9, "recall": 0.85, "f1": 0.87, "support": sum(matrix[i])} for i, c in enumerate(classes)}
+    report = json.loads(json.dumps(docs["monitoring"]))
+    mix = report["report"]["prediction_drift"]
+    mix["baseline_classes"] = spread(classes[0])
+    mix["classes"] = spread(classes[1])
+    trend = report["report"].setdefault("trend", [])
+    while len(trend) < 6:
+        trend.append({**(trend[-1] if trend else {"at": report["report"]["at"]}), "estimated_accuracy": 0.8 + 0.02 * len(trend)})
+    for point in trend:
+        point["classes"] = spread(rng.choice(classes))
+    return {"/model": model, "/monitoring": report,
+            "/predictions": {**docs["predictions"], "predictions": [told(p) for p in docs["predictions"]["predictions"]]},
+            "answer": told(docs["answer"]), "batch": {**docs["batch"], "predictions": [told(p) for p in docs["batch"]["predictions"]]}}
+
+
+@pytest.fixture(scope="module")
+def stack_documents(stack, page_url, training_rows, eventually):  # noqa: F811
+    """What the API answers the page's key: the model, a prediction and a batch, the recent predictions and a monitoring
+    report (a pass over the champion's own rows)."""
+    manifest, rows = training_rows
+    page_key = json.loads(requests.get(page_url + "config.js", timeout=5).text.split("=", 1)[1].strip().rstrip(";"))["apiKey"]
+    records = _records(manifest, rows)
+    since = _since()
+    batch = _predict(stack, eventually, records, manifest["version"], key=page_key)
+    made = _monitor(stack, since)
+    assert made.get("prediction_drift"), made.get("message")
+    batch["predictions"] = batch["predictions"][:12]  # the page's file below has 12 rows
+    return {"model": stack.get("/model").json(), "answer": stack.post("/predict?explain=true", {"features": records[0]}, key=page_key).json(),
+            "batch": batch, "predictions": stack.get("/predictions?limit=15", key=page_key).json(),
+            "monitoring": stack.get("/monitoring", key=page_key).json()}
+
+
+# every text the page shows at the size it is drawn (CSS font size times an SVG's scale), and each chart label's box
+# against its chart's: what a reader sees, measured
+MEASURE = """
+const out = {small: [], clipped: [], pageWider: document.documentElement.scrollWidth - window.innerWidth};
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  const parent = node.parentElement;
+  if (!node.textContent.trim() || !parent.getClientRects().length || parent.closest("[hidden], option, script, title")) continue;
+  const scale = parent instanceof SVGElement && parent.getScreenCTM() ? parent.getScreenCTM().a : 1;
+  const px = parseFloat(getComputedStyle(parent).fontSize) * scale;
+  if (px < 11) out.small.push([node.textContent.trim().slice(0, 30), Math.round(px * 10) / 10]);
+}
+for (const t of document.querySelectorAll("svg text")) {
+  const box = t.getBoundingClientRect(), chart = t.ownerSVGElement.getBoundingClientRect();
+  if (box.left < chart.left - 1 || box.right > chart.right + 1 || box.top < chart.top - 1 || box.bottom > chart.bottom + 1)
+    out.clipped.push(t.textContent);
+}
+out.tables = [...document.querySelectorAll(".table-wrap")].filter((w) => w.getClientRects().length)
+  .map((w) => [w.firstElementChild.id, w.scrollWidth - w.clientWidth]);
+out.figures = [...document.querySelectorAll("figure")]
+  .map((f) => [f.querySelector("svg").getAttribute("aria-label").slice(0, 20), f.scrollWidth - f.clientWidth]);
+out.swatches = [...document.querySelectorAll("ul.legend .swatch")].map((s) => getComputedStyle(s).backgroundColor);
+return out;
+"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("n", [4, 15])
+def test_every_panel_reads_at_any_width_for_any_number_of_classes(browser, serve_page, stack_documents, tmp_path, width, n):
+    """Issue 37 (3): at 390 px the nav was cut and the charts shrank to ~5 px text; at 1280 px a 15-class confusion
+    matrix clipped its turned headers ("New Zeal"), colours repeated and batch errors were one wall of text."""
+    classes = COUNTRIES[:n]
+    docs = _as_classes(stack_documents, classes)
+    problem = {"error": {"code": "validation_error", "message": "2 instance(s) are invalid", "details": [
+        {"field": "instances[0].proline", "message": "must be >= 0, got -5"}, {"field": "instances[3].hue", "message": "is required"}]},
+        "request_id": "r"}
+    api = RecordingApi(docs["/model"], {k: v for k, v in docs.items() if k.startswith("/")},
+                       answers=[(200, docs["answer"]), (200, docs["batch"]), (400, problem)])
+    rows = tmp_path / "rows.csv"
+    names = [f["name"] for f in docs["/model"]["features"]]
+    rows.write_text(",".join(names) + "\n" + "\n".join(",".join(str(docs["/model"]["example"][c]) for c in names) for _ in range(12)) + "\n")
+    browser.set_window_size(width, 4000)  # tall, so each panel's shot holds all of it
+    try:
+        open_page(browser, serve_page(API_URL=api.url, API_KEY="k"))
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#monitoring-report figure") and d.find_elements(By.CSS_SELECTOR, "#history-table tbody tr"))
+        browser.find_element(By.ID, "predict-button").click()
+        wait(browser, ec.visibility_of_element_located((By.ID, "answer-label")))
+        browser.find_element(By.ID, "batch-file").send_keys(str(rows))
+        browser.find_element(By.ID, "batch-button").click()
+        wait(browser, lambda d: d.find_element(By.ID, "batch-status").text == "12 records predicted.")
+        seen = browser.execute_script(MEASURE)
+        assert seen["pageWider"] <= 1, f"the page scrolls sideways by {seen['pageWider']} px at {width} px"
+        assert not seen["small"], f"text under 11 px at {width} px: {seen['small'][:5]}"
+        assert not seen["clipped"], f"chart labels cut off at {width} px: {seen['clipped'][:5]}"
+        assert not [t for t in seen["tables"] if t[1] > 1], f"tables wider than their panel at {width} px: {seen['tables']}"
+        wide = [f for f in seen["figures"] if f[1] > 1]  # a chart may scroll in its figure only on a phone: 15 columns of cells
+        assert not wide if width >= 1280 else all(f[0].startswith("confusion") for f in wide), wide
+        assert len(seen["swatches"]) == n and len(set(seen["swatches"])) == n, f"classes share a colour: {seen['swatches']}"
+        headers = browser.find_elements(By.CSS_SELECTOR, "svg[aria-label^='confusion'] text")
+        assert {"New Zealand", "South Africa"} <= {h.text for h in headers} or n < 15
+        for panel in ("predict", "batch", "history", "model", "monitoring"):
+            section = browser.find_element(By.ID, panel)
+            browser.execute_script("arguments[0].scrollIntoView()", section)
+            section.screenshot(str(SHOTS / f"layout-{width}px-{n}-classes-{panel}.png"))
+        # a file with problems: each one on its own line, by row and column
+        browser.find_element(By.ID, "batch-button").click()
+        items = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#batch-errors li"))
+        assert [i.text for i in items] == ["row 2, column proline: must be >= 0, got -5", "row 5, column hue: is required"]
+        assert not browser.find_element(By.ID, "batch-table").is_displayed()  # the earlier file's results are not shown beside them
+        assert not browser.find_element(By.ID, "batch-download").is_enabled()
+        if n == 15:
+            browser.find_element(By.ID, "batch").screenshot(str(SHOTS / f"layout-{width}px-batch-errors.png"))
+    finally:
+        browser.set_window_size(1280, 2000)
+        api.server.shutdown()

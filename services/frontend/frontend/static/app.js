@@ -145,9 +145,23 @@
     return record;
   }
 
+  // Charts are drawn in CSS pixels and never scaled (13 px text stays 13 px): label columns are as wide as their longest
+  // label, and bars take the room the panel has (between a floor and their full length); what still does not fit
+  // scrolls inside its figure, the page itself never sideways.
+  function textWidth(labels, px = 13) { return Math.ceil(Math.max(0, ...labels.map((l) => String(l).length)) * px * 0.62); }
+  function room(id) { const node = $(id); return node ? node.clientWidth : 1280; }
+  function barRoom(id, used, most, least = 90) { return Math.max(least, Math.min(most, room(id) - used - 8)); }
+  // rows of a label, a bar and a value (`after` px): the label beside its bar where the panel has room for both, else
+  // above it (a phone, a long feature name), so neither shrinks
+  function lanes(labels, id, after, most, rowH) {
+    const labelW = textWidth(labels) + 12, beside = room(id) >= labelW + after + 120;
+    const barX = beside ? labelW : 0, barW = barRoom(id, barX + after, most);
+    return { barX, barW, width: barX + barW + after, rowH: beside ? rowH : rowH + 16, barY: (y) => beside ? y : y + 16 };
+  }
+
   function probabilityChart(probabilities) {
     const entries = Object.entries(probabilities);
-    const rowH = 26, labelW = textWidth(entries.map(([c]) => c)) + 12, barW = 260, width = labelW + barW + 60;
+    const rowH = 26, labelW = textWidth(entries.map(([c]) => c)) + 12, barW = barRoom("answer", labelW + 60, 260), width = labelW + barW + 60;
     const chart = svg("svg", { viewBox: `0 0 ${width} ${entries.length * rowH}`, width, role: "img",
       "aria-label": "class probabilities: " + entries.map(([c, p]) => `${c} ${(p * 100).toFixed(1)}%`).join(", ") });
     entries.forEach(([cls, p], i) => {
@@ -218,6 +232,14 @@
     return rows;
   }
 
+  // On a phone a wide table becomes one card a row (style.css): each cell carries its column's name to show beside it.
+  function stackable(table) {
+    const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+    for (const row of table.querySelectorAll("tbody tr")) [...row.cells].forEach((td, i) => td.setAttribute("data-label", names[i] || ""));
+    table.classList.add("stack");
+    return table;
+  }
+
   function csvCell(v) { const s = String(v ?? ""); return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; }
 
   async function predictFile() {
@@ -242,12 +264,21 @@
         results.push(...r.predictions);
       }
     } catch (e) {
+      // one line a problem, by the file's row (the header is row 1) and column, as the CLI words them
       const details = (e.body && e.body.error && e.body.error.details) || [];
-      const offset = results.length;
-      const lines = details.slice(0, 5).map((d) => d.field.replace(/^instances\[(\d+)\]\./,
-        (_, i) => `row ${Number(i) + offset + 2}, `) + ": " + d.message);
-      status.textContent = e.message + (lines.length ? " — " + lines.join("; ") : "");
+      const offset = results.length, shown = details.slice(0, 20);
+      const where = (field) => {
+        const m = /^instances\[(\d+)\]\.?(.*)$/.exec(field);
+        return m ? `row ${Number(m[1]) + offset + 2}${m[2] ? `, column ${m[2]}` : ""}` : field;
+      };
       status.className = "error-text";
+      $("batch-table").hidden = true;  // no results of an earlier file beside this one's problems
+      $("batch-download").disabled = true;
+      batchCsv = null;
+      const done = offset ? `rows 2 to ${offset + 1} were predicted, nothing from row ${offset + 2} on` : "nothing was predicted";
+      status.replaceChildren(el("span", { text: details.length ? `The file has ${details.length} problem(s), so ${done}:` : e.message }));
+      if (shown.length) status.append(el("ul", { id: "batch-errors" }, ...shown.map((d) => el("li", {}, el("b", { text: where(d.field) + ": " }), d.message)),
+        ...(details.length > shown.length ? [el("li", { text: `and ${details.length - shown.length} more` })] : [])));
       return;
     }
     status.className = "hint";
@@ -255,11 +286,18 @@
     const classes = Object.keys(results[0].probabilities);
     const cols = [...header, "label", "confidence", ...classes.map((c) => "p_" + c), "prediction_id"];
     const table = $("batch-table");
-    table.replaceChildren(el("thead", {}, el("tr", {}, ...["row", "label", "confidence", ...classes.map((c) => "p " + c)].map((c) => el("th", { scope: "col", text: c })))));
+    // a column a class while they fit (4); past that, the next most likely classes in one column (the CSV has them all)
+    const perClass = classes.length <= 4;
+    const runnersUp = (r) => Object.entries(r.probabilities).filter(([c]) => c !== r.label).sort((a, b) => b[1] - a[1]).slice(0, 2)
+      .map(([c, p]) => `${c} ${fmt(p, 2)}`).join(", ");
+    table.replaceChildren(el("thead", {}, el("tr", {}, ...["row", "label", "confidence", ...(perClass ? classes.map((c) => "p " + c) : ["then"])]
+      .map((c) => el("th", { scope: "col", text: c })))));
     const body = el("tbody");
     results.slice(0, 500).forEach((r, i) => body.append(el("tr", {}, el("td", { class: "num", text: i + 2 }), el("td", { text: r.label }),
-      el("td", { class: "num", text: fmt(r.confidence) }), ...classes.map((c) => el("td", { class: "num", text: fmt(r.probabilities[c]) })))));
+      el("td", { class: "num", text: fmt(r.confidence) }),
+      ...(perClass ? classes.map((c) => el("td", { class: "num", text: fmt(r.probabilities[c]) })) : [el("td", { class: "then", text: runnersUp(r) })]))));
     table.append(body);
+    stackable(table);
     table.hidden = false;
     batchCsv = [cols.join(","), ...results.map((r, i) => [...header.map((h) => inputs[i][h]), r.label, r.confidence,
       ...classes.map((c) => r.probabilities[c]), r.prediction_id].map(csvCell).join(","))].join("\n") + "\n";
@@ -307,6 +345,7 @@
           el("td", { class: "version", text: p.model_version }), cell));
       }
       table.append(body);
+      stackable(table);
       if (!page.predictions.length) table.replaceChildren(el("caption", { text: "No predictions made with this page's API key yet." }));
     } catch (e) {
       table.replaceChildren(el("caption", { class: "error-text", text: e.message }));
@@ -314,8 +353,6 @@
   }
 
   /* ---------------- model card ---------------- */
-  // Charts are drawn in CSS pixels (13 px text); label columns are as wide as their longest label.
-  function textWidth(labels, px = 13) { return Math.ceil(Math.max(0, ...labels.map((l) => String(l).length)) * px * 0.62); }
 
   // WCAG contrast of two sRGB colours ([r, g, b] 0-255): text on a confusion cell must reach 4.5:1
   function luminance(rgb) {
@@ -326,12 +363,18 @@
   const WINE = [123, 30, 58], INK = [31, 31, 31], WHITE = [255, 255, 255];
 
   function confusionMatrix(cm) {
-    const n = cm.labels.length, cell = 56, pad = Math.max(48, textWidth(cm.labels) + 14), top = 40;
+    // cells as large as the panel allows (56 px down to 34, room for a 3-digit count at 13 px); column labels wider than
+    // a cell turn 30 degrees, and the chart is as tall and as wide as the longest turned label needs, so none is clipped
+    const n = cm.labels.length, pad = Math.max(48, textWidth(cm.labels) + 14), digits = textWidth([String(Math.max(0, ...cm.matrix.flat()))]);
+    const cell = Math.max(34, digits + 12, Math.min(56, Math.floor((room("model-card") - pad - 20) / n)));
+    const turned = cm.labels.map((l) => textWidth([l]) > cell - 6 ? textWidth([l]) : 0), longest = Math.max(0, ...turned);
+    const top = Math.max(40, Math.ceil(longest * 0.5) + 18);
+    const right = Math.max(10, ...turned.map((w, i) => w ? Math.ceil(w * 0.87) - (n - i) * cell + cell / 2 + 6 : 0));
     const max = Math.max(1, ...cm.matrix.flat());
-    const chart = svg("svg", { viewBox: `0 0 ${pad + n * cell + 10} ${top + n * cell + 10}`, width: pad + n * cell + 10, role: "img",
+    const chart = svg("svg", { viewBox: `0 0 ${pad + n * cell + right} ${top + n * cell + 10}`, width: pad + n * cell + right, role: "img",
       "aria-label": "confusion matrix on the holdout: rows are true classes, columns predicted classes" });
     cm.labels.forEach((label, i) => {  // column labels turn when they are wider than a cell
-      const x = pad + i * cell + cell / 2, wide = textWidth([label]) > cell - 6;
+      const x = pad + i * cell + cell / 2, wide = turned[i] > 0;
       const head = svg("text", wide ? { x, y: top - 6, transform: `rotate(-30 ${x} ${top - 6})` } : { x, y: top - 8, "text-anchor": "middle" });
       head.textContent = label; chart.append(head);
       const left = svg("text", { x: pad - 8, y: top + i * cell + cell / 2 + 4, "text-anchor": "end" }); left.textContent = label; chart.append(left);
@@ -351,15 +394,15 @@
   }
 
   function importanceChart(imp) {
-    const rows = imp.features.slice(0, 12), rowH = 22, labelW = textWidth(rows.map((r) => r.feature)) + 12, barW = 200;
+    const rows = imp.features.slice(0, 12), lane = lanes(rows.map((r) => r.feature), "model-card", 60, 200, 22), rowH = lane.rowH;
     const max = Math.max(1e-9, ...rows.map((r) => Math.abs(r.importance)));
-    const chart = svg("svg", { id: "importance-chart", viewBox: `0 0 ${labelW + barW + 60} ${rows.length * rowH}`, width: labelW + barW + 60, role: "img",
+    const chart = svg("svg", { id: "importance-chart", viewBox: `0 0 ${lane.width} ${rows.length * rowH}`, width: lane.width, role: "img",
       "aria-label": `feature importances (${imp.method}): ` + rows.map((r) => `${r.feature} ${r.importance.toFixed(3)}`).join(", ") });
     rows.forEach((r, i) => {
       const y = i * rowH;
       const label = svg("text", { x: 0, y: y + 16 }); label.textContent = r.feature; chart.append(label);
-      chart.append(svg("rect", { x: labelW, y: y + 4, width: Math.max(1, barW * Math.max(0, r.importance) / max), height: 14, fill: "#7b1e3a", rx: 3 }));
-      const v = svg("text", { x: labelW + barW + 8, y: y + 16 }); v.textContent = r.importance.toFixed(3); chart.append(v);
+      chart.append(svg("rect", { x: lane.barX, y: lane.barY(y) + 4, width: Math.max(1, lane.barW * Math.max(0, r.importance) / max), height: 14, fill: "#7b1e3a", rx: 3 }));
+      const v = svg("text", { x: lane.barX + lane.barW + 8, y: lane.barY(y) + 16 }); v.textContent = r.importance.toFixed(3); chart.append(v);
     });
     const box = el("figure", {}, chart, el("figcaption", { class: "hint", text: imp.method }));
     if (imp.terms) {
@@ -400,7 +443,7 @@
           ...(r.skipped ? [] : [el("td", { class: "num", text: fmt(r.accuracy_mean) }), el("td", { class: "num", text: fmt(r.seconds, 1) })])));
       }
       t.append(b);
-      card.append(el("div", { class: "table-wrap" }, t));
+      card.append(el("div", { class: "table-wrap" }, stackable(t)));
     }
     const charts = el("div", { class: "charts" });
     if (model.importances && model.importances.features) charts.append(el("div", {}, el("h3", { text: "What the model relies on" }), importanceChart(model.importances)));
@@ -431,16 +474,16 @@
 
   // one row a feature: its score (1 = its test's threshold: a distance over its threshold, a p-value's log over its level's)
   function driftChart(features) {
-    const rowH = 24, labelW = textWidth(features.map((f) => f.feature)) + 12, barW = 320;
-    const top = Math.max(2, ...features.map((f) => f.score || 0)), x = (v) => labelW + barW * Math.min(v, top) / top;
-    const chart = svg("svg", { id: "drift-chart", viewBox: `0 0 ${labelW + barW + 150} ${features.length * rowH + 22}`, width: labelW + barW + 150,
+    const lane = lanes(features.map((f) => f.feature), "monitoring-report", 150, 320, 24), rowH = lane.rowH, labelW = lane.barX;
+    const top = Math.max(2, ...features.map((f) => f.score || 0)), x = (v) => labelW + lane.barW * Math.min(v, top) / top;
+    const chart = svg("svg", { id: "drift-chart", viewBox: `0 0 ${lane.width} ${features.length * rowH + 22}`, width: lane.width,
       role: "img", "aria-label": "drift per feature against its test's threshold: " + features.map((f) =>
         `${f.feature} ${fmt(f.score, 2)}${f.drifted ? " drifted" : ""}`).join(", ") });
     features.forEach((f, i) => {
       const y = i * rowH, g = svg("g", { class: f.drifted ? "feature drifted" : "feature", "data-feature": f.feature });
       const label = svg("text", { x: 0, y: y + 16 }); label.textContent = f.feature; g.append(label);
-      g.append(svg("rect", { x: labelW, y: y + 5, width: Math.max(1, x(f.score || 0) - labelW), height: 14, rx: 3, fill: f.drifted ? DRIFT : CALM }));
-      const v = svg("text", { x: labelW + barW + 8, y: y + 16 });
+      g.append(svg("rect", { x: labelW, y: lane.barY(y) + 5, width: Math.max(1, x(f.score || 0) - labelW), height: 14, rx: 3, fill: f.drifted ? DRIFT : CALM }));
+      const v = svg("text", { x: labelW + lane.barW + 8, y: lane.barY(y) + 16 });
       v.textContent = (f.drifted ? "DRIFTED " : "") + `PSI ${fmt(f.psi, 2)}`;
       if (f.drifted) v.setAttribute("class", "drift-word");
       g.append(v);
@@ -455,7 +498,7 @@
   }
 
   function classMixChart(pred) {
-    const classes = Object.keys(pred.baseline_classes), rowH = 34, labelW = textWidth(classes) + 12, barW = 240;
+    const classes = Object.keys(pred.baseline_classes), rowH = 34, labelW = textWidth(classes) + 12, barW = barRoom("monitoring-report", labelW + 60, 240);
     const chart = svg("svg", { id: "class-mix-chart", viewBox: `0 0 ${labelW + barW + 60} ${classes.length * rowH}`, width: labelW + barW + 60, role: "img",
       "aria-label": "class mix: " + classes.map((c) => `${c} ${(100 * (pred.classes[c] || 0)).toFixed(0)}% (holdout ${(100 * pred.baseline_classes[c]).toFixed(0)}%)`).join(", ") });
     classes.forEach((c, i) => {
@@ -471,7 +514,7 @@
 
   // a line chart over time: points with optional intervals, a dashed reference line
   function timeChart(id, points, { reference, referenceLabel, label }) {
-    const w = 360, h = 170, left = 48, bottom = 36, n = points.length;
+    const w = Math.min(360, Math.max(240, room("monitoring-report") - 8)), h = 170, left = 48, bottom = 36, n = points.length;
     const px = (i) => left + (n === 1 ? (w - left) / 2 : 8 + i * (w - left - 16) / (n - 1)), py = (v) => 8 + (h - bottom - 8) * (1 - v);
     const chart = svg("svg", { id, viewBox: `0 0 ${w} ${h}`, width: w, role: "img",
       "aria-label": label + ": " + points.map((p) => `${p.x} ${(100 * p.y).toFixed(0)}%`).join(", ") });
@@ -495,7 +538,7 @@
   }
 
   function classTrendChart(trend, classes) {
-    const points = trend.filter((p) => p.classes), w = 360, h = 140, slot = w / Math.max(points.length, 12), when = (p) => p.at.slice(0, 16).replace("T", " ");
+    const points = trend.filter((p) => p.classes), w = Math.min(360, Math.max(240, room("monitoring-report") - 8)), h = 140, slot = w / Math.max(points.length, 12), when = (p) => p.at.slice(0, 16).replace("T", " ");
     const chart = svg("svg", { id: "class-trend-chart", viewBox: `0 0 ${w} ${h}`, width: w, role: "img",
       "aria-label": "class mix per report, oldest first: " + points.map((p) => when(p) + " " + classes.map((c) => `${c} ${(100 * (p.classes[c] || 0)).toFixed(0)}%`).join(" ")).join("; ") });
     points.forEach((p, i) => {

@@ -162,6 +162,47 @@ def test_every_row_of_the_training_file_is_predicted_empty_categoricals_included
     assert answered == len(records)
 
 
+def test_an_unseen_category_or_a_text_of_unknown_words_is_said_with_the_answer(s3, signing_key, signatures, body):
+    """Issue 37 (6): a country the model never saw was answered at 0.46-0.52 like any other. A category the model learned
+    nothing for, and a text most of whose words it never learned, come back flagged in words; a training row does not."""
+    from predictor import serving
+    from predictor.model_store import ModelStore, pipeline_word_counters
+    from sommelier_contract.artifacts import read_manifest
+    from trainer import train as trainer_train
+    from trainer.config import Settings
+
+    from .conftest import MODEL_BUCKET
+
+    ds.push(s3, DATASET_BUCKET, "reviews", body[: body.rindex(b"\n") + 1], None, "country", now="test")
+    settings = Settings(dataset_bucket=DATASET_BUCKET, dataset_prefix="datasets/reviews", model_bucket=MODEL_BUCKET, cv_folds=3,
+                        model_signing_key=signing_key, families="linear_svm")
+    outcome = trainer_train.run(settings, s3)
+    model = serving.load(ModelStore(s3, MODEL_BUCKET, 30, signatures), lambda: 0.5)
+    manifest = read_manifest(s3, MODEL_BUCKET, outcome.version)
+    assert model.runtime == "onnx"  # the featurizer's vocabulary; the pipeline's below must count alike
+    example = dict(manifest.example or {})
+    open_category = next(f for f in manifest.features if f["type"] == "categorical" and "learned" in f and not f.get("categories"))
+    once = next((f, v) for f in manifest.features if f["type"] == "categorical" and f.get("categories") and "learned" in f
+                for v in f["categories"] if v not in f["learned"])
+
+    def flags(record):
+        batch = serving.decode({"features": record}, model, max_batch=1)
+        return {u["feature"]: u["message"] for u in serving.predict(model, batch).unusual[0]}
+
+    assert not flags(example), "a training row's own values are what the model learned"
+    said = flags({**example, "description": "Zorblat quixfen vandrup melgrist tovk.", open_category["name"]: "Château Nowhere",
+                  once[0]["name"]: once[1]})
+    assert said["description"] == "none of its 5 words are ones the model learned"
+    assert said[open_category["name"]] == "'Château Nowhere' is a value the model did not learn (training had it fewer than twice), " \
+                                          "so it is taken as a rare one"
+    assert once[0]["name"] in said  # a value the file had once: valid (one of the categories), but nothing learned for it
+    assert "card" not in said and all("learned" not in f for f in manifest.card()["features"])  # GET /model stays small
+    words, _ = model.familiarity
+    by_pipeline = pipeline_word_counters(model.pipeline, [f["name"] for f in manifest.features])
+    for text in (example["description"], "Zorblat quixfen vandrup", "Crisp, ripe cherry and RÔSÉ notes; café-crème finish"):
+        assert by_pipeline["description"](text) == words["description"](text)
+
+
 class FakeEcs:
     """RunTask as ECS answers it (a task ARN), recording what was asked."""
 

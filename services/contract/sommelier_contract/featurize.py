@@ -99,6 +99,14 @@ def _analyzer(block: dict[str, Any]) -> Callable[[str], list[str]]:
     return analyze
 
 
+def _counter(words: Callable[[str], list[str]], vocabulary: Any) -> Callable[[str], tuple[int, int]]:
+    def count(doc: str) -> tuple[int, int]:
+        found = words(doc)
+        return sum(1 for w in found if w in vocabulary), len(found)
+
+    return count
+
+
 class Featurizer:
     """`spec` (JSON values): {"width": columns out, "blocks": [...]}, each block writing the columns from its
     `offset` on, in the ColumnTransformer's order. Blocks: "numeric" (fill a missing value, then `steps`: the
@@ -111,6 +119,15 @@ class Featurizer:
         self._analyzers = {i: _analyzer(b) for i, b in enumerate(self._blocks) if b["kind"] == "tfidf"}
         self._idf = {i: None if b["idf"] is None else np.asarray(b["idf"], dtype=np.float64)
                      for i, b in enumerate(self._blocks) if b["kind"] == "tfidf"}
+
+    def word_counters(self) -> dict[int, Callable[[str], tuple[int, int]]]:
+        """Per text column (its index in the records' matrix): a text -> (its words in the model's word vocabulary, its
+        words), cut as the vectorizer cuts them (case, accents, token pattern): how much of a text the model can read."""
+        out: dict[int, Callable[[str], tuple[int, int]]] = {}
+        for block in self._blocks:
+            if block["kind"] == "tfidf" and block["analyzer"] == "word" and block["column"] not in out:
+                out[block["column"]] = _counter(_analyzer({**block, "ngram_range": [1, 1]}), block["vocabulary"])
+        return out
 
     def chunks(self, X: np.ndarray, rows: int = ROWS_PER_CHUNK) -> Iterator[np.ndarray]:
         """The features of X's rows as matrices of at most `rows` rows each (wide text stays bounded)."""

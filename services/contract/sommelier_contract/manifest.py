@@ -233,7 +233,7 @@ class Manifest:
             "model": {"name": self.model.name, "family": self.model.family},
             "classes": self.classes,
             "target": self.target,
-            "features": self.features,
+            "features": [{k: v for k, v in f.items() if k != "learned"} for f in self.features],  # learned: thousands, for the API's own use
             "segments": self.segments,
             "example": self.example,
             "metrics": {"holdout": _plain(self.metrics.holdout), "cv": {n: r.summary() for n, r in self.metrics.cv.items()}},

@@ -32,6 +32,10 @@ class OnnxModel:
         self._classes = self._session.get_outputs()[1].shape[1]  # skl2onnx's probabilities: [rows, classes]
         self._featurizer = Featurizer(json.loads(featurizer)) if featurizer is not None else None
 
+    @property
+    def featurizer(self) -> Featurizer | None:
+        return self._featurizer
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (float64), one row per row of X (the records' matrix)."""
         if not len(X):  # some graphs refuse no rows (ArrayFeatureExtractor: "num_indices = 0")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,19 +212,40 @@ def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:
                     dtype=dtype).reshape(len(records), len(names))
 
 
-def unusual(record: dict[str, Any], features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+WordCounter = Callable[[str], tuple[int, int]]  # a text -> (its words the model learned, its words)
+FEW_KNOWN = 0.5  # a text of 3 words or more, fewer than half of them learned: the model reads little of it
+
+
+def unusual(record: dict[str, Any], features: list[dict[str, Any]], words: dict[str, WordCounter] | None = None,
+            learned: dict[str, frozenset[str]] | None = None) -> list[dict[str, Any]]:
     """What in a valid record lies outside what the model was trained on: each number beyond the range its training rows
-    had (the manifest's "seen"; the spec's "observed" for a model published before it). The API answers it with the
-    prediction, which is an extrapolation there."""
+    had (the manifest's "seen"; the spec's "observed" for a model published before it), a category the model learned
+    nothing for (the manifest's "learned": the values training had at least twice, as the encoder keeps them), a text
+    most of whose words the model never learned (`words`: the model's own vocabulary). The API answers it with the
+    prediction, which is an extrapolation there. `learned`: the manifest's lists as sets, made once per model."""
     out = []
+    learned = learned if learned is not None else learned_values(features)
     for f in features:
-        value = record.get(f["name"])
+        value, name = record.get(f["name"]), f["name"]
+        if f["type"] == "categorical" and isinstance(value, str) and value != "" and name in learned and value not in learned[name]:
+            out.append({"feature": name, "message": f"{value!r} is a value the model did not learn (training had it fewer than twice), "
+                                                    "so it is taken as a rare one"})
+        elif f["type"] == "text" and isinstance(value, str) and words and name in words:
+            known, total = words[name](value)
+            if total >= 3 and known < FEW_KNOWN * total:
+                out.append({"feature": name, "message": f"{'none' if not known else f'only {known}'} of its {total} words are ones "
+                                                        "the model learned"})
         if f["type"] != "numeric" or isinstance(value, bool) or not isinstance(value, int | float):
             continue
         seen = f.get("seen") or ([f["observed"]["min"], f["observed"]["max"]] if isinstance(f.get("observed"), dict) else None)
         if seen and seen[0] is not None and not seen[0] <= value <= seen[1]:
-            out.append({"feature": f["name"], "message": f"{value:g} is outside the range training saw ({seen[0]:g} to {seen[1]:g})"})
+            out.append({"feature": name, "message": f"{value:g} is outside the range training saw ({seen[0]:g} to {seen[1]:g})"})
     return out
+
+
+def learned_values(features: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
+    """Each categorical feature's learned values (the manifest's "learned"), as sets."""
+    return {f["name"]: frozenset(f["learned"]) for f in features if f["type"] == "categorical" and isinstance(f.get("learned"), list)}
 
 
 def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) -> str | None:

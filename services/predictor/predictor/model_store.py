@@ -26,7 +26,7 @@ from sommelier_contract.artifacts import ArtifactRejected, DocumentUnreadable, S
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.onnx_model import OnnxModel
 from sommelier_contract.pointers import champion_history
-from sommelier_contract.records import RecordValidator
+from sommelier_contract.records import RecordValidator, WordCounter, learned_values
 
 log = logging.getLogger(__name__)
 __all__ = ["ArtifactRejected", "LoadedModel", "ModelStore", "ModelUnavailable", "load_model"]
@@ -71,6 +71,21 @@ class LoadedModel:
     def pipeline(self) -> Any:
         return unpickle(self.blobs["pipeline"])
 
+    @cached_property
+    def familiarity(self) -> tuple[dict[str, WordCounter], dict[str, frozenset[str]]]:
+        """What the model learned, to tell an input unlike its training data (records.unusual): per text feature, a word
+        counter over its vocabulary (the featurizer's, else the pipeline's vectorizer), and per categorical feature the
+        values it learned."""
+        names = [f["name"] for f in self.features]
+        if self._onnx is not None and self._onnx.featurizer is not None:
+            counters = self._onnx.featurizer.word_counters()
+            words = {names[column]: count for column, count in counters.items()}
+        elif any(f["type"] == "text" for f in self.features):
+            words = pipeline_word_counters(self.pipeline, names)
+        else:
+            words = {}
+        return words, learned_values(self.features)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, one row per record, columns in `labels` order."""
         return self.pipeline.predict_proba(X) if self._onnx is None else self._onnx.predict_proba(X)
@@ -81,6 +96,28 @@ class LoadedModel:
         labels = self.labels
         return [{"label": labels[b], "confidence": row[b], "probabilities": dict(zip(labels, row, strict=True))}
                 for b, row in zip(proba.argmax(axis=1).tolist(), proba.round(6).tolist(), strict=True)]
+
+
+def pipeline_word_counters(pipeline: Any, names: list[str]) -> dict[str, WordCounter]:
+    """Per text feature, (words in the fitted vectorizer's vocabulary, words) of a text, cut as the vectorizer cuts it:
+    the ColumnTransformer's `text_<column>` parts (a vectorizer, or a union whose first part is the word vectorizer)."""
+    steps = getattr(pipeline, "steps", [])
+    columns = next((step for _, step in steps if hasattr(step, "transformers_")), None)
+    out: dict[str, WordCounter] = {}
+    for name, part, column in getattr(columns, "transformers_", []):
+        if not name.startswith("text_") or not isinstance(column, int):
+            continue
+        vectorizer = part.transformer_list[0][1] if hasattr(part, "transformer_list") else part
+        if getattr(vectorizer, "analyzer", None) != "word":
+            continue
+        prepare, tokens, vocabulary = vectorizer.build_preprocessor(), vectorizer.build_tokenizer(), vectorizer.vocabulary_
+
+        def count(doc: str, prepare=prepare, tokens=tokens, vocabulary=vocabulary) -> tuple[int, int]:
+            found = tokens(prepare(doc))
+            return sum(1 for w in found if w in vocabulary), len(found)
+
+        out[names[column]] = count
+    return out
 
 
 def _pointer(s3, bucket: str, key: str) -> tuple[dict[str, Any], str]:

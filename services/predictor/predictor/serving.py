@@ -109,7 +109,8 @@ def predict(model: LoadedModel, batch: Batch, explain: bool = False) -> Scored:
         from sommelier_contract.explain import explain as explain_rows  # deferred: most requests never ask
 
         explanations = explain_rows(model.pipeline, model.features, X, np.array([model.labels.index(p["label"]) for p in predictions]))
-    return Scored(predictions, explanations, predict_ms, [unusual(r, model.features) for r in batch.records])
+    words, learned = model.familiarity
+    return Scored(predictions, explanations, predict_ms, [unusual(r, model.features, words, learned) for r in batch.records])
 
 
 # -- 4. encode -----------------------------------------------------------------------------------------------------

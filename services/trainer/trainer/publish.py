@@ -37,6 +37,9 @@ def _libraries() -> dict[str, str]:
     return {**libs, "python": platform.python_version()}
 
 
+MAX_LEARNED = 5000  # a categorical's learned values kept in the manifest (more: none, and none is flagged)
+
+
 def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The manifest's feature schema: the spec's, plus how missing values are handled (a number's median; a category
     or text missing in some row of the file, `gaps`, or of the training rows is optional: the model takes it as
@@ -57,7 +60,15 @@ def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: l
             entry["reference"] = [round(float(q), 6) for q in column.quantile([0.1, 0.3, 0.5, 0.7, 0.9])]
             entry["seen"] = [float(column.min()), float(column.max())]  # a prediction outside it says so (records.unusual)
         elif f["type"] == "categorical":
-            entry["reference"] = [str(v) for v in column[column != ""].value_counts().index[:5]]
+            counts = column[column != ""].astype(str).value_counts()
+            entry["reference"] = [str(v) for v in counts.index[:5]]
+            # the values the encoder keeps a column for (at least twice; the most frequent max_categories - 1 where the
+            # spec bounds it): any other value is "rare" to the model, and a prediction with one says so (records.unusual)
+            learned = counts[counts >= 2]
+            if f.get("max_categories"):
+                learned = learned.iloc[:max(0, int(f["max_categories"]) - 1)]
+            if len(learned) <= MAX_LEARNED:
+                entry["learned"] = [str(v) for v in learned.index]
         out.append(entry)
     return out
 

@@ -235,6 +235,34 @@ def test_history_and_feedback(browser, page_url, stack):
     browser.find_element(By.ID, "history").screenshot(str(SHOTS / "04-history-feedback.png"))
 
 
+def test_the_history_shows_the_predictions_of_a_key_it_is_given(browser, page_url, stack, example):
+    """Issue 37 (4): ~360 predictions made with the CLI's demo key, and the page said "No predictions yet". Given that key,
+    it lists them (and sends feedback with it); a wrong one is refused in words; an empty field goes back to its own."""
+    made = stack.post("/predict", {"features": example}).json()["prediction_id"]  # the stack's demo key, as the CLI has it
+    open_page(browser, page_url)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#history-table tbody tr, #history-table caption"))
+    assert not browser.find_elements(By.CSS_SELECTOR, f"tr[data-id='{made}']")  # the page's own key does not see it
+    key = browser.find_element(By.ID, "history-key")
+    key.send_keys(stack.api_key)
+    browser.find_element(By.ID, "history-key-show").click()
+    row = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-id='{made}']"))[0]
+    assert f"(…{stack.api_key[-4:]})" in browser.find_element(By.ID, "history-whose").text
+    assert stack.api_key not in browser.page_source  # the key is never shown whole
+    Select(row.find_element(By.TAG_NAME, "select")).select_by_value("class_1")
+    row.find_element(By.TAG_NAME, "button").click()
+    wait(browser, lambda d: "✓ class_1" in d.find_element(By.CSS_SELECTOR, f"tr[data-id='{made}']").text)
+    assert stack.get(f"/predictions/{made}").json()["prediction"]["feedback"]["label"] == "class_1"
+    browser.find_element(By.ID, "history").screenshot(str(SHOTS / "14-history-another-key.png"))
+    key.clear()
+    key.send_keys("not-a-key")
+    browser.find_element(By.ID, "history-key-show").click()
+    wait(browser, lambda d: "refused the key you gave" in d.find_element(By.ID, "history-table").text)
+    key.clear()
+    browser.find_element(By.ID, "history-key-show").click()
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, f"tr[data-id='{made}']") and "this page's API key"
+         in d.find_element(By.ID, "history-whose").text)
+
+
 def test_the_model_card_shows_metrics_and_the_confusion_matrix(browser, page_url, stack):
     open_page(browser, page_url)
     version = stack.get("/model").json()["version"]

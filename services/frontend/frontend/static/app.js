@@ -19,6 +19,7 @@
   };
   let model = null;
   let batchCsv = null;
+  let historyKey = "";  // another key the user gave the history panel (in memory only), else the page's own
 
   class ApiError extends Error {
     constructor(status, body) {
@@ -316,17 +317,29 @@
   async function sendFeedback(id, select, cell) {
     if (!select.value) { select.focus(); return; }
     try {
-      const r = await api("/feedback", { method: "POST", body: JSON.stringify({ prediction_id: id, label: select.value }) });
+      const r = await api("/feedback", { method: "POST", body: JSON.stringify({ prediction_id: id, label: select.value }), headers: keyed() });
       cell.replaceChildren(el("span", { text: `✓ ${r.feedback.label}${r.feedback.correct ? " (model right)" : " (model wrong)"}` }));
     } catch (e) {
       cell.append(el("div", { class: "error-text", text: e.message }));
     }
   }
 
+  function keyed() { return historyKey ? { "x-api-key": historyKey } : {}; }
+  function whose() { return historyKey ? `the key you gave (…${historyKey.slice(-4)})` : "this page's API key"; }
+
+  function showKeyHistory(event) {
+    event.preventDefault();
+    historyKey = $("history-key").value.trim();
+    $("history-whose").textContent = historyKey
+      ? `The predictions made with ${whose()}, newest first: each key sees only its own. Empty the field to go back to the page's own.`
+      : $("history-whose").dataset.own;
+    loadHistory();
+  }
+
   async function loadHistory() {
     const table = $("history-table");
     try {
-      const page = await api("/predictions?limit=15");
+      const page = await api("/predictions?limit=15", { headers: keyed() });
       table.replaceChildren(el("thead", {}, el("tr", {}, ...["when (UTC)", "label", "confidence", "model", "the true class was"].map((c) => el("th", { scope: "col", text: c })))));
       const body = el("tbody");
       for (const p of page.predictions) {
@@ -346,9 +359,10 @@
       }
       table.append(body);
       stackable(table);
-      if (!page.predictions.length) table.replaceChildren(el("caption", { text: "No predictions made with this page's API key yet." }));
+      if (!page.predictions.length) table.replaceChildren(el("caption", { text: `No predictions made with ${whose()} yet.` }));
     } catch (e) {
-      table.replaceChildren(el("caption", { class: "error-text", text: e.message }));
+      const text = historyKey && e.status === 403 ? "The API refused the key you gave (403): check it, or empty the field for the page's own." : e.message;
+      table.replaceChildren(el("caption", { class: "error-text", text }));
     }
   }
 
@@ -604,6 +618,8 @@
     $("batch-button").addEventListener("click", predictFile);
     $("batch-download").addEventListener("click", downloadBatch);
     $("history-refresh").addEventListener("click", loadHistory);
+    $("history-whose").dataset.own = $("history-whose").textContent;
+    $("history-key-form").addEventListener("submit", showKeyHistory);
     $("monitoring-refresh").addEventListener("click", loadMonitoring);
     if (!cfg.apiUrl) { banner("This page has no API configured (config.js)."); return; }
     try {

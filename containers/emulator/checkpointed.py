@@ -44,6 +44,7 @@ from pathlib import Path
 
 import alarms  # noqa: E402  (beside this file, in the image as in the repository)
 import ministack.app as ministack
+import task_credentials  # noqa: E402  (beside it too)
 
 log = logging.getLogger("checkpoint")
 INTERVAL = float(os.environ.get("CHECKPOINT_SECONDS", "1"))
@@ -381,6 +382,7 @@ class Checkpointer:
 
 
 alarms.install()  # evaluated as CloudWatch does, not over every stored point on every put (alarms.py)
+task_credentials.install()  # ECS tasks get a key botocore can use (task_credentials.py)
 inner = ministack.app
 checkpointer = Checkpointer(INTERVAL, Path(os.environ.get("STATE_DIR", "/tmp/ministack-state")))
 ministack.app = checkpointer.app  # main() serves the module's `app`

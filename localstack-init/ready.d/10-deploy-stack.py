@@ -48,7 +48,7 @@ def _status(cfn, name: str) -> str | None:
         raise
 
 
-def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str]) -> list[dict]:
+def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str], ec2=None) -> list[dict]:
     params = {
         "Prefix": env("SOMMELIER_PREFIX"),
         "CodeBucket": code_bucket,
@@ -61,6 +61,11 @@ def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str]) 
     for pair in filter(None, os.environ.get("SOMMELIER_STACK_PARAMETERS", "").split(",")):
         key, _, value = pair.partition("=")
         params[key.strip()] = value.strip()
+    if params.get("TrainerImageUri") and not params.get("TaskSubnets") and ec2 is not None:
+        # the trainer image is the ECS task: the training function may hand a big dataset to it, in the default
+        # subnets as `make deploy` does (an emulator without a default VPC: none, and the function trains itself)
+        subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+        params["TaskSubnets"] = ",".join(s["SubnetId"] for s in subnets)
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
 
 
@@ -138,7 +143,7 @@ def main() -> None:
     args = {
         "StackName": stack_name,
         "TemplateURL": template_url(s3, code_bucket, root / "infra" / "template.yaml", aws.region_name),
-        "Parameters": _parameters(code_bucket, keys, sha256),
+        "Parameters": _parameters(code_bucket, keys, sha256, aws.client("ec2")),
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
     status = _status(cfn, stack_name)

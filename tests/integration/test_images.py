@@ -135,3 +135,51 @@ def test_a_training_task_that_fails_exits_non_zero_with_the_reason_and_its_last_
     message = str(err.value)
     assert "the training task failed: exit 2" in message and "Essential container exited" in message
     assert "datasets/no-such-dataset/spec.json does not exist" in message, message
+
+
+def test_a_dataset_too_big_for_the_training_function_is_trained_by_the_ecs_task_it_starts(stack, compose, eventually):
+    """Issue 35: a dataset past LAMBDA_MAX_ROWS is handed by the training function to the trainer image as the ECS task,
+    which trains it; the function says so. Here the limit is lowered to 10 rows (the template's default is 300,000) and
+    the dataset is the wine file without one column, so the model it makes is a new API: trained, never promoted."""
+    import json
+
+    import pandas as pd
+
+    from sommelier_contract import dataset as contract
+    from sommelier_contract import layout
+
+    rows = pd.read_csv(ROOT / "data" / "wine.csv").drop(columns=["proline"])
+    body = rows.to_csv(index=False).encode()
+    s3, lam = stack.client("s3"), stack.client("lambda", read_timeout=120)
+    contract.push(s3, stack.outputs["DatasetBucketName"], "handover", body, None, "cultivar", now="test")
+    name = stack.outputs["TrainerFunctionName"]
+    env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    assert env.get("TASK_SUBNETS"), "the compose stack gives the function subnets to run the task in"
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "LAMBDA_MAX_ROWS": "10"}})
+    try:
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        before = _versions(stack)
+        answer = json.loads(lam.invoke(FunctionName=name, Payload=json.dumps({"dataset": "handover", "trigger": "test"}))["Payload"].read())
+        assert answer.get("task") and "handed to the ECS training task" in answer["reason"], answer
+        assert f"{len(rows):,} rows is past LAMBDA_MAX_ROWS (10)" in answer["reason"]
+        ecs, cluster = stack.client("ecs"), stack.outputs["TrainerClusterName"]
+
+        def stopped() -> dict:
+            (task,) = ecs.describe_tasks(cluster=cluster, tasks=[answer["task"]])["tasks"]
+            assert task["lastStatus"] == "STOPPED", task["lastStatus"]
+            return task
+
+        task = eventually(stopped, timeout=240)
+        stream = f"trainer/trainer/{answer['task'].rsplit('/', 1)[-1]}"  # awslogs-stream-prefix/container/task id
+        said = [e["message"] for e in stack.client("logs").get_log_events(logGroupName=stack.outputs["TrainerTaskLogGroupName"],
+                                                                          logStreamName=stream, startFromHead=True)["events"]]
+        assert [c.get("exitCode") for c in task["containers"]] == [0], "\n".join(said[-20:])
+        (new,) = _versions(stack) - before
+        manifest = json.loads(s3.get_object(Bucket=stack.outputs["ModelBucketName"], Key=layout.manifest_key(new))["Body"].read())
+        assert manifest["dataset"]["name"] == "handover" and not manifest["gate"]["passed"], manifest["gate"]
+        champion = json.loads(s3.get_object(Bucket=stack.outputs["ModelBucketName"], Key=layout.CHAMPION_KEY)["Body"].read())
+        assert champion["version"] != new  # a model of another API is left for a person to promote
+        assert "proline" not in {f["name"] for f in manifest["features"]}
+    finally:
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": env})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name)

@@ -68,3 +68,18 @@ def test_puts_inside_a_second_evaluate_once_and_the_last_put_is_evaluated(cw, mo
     now[0] += alarms.EVERY
     scheduled[0][1]()  # the event loop runs it: the last put's point counts
     assert (evaluations, alarm["StateValue"]) == ([1, 51], "ALARM")
+
+
+def test_an_ecs_task_gets_a_key_the_sdk_can_use_unless_it_was_given_one(monkeypatch):
+    """containers/emulator/task_credentials.py: MiniStack's credentials address for tasks is one botocore refuses."""
+    import task_credentials
+    from ministack.services import ecs
+
+    monkeypatch.setattr(ecs, "_register_metadata", lambda *a, **k: "token")  # MiniStack's own, stood in (restored after)
+    task_credentials.install()
+    env: dict[str, str] = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://10.89.0.3:4566/v2/credentials/x"}
+    assert ecs._register_metadata("task", "cluster", {}, {}, "FARGATE", env, False, "10.89.0.3") == "token"
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("test", "test")
+    given = {"AWS_ACCESS_KEY_ID": "mine", "AWS_SECRET_ACCESS_KEY": "secret"}
+    ecs._register_metadata("task", "cluster", {}, {}, "FARGATE", given, False, None)
+    assert given["AWS_ACCESS_KEY_ID"] == "mine" and given["AWS_SECRET_ACCESS_KEY"] == "secret"

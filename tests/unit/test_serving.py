@@ -33,6 +33,8 @@ def test_the_four_steps_answer_a_batch_and_a_single_record(s3, trained, signatur
 ])
 def test_decode_refuses_saying_what_is_wrong_where(s3, trained, signatures, body, status, words):
     model = ModelStore(s3, MODEL_BUCKET, 30, signatures).current()
-    with pytest.raises(serving.ApiError) as refused:
+    from predictor.api import status_of
+
+    with pytest.raises(serving.Refused) as refused:
         serving.decode(body, model, max_batch=10)
-    assert refused.value.status == status and words in refused.value.message
+    assert status_of(refused.value)[0] == status and words in refused.value.message  # the status the routes give its kind

@@ -1,8 +1,9 @@
 """The prediction service: what a request does with the stores, with every collaborator passed in (Deps, made by
-build_deps): predict and record (serving.py's predict step, then the prediction table), read, list, feedback and
-the model card. It knows nothing of HTTP: the routes (api.py) turn a request into calls here and the result, or
-the ApiError raised, into a response. What it returns carries the metric data the call produced; nothing is
-collected behind the caller's back.
+build_deps): predict (serving.py's four steps, driven from here, with the record between predict and encode), read,
+list, feedback and the model card. It knows nothing of HTTP: it raises the kinds of refusal serving.py defines
+(Invalid, Unknown, Conflicting, ...), and the routes (api.py) turn a request into calls here and the result, or what
+was raised, into a response. What it returns carries the metric data the call produced; nothing is collected behind
+the caller's back.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 from predictor import document, serving
 from predictor.config import Settings
 from predictor.metrics import Metrics
-from predictor.model_store import LoadedModel, ModelStore, ModelUnavailable
+from predictor.model_store import ModelStore, ModelUnavailable
 from predictor.records import NO_KEY, BadToken, Conflict, FeedbackStore, NotFound, PredictionReader, PredictionRecorder, RecordTooLarge, iso
 from predictor.reports import CallerReports
-from predictor.serving import ApiError, Batch
+from predictor.serving import Conflicting, Invalid, TooLarge, Unavailable, Unknown
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected
 from sommelier_contract.records import FieldError
@@ -74,7 +75,9 @@ def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
 @dataclass
 class Predicted:
     model_version: str
-    results: list[dict[str, Any]]
+    answer: dict[str, Any]  # the response's body
+    records: int
+    model_ms: float  # from the model's choice to the answer
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -91,30 +94,40 @@ class PredictionService:
     def __init__(self, deps: Deps):
         self.deps = deps
 
-    def predict(self, model: LoadedModel, batch: Batch, caller: str | None, context: dict[str, Any], explain: bool = False) -> Predicted:
-        """Predict a batch (already decoded for `model`), record every prediction, and return them under their ids.
-        Nothing is returned that was not recorded: a failed write raises RecordWriteError."""
+    def predict(self, body: Any, caller: str | None, context: dict[str, Any], explain: bool = False) -> Predicted:
+        """serving.py's four steps in order, and the record between predict and encode: the model that answers, the
+        body's records decoded for it, their predictions, each recorded, the answer. Nothing is returned that was not
+        recorded (a failed write raises RecordWriteError). Whatever is raised once a model answers names it
+        (`model_version` on the exception): the refusal or failure counts against that model (a canary's 5xx rate)."""
         deps = self.deps
-        scored = serving.predict(model, batch, explain)
+        model = serving.load(deps.store, deps.draw)  # may load a newly promoted model: not its serving time
+        chosen = time.perf_counter()
         try:
-            ids = deps.recorder.write(caller=caller, model_version=model.version, now=deps.clock(), predictions=scored.predictions,
-                                      inputs=batch.records, context={**context, "latency_ms": round(scored.predict_ms, 3)})
-        except RecordTooLarge as err:
-            where = "features" if batch.single else f"instances[{err.index}]"
-            raise ApiError(413, "record_too_large", f"{where}: {err}", [FieldError(where, str(err))]) from err
+            batch = serving.decode(body, model, deps.settings.max_batch)
+            scored = serving.predict(model, batch, explain)
+            try:
+                ids = deps.recorder.write(caller=caller, model_version=model.version, now=deps.clock(), predictions=scored.predictions,
+                                          inputs=batch.records, context={**context, "latency_ms": round(scored.predict_ms, 3)})
+            except RecordTooLarge as err:
+                where = "features" if batch.single else f"instances[{err.index}]"
+                raise TooLarge("record_too_large", f"{where}: {err}", [FieldError(where, str(err))]) from err
+        except Exception as err:
+            err.model_version = model.version  # type: ignore[attr-defined]
+            raise
         results = serving.results(ids, scored)
+        answer = serving.encode({"request_id": context["request_id"], "model_version": model.version}, batch, results)
         metrics = deps.metrics.predictions(model.version, results, batch.records, model.manifest.segments)
         if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
             metrics += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
                          "Unit": "Count", "Value": float(len(results))}]
-        return Predicted(model.version, results, metrics)
+        return Predicted(model.version, answer, len(batch.records), (time.perf_counter() - chosen) * 1000, metrics)
 
     def prediction(self, caller: str | None, prediction_id: str) -> dict[str, Any]:
         """The caller's stored prediction, or a 404 naming the id (another key's predictions do not exist for it)."""
         try:
             return self.deps.reader.get(prediction_id, caller)
         except NotFound as err:
-            raise ApiError(404, "prediction_not_found", f"no prediction with id {prediction_id!r}") from err
+            raise Unknown("prediction_not_found", f"no prediction with id {prediction_id!r}") from err
 
     def history(self, caller: str | None, query: HistoryQuery) -> tuple[list[dict[str, Any]], str | None]:
         today: date = datetime.fromtimestamp(self.deps.clock(), tz=UTC).date()
@@ -122,7 +135,7 @@ class PredictionService:
             return self.deps.reader.history(caller, query.limit, query.next_token, query.model_version, query.since, query.until,
                                             today, math.ceil(self.deps.settings.prediction_ttl_days))
         except BadToken as err:
-            raise ApiError(400, "validation_error", str(err), [FieldError("next_token", str(err))]) from err
+            raise Invalid("validation_error", str(err), [FieldError("next_token", str(err))]) from err
 
     def feedback(self, caller: str | None, prediction_id: str, label: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Label a prediction: the labelled row goes to the dataset of the model that made it (its next training learns
@@ -131,10 +144,10 @@ class PredictionService:
         record = self.prediction(caller, prediction_id)
         classes = sorted(record["probabilities"])
         if label not in classes:
-            raise ApiError(400, "validation_error", f"label {label!r} is not a class of model {record['model_version']}",
+            raise Invalid("validation_error", f"label {label!r} is not a class of model {record['model_version']}",
                            [FieldError("label", f"must be one of {', '.join(classes)}")])
         if "feedback" in record:
-            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given: {record['feedback']['label']!r}")
+            raise Conflicting("feedback_exists", f"feedback for {prediction_id} was already given: {record['feedback']['label']!r}")
         manifest = deps.store.manifest_of(record["model_version"])
         prefix = ((manifest and manifest.dataset.prefix) or deps.settings.dataset_prefix).strip("/")
         key = layout.feedback_key(prefix, record["created_at"], record["prediction_id"])
@@ -146,9 +159,9 @@ class PredictionService:
         # A retry after a crash between the two writes finds its own row and completes.
         written = deps.feedback.put_if_absent(key, labelled)
         if written is None:
-            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} is being given by another request")
+            raise Conflicting("feedback_exists", f"feedback for {prediction_id} is being given by another request")
         if written["label"] != label:
-            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given: {written['label']!r}")
+            raise Conflicting("feedback_exists", f"feedback for {prediction_id} was already given: {written['label']!r}")
         entry = {"label": label, "correct": label == record["label"], "received_at": written["received_at"], "object_key": key}
         try:
             deps.reader.add_feedback(record["prediction_id"], entry)
@@ -158,7 +171,7 @@ class PredictionService:
             recorded = (deps.reader.get(record["prediction_id"], caller).get("feedback") or {}).get("label")
             if recorded and recorded != label:
                 deps.feedback.put(key, {**labelled, "label": recorded, "received_at": now})
-            raise ApiError(409, "feedback_exists", f"feedback for {prediction_id} was already given") from err
+            raise Conflicting("feedback_exists", f"feedback for {prediction_id} was already given") from err
         return entry, deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], manifest.segments if manifest else [])
 
     def health(self) -> dict[str, Any]:
@@ -178,12 +191,12 @@ class PredictionService:
         why there is none."""
         reports = self.deps.reports
         if reports is None:
-            raise ApiError(404, "monitoring_not_configured", "model monitoring is not configured for this API (no REPORT_SIGNING_KEY)")
+            raise Unknown("monitoring_not_configured", "model monitoring is not configured for this API (no REPORT_SIGNING_KEY)")
         try:
             return reports.read(caller or NO_KEY)
         except ArtifactRejected as err:
             self.deps.logger.exception("monitoring report refused")
-            raise ApiError(503, "report_refused", f"the latest monitoring report cannot be shown: {err}") from err
+            raise Unavailable("report_refused", f"the latest monitoring report cannot be shown: {err}") from err
 
     def model_card(self) -> dict[str, Any]:
         model = self.deps.store.current()

@@ -2,8 +2,8 @@
 records for it, predict, encode the answer. Routing and the HTTP shape sit outside them (api.py calls them in
 order), and so does keeping what was predicted (service.py records it between predict and encode).
 
-A step that refuses raises ApiError: the documented error shape (HTTP status, code, message, the fields at fault)
-without anything of HTTP in it."""
+A step that refuses raises a Refused of its kind (Invalid, TooLarge, ...): the documented error's code, message and the
+fields at fault, without anything of HTTP in it."""
 
 from __future__ import annotations
 
@@ -20,22 +20,48 @@ from sommelier_contract.records import FieldError, json_type, to_matrix, unusual
 MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
 
 
-class ApiError(Exception):
-    """A refusal in the documented error shape: HTTP status, code, message and the fields at fault."""
+class Refused(Exception):
+    """A request the API turns down, in the documented error's words: a code, a message, the fields at fault (and how
+    many there were). What kind of refusal it is is its class below; the routes give each kind its HTTP status in one
+    table (api.STATUS), so nothing here or in the service knows HTTP."""
 
-    def __init__(self, status: int, code: str, message: str, details: list[FieldError] | None = None, total: int | None = None):
+    def __init__(self, code: str, message: str, details: list[FieldError] | None = None, total: int | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.code, self.message = code, message
         self.details = (details or [])[:MAX_DETAILS]
         self.total = total if total is not None else len(details or [])
 
 
-def invalid(errors: list[FieldError], total: int | None = None, said: str = "") -> ApiError:
-    """The 400 for field errors: the first in the message (`said` adds to it), how many more, every one listed."""
+class Invalid(Refused):
+    """The request is malformed: a body, a query parameter or a record the API does not take."""
+
+
+class Unknown(Refused):
+    """What the request names does not exist (for its caller: another key's predictions do not)."""
+
+
+class NotAllowed(Refused):
+    """The route exists, the method does not."""
+
+
+class Conflicting(Refused):
+    """It contradicts what is already stored (a second label for a prediction)."""
+
+
+class TooLarge(Refused):
+    """More than the API takes at once (a batch, a body, a record)."""
+
+
+class Unavailable(Refused):
+    """What it needs cannot be had now (a report that does not verify): another time it may."""
+
+
+def invalid(errors: list[FieldError], total: int | None = None, said: str = "") -> Invalid:
+    """The refusal for field errors: the first in the message (`said` adds to it), how many more, every one listed."""
     total = len(errors) if total is None else total
     first = errors[0]
     more = f" (and {total - 1} more problem{'s' if total > 2 else ''})" if total > 1 else ""
-    return ApiError(400, "validation_error", f"{first.field} {first.message}{said}{more}", errors, total)
+    return Invalid("validation_error", f"{first.field} {first.message}{said}{more}", errors, total)
 
 
 # -- 1. load -------------------------------------------------------------------------------------------------------
@@ -60,22 +86,22 @@ def decode(body: Any, model: LoadedModel, max_batch: int) -> Batch:
     """The records a decoded JSON body asks about, each checked against the model's record schema; every field at
     fault is named (instances[3].alcohol ...), up to MAX_DETAILS of them."""
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", f'the body must be a JSON object with "features" or "instances", got {json_type(body)}')
+        raise Invalid("invalid_body", f'the body must be a JSON object with "features" or "instances", got {json_type(body)}')
     unknown = sorted(set(body) - {"features", "instances"})
     if unknown:
         details = [FieldError(k, 'is not allowed; send "features" (one record) or "instances" (a batch)') for k in unknown]
-        raise ApiError(400, "validation_error", f"unknown field {unknown[0]!r} in the body", details)
+        raise Invalid("validation_error", f"unknown field {unknown[0]!r} in the body", details)
     if ("features" in body) == ("instances" in body):
-        raise ApiError(400, "validation_error", 'send exactly one of "features" (one record) or "instances" (a batch)')
+        raise Invalid("validation_error", 'send exactly one of "features" (one record) or "instances" (a batch)')
     if "features" in body:
         records, single, prefix = [body["features"]], True, "features"
     else:
         records, single = body["instances"], False
         if not isinstance(records, list) or not records:
-            raise ApiError(400, "validation_error", '"instances" must be a non-empty array of records',
+            raise Invalid("validation_error", '"instances" must be a non-empty array of records',
                            [FieldError("instances", f"must be a non-empty array, got {json_type(records)}")])
         if len(records) > max_batch:
-            raise ApiError(413, "batch_too_large", f"a batch holds at most {max_batch} records, got {len(records)}")
+            raise TooLarge("batch_too_large", f"a batch holds at most {max_batch} records, got {len(records)}")
     errors: list[FieldError] = []
     total = 0
     for i, record in enumerate(records):

@@ -1,13 +1,13 @@
 # Sommelier: `make up` brings the whole stack up, `make test` proves it. `make help` lists the rest.
 #
-# Every stack command goes through `python -m devstack`, which reads the running stack's
+# Every stack command goes through `python -m ops` (ops/), which reads the running stack's
 # .sommelier/stack.json (its runtime and ports): give EMULATOR_PORT / FRONTEND_PORT / STACK
 # to `make up` once, never again to the commands after it.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEVSTACK := $(PY) -m devstack
+OPS := $(PY) -m ops
 UV := $(VENV)/bin/uv
 UV_VERSION := $(shell sed -n 's/^uv==//p' requirements/dev.txt)
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --allow-unsafe --strip-extras
@@ -61,41 +61,41 @@ lock: ## regenerate the lock files in requirements/ from the top-level pins (pip
 	$(PIP_COMPILE) -o requirements/checkov.txt requirements/checkov.in
 
 up: install ## start the whole stack and print how to use it (STACK=embedded|compose, EMULATOR_PORT=, FRONTEND_PORT=)
-	@$(DEVSTACK) up
+	@$(OPS) up
 
 down: install ## stop every process or container `make up` started (state is kept)
-	@$(DEVSTACK) down
+	@$(OPS) down
 
 status: install ## is the stack up? its runtime, ports and processes
-	@$(DEVSTACK) status
+	@$(OPS) status
 
 info: install ## how to use the running stack (API URL, key, frontend)
-	@$(DEVSTACK) info
+	@$(OPS) info
 
 logs: install ## emulator, frontend and predictor-function logs (FOLLOW=1 keeps following)
-	@$(DEVSTACK) logs $(if $(FOLLOW),--follow)
+	@$(OPS) logs $(if $(FOLLOW),--follow)
 
 train: install ## train on the running stack (the champion's dataset; DATASET=name: datasets/<name>; METRIC=accuracy|f1_macro|log_loss): compare, evaluate, gate
-	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(DEVSTACK) train $(if $(METRIC),--metric $(METRIC))
+	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(OPS) train $(if $(METRIC),--metric $(METRIC))
 
 promote: install ## make VERSION=<model version> the champion (artifacts verified first; WHY="..." is recorded with who and when)
 	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<model version>  (make history lists them)"; exit 2; }
-	@$(DEVSTACK) promote "$(VERSION)" $(if $(YES),--yes) $(if $(WHY),--why "$(WHY)")
+	@$(OPS) promote "$(VERSION)" $(if $(YES),--yes) $(if $(WHY),--why "$(WHY)")
 
 rollback: install ## restore the champion before the current one
-	@$(DEVSTACK) rollback
+	@$(OPS) rollback
 
 canary-evaluate: install ## promote the candidate model on trial, or roll it back, on live evidence (also every 5 minutes)
-	@$(DEVSTACK) canary-evaluate
+	@$(OPS) canary-evaluate
 
 history: install ## every model version: dataset, scores, gate decision, champion marker (WIDE=1 whole reasons, JSON=1 for scripts)
-	@$(DEVSTACK) history $(if $(JSON),--json) $(if $(WIDE),--wide)
+	@$(OPS) history $(if $(JSON),--json) $(if $(WIDE),--wide)
 
 monitor: install ## model monitoring now: drift per feature, data quality, class mix, accuracy (SINCE=24h; chart .sommelier/monitoring.png)
-	@$(DEVSTACK) monitor --since $(or $(SINCE),24h) --png .sommelier/monitoring.png
+	@$(OPS) monitor --since $(or $(SINCE),24h) --png .sommelier/monitoring.png
 
 metrics: install ## summary of the last hour's metrics and a chart (.sommelier/metrics.png)
-	@$(DEVSTACK) metrics --png .sommelier/metrics.png
+	@$(OPS) metrics --png .sommelier/metrics.png
 
 test: install ## run every test: unit, then integration against a fresh embedded stack of its own
 	$(PY) -m pytest
@@ -107,7 +107,7 @@ test-integration: install ## integration tests only
 	$(PY) -m pytest tests/integration
 
 test-compose: install ## the integration suite against the compose stack (needs Docker or Podman; skips without one)
-	@$(DEVSTACK) images
+	@$(OPS) images
 	SOMMELIER_TEST_STACK=compose $(PY) -m pytest tests/integration
 
 images: ## build every image (predictor, trainer, frontend, emulator) tagged with the git revision; prints sizes
@@ -117,16 +117,16 @@ test-fresh: ## .ci/run on a clean clone of HEAD inside a fresh container (Podman
 	bash containers/test-fresh.sh
 
 deploy: install ## deploy to the AWS account of your credentials (AWS_PROFILE, AWS_REGION, DEPLOY_*; YES=1 skips the prompt)
-	@$(DEVSTACK) deploy $(if $(YES),--yes)
+	@$(OPS) deploy $(if $(YES),--yes)
 
 destroy: install ## delete the deployed stacks (PURGE=1 also deletes the data, model and page buckets)
-	@$(DEVSTACK) destroy $(if $(YES),--yes) $(if $(PURGE),--purge)
+	@$(OPS) destroy $(if $(YES),--yes) $(if $(PURGE),--purge)
 
 train-task: install ## the trainer image as the ECS Fargate task (RunTask), logs followed: the running compose stack's (DATASET=name), else the deployed one's (DEPLOYED=1)
-	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(DEVSTACK) train-task
+	@$(if $(DATASET),SOMMELIER_DATASET_PREFIX=datasets/$(DATASET)) $(OPS) train-task
 
 deploy-rehearsal: install ## make deploy end to end against a fresh emulator, the full suite against it, redeploy, destroy
-	@$(DEVSTACK) rehearse
+	@$(OPS) rehearse
 
 BENCH_FLAGS ?=
 bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png} (BENCH_FLAGS="--fresh-clone --make-test" adds those)
@@ -137,5 +137,5 @@ lint: install ## ruff, and mypy on services/ and the contract
 	$(PY) -m mypy
 
 clean: ## stop the stack and delete its state (.sommelier/)
-	@test ! -x $(PY) || $(DEVSTACK) down --purge
+	@test ! -x $(PY) || $(OPS) down --purge
 	rm -rf .sommelier

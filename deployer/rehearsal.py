@@ -88,7 +88,7 @@ def rehearse() -> int:
                    "DEPLOY_REGISTRY": f"127.0.0.1:{cfg.emulator_port}",
                    # the suite's hot-swap tests watch a promotion within seconds
                    "DEPLOY_STACK_PARAMETERS": "ChampionRefreshSeconds=2,CanaryPercent=0", "DEPLOY_IMAGES": "true" if images else "false"}
-            deploy = [sys.executable, "-m", "devstack", "deploy", "--yes"]
+            deploy = [sys.executable, "-m", "ops", "deploy", "--yes"]
             _run(f"make deploy into the emulator at {cfg.endpoint}", deploy, env)
             info = ROOT / ".sommelier" / "deploy" / "sommelier.json"
             _run("the full integration suite against the deployed stack",
@@ -96,11 +96,11 @@ def rehearse() -> int:
                  {**env, "SOMMELIER_STACK_INFO": str(info)})
             if images:
                 _run("make train-task DEPLOYED=1 (the trainer image as the ECS task, on the deployed stack)",
-                     [sys.executable, "-m", "devstack", "train-task"], {**env, "DEPLOYED": "1"})
+                     [sys.executable, "-m", "ops", "train-task"], {**env, "DEPLOYED": "1"})
             again = _run("a second make deploy, with no change", [*deploy], {**env, "DEPLOY_SMOKE": "false"})
             if again.count(": no changes") < 2 or "pushed " in again:
                 raise StackError("the second deploy changed something (both stacks should say `no changes`, no image pushed)")
-            _run("make destroy PURGE=1", [sys.executable, "-m", "devstack", "destroy", "--yes", "--purge"], env)
+            _run("make destroy PURGE=1", [sys.executable, "-m", "ops", "destroy", "--yes", "--purge"], env)
             stacks = [s["StackName"] for s in cfg.client("cloudformation").describe_stacks()["Stacks"]
                       if s["StackStatus"] != "DELETE_COMPLETE"]
             buckets = [b["Name"] for b in cfg.client("s3").list_buckets()["Buckets"]]

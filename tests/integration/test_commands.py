@@ -1,4 +1,4 @@
-"""The everyday commands (`python -m devstack ...`, what every make target runs) find the running stack
+"""The everyday commands (`python -m ops ...`, what every make target runs) find the running stack
 from its stack.json alone: the ports are given to `up` once and never again."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _env(state_dir: Path) -> dict[str, str]:
 
 
 def devstack(state_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "devstack", *args], cwd=ROOT, env=_env(state_dir), capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ops", *args], cwd=ROOT, env=_env(state_dir), capture_output=True, text=True,
                           timeout=timeout)
 
 

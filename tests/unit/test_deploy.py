@@ -24,7 +24,7 @@ def test_no_credentials_is_one_line_naming_what_is_missing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOY_", "SOMMELIER_"))}
     env.update({"AWS_REGION": "eu-west-1", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
                 "AWS_EC2_METADATA_DISABLED": "true", "SOMMELIER_STATE_DIR": str(tmp_path)})
-    proc = subprocess.run([sys.executable, "-m", "devstack", "deploy", "--yes"], cwd=ROOT, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "ops", "deploy", "--yes"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["error: no AWS credentials: set AWS_PROFILE (or assume a role; never put keys in a file here)"]

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from devstack import __main__ as cli
 from devstack import runtime_for
 from devstack.config import StackConfig
 from devstack.logview import render
+from ops import __main__ as cli
 
 
 @pytest.fixture
@@ -256,3 +256,26 @@ def test_an_engine_is_found_by_its_socket_without_curl(tmp_path, answer, found):
     finally:
         thread.join(5)
         server.close()
+
+
+def test_the_packages_import_one_way_ops_over_deployer_over_devstack():
+    """Issue 38: devstack's command line imported deployer, which imports devstack: a package cycle. The command line is
+    ops/ now; devstack imports neither, deployer never ops. Read from the code: every import statement, lazy ones too."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+
+    def imported(package: str) -> set[str]:
+        names = set()
+        for path in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.add(node.module.split(".")[0])
+        return names
+
+    assert not {"deployer", "ops"} & imported("devstack")
+    assert "ops" not in imported("deployer") and "devstack" in imported("deployer")
+    assert {"devstack", "deployer"} <= imported("ops")

@@ -1,4 +1,4 @@
-"""`python -m devstack COMMAND`: every make target that touches the stack.
+"""`python -m ops COMMAND`: every make target that touches a stack, local or deployed.
 
 Commands after `up` find the stack through .sommelier/stack.json (runtime and ports), so
 `make up EMULATOR_PORT=4577` is the only place a port is given. Errors are one line that
@@ -31,7 +31,7 @@ log = logging.getLogger("devstack")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start and provision the stack, train a first model, warm the function")
     down = sub.add_parser("down", help="stop what `up` started (state is kept)")

@@ -28,7 +28,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 
 from devstack.config import StackConfig
 from hooklib import write_stack_info
-from sommelier_contract import layout
+from sommelier_contract.pointers import Champion, read_champion
 
 log = logging.getLogger("devstack")
 
@@ -255,13 +255,8 @@ class Runtime(ABC):
         """A boto3 client for the running stack's emulator."""
         return self.cfg.client(service, retries={"max_attempts": 2}, **config)
 
-    def champion(self) -> dict[str, Any] | None:
-        bucket = self.cfg.stack_info()["outputs"]["ModelBucketName"]
-        s3 = self.aws("s3")
-        try:
-            return json.loads(s3.get_object(Bucket=bucket, Key=layout.CHAMPION_KEY)["Body"].read())
-        except s3.exceptions.NoSuchKey:
-            return None
+    def champion(self) -> Champion | None:
+        return read_champion(self.aws("s3"), self.cfg.stack_info()["outputs"]["ModelBucketName"])
 
     def served_champion(self) -> str | None:
         """The champion's version when the predictor already serves it (it verified the artifacts when it loaded them),
@@ -273,7 +268,7 @@ class Runtime(ABC):
             body = self.health()  # a cold worker's start here is one warm() would pay anyway
         except (requests.RequestException, ValueError):
             return None
-        return champion["version"] if body.get("status") == "ok" and body.get("model_version") == champion["version"] else None
+        return champion.version if body.get("status") == "ok" and body.get("model_version") == champion.version else None
 
     def ensure_model(self) -> None:
         log.info("making sure a model is promoted")
@@ -294,7 +289,7 @@ class Runtime(ABC):
     def warm(self) -> None:
         """Call the function until it serves the champion, so the first request after `ready` is warm."""
         champion = self.champion()
-        want = champion["version"] if champion else None
+        want = champion.version if champion else None
 
         def serving() -> dict[str, Any]:
             body = self.health()

@@ -31,9 +31,9 @@ def candidate(s3, trained, canary_settings):
 
 def test_a_challenger_that_passes_the_gate_goes_on_trial_not_live(s3, trained, candidate):
     assert not candidate.promoted and "candidate" in candidate.reason
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
     pointer = pointers.read_candidate(s3, MODEL_BUCKET)
-    assert (pointer["version"], pointer["percent"], pointer["champion"]) == (candidate.version, 25.0, trained.version)
+    assert (pointer.version, pointer.percent, pointer.champion) == (candidate.version, 25.0, trained.version)
     gate = artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).gate
     assert gate.candidate is True and gate.passed is True  # passed the gate; promotion waits for the trial
 
@@ -99,7 +99,7 @@ def test_a_good_candidate_is_promoted_and_the_decision_recorded(s3, trained, can
                          trained.version: {"requests": 120, "errors": 0.0, "p99": 30, "lowconf": 0.05}})
     outcome = evaluate(canary_settings, s3, cw, NOW)
     assert outcome["decision"] == "promote"
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == candidate.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == candidate.version
     assert pointers.read_candidate(s3, MODEL_BUCKET) is None
     assert artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).canary["decision"] == "promote"
 
@@ -109,7 +109,7 @@ def test_a_failing_candidate_is_rolled_back_and_the_champion_stays(s3, trained, 
                          trained.version: {"requests": 120, "errors": 0.0, "p99": 30}})
     outcome = evaluate(canary_settings, s3, cw, NOW)
     assert outcome["decision"] == "rollback" and "5xx rate 50.0%" in outcome["reason"]
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
     assert pointers.read_candidate(s3, MODEL_BUCKET) is None
     assert "5xx" in artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).canary["reason"]
 
@@ -117,8 +117,8 @@ def test_a_failing_candidate_is_rolled_back_and_the_champion_stays(s3, trained, 
 def test_unreadable_metrics_never_promote(s3, trained, candidate, canary_settings):
     outcome = evaluate(canary_settings, s3, FakeCloudWatch(None), NOW)
     assert outcome["decision"] == "wait" and "missing evidence" in outcome["reason"]
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
-    assert pointers.read_candidate(s3, MODEL_BUCKET)["version"] == candidate.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
+    assert pointers.read_candidate(s3, MODEL_BUCKET).version == candidate.version
     assert artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).canary is None
 
 

@@ -65,7 +65,7 @@ def test_a_challenger_that_changes_the_api_input_is_never_promoted_by_itself(s3,
     outcome = trainer_train.run(trainer_settings, s3)
     assert not outcome.promoted
     assert "not promoted automatically" in outcome.reason and "features no longer accepted ['hue']" in outcome.reason
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
 
 
 def test_promoting_such_a_version_needs_a_confirmation_that_names_the_change(s3, cli_env, trainer_settings, trained, capsys):
@@ -74,9 +74,9 @@ def test_promoting_such_a_version_needs_a_confirmation_that_names_the_change(s3,
     assert cli.main(["promote", version]) == 2
     err = capsys.readouterr().err
     assert "changes the API for its callers: features no longer accepted ['hue']" in err and "YES=1" in err
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
     assert cli.main(["promote", version, "--yes"]) == 0
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == version
 
 
 def test_the_contract_names_added_removed_retyped_features_and_classes():

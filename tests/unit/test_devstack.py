@@ -216,10 +216,11 @@ def test_a_training_run_is_worded_as_the_decision_it_is():
 ])
 def test_a_second_up_asks_the_trainer_only_when_the_champion_is_not_served(state, monkeypatch, health, trains):
     from devstack.embedded import Embedded
+    from sommelier_contract.pointers import Champion
 
     up = Embedded(StackConfig(state_dir=state))
     calls: list[list[str]] = []
-    monkeypatch.setattr(up, "champion", lambda: {"version": "v2"})
+    monkeypatch.setattr(up, "champion", lambda: Champion(version="v2"))
     monkeypatch.setattr(up, "health", lambda: health)
     monkeypatch.setattr(up, "trainer_result", lambda args: calls.append(args) or {"reason": "champion exists", "version": "v2"})
     up.ensure_model()

@@ -140,6 +140,6 @@ def test_a_malformed_champion_pointer_leaves_the_monitor_and_the_trainer_on_the_
     outcome = trainer_train.run(trainer_settings, s3)  # compared with the last good champion, not stopped by the bad write
     assert outcome.version != trained.version
     if outcome.promoted:  # a promotion writes a good pointer again
-        assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == outcome.version
+        assert pointers.read_champion(s3, MODEL_BUCKET).version == outcome.version
     else:
         assert "champion" in outcome.reason, outcome.reason

@@ -103,7 +103,7 @@ def test_a_challenger_below_the_floor_is_rejected_with_the_reason_recorded(s3, t
     rejected = trainer_train.run(strict, s3)
     assert not rejected.promoted and "below the floor 1.01" in rejected.reason
     assert artifacts.read_manifest(s3, MODEL_BUCKET, rejected.version).gate.passed is False
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_a_flood_of_flipped_feedback_is_capped_flagged_and_not_promoted(s3, trai
     assert manifest.dataset.rows == 178 + report["cap"]
     assert any("say the model was wrong" in a for a in report["anomalies"])
     assert not outcome.promoted and "feedback looks anomalous" in outcome.reason
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
     assert s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/feedback/")["KeyCount"] == 328  # nothing deleted
 
 
@@ -210,7 +210,7 @@ def test_a_backdoor_through_feedback_is_held_for_a_person_and_not_promoted(s3, t
     assert report["held_count"] == 28 and "ash 9.5 is far outside the training data (1.36 to 3.23)" in report["held"][0]["why"]
     assert report["used"] == 31
     assert not outcome.promoted and "far outside the training data" in outcome.reason
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
     assert _backdoor_success(s3, signatures, outcome.version) <= 0.1  # 1.0 when the 28 labels were trained on (measured)
     moved = s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/quarantine/")["Contents"]
     held = [json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=o["Key"])["Body"].read()) for o in moved]
@@ -305,13 +305,13 @@ def test_promote_and_rollback_from_the_cli(s3, cli_env, trained, capsys):
     second = json.loads(capsys.readouterr().out)["version"]
     assert cli.main(["train", "--no-promote"]) == 0
     third = json.loads(capsys.readouterr().out)["version"]
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == second
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == second
     assert cli.main(["promote", third]) == 0
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == third
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == third
     assert cli.main(["rollback"]) == 0
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == second
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == second
     assert cli.main(["rollback"]) == 0  # back past the manual promotion, not toggling
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
     assert cli.main(["rollback"]) == 2
     assert "first champion" in capsys.readouterr().err
     assert cli.main(["promote", "no-such-version"]) == 2
@@ -344,7 +344,7 @@ def test_a_promotion_record_without_its_pointer_claims_nothing(s3, cli_env, trai
 def test_promote_works_while_the_champion_pointer_names_a_missing_version(s3, cli_env, trained, capsys):
     pointers.promote(s3, MODEL_BUCKET, "20200101T000000Z-gone00", "a pointer to nothing", "2026-11-30T00:00:00+00:00")
     assert cli.main(["promote", trained.version, "--by", "alice", "--why", "repair"]) == 0
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
     assert "the current champion cannot be read" in capsys.readouterr().err
 
 
@@ -367,4 +367,4 @@ def test_training_results_and_failures_become_metrics(s3, trainer_settings):
         StartTime="2000-01-01", EndTime="2100-01-01", Period=86400 * 365, Statistics=["Maximum", "SampleCount"],
     )["Datapoints"]
     assert max(d["Maximum"] for d in stats) == 1
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == outcome.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == outcome.version

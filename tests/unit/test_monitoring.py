@@ -331,7 +331,7 @@ def test_the_baseline_is_an_artifact_the_manifest_signs(trained):
     assert set(baseline["features"]) == {f["name"] for f in WINE_FEATURES}
     assert baseline["predictions"]["rows"] == manifest["metrics"]["holdout"]["rows"]
     assert {s for s in baseline["segments"]} == {"alcohol_level", "colour"}
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
 
 
 def test_a_window_holding_infinity_or_huge_numbers_is_still_monitored(monitoring, trained, ddb):  # noqa: F811

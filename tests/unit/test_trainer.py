@@ -23,7 +23,7 @@ def test_a_run_writes_checksummed_artifacts_a_manifest_and_promotes_the_first_mo
     assert all(s["version_id"] for s in manifest.dataset.sources)
     assert manifest.metrics.holdout.accuracy >= 0.9
     assert sum(map(sum, manifest.metrics.holdout.confusion_matrix["matrix"])) == manifest.metrics.holdout.rows
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
 
 
 def test_if_no_champion_does_not_retrain(s3, trainer_settings, trained):
@@ -36,7 +36,7 @@ def test_if_no_champion_does_not_retrain(s3, trainer_settings, trained):
 def test_no_promote_keeps_the_champion(s3, trainer_settings, trained):
     challenger = trainer_train.run(trainer_settings, s3, promote=False)
     assert challenger.version != trained.version and not challenger.promoted
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
 
 
 def _put_csv(s3, text: str) -> None:
@@ -61,7 +61,7 @@ def test_bad_data_fails_with_a_message_naming_the_problem(s3, trainer_settings, 
     with pytest.raises(DataError) as err:
         trainer_train.run(trainer_settings, s3)
     assert message in str(err.value)
-    assert pointers.read_champion(s3, MODEL_BUCKET)["version"] == trained.version
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
 
 
 @pytest.mark.parametrize(("rare", "each", "decided", "classes"), [

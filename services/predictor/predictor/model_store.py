@@ -25,7 +25,7 @@ from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected, DocumentUnreadable, Signatures, missing, parse_document, read_manifest, unpickle, verified_artifacts
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.onnx_model import OnnxModel
-from sommelier_contract.pointers import champion_history
+from sommelier_contract.pointers import Candidate, Champion, champion_history
 from sommelier_contract.records import RecordValidator, WordCounter, learned_values
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,9 @@ def pipeline_word_counters(pipeline: Any, names: list[str]) -> dict[str, WordCou
 
 
 def _pointer(s3, bucket: str, key: str) -> tuple[dict[str, Any], str]:
-    """A pointer (champion or candidate) and which write of it this is (its S3 version id, else its ETag): a pointer
-    written again, even to the version already loaded, is a new decision to verify."""
+    """A pointer's document (champion or candidate: pointers.Champion / Candidate parse it) and which write of it this
+    is (its S3 version id, else its ETag): a pointer written again, even to the version already loaded, is a new
+    decision to verify."""
     resp = s3.get_object(Bucket=bucket, Key=key)
     return parse_document(resp["Body"].read(), key, required=("version",)), str(resp.get("VersionId") or resp.get("ETag") or "")
 
@@ -170,7 +171,7 @@ class ModelStore:
             return self._refused("the champion pointer", None, err)
         self._checked_at = now
         self._refresh_candidate()
-        version = pointer["version"]
+        version = Champion.parse(pointer).version
         if self._model is not None and self._model.version == version and tag == self._pointer_tag:
             self.degraded = None  # the pointer reads well again and names what is served (a bad write of it was undone)
             return self._model
@@ -208,7 +209,7 @@ class ModelStore:
         seen = {refused}
         try:
             for pointer in champion_history(self._s3, self._bucket):
-                earlier = pointer.get("version")
+                earlier = pointer.version
                 if not earlier or earlier in seen:
                     continue
                 seen.add(earlier)
@@ -266,15 +267,15 @@ class ModelStore:
             return
         except BotoCoreError:
             return
+        candidate = Candidate.parse(pointer)
         try:
-            percent = min(max(float(pointer.get("percent", 0)), 0.0), 100.0)
-            if self._candidate is None or self._candidate.version != pointer["version"] or tag != self._candidate_tag:
-                self._candidate = load_model(self._s3, self._bucket, pointer["version"], self._signatures)
+            if self._candidate is None or self._candidate.version != candidate.version or tag != self._candidate_tag:
+                self._candidate = load_model(self._s3, self._bucket, candidate.version, self._signatures)
                 self._candidate_tag = tag
-                log.info("loaded candidate %s for %g%% of predictions", pointer["version"], percent)
-            self._candidate_percent = percent
+                log.info("loaded candidate %s for %g%% of predictions", candidate.version, candidate.percent)
+            self._candidate_percent = candidate.percent
         except (ArtifactRejected, ClientError, BotoCoreError, KeyError, ValueError, TypeError, AttributeError) as err:
-            log.error("refused candidate %s: %s", pointer.get("version"), err)
+            log.error("refused candidate %s: %s", candidate.version, err)
             self._candidate, self._candidate_percent = None, 0.0
 
     def _keep_serving(self, err: Exception) -> LoadedModel:

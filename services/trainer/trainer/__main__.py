@@ -25,7 +25,7 @@ from trainer.train import run
 
 
 def _print(doc: object) -> None:
-    json.dump(doc, sys.stdout, indent=2, default=str)
+    json.dump(doc, sys.stdout, indent=2, default=lambda o: o.doc() if hasattr(o, "doc") else str(o))  # a pointer: its document
     sys.stdout.write("\n")
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             holdout = outcome.metrics.holdout if outcome.metrics else None  # None: a champion exists, nothing was trained
             now_serving = pointers.read_champion(s3, settings.model_bucket)  # another run may have promoted after this one
             _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
-                    "champion": now_serving["version"] if now_serving else None,
+                    "champion": now_serving.version if now_serving else None,
                     "quarantined": outcome.quarantined, "model": outcome.model,
                     "holdout": holdout and {"accuracy": holdout.accuracy, "f1_macro": holdout.f1_macro, "rows": holdout.rows,
                                             "recall": {c: round(m["recall"], 3) for c, m in holdout.per_class.items()}}})
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             manifest, _, _ = load_verified(s3, settings.model_bucket, args.version, signed)
             current = pointers.read_champion(s3, settings.model_bucket)
             try:
-                change = current and contract_change(read_manifest(s3, settings.model_bucket, current["version"]),
+                change = current and contract_change(read_manifest(s3, settings.model_bucket, current.version),
                                                      manifest.features, manifest.classes)
             except ArtifactRejected as err:  # the pointer names a missing or broken version: nothing to compare with
                 print(f"warning: the current champion cannot be read ({err}); promoting {args.version} replaces it", file=sys.stderr)  # noqa: T201
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             _print(artifacts.promote_by_hand(s3, settings.model_bucket, args.version, args.by or getpass.getuser(), args.why, now, signed))
         elif command == "rollback":
             target = pointers.rollback_target(s3, settings.model_bucket)
-            load_verified(s3, settings.model_bucket, target["version"], artifacts.signatures(settings))
+            load_verified(s3, settings.model_bucket, target.version, artifacts.signatures(settings))
             current = pointers.read_champion(s3, settings.model_bucket)
-            _print(pointers.promote(s3, settings.model_bucket, target["version"], f"rollback from {current['version'] if current else 'no champion'}", now,
-                                     previous=target.get("previous")))
+            _print(pointers.promote(s3, settings.model_bucket, target.version, f"rollback from {current.version if current else 'no champion'}", now,
+                                     previous=target.previous))
         elif command == "history":
             _print(artifacts.versions(s3, settings.model_bucket))
         elif command == "canary-evaluate":

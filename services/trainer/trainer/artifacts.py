@@ -36,7 +36,7 @@ def put_artifact(s3, bucket: str, key: str, body: bytes) -> Artifact:
     return Artifact(key=key, sha256=digest, bytes=len(body), version_id=resp.get("VersionId"))
 
 
-def promote_by_hand(s3, bucket: str, version: str, by: str, why: str, at: str, signed: Signatures) -> dict[str, Any]:
+def promote_by_hand(s3, bucket: str, version: str, by: str, why: str, at: str, signed: Signatures) -> pointers.Champion:
     """A person's promotion: who, when and why go into the version's manifest (signed again), then the pointer moves.
     A record counts only once a pointer with the same time exists (`versions`), so a crash between the two claims nothing."""
     manifest = read_manifest(s3, bucket, version)
@@ -53,12 +53,13 @@ def versions(s3, bucket: str) -> list[dict[str, Any]]:
     """Every model version, promoted or not, newest first: what its manifest says, and whether it is
     (or ever was) the champion."""
     history = list(pointers.champion_history(s3, bucket))
-    current = history[0]["version"] if history else None
-    last_promoted: dict[str, str] = {}
+    current = history[0].version if history else None
+    last_promoted: dict[str, str | None] = {}
     pointed_at: dict[str, set[str]] = {}
     for p in reversed(history):  # oldest first, so the newest promotion wins
-        last_promoted[p["version"]] = p.get("promoted_at")
-        pointed_at.setdefault(p["version"], set()).add(p.get("promoted_at"))
+        last_promoted[p.version] = p.promoted_at
+        if p.promoted_at:
+            pointed_at.setdefault(p.version, set()).add(p.promoted_at)
     names = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=layout.MODELS, Delimiter="/"):
         names += [layout.version_of(cp["Prefix"]) for cp in page.get("CommonPrefixes", [])]

@@ -75,22 +75,22 @@ def evaluate(settings: Settings, s3, cloudwatch, now: datetime) -> dict[str, Any
     if candidate is None:
         return {"decision": "none", "reason": "no candidate on trial"}
     champion = pointers.read_champion(s3, bucket)
-    start = datetime.fromisoformat(candidate["since"]) - timedelta(minutes=1)
+    start = datetime.fromisoformat(candidate.since or now.isoformat()) - timedelta(minutes=1)
     try:
-        cand = gather(cloudwatch, settings.metrics_namespace, candidate["version"], start, now)
-        champ = gather(cloudwatch, settings.metrics_namespace, champion["version"], start, now) if champion else Evidence(0, 0, None, None, 0, None)
+        cand = gather(cloudwatch, settings.metrics_namespace, candidate.version, start, now)
+        champ = gather(cloudwatch, settings.metrics_namespace, champion.version, start, now) if champion else Evidence(0, 0, None, None, 0, None)
     except (BotoCoreError, ClientError, KeyError) as err:
-        log.warning("canary %s: metrics unreadable, no decision: %s", candidate["version"], err)
-        return {"decision": "wait", "version": candidate["version"], "reason": f"metrics unreadable ({err}); never promoted on missing evidence"}
+        log.warning("canary %s: metrics unreadable, no decision: %s", candidate.version, err)
+        return {"decision": "wait", "version": candidate.version, "reason": f"metrics unreadable ({err}); never promoted on missing evidence"}
     decision, reason = decide(cand, champ, settings)
-    outcome = {"decision": decision, "version": candidate["version"], "reason": reason, "at": now.isoformat(),
-               "evidence": {"candidate": asdict(cand), "champion": asdict(champ), "champion_version": champion and champion["version"]}}
+    outcome = {"decision": decision, "version": candidate.version, "reason": reason, "at": now.isoformat(),
+               "evidence": {"candidate": asdict(cand), "champion": asdict(champ), "champion_version": champion and champion.version}}
     if decision == "promote":
-        pointers.promote(s3, bucket, candidate["version"], f"canary passed: {reason}", now.isoformat())
+        pointers.promote(s3, bucket, candidate.version, f"canary passed: {reason}", now.isoformat())
         pointers.withdraw(s3, bucket)
     elif decision == "rollback":
         pointers.withdraw(s3, bucket)
     if decision != "wait":
-        artifacts.record_canary(s3, bucket, candidate["version"], outcome, artifacts.signatures(settings))
-    log.info("canary %s: %s (%s)", candidate["version"], decision, reason)
+        artifacts.record_canary(s3, bucket, candidate.version, outcome, artifacts.signatures(settings))
+    log.info("canary %s: %s (%s)", candidate.version, decision, reason)
     return outcome

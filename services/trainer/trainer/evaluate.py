@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, contract_change, load_verified, read_manifest
 from sommelier_contract.explain import column_sources, linear_weights
 from sommelier_contract.manifest import CvResult, Explanations, Manifest, Scores
+from sommelier_contract.pointers import Champion
 from trainer.compare import Winner
 from trainer.config import Settings
 from trainer.data import TrainingData
@@ -35,10 +36,10 @@ def scores(y_true: list[str], y_pred: list[str], proba: np.ndarray | None, label
     )
 
 
-def score_champion(s3, settings: Settings, champion: dict, data: TrainingData, signed: Signatures) -> tuple[Scores | None, str | None]:
+def score_champion(s3, settings: Settings, champion: Champion, data: TrainingData, signed: Signatures) -> tuple[Scores | None, str | None]:
     """The champion's scores on this run's holdout, or why it could not be scored."""
     try:
-        manifest, pipeline, encoder = load_verified(s3, settings.model_bucket, champion["version"], signed)
+        manifest, pipeline, encoder = load_verified(s3, settings.model_bucket, champion.version, signed)
     except ArtifactRejected as err:
         return None, str(err)
     if [(f["name"], f["type"]) for f in manifest.features] != [(f["name"], f["type"]) for f in data.features]:
@@ -133,7 +134,7 @@ class Verdict:
     confidence: list[float] = field(default_factory=list)
 
 
-def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion: dict | None, signed: Signatures) -> Verdict:
+def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion: Champion | None, signed: Signatures) -> Verdict:
     """Score the winner and the champion on the frozen evaluation rows, explain the winner, and gate it."""
     pipeline = winner.pipeline
     proba = pipeline.predict_proba(data.X_test)
@@ -147,14 +148,14 @@ def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion:
     champion_scores, champion_note, change, champion_manifest = None, None, None, None
     if champion:
         try:
-            champion_manifest = read_manifest(s3, settings.model_bucket, champion["version"])
+            champion_manifest = read_manifest(s3, settings.model_bucket, champion.version)
             change = contract_change(champion_manifest, data.api_features, data.labels)
         except (ClientError, ArtifactRejected):
             change = None  # an unreadable champion manifest: score_champion below says why it cannot compare
         champion_scores, champion_note = score_champion(s3, settings, champion, data, signed)
         if champion_scores:
             log.info("champion %s on the same holdout: accuracy %.3f, macro F1 %.3f",
-                     champion["version"], champion_scores.accuracy, champion_scores.f1_macro)
+                     champion.version, champion_scores.accuracy, champion_scores.f1_macro)
     doubts = [f"feedback looks anomalous ({a})" for a in data.feedback.screen["anomalies"]]
     collapse = cv_collapse(settings, winner.cv[winner.name], champion_manifest, settings.dataset_prefix.strip("/"))
     doubts += [collapse] if collapse else []

@@ -216,7 +216,7 @@ def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signa
     if not champion:
         return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no model",
                        "message": "there is no champion to monitor yet: train one (make train)"}, started)
-    version = champion["version"]
+    version = champion.version
     try:
         manifest, body = verified_artifact(s3, settings.model_bucket, version, "baseline", model_signatures)
     except ArtifactNotListed:

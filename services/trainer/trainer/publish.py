@@ -83,7 +83,7 @@ def baseline(data: TrainingData, verdict: Verdict, seed: int) -> bytes:
     return json.dumps(profile, separators=(",", ":")).encode()
 
 
-def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict: Verdict, champion: dict[str, Any] | None, *,
+def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict: Verdict, champion: pointers.Champion | None, *,
             now: datetime, trigger: str, promote: bool, signed: Signatures, timings: dict[str, float]) -> tuple[Manifest, bool]:
     """Write the version and move the pointer the gate allows; (its manifest, whether it became the champion now)."""
     version = new_version(now)
@@ -96,7 +96,7 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
     passed = verdict.passed and promote
     canary = passed and champion is not None and settings.canary_percent > 0  # the gate passed; live traffic decides the rest
     gate = Gate(passed=passed, reason=verdict.reason if promote else f"{verdict.reason}; promotion disabled",
-                champion_before=champion["version"] if champion else None,
+                champion_before=champion.version if champion else None,
                 accuracy_floor=settings.accuracy_floor, regression_tolerance=settings.regression_tolerance)
     if canary:
         gate = replace(gate, candidate=True,
@@ -136,7 +136,7 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
     )
     put_manifest(s3, settings.model_bucket, manifest, signed)
     if canary and champion:
-        pointers.propose(s3, settings.model_bucket, version, settings.canary_percent, verdict.reason, now.isoformat(), champion["version"])
+        pointers.propose(s3, settings.model_bucket, version, settings.canary_percent, verdict.reason, now.isoformat(), champion.version)
         log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, verdict.reason)
         return manifest, False
     if passed:

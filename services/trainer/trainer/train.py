@@ -9,7 +9,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -39,11 +38,11 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
     signed = artifacts.signatures(settings)  # verifies the champion, signs the new manifest
     if only_if_no_champion and champion:
         try:  # a champion that cannot be served (unsigned, tampered, another scikit-learn) is as good as none
-            load_verified(s3, settings.model_bucket, champion["version"], signed)
-            log.info("champion %s exists; nothing to train", champion["version"])
-            return Outcome(version=champion["version"], promoted=False, reason="champion exists")
+            load_verified(s3, settings.model_bucket, champion.version, signed)
+            log.info("champion %s exists; nothing to train", champion.version)
+            return Outcome(version=champion.version, promoted=False, reason="champion exists")
         except ArtifactRejected as err:
-            log.warning("champion %s cannot be served (%s); training one that can", champion["version"], err)
+            log.warning("champion %s cannot be served (%s); training one that can", champion.version, err)
     settings = dataset_settings(settings, s3, trigger, follow_champion, champion)
     started, now = time.perf_counter(), datetime.now(UTC)
     dataset = settings.dataset_prefix.strip("/").rsplit("/", 1)[-1]
@@ -67,7 +66,7 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
 
 
 def dataset_settings(settings: Settings, s3, trigger: str, follow_champion: bool = False,
-                     champion: dict[str, Any] | None = None) -> Settings:
+                     champion: pointers.Champion | None = None) -> Settings:
     """The settings for the dataset a run trains: a scheduled run (or one told to follow the champion) retrains the
     champion's own dataset, whatever it is; any other run the one it was given."""
     if trigger != "schedule" and not follow_champion:
@@ -76,10 +75,10 @@ def dataset_settings(settings: Settings, s3, trigger: str, follow_champion: bool
     return _on_champions_dataset(settings, s3, champion) if champion else settings
 
 
-def _on_champions_dataset(settings: Settings, s3, champion: dict[str, Any]) -> Settings:
+def _on_champions_dataset(settings: Settings, s3, champion: pointers.Champion) -> Settings:
     """The settings for retraining the champion's own dataset (a scheduled run keeps it fresh, whatever it is)."""
     try:
-        prefix = read_manifest(s3, settings.model_bucket, champion["version"]).dataset.prefix
+        prefix = read_manifest(s3, settings.model_bucket, champion.version).dataset.prefix
     except (ClientError, ArtifactRejected):
         prefix = None
     if prefix and prefix != settings.dataset_prefix.strip("/"):

@@ -6,16 +6,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sommelier_contract.metric_names import Metric
+
 NAMESPACE = "Sommelier"
 # id -> (metric, dimensions, stat, label)
 SERIES: dict[str, tuple[str, dict[str, str], str, str]] = {
-    "requests": ("Requests", {"Route": "/predict"}, "Sum", "POST /predict requests"),
-    "p50": ("Latency", {"Route": "/predict"}, "p50", "latency p50 (ms)"),
-    "p90": ("Latency", {"Route": "/predict"}, "p90", "latency p90 (ms)"),
-    "p99": ("Latency", {"Route": "/predict"}, "p99", "latency p99 (ms)"),
-    "errors5xx": ("ServerError", {}, "Average", "5xx rate"),
-    "lowconf": ("LowConfidence", {}, "Average", "low-confidence share"),
-    "accuracy": ("FeedbackCorrect", {}, "Average", "accuracy from feedback"),
+    "requests": (Metric.REQUESTS, {"Route": "/predict"}, "Sum", "POST /predict requests"),
+    "p50": (Metric.LATENCY, {"Route": "/predict"}, "p50", "latency p50 (ms)"),
+    "p90": (Metric.LATENCY, {"Route": "/predict"}, "p90", "latency p90 (ms)"),
+    "p99": (Metric.LATENCY, {"Route": "/predict"}, "p99", "latency p99 (ms)"),
+    "errors5xx": (Metric.SERVER_ERROR, {}, "Average", "5xx rate"),
+    "lowconf": (Metric.LOW_CONFIDENCE, {}, "Average", "low-confidence share"),
+    "accuracy": (Metric.FEEDBACK_CORRECT, {}, "Average", "accuracy from feedback"),
 }
 
 
@@ -29,15 +31,15 @@ def fetch(cloudwatch, hours: float, period: int = 60, now: datetime | None = Non
         metric = {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}
         queries.append({"Id": f"s_{key}", "MetricStat": {"Metric": metric, "Period": period, "Stat": stat}})
         queries.append({"Id": f"w_{key}", "MetricStat": {"Metric": metric, "Period": whole, "Stat": stat}})
-    for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="Predictions")["Metrics"] + \
-            cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="Errors")["Metrics"]:
+    for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=Metric.PREDICTIONS)["Metrics"] + \
+            cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=Metric.ERRORS)["Metrics"]:
         dims = {d["Name"]: d["Value"] for d in m["Dimensions"]}
         label = f"class {dims['Class']} ({dims.get('ModelVersion', '')})" if "Class" in dims else f"error {dims.get('ErrorType')}"
         queries.append({"Id": f"x{len(queries)}", "Label": label, "MetricStat": {"Metric": m, "Period": whole, "Stat": "Sum"}})
-    for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="FeatureDrift")["Metrics"]:  # model monitoring's verdicts
+    for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=Metric.FEATURE_DRIFT)["Metrics"]:  # model monitoring's verdicts
         feature = {d["Name"]: d["Value"] for d in m["Dimensions"]}.get("Feature", "?")
         queries.append({"Id": f"d{len(queries)}", "Label": feature, "MetricStat": {"Metric": m, "Period": whole, "Stat": "Maximum"}})
-    for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="PredictionConfidence")["Metrics"]:
+    for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=Metric.PREDICTION_CONFIDENCE)["Metrics"]:
         version = {d["Name"]: d["Value"] for d in m["Dimensions"]}.get("ModelVersion", "?")
         queries.append({"Id": f"c{len(queries)}", "Label": f"mean confidence ({version})",
                         "MetricStat": {"Metric": m, "Period": period, "Stat": "Average"}})

@@ -58,3 +58,17 @@ def test_checkov_finds_nothing_but_the_accepted_findings():
     assert all(entry["reason"].strip() for entry in accepted_doc.values())
     assert not failed - accepted, f"new checkov findings (fix them, or accept them with a reason in infra/checkov-accepted.yaml): {sorted(failed - accepted)}"
     assert not accepted - failed, f"accepted findings that checkov no longer reports (remove them): {sorted(accepted - failed)}"
+
+
+def test_every_metric_the_alarms_and_the_dashboard_name_is_one_the_code_writes():
+    """Issue 38: metric names were spelled in five places and again in the dashboard; they are defined once
+    (sommelier_contract.metric_names.Metric), and an alarm or a widget naming any other would watch nothing."""
+    import re
+
+    from sommelier_contract.metric_names import Metric
+
+    text = TEMPLATE.read_text()
+    alarmed = set(re.findall(r"MetricName: (\w+)", text))
+    charted = set(re.findall(r'\["Sommelier", "(\w+)"', text))
+    assert alarmed and charted, "the template's alarms and dashboard were not found"
+    assert not (alarmed | charted) - {m.value for m in Metric}, f"not written by any code: {(alarmed | charted) - set(Metric)}"

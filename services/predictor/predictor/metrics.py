@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from sommelier_contract.metric_names import Metric
 from sommelier_contract.records import bucket_of
 
 log = logging.getLogger(__name__)
@@ -124,41 +125,41 @@ class Metrics:
                 model_version: str | None = None, model_ms: float | None = None) -> list[dict[str, Any]]:
         """The request's own metrics; per model (`model_ms`: the time from the model's choice to the answer, so a
         canary compares what the models cost to serve, not the load a worker does on its first request) too."""
-        data = _datum("Requests", {"Route": route}, "Count", [1])
-        data += _datum("Latency", {"Route": route}, "Milliseconds", [round(latency_ms, 3)])
-        data += _datum("ServerError", {}, "Count", [1 if status >= 500 else 0])
+        data = _datum(Metric.REQUESTS, {"Route": route}, "Count", [1])
+        data += _datum(Metric.LATENCY, {"Route": route}, "Milliseconds", [round(latency_ms, 3)])
+        data += _datum(Metric.SERVER_ERROR, {}, "Count", [1 if status >= 500 else 0])
         if model_version and route == "/predict":  # per model: what a canary evaluation compares
             version = {"ModelVersion": model_version}
-            data += _datum("Requests", version, "Count", [1])
-            data += _datum("Latency", version, "Milliseconds", [round(latency_ms if model_ms is None else model_ms, 3)])
-            data += _datum("ServerError", version, "Count", [1 if status >= 500 else 0])
+            data += _datum(Metric.REQUESTS, version, "Count", [1])
+            data += _datum(Metric.LATENCY, version, "Milliseconds", [round(latency_ms if model_ms is None else model_ms, 3)])
+            data += _datum(Metric.SERVER_ERROR, version, "Count", [1 if status >= 500 else 0])
         if error_code:
-            data += _datum("Errors", {"ErrorType": error_code}, "Count", [1])
+            data += _datum(Metric.ERRORS, {"ErrorType": error_code}, "Count", [1])
         return data
 
     def predictions(self, model_version: str, results: list[dict[str, Any]], records: list[dict[str, Any]],
                     segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
         confidences = [r["confidence"] for r in results]
-        data = _datum("PredictionConfidence", {"ModelVersion": model_version}, "None", [round(c, 3) for c in confidences])
-        data += _datum("LowConfidence", {}, "Count", [1 if c < self.low_confidence else 0 for c in confidences])
-        data += _datum("LowConfidence", {"ModelVersion": model_version}, "Count", [1 if c < self.low_confidence else 0 for c in confidences])
+        data = _datum(Metric.PREDICTION_CONFIDENCE, {"ModelVersion": model_version}, "None", [round(c, 3) for c in confidences])
+        data += _datum(Metric.LOW_CONFIDENCE, {}, "Count", [1 if c < self.low_confidence else 0 for c in confidences])
+        data += _datum(Metric.LOW_CONFIDENCE, {"ModelVersion": model_version}, "Count", [1 if c < self.low_confidence else 0 for c in confidences])
         for label, n in Counter(r["label"] for r in results).items():
-            data += [{"MetricName": "Predictions", "Dimensions": [{"Name": "ModelVersion", "Value": model_version},
+            data += [{"MetricName": Metric.PREDICTIONS, "Dimensions": [{"Name": "ModelVersion", "Value": model_version},
                       {"Name": "Class", "Value": label}], "Unit": "Count", "Value": float(n)}]
         for seg in segments:
             for bucket, n in Counter(segment_of(seg, rec) for rec in records).items():
                 if bucket is not None:
-                    data += [{"MetricName": "PredictionsBySegment", "Dimensions": [{"Name": "Segment", "Value": seg["name"]},
+                    data += [{"MetricName": Metric.PREDICTIONS_BY_SEGMENT, "Dimensions": [{"Name": "Segment", "Value": seg["name"]},
                               {"Name": "Bucket", "Value": bucket}], "Unit": "Count", "Value": float(n)}]
         return data
 
     def feedback(self, model_version: str, correct: bool, record: dict[str, Any], segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        data = _datum("FeedbackCorrect", {"ModelVersion": model_version}, "Count", [1 if correct else 0])
-        data += _datum("FeedbackCorrect", {}, "Count", [1 if correct else 0])
+        data = _datum(Metric.FEEDBACK_CORRECT, {"ModelVersion": model_version}, "Count", [1 if correct else 0])
+        data += _datum(Metric.FEEDBACK_CORRECT, {}, "Count", [1 if correct else 0])
         for seg in segments:
             bucket = segment_of(seg, record)
             if bucket is not None:
-                data += _datum("FeedbackCorrectBySegment", {"Segment": seg["name"], "Bucket": bucket}, "Count", [1 if correct else 0])
+                data += _datum(Metric.FEEDBACK_CORRECT_BY_SEGMENT, {"Segment": seg["name"], "Bucket": bucket}, "Count", [1 if correct else 0])
         return data
 
     def publish(self, data: list[dict[str, Any]]) -> None:

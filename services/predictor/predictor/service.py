@@ -25,6 +25,7 @@ from predictor.reports import CallerReports
 from predictor.serving import Conflicting, Invalid, TooLarge, Unavailable, Unknown
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected
+from sommelier_contract.metric_names import Metric
 from sommelier_contract.records import FieldError
 
 
@@ -118,7 +119,7 @@ class PredictionService:
         answer = serving.encode({"request_id": context["request_id"], "model_version": model.version}, batch, results)
         metrics = deps.metrics.predictions(model.version, results, batch.records, model.manifest.segments)
         if deps.store.degraded:  # answered by an earlier champion because the promoted one was refused
-            metrics += [{"MetricName": "ServedByFallback", "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
+            metrics += [{"MetricName": Metric.SERVED_BY_FALLBACK, "Dimensions": [{"Name": "ModelVersion", "Value": model.version}],
                          "Unit": "Count", "Value": float(len(results))}]
         return Predicted(model.version, answer, len(batch.records), (time.perf_counter() - chosen) * 1000, metrics)
 

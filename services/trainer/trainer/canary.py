@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import pointers
+from sommelier_contract.metric_names import Metric
 from trainer import artifacts
 from trainer.config import Settings
 
@@ -36,8 +37,8 @@ def gather(cloudwatch, namespace: str, version: str, start: datetime, end: datet
     """One model's live record between start and end (raises on unreadable metrics)."""
     period = max(60, int((end - start).total_seconds()) // 60 * 60 + 60)
     queries = {
-        "requests": ("Requests", "Sum"), "errors": ("ServerError", "Average"), "p99": ("Latency", "p99"),
-        "lowconf": ("LowConfidence", "Average"), "feedback": ("FeedbackCorrect", "SampleCount"), "accuracy": ("FeedbackCorrect", "Average"),
+        "requests": (Metric.REQUESTS, "Sum"), "errors": (Metric.SERVER_ERROR, "Average"), "p99": (Metric.LATENCY, "p99"),
+        "lowconf": (Metric.LOW_CONFIDENCE, "Average"), "feedback": (Metric.FEEDBACK_CORRECT, "SampleCount"), "accuracy": (Metric.FEEDBACK_CORRECT, "Average"),
     }
     result = cloudwatch.get_metric_data(
         MetricDataQueries=[{"Id": key, "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": name,

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, verified_artifact
+from sommelier_contract.metric_names import Metric
 from sommelier_contract.monitoring import read_latest, read_report, write_latest
 from sommelier_contract.stored import expand
 from trainer import drift
@@ -117,30 +118,30 @@ def _metrics(report: dict[str, Any]) -> list[dict[str, Any]]:
     def datum(name: str, value: float, unit: str = "None", **dims: str) -> dict[str, Any]:
         return {"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()], "Value": float(value), "Unit": unit}
 
-    data = [datum("MonitoredPredictions", report["predictions"], "Count"), datum("MonitorFailed", 0, "Count")]
+    data = [datum(Metric.MONITORED_PREDICTIONS, report["predictions"], "Count"), datum(Metric.MONITOR_FAILED, 0, "Count")]
     if report["status"] != "ok":
         return data  # no verdict without data: the alarms treat missing data as not breaching
-    data.append(datum("DriftedFeatures", len(report["drifted_features"]), "Count"))
+    data.append(datum(Metric.DRIFTED_FEATURES, len(report["drifted_features"]), "Count"))
     for f in report["features"]:
-        data.append(datum("FeatureDrift", 1 if f["drifted"] else 0, "Count", Feature=f["feature"]))
+        data.append(datum(Metric.FEATURE_DRIFT, 1 if f["drifted"] else 0, "Count", Feature=f["feature"]))
         if f.get("psi") is not None:
-            data.append(datum("FeaturePSI", f["psi"], Feature=f["feature"]))
-    data.append(datum("DataQualityViolations", len(report["violations"]), "Count"))
+            data.append(datum(Metric.FEATURE_PSI, f["psi"], Feature=f["feature"]))
+    data.append(datum(Metric.DATA_QUALITY_VIOLATIONS, len(report["violations"]), "Count"))
     for q in report["quality"]:
-        data.append(datum("DataQualityViolations", 1 if q["violated"] else 0, "Count", Check=q["check"]))
+        data.append(datum(Metric.DATA_QUALITY_VIOLATIONS, 1 if q["violated"] else 0, "Count", Check=q["check"]))
     pred = report["prediction_drift"]
-    data.append(datum("PredictionDrift", 1 if pred["drifted"] else 0, "Count"))
+    data.append(datum(Metric.PREDICTION_DRIFT, 1 if pred["drifted"] else 0, "Count"))
     if pred["estimated_accuracy"]:
-        data.append(datum("EstimatedAccuracy", pred["estimated_accuracy"]["value"]))
+        data.append(datum(Metric.ESTIMATED_ACCURACY, pred["estimated_accuracy"]["value"]))
     overall = report["accuracy"]["overall"]
     if overall and overall["n"] >= drift.MIN_PREDICTIONS:
-        data.append(datum("MonitoredAccuracy", overall["accuracy"]))
-        data.append(datum("AccuracyDrop", round(report["model"]["holdout_accuracy"] - overall["accuracy"], 4)))
+        data.append(datum(Metric.MONITORED_ACCURACY, overall["accuracy"]))
+        data.append(datum(Metric.ACCURACY_DROP, round(report["model"]["holdout_accuracy"] - overall["accuracy"], 4)))
     for s in report["segments"]:
-        data.append(datum("SegmentDrift", 1 if s["drifted"] else 0, "Count", Segment=s["segment"]))
+        data.append(datum(Metric.SEGMENT_DRIFT, 1 if s["drifted"] else 0, "Count", Segment=s["segment"]))
         for b in s["buckets"]:
             if b["accuracy"] is not None:
-                data.append(datum("SegmentAccuracy", b["accuracy"], Segment=s["segment"], Bucket=b["bucket"]))
+                data.append(datum(Metric.SEGMENT_ACCURACY, b["accuracy"], Segment=s["segment"], Bucket=b["bucket"]))
     return data
 
 

@@ -9,6 +9,7 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from sommelier_contract.artifacts import Signatures
+from sommelier_contract.metric_names import Metric
 from trainer.monitor import Settings, parse_since, run
 
 logger = Logger(service="monitor")  # owns the "monitor" logger, so trainer/monitor.py logs JSON too
@@ -32,7 +33,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.exception("monitoring failed")
         try:
             cloudwatch.put_metric_data(Namespace=settings.metrics_namespace,
-                                       MetricData=[{"MetricName": "MonitorFailed", "Value": 1.0, "Unit": "Count"}])
+                                       MetricData=[{"MetricName": Metric.MONITOR_FAILED, "Value": 1.0, "Unit": "Count"}])
         except Exception as err:  # the failure itself is what matters; it is already logged
             logger.warning("could not count the failure: %s", err)
         raise

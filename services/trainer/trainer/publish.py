@@ -19,6 +19,7 @@ import pandas as pd
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import Signatures, put_manifest
 from sommelier_contract.manifest import DatasetRef, Gate, Manifest, Metrics, ModelInfo, Serving
+from sommelier_contract.metric_names import Metric
 from trainer import artifacts, drift, metrics, onnx_export
 from trainer.compare import Winner
 from trainer.config import Settings
@@ -150,14 +151,14 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
 def report(cloudwatch, settings: Settings, dataset: str, manifest: Manifest | None, promoted: bool, quarantined: int, seconds: float) -> None:
     """The run's metrics in CloudWatch: a failed run (no manifest) counts as one."""
     if manifest is None:
-        metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {"TrainingFailed": (1, "Count")})
+        metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {Metric.TRAINING_FAILED: (1, "Count")})
         return
     holdout = manifest.metrics.holdout
     metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {
-        "TrainingDuration": (seconds, "Seconds"),
-        "TrainingFailed": (0, "Count"),
-        "HoldoutAccuracy": (holdout.accuracy, "None"),
-        "HoldoutF1Macro": (holdout.f1_macro, "None"),
-        "ModelPromoted": (1 if promoted else 0, "Count"),
-        "FeedbackQuarantined": (quarantined, "Count"),
+        Metric.TRAINING_DURATION: (seconds, "Seconds"),
+        Metric.TRAINING_FAILED: (0, "Count"),
+        Metric.HOLDOUT_ACCURACY: (holdout.accuracy, "None"),
+        Metric.HOLDOUT_F1_MACRO: (holdout.f1_macro, "None"),
+        Metric.MODEL_PROMOTED: (1 if promoted else 0, "Count"),
+        Metric.FEEDBACK_QUARANTINED: (quarantined, "Count"),
     })

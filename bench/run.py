@@ -27,6 +27,7 @@ from bench import floors
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
 from devstack.runtime import free_port
+from sommelier_contract.results import TrainingResult
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results"
@@ -265,7 +266,7 @@ def _text_champion(cfg: StackConfig) -> dict:
     body = reviews(1000, np.random.default_rng(0)).to_csv().encode()
     dataset.push(cfg.client("s3"), outputs["DatasetBucketName"], "reviews", body, None, "country", now="bench")
     trained = Embedded(cfg.model_copy(update={"dataset_prefix": "datasets/reviews"}))
-    version = trained.trainer_result(["train", "--no-promote"])["version"]
+    version = TrainingResult.parse(trained.trainer_result(["train", "--no-promote"])).version
     trained.trainer_result(["promote", version, "--yes", "--by", "bench", "--why", "the real-text family's figures"])
     Embedded(cfg).down()
     t = time.perf_counter()

@@ -29,6 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from devstack.config import StackConfig
 from hooklib import write_stack_info
 from sommelier_contract.pointers import Champion, read_champion
+from sommelier_contract.results import TrainingResult
 
 log = logging.getLogger("devstack")
 
@@ -276,11 +277,11 @@ class Runtime(ABC):
         if served:
             log.info("champion %s is promoted and served", served)
             return
-        result = self.trainer_result(["train", "--if-no-champion"])
-        if result.get("reason") == "champion exists":
-            log.info("champion %s is promoted", result["version"])
+        result = TrainingResult.parse(self.trainer_result(["train", "--if-no-champion"]))
+        if result.reason == "champion exists":
+            log.info("champion %s is promoted", result.version)
         else:
-            log.info("%s %s: %s", "promoted" if result["promoted"] else "not promoted", result["version"], result["reason"])
+            log.info("%s %s: %s", "promoted" if result.promoted else "not promoted", result.version, result.reason)
 
     def health(self) -> dict[str, Any]:
         """GET /health through API Gateway, as a user calls it."""

@@ -26,6 +26,7 @@ from devstack.config import StackConfig
 from devstack.logview import render
 from devstack.runtime import AlreadyReported, Runtime, StackError, summary
 from sommelier_client.cli import decision_lines
+from sommelier_contract.results import Holdout, TrainingResult
 
 log = logging.getLogger("devstack")
 
@@ -113,12 +114,12 @@ def _reason(row: dict[str, Any]) -> str:
     return (f"promoted by hand: {hand['why']}; gate: " if hand else "") + (row.get("gate_reason") or "")
 
 
-def holdout_line(result: dict[str, Any]) -> str:
+def holdout_line(result: TrainingResult) -> str:
     """The winner's holdout scores with each class's recall, the number an imbalanced class hides in accuracy."""
-    h = result["holdout"]
-    recall = ", ".join(f"{c} {r:.2f}" for c, r in sorted(h.get("recall", {}).items(), key=lambda kv: kv[1]))
-    return (f"{result.get('model') or 'winner'} on {h.get('rows', '?')} held-out rows: accuracy {_score(h.get('accuracy'))}, "
-            f"macro F1 {_score(h.get('f1_macro'))}; recall per class (lowest first): {recall}")
+    h = result.holdout or Holdout()
+    recall = ", ".join(f"{c} {r:.2f}" for c, r in sorted(h.recall.items(), key=lambda kv: kv[1]))
+    return (f"{result.model or 'winner'} on {h.rows if h.rows is not None else '?'} held-out rows: accuracy {_score(h.accuracy)}, "
+            f"macro F1 {_score(h.f1_macro)}; recall per class (lowest first): {recall}")
 
 
 def _cut(text: str, width: int) -> str:
@@ -228,15 +229,15 @@ def run(args: argparse.Namespace) -> int:
     elif command == "train":
         # without DATASET=name: the champion's own dataset, as the schedule trains it (not whatever the default names)
         follow = [] if "dataset_prefix" in cfg.model_fields_set else ["--follow-champion"]
-        result = rt.trainer_result(["train", *follow, *(["--no-promote"] if args.no_promote else []),
-                                    *(["--metric", args.metric] if args.metric else [])])
+        result = TrainingResult.parse(rt.trainer_result(["train", *follow, *(["--no-promote"] if args.no_promote else []),
+                                                         *(["--metric", args.metric] if args.metric else [])]))
         print("\n".join(decision_lines(result)))  # as `sommelier train` says it
-        if result.get("holdout"):
+        if result.holdout:
             print(holdout_line(result))
-        if result["promoted"] and result.get("champion", result["version"]) != result["version"]:
-            print(f"but {result['champion']} was promoted after it (another run or a person): that is what the API serves")
-        elif result["promoted"]:
-            print(_served_by(rt, result["version"]))
+        if result.promoted and result.champion not in (None, result.version):
+            print(f"but {result.champion} was promoted after it (another run or a person): that is what the API serves")
+        elif result.promoted and result.version:
+            print(_served_by(rt, result.version))
     elif command == "promote":
         pointer = rt.trainer_result(["promote", args.version, *(["--yes"] if args.yes else []), "--by", getpass.getuser(),
                                      *(["--why", args.why] if args.why else [])])

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
 from sommelier_contract.files import NotText, decode, repeated_column
+from sommelier_contract.results import TrainingResult
 
 
 def quiet_closed_stdout() -> None:
@@ -193,11 +194,11 @@ def _file_records(path: Path, rows: list[dict[str, Any]], model: dict[str, Any],
             for i, r in enumerate(rows)]
 
 
-def decision_lines(result: dict[str, Any]) -> list[str]:
+def decision_lines(result: TrainingResult) -> list[str]:
     """A training run's outcome as the decision it is: promoted; kept for a person, with the one command that serves it;
     or refused by the gate, the champion serving on."""
-    version, reason = result["version"], result["reason"]
-    if result["promoted"]:
+    version, reason = result.version, result.reason
+    if result.promoted:
         return [f"model {version}: promoted ({reason})"]
     if reason.startswith("not promoted automatically: "):
         why = reason.removeprefix("not promoted automatically: ").split("; `make promote", 1)[0].split("; review the feedback", 1)[0]
@@ -596,12 +597,13 @@ def train(name, function_name) -> None:
     lam = boto3.client("lambda", config=Config(read_timeout=960, retries={"max_attempts": 0}), **aws_connection())
     click.echo(f"training {name or 'the default dataset'} with {function_name} (this waits for it) ...", err=True)
     resp = lam.invoke(FunctionName=function_name, Payload=json.dumps({"trigger": "cli", **({"dataset": name} if name else {})}))
-    result = json.loads(resp["Payload"].read() or b"null")
-    if resp.get("FunctionError") or not isinstance(result, dict):
-        raise click.ClickException(f"the training function failed: {result}")
-    if result.get("task"):  # too big for the function: the ECS task trains it (`make logs`, the task's log group)
-        click.echo(result["reason"])
+    answer = json.loads(resp["Payload"].read() or b"null")
+    if resp.get("FunctionError") or not isinstance(answer, dict):
+        raise click.ClickException(f"the training function failed: {answer}")
+    result = TrainingResult.parse(answer)
+    if result.task:  # too big for the function: the ECS task trains it (`make logs`, the task's log group)
+        click.echo(result.reason)
         return
-    if not result.get("version"):
-        raise InputError(result.get("reason", "training failed"))
+    if not result.version:
+        raise InputError(result.reason or "training failed")
     click.echo("\n".join(decision_lines(result)))

@@ -11,6 +11,7 @@ from devstack import runtime_for
 from devstack.config import StackConfig
 from devstack.logview import render
 from ops import __main__ as cli
+from sommelier_contract.results import TrainingResult
 
 
 @pytest.fixture
@@ -91,8 +92,9 @@ def test_history_shows_each_versions_dataset_a_promotion_by_hand_and_whole_reaso
 
 
 def test_the_training_report_gives_each_classs_recall_lowest_first():
-    line = cli.holdout_line({"model": "linear_svm_chars", "holdout": {"accuracy": 0.9, "f1_macro": 0.85, "rows": 200,
-                                                                      "recall": {"US": 0.97, "France": 0.63, "Italy": 0.8}}})
+    line = cli.holdout_line(TrainingResult.parse({"version": "v1", "promoted": True, "reason": "", "model": "linear_svm_chars",
+                                                  "holdout": {"accuracy": 0.9, "f1_macro": 0.85, "rows": 200,
+                                                              "recall": {"US": 0.97, "France": 0.63, "Italy": 0.8}}}))
     assert line == ("linear_svm_chars on 200 held-out rows: accuracy 0.900, macro F1 0.850; "
                     "recall per class (lowest first): France 0.63, Italy 0.80, US 0.97")
 
@@ -195,18 +197,18 @@ def test_a_training_run_is_worded_as_the_decision_it_is():
     """Issue 37: every new dataset read as 'refused' with the way forward buried in the reason (make train and sommelier train)."""
     from sommelier_client.cli import decision_lines
 
-    kept = decision_lines({"version": "v2", "promoted": False, "reason": "not promoted automatically: the API would change "
-                               "(new required features ['points']); `make promote VERSION=<this version> YES=1` if that is intended"})
+    kept = decision_lines(TrainingResult.parse({"version": "v2", "promoted": False, "reason": "not promoted automatically: the API would change "
+                               "(new required features ['points']); `make promote VERSION=<this version> YES=1` if that is intended"}))
     assert kept[0] == "model v2: trained and kept; a person decides whether it serves, because the API would change (new required features ['points'])"
     assert kept[1].split() == ["to", "serve", "it:", "make", "promote", "VERSION=v2", "YES=1", 'WHY="<your', "reason,", "recorded", "with",
                                "your", 'name>"']
     assert "champion serves on" in kept[2]
-    doubt = decision_lines({"version": "v3", "promoted": False, "reason": "not promoted automatically: feedback looks anomalous (x); "
-                                "review the feedback, then `make promote VERSION=<this version>` if it is sound"})
+    doubt = decision_lines(TrainingResult.parse({"version": "v3", "promoted": False, "reason": "not promoted automatically: feedback looks anomalous (x); "
+                                "review the feedback, then `make promote VERSION=<this version>` if it is sound"}))
     assert doubt[0].endswith("because feedback looks anomalous (x)") and "YES=1" not in doubt[1] and "VERSION=v3" in doubt[1]
-    assert decision_lines({"version": "v4", "promoted": False, "reason": "holdout macro F1 0.5 regresses"}) == [
+    assert decision_lines(TrainingResult.parse({"version": "v4", "promoted": False, "reason": "holdout macro F1 0.5 regresses"})) == [
         "model v4: not promoted: holdout macro F1 0.5 regresses; the champion serves on"]
-    assert decision_lines({"version": "v5", "promoted": True, "reason": "first model"}) == ["model v5: promoted (first model)"]
+    assert decision_lines(TrainingResult.parse({"version": "v5", "promoted": True, "reason": "first model"})) == ["model v5: promoted (first model)"]
 
 
 @pytest.mark.parametrize(("health", "trains"), [
@@ -280,3 +282,16 @@ def test_the_packages_import_one_way_ops_over_deployer_over_devstack():
     assert not {"deployer", "ops"} & imported("devstack")
     assert "ops" not in imported("deployer") and "devstack" in imported("deployer")
     assert {"devstack", "deployer"} <= imported("ops")
+
+
+def test_a_training_result_reads_back_as_written_and_from_the_older_shapes():
+    """Issue 38: the trainer's result crossed to ops and the CLI as a dict read with string keys; it is one type now."""
+    from sommelier_contract.results import Holdout
+
+    written = TrainingResult(version="v2", promoted=True, reason="better", champion="v2", model="linear_svm", quarantined=3,
+                             holdout=Holdout(accuracy=0.9, f1_macro=0.8, rows=40, recall={"a": 0.7}))
+    assert TrainingResult.parse(json.loads(json.dumps(written.doc()))) == written
+    older = TrainingResult.parse({"version": "v1", "promoted": False, "reason": "kept", "quarantined": [{"key": "k"}], "holdout": None})
+    assert (older.quarantined, older.holdout, older.task) == (1, None, None)  # the CLI once printed the held rows themselves
+    handed = TrainingResult.parse({"version": None, "promoted": False, "reason": "handed over", "task": "arn:task/1"})
+    assert handed.version is None and handed.task == "arn:task/1"

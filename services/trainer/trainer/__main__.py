@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sommelier_contract import pointers
 from sommelier_contract.artifacts import ArtifactRejected, contract_change, load_verified, read_manifest
 from sommelier_contract.dataset import DataError
+from sommelier_contract.results import Holdout, TrainingResult
 from trainer import artifacts
 from trainer.compare import METRICS
 from trainer.config import Settings
@@ -67,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                           promote=not args.no_promote, follow_champion=args.follow_champion)
             holdout = outcome.metrics.holdout if outcome.metrics else None  # None: a champion exists, nothing was trained
             now_serving = pointers.read_champion(s3, settings.model_bucket)  # another run may have promoted after this one
-            _print({"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
-                    "champion": now_serving.version if now_serving else None,
-                    "quarantined": outcome.quarantined, "model": outcome.model,
-                    "holdout": holdout and {"accuracy": holdout.accuracy, "f1_macro": holdout.f1_macro, "rows": holdout.rows,
-                                            "recall": {c: round(m["recall"], 3) for c, m in holdout.per_class.items()}}})
+            _print(TrainingResult(version=outcome.version, promoted=outcome.promoted, reason=outcome.reason,
+                                  champion=now_serving.version if now_serving else None, quarantined=len(outcome.quarantined),
+                                  model=outcome.model,
+                                  holdout=Holdout(accuracy=holdout.accuracy, f1_macro=holdout.f1_macro, rows=holdout.rows,
+                                                  recall={c: round(m["recall"], 3) for c, m in holdout.per_class.items()}) if holdout else None))
         elif command == "promote":
             signed = artifacts.signatures(settings)
             manifest, _, _ = load_verified(s3, settings.model_bucket, args.version, signed)

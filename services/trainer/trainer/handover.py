@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from sommelier_contract import dataset as contract
+from sommelier_contract.results import TrainingResult
 from trainer.config import Settings
 
 log = logging.getLogger("trainer")
@@ -23,7 +24,7 @@ def dataset_rows(s3, settings: Settings) -> int | None:
     return int(pointer["rows"]) if pointer and isinstance(pointer.get("rows"), int) else None
 
 
-def hand_over(ecs: Any, s3, settings: Settings) -> dict[str, Any] | None:
+def hand_over(ecs: Any, s3, settings: Settings) -> dict[str, Any] | None:  # TrainingResult's document
     """Start the ECS task for a dataset too big for this function and say so; None to train here (small enough, or
     no task to hand it to, which is logged)."""
     rows = dataset_rows(s3, settings)
@@ -45,4 +46,4 @@ def hand_over(ecs: Any, s3, settings: Settings) -> dict[str, Any] | None:
     task = run["tasks"][0]["taskArn"]
     reason = f"handed to the ECS training task {task.rsplit('/', 1)[-1]}: {why}"
     log.info("%s", reason)
-    return {"version": None, "promoted": False, "reason": reason, "task": task}
+    return TrainingResult(version=None, promoted=False, reason=reason, task=task).doc()

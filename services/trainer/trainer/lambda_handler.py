@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 
 from sommelier_contract import layout
 from sommelier_contract.dataset import DataError, check_name
+from sommelier_contract.results import TrainingResult
 from trainer.config import Settings
 from trainer.handover import hand_over
 from trainer.train import dataset_settings, run
@@ -41,8 +42,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except DataError as err:
         # Bad data will not improve on a retry; the failure is in the logs and the TrainingFailed metric.
         logger.error("training failed", extra={"error": str(err)})
-        return {"version": None, "promoted": False, "reason": f"training failed: {err}"}
-    result = {"version": outcome.version, "promoted": outcome.promoted, "reason": outcome.reason,
-              "quarantined": len(outcome.quarantined)}
+        return TrainingResult(version=None, promoted=False, reason=f"training failed: {err}").doc()
+    result = TrainingResult(version=outcome.version, promoted=outcome.promoted, reason=outcome.reason,
+                            quarantined=len(outcome.quarantined), model=outcome.model).doc()
     logger.info("training finished", extra=result)
     return result

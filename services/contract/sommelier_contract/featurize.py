@@ -99,7 +99,9 @@ def _analyzer(block: dict[str, Any]) -> Callable[[str], list[str]]:
     return analyze
 
 
-def _counter(words: Callable[[str], list[str]], vocabulary: Any) -> Callable[[str], tuple[int, int]]:
+def word_counter(words: Callable[[str], list[str]], vocabulary: Any) -> Callable[[str], tuple[int, int]]:
+    """A text -> (its words in `vocabulary`, its words), the words cut by `words`."""
+
     def count(doc: str) -> tuple[int, int]:
         found = words(doc)
         return sum(1 for w in found if w in vocabulary), len(found)
@@ -126,7 +128,7 @@ class Featurizer:
         out: dict[int, Callable[[str], tuple[int, int]]] = {}
         for block in self._blocks:
             if block["kind"] == "tfidf" and block["analyzer"] == "word" and block["column"] not in out:
-                out[block["column"]] = _counter(_analyzer({**block, "ngram_range": [1, 1]}), block["vocabulary"])
+                out[block["column"]] = word_counter(_analyzer({**block, "ngram_range": [1, 1]}), block["vocabulary"])
         return out
 
     def chunks(self, X: np.ndarray, rows: int = ROWS_PER_CHUNK) -> Iterator[np.ndarray]:

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected, DocumentUnreadable, Signatures, missing, parse_document, read_manifest, unpickle, verified_artifacts
+from sommelier_contract.featurize import word_counter
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.onnx_model import OnnxModel
 from sommelier_contract.pointers import Candidate, Champion, champion_history
@@ -110,13 +111,12 @@ def pipeline_word_counters(pipeline: Any, names: list[str]) -> dict[str, WordCou
         vectorizer = part.transformer_list[0][1] if hasattr(part, "transformer_list") else part
         if getattr(vectorizer, "analyzer", None) != "word":
             continue
-        prepare, tokens, vocabulary = vectorizer.build_preprocessor(), vectorizer.build_tokenizer(), vectorizer.vocabulary_
+        prepare, tokens = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
 
-        def count(doc: str, prepare=prepare, tokens=tokens, vocabulary=vocabulary) -> tuple[int, int]:
-            found = tokens(prepare(doc))
-            return sum(1 for w in found if w in vocabulary), len(found)
+        def words(doc: str, prepare: Any = prepare, tokens: Any = tokens) -> list[str]:
+            return tokens(prepare(doc))
 
-        out[names[column]] = count
+        out[names[column]] = word_counter(words, vectorizer.vocabulary_)
     return out
 
 

@@ -21,6 +21,18 @@ SERIES: dict[str, tuple[str, dict[str, str], str, str]] = {
 }
 
 
+def _whole(results: dict[str, Any], key: str, stat: str) -> float | None:
+    """One window's value from its clock-aligned periods: sums add, averages are a total over a count, a percentile is
+    the worst period's (percentiles do not add)."""
+    values = results[f"w_{key}"]["Values"]
+    if stat == "Sum":
+        return sum(values) if values else None
+    if stat == "Average":
+        count = sum(results[f"n_{key}"]["Values"])
+        return sum(values) / count if count else None
+    return max(values, default=None)
+
+
 def fetch(cloudwatch, hours: float, period: int = 60, now: datetime | None = None) -> dict[str, Any]:
     """Per-period series and whole-window values of SERIES, plus predictions per class and errors by type."""
     now = now or datetime.now(UTC)
@@ -30,7 +42,9 @@ def fetch(cloudwatch, hours: float, period: int = 60, now: datetime | None = Non
     for key, (name, dims, stat, _) in SERIES.items():
         metric = {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}
         queries.append({"Id": f"s_{key}", "MetricStat": {"Metric": metric, "Period": period, "Stat": stat}})
-        queries.append({"Id": f"w_{key}", "MetricStat": {"Metric": metric, "Period": whole, "Stat": stat}})
+        # the window still comes back as several clock-aligned periods: an average is a total over a count, a percentile the worst period's
+        for wid, wstat in ((f"w_{key}", "Sum"), (f"n_{key}", "SampleCount")) if stat == "Average" else ((f"w_{key}", stat),):
+            queries.append({"Id": wid, "MetricStat": {"Metric": metric, "Period": whole, "Stat": wstat}})
     for m in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=Metric.PREDICTIONS)["Metrics"] + \
             cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName=Metric.ERRORS)["Metrics"]:
         dims = {d["Name"]: d["Value"] for d in m["Dimensions"]}
@@ -48,7 +62,7 @@ def fetch(cloudwatch, hours: float, period: int = 60, now: datetime | None = Non
         for r in cloudwatch.get_metric_data(MetricDataQueries=queries[i:i + 500], StartTime=start, EndTime=now)["MetricDataResults"]:
             results[r["Id"]] = r
     series = {k: sorted(zip(results[f"s_{k}"]["Timestamps"], results[f"s_{k}"]["Values"], strict=True)) for k in SERIES}
-    totals = {k: (results[f"w_{k}"]["Values"] or [None])[0] for k in SERIES}
+    totals = {k: _whole(results, k, SERIES[k][2]) for k in SERIES}
     counts = {r["Label"]: sum(r["Values"]) for r in results.values() if r["Id"].startswith("x") and r["Values"]}
     confidence = {r["Label"]: sorted(zip(r["Timestamps"], r["Values"], strict=True))
                   for r in results.values() if r["Id"].startswith("c") and r["Values"]}

@@ -84,3 +84,22 @@ def test_a_bad_release_moves_the_5xx_alarm_and_a_rollback_recovers(stack, exampl
         assert stack.post("/predict", {"features": example}).status_code == 200
 
     eventually(recovered, timeout=20)
+
+
+def test_a_window_that_straddles_a_period_boundary_is_read_whole(stack):
+    """CloudWatch (and the emulator) cut a window into clock-aligned periods, so even a period longer than the
+    window can come back as two datapoints: the canary's evidence and `make metrics`' totals add them all up."""
+    from trainer.canary import gather  # what the canary evaluator reads, against the stack's real CloudWatch API
+
+    cw, namespace, version = stack.client("cloudwatch"), f"SommelierTest{uuid.uuid4().hex[:8]}", "straddling"
+    period = 360  # gather's period for a 300 s window
+    start = datetime.fromtimestamp((int(datetime.now(UTC).timestamp()) - 150) // period * period - 150, UTC)
+    at = [start + timedelta(seconds=s) for s in range(10, 300, 20)]  # 15 requests, 8 before the boundary, 7 after
+    dims = [{"Name": "ModelVersion", "Value": version}]
+    cw.put_metric_data(Namespace=namespace, MetricData=[
+        m for i, t in enumerate(at) for m in ({"MetricName": "Requests", "Dimensions": dims, "Value": 1.0, "Timestamp": t},
+                                              {"MetricName": "ServerError", "Dimensions": dims, "Value": float(i % 5 == 0), "Timestamp": t},
+                                              {"MetricName": "Latency", "Dimensions": dims, "Value": 10.0 + i, "Timestamp": t})])
+    evidence = gather(cw, namespace, version, start, start + timedelta(seconds=300))
+    assert evidence.requests == 15 and evidence.error_rate == pytest.approx(3 / 15), evidence
+    assert evidence.p99_ms is not None and evidence.p99_ms >= 20, evidence  # the later period's, where the slowest were

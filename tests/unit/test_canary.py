@@ -81,9 +81,10 @@ def test_the_rules(canary_settings, candidate, decision, why):
 
 
 class FakeCloudWatch:
-    """get_metric_data answering per ModelVersion from a table, or failing."""
+    """get_metric_data answering per ModelVersion from a table of datapoints (one value per clock-aligned
+    period, as CloudWatch cuts a window), or failing."""
 
-    def __init__(self, by_version: dict[str, dict[str, float]] | None):
+    def __init__(self, by_version: dict[str, dict[str, list[float]]] | None):
         self.by_version = by_version
 
     def get_metric_data(self, MetricDataQueries, StartTime, EndTime):  # noqa: N803 - boto3's names
@@ -91,12 +92,17 @@ class FakeCloudWatch:
             raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "GetMetricData")
         version = MetricDataQueries[0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
         values = self.by_version.get(version, {})
-        return {"MetricDataResults": [{"Id": q["Id"], "Values": [values[q["Id"]]] if q["Id"] in values else []} for q in MetricDataQueries]}
+        return {"MetricDataResults": [{"Id": q["Id"], "Values": values.get(q["Id"], [])} for q in MetricDataQueries]}
+
+
+def _record(requests: list[float], errors: list[float], p99: list[float], low: list[float] | None = None) -> dict[str, list[float]]:
+    """Per period: requests, 5xx among them, p99 ms, and low-confidence answers among them."""
+    return {"requests": requests, "errors": errors, "errors_n": requests, "p99": p99,
+            "lowconf": low or [0.0] * len(requests), "lowconf_n": requests}
 
 
 def test_a_good_candidate_is_promoted_and_the_decision_recorded(s3, trained, candidate, canary_settings):
-    cw = FakeCloudWatch({candidate.version: {"requests": 40, "errors": 0.0, "p99": 30, "lowconf": 0.05},
-                         trained.version: {"requests": 120, "errors": 0.0, "p99": 30, "lowconf": 0.05}})
+    cw = FakeCloudWatch({candidate.version: _record([40], [0], [30], [2]), trained.version: _record([120], [0], [30], [6])})
     outcome = evaluate(canary_settings, s3, cw, NOW)
     assert outcome["decision"] == "promote"
     assert pointers.read_champion(s3, MODEL_BUCKET).version == candidate.version
@@ -104,9 +110,17 @@ def test_a_good_candidate_is_promoted_and_the_decision_recorded(s3, trained, can
     assert artifacts.read_manifest(s3, MODEL_BUCKET, candidate.version).canary["decision"] == "promote"
 
 
+def test_a_trial_across_periods_counts_every_period(s3, trained, candidate, canary_settings):
+    """A trial that straddles a period boundary comes back as several datapoints: each alone is under the
+    minimum (10 here) and has no error, together they are 12 requests with 4 errors (a third)."""
+    cw = FakeCloudWatch({candidate.version: _record([6, 6], [0, 4], [30, 45]), trained.version: _record([60, 60], [0, 0], [30, 40])})
+    outcome = evaluate(canary_settings, s3, cw, NOW)
+    assert outcome["decision"] == "rollback" and "5xx rate 33.3%" in outcome["reason"], outcome
+    assert outcome["evidence"]["candidate"]["requests"] == 12 and outcome["evidence"]["candidate"]["p99_ms"] == 45
+
+
 def test_a_failing_candidate_is_rolled_back_and_the_champion_stays(s3, trained, candidate, canary_settings):
-    cw = FakeCloudWatch({candidate.version: {"requests": 40, "errors": 0.5, "p99": 30},
-                         trained.version: {"requests": 120, "errors": 0.0, "p99": 30}})
+    cw = FakeCloudWatch({candidate.version: _record([40], [20], [30]), trained.version: _record([120], [0], [30])})
     outcome = evaluate(canary_settings, s3, cw, NOW)
     assert outcome["decision"] == "rollback" and "5xx rate 50.0%" in outcome["reason"]
     assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version

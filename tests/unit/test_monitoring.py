@@ -16,7 +16,7 @@ from sklearn.datasets import load_wine
 from bench.training import reviews
 from predictor.records import PredictionRecorder
 from predictor.service import build_deps
-from sommelier_client.observe import fetch, summary
+from sommelier_client.observe import _whole, fetch, summary
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, put_manifest, read_json
 from sommelier_contract.manifest import Manifest
@@ -380,3 +380,18 @@ def test_a_key_cannot_difference_the_monitoring_view_into_another_keys_inputs(mo
     assert view["prediction_drift"]["classes"].get("class_2", 0) == 0  # nor the other key's answer
     victim = call(deps, "GET", "/monitoring", key_id="victim")[1]["report"]
     assert victim["predictions"] == 1 and victim["status"] == "not enough data"
+
+
+def test_the_window_totals_add_up_every_period_it_came_back_as(s3):
+    """`make metrics`' whole-window figures: an hour that straddles a clock hour comes back as two datapoints."""
+    cw, now = boto3.client("cloudwatch"), datetime(2026, 11, 24, 12, 20, tzinfo=UTC)
+    for at, errors in ((now - timedelta(minutes=40), [0, 0, 1]), (now - timedelta(minutes=10), [1, 0, 0, 0])):
+        cw.put_metric_data(Namespace="Sommelier", MetricData=[
+            {"MetricName": "Requests", "Dimensions": [{"Name": "Route", "Value": "/predict"}], "Value": 1.0, "Timestamp": at} for _ in errors] + [
+            {"MetricName": "ServerError", "Value": float(e), "Timestamp": at} for e in errors])
+    totals = fetch(cw, 1, now=now)["totals"]
+    assert totals["requests"] == 7 and totals["errors5xx"] == pytest.approx(2 / 7) and totals["p99"] is None
+    # moto aligns periods to the start time, CloudWatch and MiniStack to the clock: the same hour as two periods
+    two = {"w_requests": {"Values": [3.0, 4.0]}, "w_errors5xx": {"Values": [1.0, 1.0]}, "n_errors5xx": {"Values": [3.0, 4.0]},
+           "w_p99": {"Values": [40.0, 90.0]}}
+    assert (_whole(two, "requests", "Sum"), _whole(two, "errors5xx", "Average"), _whole(two, "p99", "p99")) == (7.0, 2 / 7, 90.0)

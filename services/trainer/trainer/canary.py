@@ -34,20 +34,31 @@ class Evidence:
 
 
 def gather(cloudwatch, namespace: str, version: str, start: datetime, end: datetime) -> Evidence:
-    """One model's live record between start and end (raises on unreadable metrics)."""
+    """One model's live record between start and end (raises on unreadable metrics).
+
+    CloudWatch cuts the window into periods aligned to the clock, so a trial of any length can come back
+    as two or more datapoints: counts and sums add up over all of them, rates are a total over a total,
+    and p99 is the worst period's (percentiles do not add)."""
     period = max(60, int((end - start).total_seconds()) // 60 * 60 + 60)
     queries = {
-        "requests": (Metric.REQUESTS, "Sum"), "errors": (Metric.SERVER_ERROR, "Average"), "p99": (Metric.LATENCY, "p99"),
-        "lowconf": (Metric.LOW_CONFIDENCE, "Average"), "feedback": (Metric.FEEDBACK_CORRECT, "SampleCount"), "accuracy": (Metric.FEEDBACK_CORRECT, "Average"),
+        "requests": (Metric.REQUESTS, "Sum"), "p99": (Metric.LATENCY, "p99"),
+        "errors": (Metric.SERVER_ERROR, "Sum"), "errors_n": (Metric.SERVER_ERROR, "SampleCount"),
+        "lowconf": (Metric.LOW_CONFIDENCE, "Sum"), "lowconf_n": (Metric.LOW_CONFIDENCE, "SampleCount"),
+        "correct": (Metric.FEEDBACK_CORRECT, "Sum"), "feedback": (Metric.FEEDBACK_CORRECT, "SampleCount"),
     }
     result = cloudwatch.get_metric_data(
         MetricDataQueries=[{"Id": key, "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": name,
                                                                  "Dimensions": [{"Name": "ModelVersion", "Value": version}]},
                                                       "Period": period, "Stat": stat}} for key, (name, stat) in queries.items()],
         StartTime=start, EndTime=end)
-    values = {r["Id"]: (r["Values"] or [None])[0] for r in result["MetricDataResults"]}
-    return Evidence(requests=values["requests"] or 0.0, error_rate=values["errors"], p99_ms=values["p99"],
-                    low_confidence=values["lowconf"], feedback=values["feedback"] or 0.0, accuracy=values["accuracy"])
+    values = {r["Id"]: r["Values"] for r in result["MetricDataResults"]}
+
+    def share(part: str, whole: str) -> float | None:
+        return sum(values[part]) / sum(values[whole]) if sum(values[whole]) else None
+
+    return Evidence(requests=float(sum(values["requests"])), error_rate=share("errors", "errors_n"),
+                    p99_ms=max(values["p99"], default=None), low_confidence=share("lowconf", "lowconf_n"),
+                    feedback=float(sum(values["feedback"])), accuracy=share("correct", "feedback"))
 
 
 def decide(candidate: Evidence, champion: Evidence, settings: Settings) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 
 A baseline from 5,000 messy reviews-like training rows (free text, ~100 varieties, gaps in price), then PREDICTIONS
 predictions stored as the predictor stores them (items of 100) in a DynamoDB table (moto, in this process), half of them
-shifted (prices doubled, notes in another language); then one monitoring pass (trainer/monitor.py's run: scan, expand,
+shifted (prices doubled, notes in another language); then one monitoring pass (monitor/report.py's run: scan, expand,
 compare, report, metrics) timed, with the process's peak memory, and the monitor's import time in a fresh process.
 Prints JSON.
 """
@@ -26,17 +26,18 @@ from bench.training import reviews
 
 
 def _import_ms() -> float:
-    script = ("import time; t=time.perf_counter(); import trainer.monitor, trainer.drift, scipy.stats, scipy.spatial.distance; "
+    script = ("import time; t=time.perf_counter(); import monitor.report, monitor.drift, scipy.stats, scipy.spatial.distance; "
               "print((time.perf_counter()-t)*1000)")
     return round(float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout), 1)
 
 
 def main(n: int) -> None:
+    from monitor import report as monitor
     from predictor.records import PredictionRecorder
     from sommelier_contract import layout
     from sommelier_contract.artifacts import Signatures, put_manifest
+    from sommelier_contract.baseline import profile
     from sommelier_contract.manifest import Manifest
-    from trainer import drift, monitor
 
     os.environ.update({"AWS_ACCESS_KEY_ID": "b", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1"})
     os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -45,7 +46,7 @@ def main(n: int) -> None:
     rng = np.random.default_rng(0)
     train = reviews(5000, rng)
     t = time.perf_counter()
-    base = drift.profile(features, {f["name"]: train[f["name"]].tolist() for f in features}, predicted=["US"] * 1000,
+    base = profile(features, {f["name"]: train[f["name"]].tolist() for f in features}, predicted=["US"] * 1000,
                          confidence=list(rng.uniform(0.4, 1, 1000)), correct=[True] * 900 + [False] * 100,
                          classes=["France", "Italy", "Spain", "US"], segments=[{"name": "price_range", "feature": "price", "edges": [20, 40, 60]}])
     profile_s = time.perf_counter() - t

@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from devstack.config import ROOT
 from devstack.runtime import StackError, container_cli, image_exists, log
 from devstack.tasks import default_subnets, parse_pairs, run_training_task
-from hooklib import ensure_bucket, template_url, upload_bundles  # the hooks' own helpers: one way to bundle code
+from hooklib import code_parameters, ensure_bucket, template_url, upload_bundles  # the hooks' own helpers: one way to bundle code
 from sommelier_contract import layout
 
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed", "The submitted information didn't contain changes")
@@ -232,7 +232,7 @@ class Deployer:
         keys, sha256 = upload_bundles(self.s3, ROOT, boot["CodeBucketName"])
         params = {
             "Prefix": cfg.prefix, "StageName": cfg.stage, "CodeBucket": boot["CodeBucketName"],
-            "PredictorCodeKey": keys["predictor"], "PredictorCodeSha256": sha256["predictor"], "TrainerCodeKey": keys["trainer"],
+            **code_parameters(keys, sha256),
             "DatasetPrefix": cfg.dataset_prefix, "DatasetName": cfg.dataset_prefix.strip("/").rsplit("/", 1)[-1],
             "TrainerImageUri": images["trainer"],
             # where the function starts the training task for a dataset too big for it (the ECS task's own subnets)

@@ -73,10 +73,19 @@ def build_bundle(package_dirs: list[pathlib.Path]) -> bytes:
     return buf.getvalue()
 
 
+FUNCTIONS = ("predictor", "trainer", "monitor")  # each a zip of services/<name>/<name> and the contract
+
+
+def code_parameters(keys: dict[str, str], sha256: dict[str, str]) -> dict[str, str]:
+    """The template's parameters that name the functions' zips (upload_bundles' keys)."""
+    return {"PredictorCodeKey": keys["predictor"], "PredictorCodeSha256": sha256["predictor"], "TrainerCodeKey": keys["trainer"],
+            "MonitorCodeKey": keys["monitor"]}
+
+
 def upload_bundles(s3, root: pathlib.Path, code_bucket: str) -> tuple[dict[str, str], dict[str, str]]:
     """Zip each function's package, content-addressed, into `code_bucket`: (keys, base64 sha256 as Lambda reports it)."""
     keys, sha256 = {}, {}
-    for name in ("predictor", "trainer"):
+    for name in FUNCTIONS:
         bundle = build_bundle(function_packages(root, name))
         digest = hashlib.sha256(bundle)
         keys[name] = f"lambda/{name}-{digest.hexdigest()[:16]}.zip"

@@ -16,6 +16,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from botocore.exceptions import ClientError  # noqa: E402
 from hooklib import (  # noqa: E402
+    FUNCTIONS,
+    code_parameters,
     ensure_bucket,
     env,
     log,
@@ -52,9 +54,7 @@ def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str], 
     params = {
         "Prefix": env("SOMMELIER_PREFIX"),
         "CodeBucket": code_bucket,
-        "PredictorCodeKey": keys["predictor"],
-        "PredictorCodeSha256": sha256["predictor"],
-        "TrainerCodeKey": keys["trainer"],
+        **code_parameters(keys, sha256),
         "DatasetPrefix": env("SOMMELIER_DATASET_PREFIX"),
         "DatasetName": env("SOMMELIER_DATASET_PREFIX").strip("/").rsplit("/", 1)[-1],
     }
@@ -132,7 +132,7 @@ def main() -> None:
         # LocalStack's free edition: each function's code and dependencies are a folder on the Docker host
         # (built by compose's lambda-build service), mounted through the magic "hot-reload" bucket.
         code_bucket = "hot-reload"
-        keys = {name: f"{hot_reload.rstrip('/')}/{name}" for name in ("predictor", "trainer")}
+        keys = {name: f"{hot_reload.rstrip('/')}/{name}" for name in FUNCTIONS}
         sha256 = {name: "" for name in keys}
         log.info("Lambda code from hot-reload folders under %s", hot_reload)
     else:

@@ -261,27 +261,36 @@ def test_an_engine_is_found_by_its_socket_without_curl(tmp_path, answer, found):
         server.close()
 
 
-def test_the_packages_import_one_way_ops_over_deployer_over_devstack():
-    """Issue 38: devstack's command line imported deployer, which imports devstack: a package cycle. The command line is
-    ops/ now; devstack imports neither, deployer never ops. Read from the code: every import statement, lazy ones too."""
+def _imported(folder: str) -> set[str]:
+    """The top-level packages a folder's modules import (every import statement, lazy ones too), read from the code."""
     import ast
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    names = set()
+    for path in (Path(__file__).resolve().parents[2] / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+    return names
 
-    def imported(package: str) -> set[str]:
-        names = set()
-        for path in (root / package).glob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
-                    names |= {a.name.split(".")[0] for a in node.names}
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    names.add(node.module.split(".")[0])
-        return names
 
-    assert not {"deployer", "ops"} & imported("devstack")
-    assert "ops" not in imported("deployer") and "devstack" in imported("deployer")
-    assert {"devstack", "deployer"} <= imported("ops")
+def test_the_packages_import_one_way_ops_over_deployer_over_devstack():
+    """Issue 38: devstack's command line imported deployer, which imports devstack: a package cycle. The command line is
+    ops/ now; devstack imports neither, deployer never ops."""
+    assert not {"deployer", "ops"} & _imported("devstack")
+    assert "ops" not in _imported("deployer") and "devstack" in _imported("deployer")
+    assert {"devstack", "deployer"} <= _imported("ops")
+
+
+@pytest.mark.parametrize("service", ["predictor", "trainer", "monitor"])
+def test_each_service_imports_only_itself_and_the_contract(service):
+    """Issue 38: the monitor lived inside the trainer. Each service ships as its own zip (its folder and the contract), so
+    importing another service's package would fail in AWS; the contract imports no service."""
+    services = {"predictor", "trainer", "monitor", "frontend", "sommelier_client"}
+    assert _imported(f"services/{service}/{service}") & services <= {service}
+    assert not _imported("services/contract/sommelier_contract") & services
 
 
 def test_a_training_result_reads_back_as_written_and_from_the_older_shapes():

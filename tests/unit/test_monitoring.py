@@ -1,5 +1,5 @@
-"""Model monitoring: the statistics (trainer/drift.py) on real wine data and messy reviews-like data, and a monitoring
-pass (trainer/monitor.py) on moto: the report, its signature, its metrics, and the faults the issue names."""
+"""Model monitoring: the statistics (monitor/drift.py; the baseline: sommelier_contract/baseline.py) on real wine data
+and messy reviews-like data, and a monitoring pass (monitor/report.py) on moto: the report, its signature, its metrics, and the faults the issue names."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ import pytest
 from sklearn.datasets import load_wine
 
 from bench.training import reviews
+from monitor import drift
+from monitor import report as monitor
 from predictor.records import PredictionRecorder
 from predictor.service import build_deps
 from sommelier_client.observe import _whole, fetch, summary
-from sommelier_contract import layout, pointers
+from sommelier_contract import baseline, layout, pointers
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, put_manifest, read_json
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.monitoring import public_view, read_report
-from trainer import drift, monitor
 
 from .conftest import MODEL_BUCKET, ROOT
 from .test_api import TABLE, call, ddb, deps  # noqa: F401  (the predictions table and the predictor's wiring)
@@ -46,7 +47,7 @@ def _split(frame: pd.DataFrame, features: list[dict], seed: int) -> tuple[dict, 
     order = np.random.default_rng(seed).permutation(len(frame))
     cut = int(len(frame) * 0.8)
     train, held = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
-    base = drift.profile(features, {f["name"]: train[f["name"]].tolist() for f in features}, predicted=["a"], confidence=[0.9],
+    base = baseline.profile(features, {f["name"]: train[f["name"]].tolist() for f in features}, predicted=["a"], confidence=[0.9],
                          correct=[True], classes=["a"], segments=[])
     return base, _records(held, features)
 
@@ -106,7 +107,7 @@ def test_the_public_view_shows_no_callers_inputs():
     frame = reviews(1000, np.random.default_rng(3))
     base, held = _split(frame, REVIEW_FEATURES, 1)
     segment = {"name": "variety", "feature": "variety"}
-    base["segments"] = {"variety": drift._frequencies([str(v) for v in frame["variety"].dropna()])}
+    base["segments"] = {"variety": baseline.frequencies([str(v) for v in frame["variety"].dropna()])}
     sent = [{**r, "variety": "Secret-Cuvee-42", "my_private_field": 1} for r in held]
     found = drift.compare_features(base, sent)
     report = {"quality": drift.quality(base, sent, found), "segments": drift.compare_segments(base, [segment], sent, [(sent[0], True)])}
@@ -133,7 +134,7 @@ def test_large_samples_are_judged_by_a_distance_not_a_test():
 
 
 def test_the_accuracy_estimate_follows_confidence_and_feedback_accuracy_has_an_interval():
-    base = drift.profile(WINE_FEATURES[:1], {"alcohol": [13.0] * 10}, predicted=["a"] * 100, classes=["a", "b"], segments=[],
+    base = baseline.profile(WINE_FEATURES[:1], {"alcohol": [13.0] * 10}, predicted=["a"] * 100, classes=["a", "b"], segments=[],
                          confidence=[0.95] * 50 + [0.55] * 50, correct=[True] * 48 + [False] * 2 + [True] * 25 + [False] * 25)
     sure = drift.compare_predictions(base, ["a"] * 40, [0.95] * 40)["estimated_accuracy"]["value"]
     unsure = drift.compare_predictions(base, ["a"] * 40, [0.55] * 40)["estimated_accuracy"]["value"]

@@ -18,9 +18,10 @@ import pandas as pd
 
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import Signatures, put_manifest
+from sommelier_contract.baseline import profile as profile_of
 from sommelier_contract.manifest import DatasetRef, Gate, Manifest, Metrics, ModelInfo, Serving
 from sommelier_contract.metric_names import Metric
-from trainer import artifacts, drift, metrics, onnx_export
+from trainer import artifacts, metrics, onnx_export
 from trainer.compare import Winner
 from trainer.config import Settings
 from trainer.data import TrainingData, imputation
@@ -76,10 +77,10 @@ def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: l
 
 def baseline(data: TrainingData, verdict: Verdict, seed: int) -> bytes:
     """The training rows' profile and the holdout's answers, which model monitoring compares recent predictions with
-    (trainer/drift.py); an artifact like the others, so the manifest's signature covers it."""
+    (services/monitor); an artifact like the others, so the manifest's signature covers it."""
     columns = {f["name"]: data.X_train[:, i].tolist() for i, f in enumerate(data.features)}
     correct = [p == t for p, t in zip(verdict.predicted, data.y_test_labels, strict=True)]
-    profile = drift.profile(data.features, columns, predicted=verdict.predicted, confidence=verdict.confidence, correct=correct,
+    profile = profile_of(data.features, columns, predicted=verdict.predicted, confidence=verdict.confidence, correct=correct,
                             classes=data.labels, segments=data.dataset.spec.get("segments", []), seed=seed)
     return json.dumps(profile, separators=(",", ":")).encode()
 

@@ -1,6 +1,6 @@
 """Model monitoring: the champion's recent predictions (DynamoDB) against the baseline it was trained with (a signed
 artifact of its version), as a signed report in the model bucket, metrics and alarms in CloudWatch, and, when asked
-for (RETRAIN_ON_DRIFT), a training run after sustained drift. The statistics are in trainer/drift.py.
+for (RETRAIN_ON_DRIFT), a training run after sustained drift. The statistics are in monitor/drift.py.
 
 It reads what serving wrote and never writes anything serving reads, so a monitor that fails leaves predictions as
 they were. Predictions of other models (an earlier champion, a candidate on trial) are left out and counted: each
@@ -19,12 +19,12 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitor import drift
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, verified_artifact
 from sommelier_contract.metric_names import Metric
 from sommelier_contract.monitoring import read_latest, read_report, write_latest
 from sommelier_contract.stored import expand
-from trainer import drift
 
 log = logging.getLogger("monitor")
 FORMAT = 1

@@ -1,5 +1,5 @@
-"""Model monitoring's statistics: a profile of what a model was trained on (its baseline, written and signed with its
-artifacts) and a comparison of recent predictions with it.
+"""Model monitoring's statistics: recent predictions compared with the profile of what the model was trained on (its
+baseline: sommelier_contract/baseline.py, written and signed with the model's artifacts).
 
 Each feature is compared on independent units (one value per prediction; a text gives two: its length in tokens and
 the share of its tokens the training text never used) with a test chosen by sample size, as Evidently chooses:
@@ -17,152 +17,21 @@ Pure numpy and scipy: no scikit-learn, no pandas, so the monitor's function stay
 from __future__ import annotations
 
 import math
-import numbers
-import re
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from sommelier_contract.baseline import bins, is_missing, numbers_of, strings, text_measures, tokenized
 from sommelier_contract.records import bucket_of
 
-FORMAT = 1
-TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern, lower-cased like TfidfVectorizer
-SAMPLE = 2000  # training values kept per measure for the two-sample tests
-TOP_CATEGORIES = 50
-KNOWN_CATEGORIES = 5000
-VOCABULARY = 5000
-TOP_TOKENS = 50
 SMALL = 1000  # up to this many values a test decides, above it a distance
 ALPHA = 0.05  # the family-wise false-alarm rate, divided among the tests
 WASSERSTEIN = 0.1  # in training standard deviations
 JENSEN_SHANNON = 0.1
 PSI_SHIFT = 0.2  # the usual rule of thumb: above it, a significant shift
 MIN_PREDICTIONS = 30  # fewer: "not enough data", never a verdict
-CONFIDENCE_EDGES = [0.5, 0.6, 0.7, 0.8, 0.9]  # calibration bins for the estimate before labels
 _EPS = 1e-4
-
-
-def tokens(text: str) -> list[str]:
-    return TOKEN.findall(text.lower())
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def _numbers(values: Sequence[Any]) -> np.ndarray:
-    out = np.full(len(values), np.nan)
-    for i, v in enumerate(values):
-        if isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_):
-            out[i] = float(v)
-    return out
-
-
-def _sample(x: np.ndarray, rng: np.random.Generator) -> list[float]:
-    chosen = x if len(x) <= SAMPLE else rng.choice(x, SAMPLE, replace=False)
-    return [round(float(v), 6) for v in chosen]
-
-
-def _bins(x: np.ndarray, edges: list[float]) -> np.ndarray:
-    return np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
-
-
-def _numeric_profile(x: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
-    present = x[~np.isnan(x)]
-    if not len(present):
-        return {"n": 0, "missing": 1.0}
-    edges = [float(e) for e in np.unique(np.quantile(present, np.linspace(0.1, 0.9, 9)))]
-    return {"n": int(len(present)), "missing": float(1 - len(present) / len(x)), "min": float(present.min()),
-            "max": float(present.max()), "std": float(present.std()), "edges": edges,
-            "shares": (_bins(present, edges) / len(present)).tolist(), "sample": _sample(present, rng)}
-
-
-def _frequencies(values: list[str]) -> dict[str, Any]:
-    """How many values, the shares of the TOP_CATEGORIES most frequent, and the share of all the others."""
-    counts = Counter(values)
-    top = dict(counts.most_common(TOP_CATEGORIES))
-    total = max(len(values), 1)
-    return {"n": len(values), "shares": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total}
-
-
-def _categorical_profile(values: list[str | None]) -> dict[str, Any]:
-    present = [v for v in values if v is not None]
-    counts = Counter(present)
-    return {**_frequencies(present), "missing": 1 - len(present) / max(len(values), 1),
-            "known": sorted(counts)[:KNOWN_CATEGORIES], "known_complete": len(counts) <= KNOWN_CATEGORIES,
-            "singletons": sum(1 for c in counts.values() if c == 1)}
-
-
-def _tokenized(values: list[str | None]) -> list[list[str]]:
-    return [tokens(text) if text is not None else [] for text in values]
-
-
-def _text_measures(docs: list[list[str]], vocabulary: set[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per text (its tokens): its length and the share of them outside `vocabulary` (NaN for a missing or empty text)."""
-    lengths, unseen = np.full(len(docs), np.nan), np.full(len(docs), np.nan)
-    for i, words in enumerate(docs):
-        if words:
-            lengths[i] = len(words)
-            unseen[i] = sum(w not in vocabulary for w in words) / len(words) if vocabulary else 0.0
-    return lengths, unseen
-
-
-def _text_profile(values: list[str | None], rng: np.random.Generator) -> dict[str, Any]:
-    docs = _tokenized(values)
-    counts = Counter(w for words in docs for w in words)
-    vocabulary = [w for w, _ in counts.most_common(VOCABULARY)]
-    lengths, unseen = _text_measures(docs, set(vocabulary))
-    total = max(sum(counts.values()), 1)
-    top = dict(counts.most_common(TOP_TOKENS))
-    present = lengths[~np.isnan(lengths)]
-    return {"n": int(len(present)), "missing": float(1 - len(present) / max(len(values), 1)), "vocabulary": vocabulary,
-            "tokens": {k: v / total for k, v in top.items()}, "other": 1 - sum(top.values()) / total,
-            "length": _numeric_profile(lengths, rng), "unseen": _numeric_profile(unseen, rng)}
-
-
-def _strings(values: Sequence[Any]) -> list[str | None]:
-    return [None if _missing(v) else str(v) for v in values]
-
-
-def profile(features: list[dict[str, Any]], columns: dict[str, Sequence[Any]], *, predicted: list[str],
-            confidence: list[float], correct: list[bool], classes: list[str], segments: list[dict[str, Any]],
-            seed: int = 0) -> dict[str, Any]:
-    """The baseline: each feature of the training rows (`columns`, by name), the holdout's predicted classes, its
-    confidence, and how often it was right at each confidence level (for the estimate before labels)."""
-    rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {}
-    for f in features:
-        values = columns[f["name"]]
-        if f["type"] == "numeric":
-            out[f["name"]] = {"type": "numeric", **_numeric_profile(_numbers(values), rng)}
-        elif f["type"] == "categorical":
-            out[f["name"]] = {"type": "categorical", **_categorical_profile(_strings(values))}
-        else:
-            out[f["name"]] = {"type": "text", **_text_profile(_strings(values), rng)}
-    conf = np.asarray(confidence, dtype=float)
-    right = np.asarray(correct, dtype=bool)
-    level = np.searchsorted(CONFIDENCE_EDGES, conf, side="right")
-    rows = len(next(iter(columns.values()))) if columns else 0
-    return {
-        "format": FORMAT,
-        "rows": rows,
-        "features": out,
-        "predictions": {
-            "rows": len(predicted),
-            "classes": {c: predicted.count(c) / max(len(predicted), 1) for c in classes},
-            "confidence": _numeric_profile(conf, rng),
-            "accuracy": float(right.mean()) if len(right) else None,
-            "calibration": {"edges": CONFIDENCE_EDGES,
-                            "rows": np.bincount(level, minlength=len(CONFIDENCE_EDGES) + 1).tolist(),
-                            "correct": np.bincount(level, weights=right, minlength=len(CONFIDENCE_EDGES) + 1).astype(int).tolist()},
-        },
-        "segments": {s["name"]: _segment_shares(s, columns) for s in segments if s.get("feature") in columns},
-    }
-
-
-# ------------------------------------------------------------------------------------------------ comparing
 
 
 def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -181,7 +50,7 @@ def _numeric_test(base: dict[str, Any], x: np.ndarray, alpha: float, what: str) 
 
     present = x[~np.isnan(x)]
     n = len(present)
-    shares = _bins(present, base["edges"]) / max(n, 1)
+    shares = bins(present, base["edges"]) / max(n, 1)
     out: dict[str, Any] = {"measure": what, "n": n, "psi": round(_psi(np.asarray(base["shares"]), shares), 4),
                            "mean": float(present.mean()) if n else None}
     reference = np.asarray(base["sample"])
@@ -263,17 +132,17 @@ def compare_features(baseline: dict[str, Any], records: list[dict[str, Any]]) ->
     for name, base in features.items():
         values = [r.get(name) for r in records]
         entry: dict[str, Any] = {"feature": name, "type": base["type"], "baseline_missing": round(base["missing"], 4),
-                                 "missing": round(sum(map(_missing, values)) / max(len(values), 1), 4)}
+                                 "missing": round(sum(map(is_missing, values)) / max(len(values), 1), 4)}
         if base["type"] == "numeric":
             if not base["n"]:
                 out.append({**entry, "drifted": False, "tests": [], "psi": None, "note": "no training values"})
                 continue
-            tests = [_numeric_test(base, _numbers(values), alpha, "values")]
+            tests = [_numeric_test(base, numbers_of(values), alpha, "values")]
         elif base["type"] == "categorical":
-            tests = [_categorical_test(base, [v for v in _strings(values) if v is not None], alpha, baseline["rows"])]
+            tests = [_categorical_test(base, [v for v in strings(values) if v is not None], alpha, baseline["rows"])]
         else:
-            docs = _tokenized(_strings(values))
-            lengths, unseen = _text_measures(docs, set(base["vocabulary"]))
+            docs = tokenized(strings(values))
+            lengths, unseen = text_measures(docs, set(base["vocabulary"]))
             counts = Counter(w for words in docs for w in words)
             tests = [_numeric_test(base["length"], lengths, alpha, "length in tokens"),
                      _numeric_test(base["unseen"], unseen, alpha, "share of words the training text never used")]
@@ -328,12 +197,12 @@ def quality(baseline: dict[str, Any], records: list[dict[str, Any]], drift: list
     for name, base in baseline["features"].items():
         d = by_feature[name]
         values = [r.get(name) for r in records]
-        missing = sum(map(_missing, values))
+        missing = sum(map(is_missing, values))
         checks.append({"check": "missing", "feature": name, "value": d["missing"], "baseline": d["baseline_missing"],
                        "violated": d["missing"] - d["baseline_missing"] > 0.1 and _more_than(missing, n, max(base["missing"], 0.5 / rows), alpha),
                        "message": f"{d['missing']:.0%} of values missing (training: {d['baseline_missing']:.0%})"})
         if base["type"] == "numeric" and base["n"]:
-            x = _numbers(values)
+            x = numbers_of(values)
             x = x[~np.isnan(x)]
             outside = int(np.sum((x < base["min"]) | (x > base["max"])))
             share = outside / max(len(x), 1)
@@ -343,7 +212,7 @@ def quality(baseline: dict[str, Any], records: list[dict[str, Any]], drift: list
                            "message": f"{outside} value(s) outside the training range {base['min']:g} to {base['max']:g}"})
         elif base["type"] == "categorical":
             known = set(base["known"])
-            present = [v for v in _strings(values) if v is not None]
+            present = [v for v in strings(values) if v is not None]
             unseen = Counter(v for v in present if v not in known)
             share = sum(unseen.values()) / max(len(present), 1)
             expected = base.get("singletons", 0) / max(base["n"], 1)  # Good-Turing: how often training met a category once
@@ -413,10 +282,6 @@ def accuracy(outcomes: list[tuple[str, bool]]) -> dict[str, Any]:
         days.setdefault(day, []).append(right)
     return {"overall": one([r for _, r in outcomes]) if outcomes else None,
             "days": [{"day": d, **one(v)} for d, v in sorted(days.items())]}
-
-
-def _segment_shares(segment: dict[str, Any], columns: dict[str, Sequence[Any]]) -> dict[str, Any]:
-    return _frequencies([b for b in (bucket_of(segment, v) for v in columns[segment["feature"]]) if b is not None])
 
 
 def compare_segments(baseline: dict[str, Any], segments: list[dict[str, Any]], records: list[dict[str, Any]],

@@ -1,5 +1,5 @@
 """The model monitoring function: an EventBridge rule invokes it hourly, `make monitor` / `sommelier monitor --since 24h`
-on demand. Wiring only: trainer/monitor.py does the work. It imports no scikit-learn."""
+on demand. Wiring only: monitor/report.py does the work. It imports no scikit-learn."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from monitor.report import Settings, parse_since, run
 from sommelier_contract.artifacts import Signatures
 from sommelier_contract.metric_names import Metric
-from trainer.monitor import Settings, parse_since, run
 
-logger = Logger(service="monitor")  # owns the "monitor" logger, so trainer/monitor.py logs JSON too
+logger = Logger(service="monitor")  # owns the "monitor" logger, so monitor/report.py logs JSON too
 settings = Settings()
 s3, dynamodb, cloudwatch, kms, lam = (boto3.client(name) for name in ("s3", "dynamodb", "cloudwatch", "kms", "lambda"))
 model_signatures = Signatures(kms, settings.model_signing_key)

@@ -419,7 +419,7 @@ def monitor(since, png, as_json, function_name) -> None:
         report = invoke(lam, function_name, since)
     except MonitorError as err:
         raise InputError(str(err)) from None
-    click.echo(json.dumps(report, indent=2) if as_json else text(report))
+    click.echo(json.dumps(report.doc(), indent=2) if as_json else text(report))
     if png:
         click.echo(f"\nchart written to {chart(report, png)}", err=as_json)
 

@@ -113,7 +113,7 @@ def test_a_malformed_latest_pointer_does_not_wedge_the_monitor(monitoring, repor
     assert call(reporting, "GET", "/monitoring")[0] == 503
     repaired = monitoring(now=now + timedelta(seconds=1))
     assert repaired["status"] == "ok" and repaired["drift_streak"] in (0, 1)
-    assert read_report(s3, MODEL_BUCKET, monitoring.reports)["key"] == repaired["key"]
+    assert read_report(s3, MODEL_BUCKET, monitoring.reports).key == repaired["key"]
     assert call(reporting, "GET", "/monitoring")[1]["report"]["at"] == repaired["at"]
 
 

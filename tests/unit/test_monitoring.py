@@ -22,7 +22,7 @@ from sommelier_client.observe import _whole, fetch, summary
 from sommelier_contract import baseline, layout, pointers
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, put_manifest, read_json
 from sommelier_contract.manifest import Manifest
-from sommelier_contract.monitoring import public_view, read_report
+from sommelier_contract.monitoring import Report, public_view, read_report
 
 from .conftest import MODEL_BUCKET, ROOT
 from .test_api import TABLE, call, ddb, deps  # noqa: F401  (the predictions table and the predictor's wiring)
@@ -110,10 +110,12 @@ def test_the_public_view_shows_no_callers_inputs():
     base["segments"] = {"variety": baseline.frequencies([str(v) for v in frame["variety"].dropna()])}
     sent = [{**r, "variety": "Secret-Cuvee-42", "my_private_field": 1} for r in held]
     found = drift.compare_features(base, sent)
-    report = {"quality": drift.quality(base, sent, found), "segments": drift.compare_segments(base, [segment], sent, [(sent[0], True)])}
-    report["violations"] = [q for q in report["quality"] if q["violated"]]
-    assert "Secret-Cuvee-42" in json.dumps(report) and "my_private_field" in json.dumps(report)  # the operators' report has them
-    public = public_view(report)
+    quality = drift.quality(base, sent, found)
+    report = Report.parse({"at": "2026-12-02T12:00:00.000Z", "window": {"since": "2026-12-01T12:00:00.000Z", "hours": 24}, "status": "ok",
+                           "message": "", "quality": quality, "violations": [q for q in quality if q["violated"]],
+                           "segments": drift.compare_segments(base, [segment], sent, [(sent[0], True)])})
+    assert "Secret-Cuvee-42" in report.to_json().decode() and "my_private_field" in report.to_json().decode()  # the operators' report has them
+    public = public_view(report).doc()
     assert "Secret-Cuvee-42" not in json.dumps(public) and "my_private_field" not in json.dumps(public)
     unseen = next(q for q in public["violations"] if q["check"] == "unseen_category")
     assert unseen["message"] == "100% of values are categories training never saw"
@@ -172,8 +174,11 @@ def monitoring(trained, ddb, signatures, report_key):  # noqa: F811
     reports = Signatures(kms, report_key, subject="monitoring report", signer="the monitor's key")
 
     def run(**kwargs) -> dict:
-        return monitor.run(settings, s3=boto3.client("s3"), dynamodb=ddb, cloudwatch=boto3.client("cloudwatch"),
-                           model_signatures=signatures, report_signatures=reports, lam=lam, **kwargs)
+        """The pass's report as its JSON, what the function answers (and it reads back as the same report)."""
+        report = monitor.run(settings, s3=boto3.client("s3"), dynamodb=ddb, cloudwatch=boto3.client("cloudwatch"),
+                             model_signatures=signatures, report_signatures=reports, lam=lam, **kwargs)
+        assert Report.parse(json.loads(json.dumps(report.doc()))) == report
+        return report.doc()
 
     run.reports, run.lam = reports, lam  # type: ignore[attr-defined]
     return run
@@ -219,7 +224,7 @@ def test_a_drifted_sample_is_reported_signed_counted_and_retrained_on_when_it_la
 
     s3 = boto3.client("s3")
     stored = read_report(s3, MODEL_BUCKET, monitoring.reports)  # the latest, its signature verified
-    assert stored["key"] == first["key"] and stored["drifted_features"] == first["drifted_features"]
+    assert stored.key == first["key"] and list(stored.drifted_features) == first["drifted_features"]
     body = s3.get_object(Bucket=MODEL_BUCKET, Key=first["key"])["Body"].read()
     s3.put_object(Bucket=MODEL_BUCKET, Key=first["key"], Body=body.replace(b'"alcohol"', b'"malic_acid"'))
     with pytest.raises(ArtifactRejected, match="monitoring report .* is for another document"):
@@ -295,7 +300,7 @@ def test_a_model_without_a_baseline_is_skipped_with_words(monitoring, trained, d
     report = monitoring()
     assert report["status"] == "no baseline"
     assert report["message"] == f"model {trained.version} has no baseline (it was trained before monitoring existed): retrain it to monitor it"
-    assert read_report(s3, MODEL_BUCKET, monitoring.reports)["status"] == "no baseline"
+    assert read_report(s3, MODEL_BUCKET, monitoring.reports).status == "no baseline"
 
 
 def test_a_baseline_is_used_only_as_signed(monitoring, trained, ddb):  # noqa: F811

@@ -12,19 +12,14 @@ they are shown or passed on whole, not read field by field.
 from __future__ import annotations
 
 import json
-import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
-from types import UnionType
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sommelier_contract.typed import build as _build
+from sommelier_contract.typed import omit as _omit
+from sommelier_contract.typed import plain as _plain
+
 FORMAT = 2
-
-
-def _omit(default: Any = None) -> Any:
-    """A field left out of the JSON while it holds `default` (as the format always did)."""
-    if isinstance(default, tuple | dict):
-        return field(default_factory=type(default), metadata={"omit": True})
-    return field(default=default, metadata={"omit": True})
 
 
 @dataclass(frozen=True)
@@ -264,58 +259,3 @@ class Manifest:
             "gate_reason": self.gate.reason,
             "promoted_by_hand": next((_plain(p) for p in reversed(self.promotions) if p.at in pointed_at), None),
         }
-
-
-# -- JSON <-> dataclasses, for the types above ---------------------------------------------------------------
-
-def _plain(value: Any) -> Any:
-    """A dataclass (nested) as JSON values, leaving out `_omit` fields that hold their default."""
-    if is_dataclass(value) and not isinstance(value, type):
-        out = {}
-        for f in fields(value):
-            item = getattr(value, f.name)
-            default = f.default_factory() if f.default_factory is not MISSING else f.default
-            if f.metadata.get("omit") and item == default:
-                continue
-            out[f.name] = _plain(item)
-        return out
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build(cls: type, doc: Any, where: str) -> Any:
-    if not isinstance(doc, dict):
-        raise ValueError(f"{where} must be an object, not {type(doc).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for name, value in doc.items():
-        if name in known:
-            kwargs[name] = _convert(hints[name], value, f"{where}.{name}")
-    missing = [n for n, f in known.items() if n not in kwargs and f.default is MISSING and f.default_factory is MISSING]
-    if missing:
-        raise ValueError(f"{where} lacks {', '.join(missing)}")
-    return cls(**kwargs)
-
-
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, UnionType):
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if isinstance(hint, type) and is_dataclass(hint):
-        return _build(hint, value, where)
-    if origin is dict and len(args) == 2 and isinstance(args[1], type) and is_dataclass(args[1]):
-        if not isinstance(value, dict):
-            raise ValueError(f"{where} must be an object")
-        return {k: _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if origin is tuple and args and isinstance(args[0], type) and is_dataclass(args[0]):
-        if not isinstance(value, list):
-            raise ValueError(f"{where} must be a list")
-        return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-    return value

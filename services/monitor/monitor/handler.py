@@ -28,7 +28,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"status": "bad request", "message": str(err)}
     try:
         return run(settings, s3=s3, dynamodb=dynamodb, cloudwatch=cloudwatch, model_signatures=model_signatures,
-                   report_signatures=report_signatures, lam=lam, window_hours=hours)
+                   report_signatures=report_signatures, lam=lam, window_hours=hours).doc()
     except Exception:
         logger.exception("monitoring failed")
         try:

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,11 +24,10 @@ from monitor import drift
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, verified_artifact
 from sommelier_contract.metric_names import Metric
-from sommelier_contract.monitoring import read_latest, read_report, write_latest
+from sommelier_contract.monitoring import Report, Retraining, TrendPoint, Window, publish, read_latest, read_report, write_report
 from sommelier_contract.stored import expand
 
 log = logging.getLogger("monitor")
-FORMAT = 1
 TREND = 48  # reports carried in each report's trend: two days of the hourly schedule
 
 
@@ -114,216 +114,184 @@ def assess(baseline: dict[str, Any], manifest_segments: list[dict[str, Any]], re
     }
 
 
-def _metrics(report: dict[str, Any]) -> list[dict[str, Any]]:
+def _metrics(report: Report) -> list[dict[str, Any]]:
     def datum(name: str, value: float, unit: str = "None", **dims: str) -> dict[str, Any]:
         return {"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()], "Value": float(value), "Unit": unit}
 
-    data = [datum(Metric.MONITORED_PREDICTIONS, report["predictions"], "Count"), datum(Metric.MONITOR_FAILED, 0, "Count")]
-    if report["status"] != "ok":
+    data = [datum(Metric.MONITORED_PREDICTIONS, report.predictions, "Count"), datum(Metric.MONITOR_FAILED, 0, "Count")]
+    if report.status != "ok":
         return data  # no verdict without data: the alarms treat missing data as not breaching
-    data.append(datum(Metric.DRIFTED_FEATURES, len(report["drifted_features"]), "Count"))
-    for f in report["features"]:
-        data.append(datum(Metric.FEATURE_DRIFT, 1 if f["drifted"] else 0, "Count", Feature=f["feature"]))
-        if f.get("psi") is not None:
-            data.append(datum(Metric.FEATURE_PSI, f["psi"], Feature=f["feature"]))
-    data.append(datum(Metric.DATA_QUALITY_VIOLATIONS, len(report["violations"]), "Count"))
-    for q in report["quality"]:
-        data.append(datum(Metric.DATA_QUALITY_VIOLATIONS, 1 if q["violated"] else 0, "Count", Check=q["check"]))
-    pred = report["prediction_drift"]
-    data.append(datum(Metric.PREDICTION_DRIFT, 1 if pred["drifted"] else 0, "Count"))
-    if pred["estimated_accuracy"]:
-        data.append(datum(Metric.ESTIMATED_ACCURACY, pred["estimated_accuracy"]["value"]))
-    overall = report["accuracy"]["overall"]
-    if overall and overall["n"] >= drift.MIN_PREDICTIONS:
-        data.append(datum(Metric.MONITORED_ACCURACY, overall["accuracy"]))
-        data.append(datum(Metric.ACCURACY_DROP, round(report["model"]["holdout_accuracy"] - overall["accuracy"], 4)))
-    for s in report["segments"]:
-        data.append(datum(Metric.SEGMENT_DRIFT, 1 if s["drifted"] else 0, "Count", Segment=s["segment"]))
-        for b in s["buckets"]:
-            if b["accuracy"] is not None:
-                data.append(datum(Metric.SEGMENT_ACCURACY, b["accuracy"], Segment=s["segment"], Bucket=b["bucket"]))
+    data.append(datum(Metric.DRIFTED_FEATURES, len(report.drifted_features), "Count"))
+    for f in report.features:
+        data.append(datum(Metric.FEATURE_DRIFT, 1 if f.drifted else 0, "Count", Feature=f.feature))
+        if f.psi is not None:
+            data.append(datum(Metric.FEATURE_PSI, f.psi, Feature=f.feature))
+    data.append(datum(Metric.DATA_QUALITY_VIOLATIONS, len(report.violations), "Count"))
+    for q in report.quality:
+        data.append(datum(Metric.DATA_QUALITY_VIOLATIONS, 1 if q.violated else 0, "Count", Check=q.check))
+    pred = report.prediction_drift
+    if pred is not None:
+        data.append(datum(Metric.PREDICTION_DRIFT, 1 if pred.drifted else 0, "Count"))
+        if pred.estimated_accuracy:
+            data.append(datum(Metric.ESTIMATED_ACCURACY, pred.estimated_accuracy.value))
+    overall = report.accuracy.overall if report.accuracy else None
+    if overall and overall.n >= drift.MIN_PREDICTIONS and report.model and report.model.holdout_accuracy is not None:
+        data.append(datum(Metric.MONITORED_ACCURACY, overall.accuracy))
+        data.append(datum(Metric.ACCURACY_DROP, round(report.model.holdout_accuracy - overall.accuracy, 4)))
+    for s in report.segments:
+        data.append(datum(Metric.SEGMENT_DRIFT, 1 if s.drifted else 0, "Count", Segment=s.segment))
+        for b in s.buckets:
+            if b.accuracy is not None:
+                data.append(datum(Metric.SEGMENT_ACCURACY, b.accuracy, Segment=s.segment, Bucket=b.bucket))
     return data
 
 
-def publish_metrics(cloudwatch, namespace: str, report: dict[str, Any]) -> None:
+def publish_metrics(cloudwatch, namespace: str, report: Report) -> None:
     data = _metrics(report)
     for i in range(0, len(data), 1000):
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
 
 
-def _write_signed(s3, bucket: str, key: str, report: dict[str, Any], signatures: Signatures) -> None:
-    body = json.dumps(report, indent=1, sort_keys=True, allow_nan=False).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    s3.put_object(Bucket=bucket, Key=layout.report_signature_key(key), Body=json.dumps(signatures.sign(body)).encode(),
-                  ContentType="application/json")
-
-
-def write_report(s3, bucket: str, report: dict[str, Any], signatures: Signatures) -> None:
-    """The report (at its "key"), its signature, then the pointer to it: a crash in between leaves the previous report
-    the latest."""
-    key = report["key"]
-    _write_signed(s3, bucket, key, report, signatures)
-    write_latest(s3, bucket, {"key": key, "at": report["at"], "status": report["status"], "drifted_features": report["drifted_features"],
-                              "drift_streak": report["drift_streak"]}, signatures)
-
-
-def _streak(s3, bucket: str, signatures: Signatures, report: dict[str, Any]) -> int:
+def _streak(s3, bucket: str, signatures: Signatures, report: Report) -> int:
     """How many reports in a row, this one included, found drift (a report without data says nothing either way). A
     latest-report pointer that cannot be trusted counts nothing; this pass's pointer replaces it."""
     try:
-        latest = read_latest(s3, bucket, signatures) or {}
+        latest = read_latest(s3, bucket, signatures)
     except ArtifactRejected as err:
         log.warning("the streak starts again: %s", err)
-        latest = {}
-    before = latest.get("drift_streak", 0) if isinstance(latest.get("drift_streak"), int) else 0
-    if report["status"] != "ok":
+        latest = None
+    before = latest.drift_streak if latest else 0
+    if report.status != "ok":
         return before
-    return before + 1 if report["drifted_features"] else 0
+    return before + 1 if report.drifted_features else 0
 
 
-def _retrain(settings: Settings, lam, report: dict[str, Any]) -> dict[str, Any] | None:
+def _retrain(settings: Settings, lam, report: Report) -> Retraining | None:
     """After `retrain_after` drifted reports in a row, a training run (asynchronous); the gate still decides."""
-    if not (settings.retrain_on_drift and report["status"] == "ok" and report["drifted_features"]):
+    if not (settings.retrain_on_drift and report.status == "ok" and report.drifted_features):
         return None
-    if report["drift_streak"] < settings.retrain_after:
-        return {"started": False, "why": f"drift in {report['drift_streak']} report(s) in a row; retraining after {settings.retrain_after}"}
-    why = (f"drift in {report['drift_streak']} reports in a row ({', '.join(report['drifted_features'])}); "
+    streak = report.drift_streak or 0
+    if streak < settings.retrain_after:
+        return Retraining(started=False, why=f"drift in {streak} report(s) in a row; retraining after {settings.retrain_after}")
+    why = (f"drift in {streak} reports in a row ({', '.join(report.drifted_features)}); "
            f"the quality gate decides whether the new model is promoted")
     if not settings.trainer_function:
-        return {"started": False, "why": f"{why}, but no TRAINER_FUNCTION is set"}
+        return Retraining(started=False, why=f"{why}, but no TRAINER_FUNCTION is set")
     lam.invoke(FunctionName=settings.trainer_function, InvocationType="Event",
                Payload=json.dumps({"trigger": "drift", "reason": why}).encode())
     log.info("retraining: %s", why)
-    return {"started": True, "why": why}
+    return Retraining(started=True, why=why)
+
+
+def _stamp(at: datetime) -> str:
+    """As the predictor writes created_at: the same format compares as strings."""
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def run(settings: Settings, *, s3, dynamodb, cloudwatch, model_signatures: Signatures, report_signatures: Signatures,
-        lam=None, now: datetime | None = None, window_hours: float | None = None) -> dict[str, Any]:
-    """One monitoring pass: the report (also written, signed, to the model bucket) with its key under "key"."""
+        lam=None, now: datetime | None = None, window_hours: float | None = None) -> Report:
+    """One monitoring pass: the report, also written (signed) to the model bucket at its key, with its metrics."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     hours = window_hours or settings.monitor_window_hours
     since = now - timedelta(hours=hours)
     accuracy_since = min(since, now - timedelta(days=settings.monitor_accuracy_days))
-    report: dict[str, Any] = {"format": FORMAT, "at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                              # as the predictor writes created_at: the same format compares as strings
-                              "window": {"since": since.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "hours": hours},
-                              "predictions": 0, "drifted_features": [], "violations": []}
+    report = findings(settings, s3, dynamodb, model_signatures, report_signatures,
+                      Report(at=_stamp(now), window=Window(since=_stamp(since), hours=hours), status="", message=""), _stamp(accuracy_since))
+    trend, note = _trend(s3, settings.model_bucket, report_signatures, report)
+    report = replace(report, trend=trend, trend_note=note, key=layout.report_key(report.at))
+    report = replace(report, drift_streak=_streak(s3, settings.model_bucket, report_signatures, report))
+    report = replace(report, retraining=_retrain(settings, lam, report), seconds=round(time.perf_counter() - started, 3))
+    publish(s3, settings.model_bucket, report, report_signatures)
+    publish_metrics(cloudwatch, settings.metrics_namespace, report)
+    log.info("monitoring: %s", report.message)
+    return report
+
+
+def findings(settings: Settings, s3, dynamodb, model_signatures: Signatures, report_signatures: Signatures, blank: Report,
+             accuracy_since: str) -> Report:
+    """The champion's predictions in `blank`'s window against its baseline: a verdict, or the reason there is none (no
+    model, no baseline, not enough data). Also writes each active API key's own report."""
+    def without(status: str, message: str, **more: Any) -> Report:
+        return Report.parse({**blank.doc(), "status": status, "message": message, **more}, strict=True)
+
     try:
         champion = pointers.read_champion(s3, settings.model_bucket)
     except ArtifactRejected as err:
-        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no model",
-                       "message": f"the champion pointer cannot be read: {err}"}, started)
+        return without("no model", f"the champion pointer cannot be read: {err}")
     if not champion:
-        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no model",
-                       "message": "there is no champion to monitor yet: train one (make train)"}, started)
+        return without("no model", "there is no champion to monitor yet: train one (make train)")
     version = champion.version
     try:
         manifest, body = verified_artifact(s3, settings.model_bucket, version, "baseline", model_signatures)
     except ArtifactNotListed:
-        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no baseline", "message":
-                       f"model {version} has no baseline (it was trained before monitoring existed): retrain it to monitor it"}, started)
+        return without("no baseline", f"model {version} has no baseline (it was trained before monitoring existed): retrain it to monitor it")
     except ArtifactRejected as err:
-        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {"status": "no baseline", "message":
-                       f"the baseline of model {version} cannot be used: {err}"}, started)
+        return without("no baseline", f"the baseline of model {version} cannot be used: {err}")
     baseline = json.loads(body)
-    report["model"] = {"version": version, "dataset": manifest.dataset.name, "family": manifest.model.family,
-                       "holdout_accuracy": manifest.metrics.holdout.accuracy}
-    since_text = report["window"]["since"]
-    everything, sampled = read_predictions(dynamodb, settings.predictions_table,
-                                           accuracy_since.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                                           settings.monitor_max_predictions)
+    model = {"version": version, "dataset": manifest.dataset.name, "family": manifest.model.family,
+             "holdout_accuracy": manifest.metrics.holdout.accuracy}
+    everything, sampled = read_predictions(dynamodb, settings.predictions_table, accuracy_since, settings.monitor_max_predictions)
     mine = [r for r in everything if r.get("model_version") == version]
-    recent = [r for r in mine if r["created_at"] >= since_text]
-    others = Counter(r.get("model_version", "?") for r in everything if r.get("model_version") != version and r["created_at"] >= since_text)
-    report |= {"predictions": len(recent), "sampled": sampled, "left_out": dict(others)}
-    common = {"format": FORMAT, "at": report["at"], "window": report["window"], "model": report["model"]}
-    report["caller_reports"] = caller_reports(settings, s3, report_signatures, baseline, manifest.segments, common, recent, mine)
+    recent = [r for r in mine if r["created_at"] >= blank.window.since]
+    others = Counter(r.get("model_version", "?") for r in everything if r.get("model_version") != version and r["created_at"] >= blank.window.since)
+    common = Report.parse({**blank.doc(), "model": model}, strict=True)
+    counted = {"model": model, "predictions": len(recent), "sampled": sampled, "left_out": dict(others),
+               "caller_reports": caller_reports(settings, s3, report_signatures, baseline, manifest.segments, common, recent, mine)}
     if len(recent) < drift.MIN_PREDICTIONS:
         left = f"; {sum(others.values())} prediction(s) of other models left out" if others else ""
-        return _finish(settings, s3, cloudwatch, report_signatures, lam, report | {
-            "status": "not enough data", "accuracy": drift.accuracy([(d, r) for _, d, r in _outcomes(mine)]),
-            "message": f"not enough data: {len(recent)} prediction(s) of model {version} in the last {hours:.4g} h; "
-                       f"at least {drift.MIN_PREDICTIONS} are needed to compare{left}"}, started)
-    report |= {"status": "ok", **assess(baseline, manifest.segments, recent, mine)}
-    report["message"] = _verdict(report, "", version)
-    return _finish(settings, s3, cloudwatch, report_signatures, lam, report, started)
+        return without("not enough data", f"not enough data: {len(recent)} prediction(s) of model {version} in the last "
+                       f"{blank.window.hours:.4g} h; at least {drift.MIN_PREDICTIONS} are needed to compare{left}",
+                       accuracy=drift.accuracy([(d, r) for _, d, r in _outcomes(mine)]), **counted)
+    report = without("ok", "", **counted, **assess(baseline, manifest.segments, recent, mine))
+    return replace(report, message=_verdict(report, "", version))
 
 
 MAX_CALLER_REPORTS = 200  # the most active API keys in a window get a report of their own each pass
 
 
-def _verdict(report: dict[str, Any], whose: str, version: str) -> str:
-    n = len(report["drifted_features"])
-    return (f"{n} feature(s) drifted: {', '.join(report['drifted_features'])}" if n else "no feature drifted") + \
-        f"; {len(report['violations'])} data-quality violation(s); {report['predictions']} prediction(s) of {whose}model {version}"
+def _verdict(report: Report, whose: str, version: str) -> str:
+    n = len(report.drifted_features)
+    return (f"{n} feature(s) drifted: {', '.join(report.drifted_features)}" if n else "no feature drifted") + \
+        f"; {len(report.violations)} data-quality violation(s); {report.predictions} prediction(s) of {whose}model {version}"
 
 
 def caller_reports(settings: Settings, s3, signatures: Signatures, baseline: dict[str, Any], segments: list[dict[str, Any]],
-                   common: dict[str, Any], recent: list[dict[str, Any]], mine: list[dict[str, Any]]) -> int:
+                   common: Report, recent: list[dict[str, Any]], mine: list[dict[str, Any]]) -> int:
     """Each API key's own report: the same findings over its own predictions only, signed, at layout.caller_report_key.
     GET /monitoring shows a key its own, never the report over every key's predictions: any aggregate over several keys'
     inputs (a mean and a count) can be differenced into one key's values by another that knows its own (issue 36).
-    Returns how many were written."""
+    `common` holds the pass's time, window and model. Returns how many were written."""
     by_caller: dict[str, list[dict[str, Any]]] = {}
     for r in mine:
         by_caller.setdefault(str(r.get("caller_key_id") or "-"), []).append(r)
-    since = common["window"]["since"]
+    since = common.window.since
     active = Counter({c: sum(r["created_at"] >= since for r in rows) for c, rows in by_caller.items()})
-    version = common["model"]["version"]
+    version = common.model.version if common.model else "?"
     for caller, _ in active.most_common(MAX_CALLER_REPORTS):
         labelled = by_caller[caller]
         own = [r for r in labelled if r["created_at"] >= since]
-        key = layout.caller_report_key(caller)
-        report: dict[str, Any] = {**common, "key": key, "scope": "the predictions of this API key only", "predictions": len(own),
-                                  "drifted_features": [], "violations": []}
+        base = {**common.doc(), "key": layout.caller_report_key(caller), "scope": "the predictions of this API key only", "predictions": len(own)}
         if len(own) < drift.MIN_PREDICTIONS:
-            report |= {"status": "not enough data", "accuracy": drift.accuracy([(d, r) for _, d, r in _outcomes(labelled)]),
-                       "message": f"not enough data: {len(own)} prediction(s) of this API key with model {version} in the window; "
-                                  f"at least {drift.MIN_PREDICTIONS} are needed to compare"}
+            report = Report.parse({**base, "status": "not enough data", "accuracy": drift.accuracy([(d, r) for _, d, r in _outcomes(labelled)]),
+                                   "message": f"not enough data: {len(own)} prediction(s) of this API key with model {version} in the window; "
+                                              f"at least {drift.MIN_PREDICTIONS} are needed to compare"}, strict=True)
         else:
-            report |= {"status": "ok", **assess(baseline, segments, own, labelled)}
-            report["message"] = _verdict(report, "this API key with ", version)
+            report = Report.parse({**base, "status": "ok", "message": "", **assess(baseline, segments, own, labelled)}, strict=True)
+            report = replace(report, message=_verdict(report, "this API key with ", version))
         try:
-            previous = read_report(s3, settings.model_bucket, signatures, key)
+            previous = read_report(s3, settings.model_bucket, signatures, report.key)
         except ArtifactRejected:  # none yet, or one that cannot be trusted: its trend starts again
             previous = None
-        report["trend"] = [*((previous or {}).get("trend") or []), _point(report)][-TREND:]
-        _write_signed(s3, settings.model_bucket, key, report, signatures)
+        write_report(s3, settings.model_bucket, replace(report, trend=(*(previous.trend if previous else ()), report.point())[-TREND:]), signatures)
     return min(len(active), MAX_CALLER_REPORTS)
 
 
-def _point(report: dict[str, Any]) -> dict[str, Any]:
-    """What one report adds to the trend: enough to draw class mix, drift and accuracy over time."""
-    pred = report.get("prediction_drift") or {}
-    return {"at": report["at"], "status": report["status"], "model_version": (report.get("model") or {}).get("version"),
-            "predictions": report["predictions"], "drifted_features": len(report["drifted_features"]),
-            "violations": len(report["violations"]), "classes": pred.get("classes"),
-            "mean_confidence": pred.get("mean_confidence"),
-            "estimated_accuracy": (pred.get("estimated_accuracy") or {}).get("value"),
-            "accuracy": ((report.get("accuracy") or {}).get("window") or {}).get("accuracy")}
-
-
-def _trend(s3, bucket: str, signatures: Signatures, report: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+def _trend(s3, bucket: str, signatures: Signatures, report: Report) -> tuple[tuple[TrendPoint, ...], str | None]:
     """The last TREND reports' points, this one's last: carried from the previous report, which is read only when its
     signature verifies (a trend that cannot be trusted starts again, and the report says why)."""
     try:
         previous = read_report(s3, bucket, signatures)
     except ArtifactRejected as err:
-        return [_point(report)], f"the trend starts again: the previous report was refused ({err})"
-    earlier = (previous or {}).get("trend") or []
-    return [*earlier, _point(report)][-TREND:], None
-
-
-def _finish(settings: Settings, s3, cloudwatch, signatures: Signatures, lam, report: dict[str, Any], started: float) -> dict[str, Any]:
-    report["trend"], note = _trend(s3, settings.model_bucket, signatures, report)
-    if note:
-        report["trend_note"] = note
-    report["drift_streak"] = _streak(s3, settings.model_bucket, signatures, report)
-    report["retraining"] = _retrain(settings, lam, report)
-    report["key"] = layout.report_key(report["at"])
-    report["seconds"] = round(time.perf_counter() - started, 3)
-    write_report(s3, settings.model_bucket, report, signatures)
-    publish_metrics(cloudwatch, settings.metrics_namespace, report)
-    log.info("monitoring: %s", report["message"])
-    return report
+        return (report.point(),), f"the trend starts again: the previous report was refused ({err})"
+    return (*(previous.trend if previous else ()), report.point())[-TREND:], None

@@ -179,8 +179,8 @@ def model_info(req: Request, service: PredictionService) -> Reply:
 
 def monitoring(req: Request, service: PredictionService) -> Reply:
     report, message = service.monitoring(req.caller)
-    return Reply(200, {"request_id": req.request_id, "message": message, "report": report},
-                 (report.get("model") or {}).get("version") if report else None)
+    return Reply(200, {"request_id": req.request_id, "message": message, "report": report.doc() if report else None},
+                 report.model.version if report and report.model else None)
 
 
 def health(req: Request, service: PredictionService) -> Reply:

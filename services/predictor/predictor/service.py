@@ -26,6 +26,7 @@ from predictor.serving import Conflicting, Invalid, TooLarge, Unavailable, Unkno
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected
 from sommelier_contract.metric_names import Metric
+from sommelier_contract.monitoring import Report
 from sommelier_contract.records import FieldError
 
 
@@ -187,7 +188,7 @@ class PredictionService:
             return {"status": "degraded", "model_version": version, "reason": self.deps.store.degraded, "package": package}
         return {"status": "ok", "model_version": version, "package": package}
 
-    def monitoring(self, caller: str | None) -> tuple[dict[str, Any] | None, str]:
+    def monitoring(self, caller: str | None) -> tuple[Report | None, str]:
         """The caller's own monitoring report of the latest pass (its public view) and its verdict in words, or None and
         why there is none."""
         reports = self.deps.reports

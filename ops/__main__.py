@@ -7,7 +7,6 @@ says what to do; a traceback goes to .sommelier/logs/devstack.log, never to the 
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
 import logging
@@ -15,10 +14,12 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 from tabulate import tabulate
 
 from devstack import runtime_for
@@ -26,51 +27,10 @@ from devstack.config import StackConfig
 from devstack.logview import render
 from devstack.runtime import AlreadyReported, Runtime, StackError, summary
 from sommelier_client.cli import decision_lines
+from sommelier_contract.pointers import Champion
 from sommelier_contract.results import Holdout, TrainingResult
 
 log = logging.getLogger("devstack")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start and provision the stack, train a first model, warm the function")
-    down = sub.add_parser("down", help="stop what `up` started (state is kept)")
-    down.add_argument("--purge", action="store_true", help="also delete the stack's state (compose: its volume)")
-    sub.add_parser("status", help="is the stack up: runtime, ports, what answers, the model served")
-    sub.add_parser("info", help="how to use the running stack")
-    logs = sub.add_parser("logs", help="emulator, frontend and predictor-function logs")
-    logs.add_argument("--lines", type=int, default=40)
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new predictor log lines (Ctrl-C stops)")
-    logs.add_argument("--raw", action="store_true", help="the function's JSON lines as they are")
-    train = sub.add_parser("train", help="train on the running stack; promote if the gate passes")
-    train.add_argument("--no-promote", action="store_true")
-    train.add_argument("--metric", choices=["accuracy", "f1_macro", "log_loss"], help="choose the winner on this CV score (default f1_macro)")
-    promote = sub.add_parser("promote", help="make VERSION the champion (its artifacts are verified first)")
-    promote.add_argument("version")
-    promote.add_argument("--yes", action="store_true", help="confirm a promotion that changes the API's input or classes")
-    promote.add_argument("--why", help="why you promote it (recorded, signed, in the version's manifest)")
-    sub.add_parser("rollback", help="restore the champion before the current one")
-    sub.add_parser("canary-evaluate", help="promote the candidate model on trial, or roll it back, on live evidence")
-    monitor = sub.add_parser("monitor", help="compare the champion's recent predictions with its training data (the monitoring function)")
-    monitor.add_argument("--since", default="24h", help="the window: 24h, 7d, 90m")
-    monitor.add_argument("--png", type=Path, help="also draw the report")
-    history = sub.add_parser("history", help="every model version, newest first")
-    history.add_argument("--json", action="store_true", help="machine-readable")
-    history.add_argument("--wide", action="store_true", help="each gate reason whole")
-    deploy = sub.add_parser("deploy", help="deploy the images and template to the AWS account of your credentials (DEPLOY_* settings)")
-    deploy.add_argument("--yes", action="store_true", help="execute change sets without asking")
-    destroy = sub.add_parser("destroy", help="delete the deployed stacks (data buckets kept unless --purge)")
-    destroy.add_argument("--yes", action="store_true")
-    destroy.add_argument("--purge", action="store_true", help="also empty and delete the data, model and page buckets")
-    sub.add_parser("images", help="the images at this revision, built when missing, with progress (make test-compose builds "
-                                  "them first, outside any test's timeout); says so and does nothing without podman or docker")
-    sub.add_parser("train-task", help="run the trainer image as the deployed stack's ECS Fargate task and follow its logs")
-    sub.add_parser("rehearse", help="make deploy against a fresh emulator standing in for an account, then the full suite")
-    metrics = sub.add_parser("metrics", help="the last hour's custom metrics")
-    metrics.add_argument("--hours", type=float, default=1)
-    metrics.add_argument("--png", type=Path)
-    return parser
 
 
 def _fmt_time(iso: str | None) -> str:
@@ -154,8 +114,96 @@ def follow_logs(rt: Runtime, lines: int, raw: bool) -> None:
         time.sleep(1.0)  # a person is watching: one CloudWatch read a second, until Ctrl-C
 
 
+def _local() -> tuple[Runtime, dict[str, Any]]:
+    """The running local stack's runtime and what `up` recorded of it (an error that says so when it is not running)."""
+    rt = runtime_for(StackConfig.resolve())
+    return rt, rt.require_running()
+
+
+def _deployer(yes: bool):
+    from deployer.deploy import DeployConfig, Deployer, prompt
+
+    return Deployer(DeployConfig(), (lambda _: True) if yes else prompt)
+
+
+def _png(path: Path | None, draw: Callable[[Path], Path]) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"\nchart written to {draw(path)}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, help=__doc__)
+def ops() -> None:
+    pass
+
+
+# -- the local stack ---------------------------------------------------------------------------------------------------
+
+@ops.command()
+def up() -> int:
+    """Start and provision the stack, train a first model, warm the function."""
+    cfg = StackConfig.resolve()
+    rt = runtime_for(cfg)
+    other = runtime_for(cfg.model_copy(update={"stack": "compose" if rt.name == "embedded" else "embedded"}))
+    if cfg.recorded().get("runtime") == other.name and other.running():
+        raise StackError(f"the {other.name} stack is running; `make down` stops it before `make up STACK={rt.name}`")
+    if cfg.recorded().get("runtime") == rt.name and cfg.recorded().get("emulator_port") not in (None, cfg.emulator_port) \
+            and runtime_for(StackConfig.resolve(stack=rt.name, emulator_port=cfg.recorded()["emulator_port"])).running():
+        raise StackError(f"the stack is running on port {cfg.recorded()['emulator_port']}; `make down` first to move it")
+    log.info("%s", rt.description)
+    started = time.perf_counter()
+    info = rt.up()
+    log.info("ready in %.1fs", time.perf_counter() - started)
+    print(summary(info, rt))
+    return 0
+
+
+@ops.command()
+@click.option("--purge", is_flag=True, help="also delete the stack's state (compose: its volume)")
+def down(purge: bool) -> int:
+    """Stop what `up` started (state is kept)."""
+    rt = runtime_for(StackConfig.resolve())
+    print("stopped" if rt.down(purge=purge) else f"the {rt.name} stack was not running")
+    return 0
+
+
+@ops.command()
+def status() -> int:
+    """Is the stack up: runtime, ports, what answers, the model served."""
+    print(runtime_for(StackConfig.resolve()).status())
+    return 0
+
+
+@ops.command()
+def info() -> int:
+    """How to use the running stack."""
+    rt, recorded = _local()
+    print(summary(recorded, rt))
+    return 0
+
+
+@ops.command()
+@click.option("--lines", type=int, default=40, show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="keep printing new predictor log lines (Ctrl-C stops)")
+@click.option("--raw", is_flag=True, help="the function's JSON lines as they are")
+def logs(lines: int, follow: bool, raw: bool) -> int:
+    """Emulator, frontend and predictor-function logs."""
+    rt, _ = _local()
+    for name, text in rt.service_logs(lines):
+        print(f"==> {name}\n{text}")
+    if follow:
+        follow_logs(rt, lines, raw)
+        return 0
+    print("==> predictor function (CloudWatch Logs)")
+    shown = [line for line in (m if raw else render(m) for m in rt.function_logs(lines)) if line]
+    print("\n".join(shown) or "(no log events yet)")
+    return 0
+
+
+@ops.command()
 def images() -> int:
-    """The images the compose stack runs (sommelier/*:<revision>), built when missing."""
+    """The images at this revision, built when missing, with progress (make test-compose builds them first, outside any
+    test's timeout); says so and does nothing without podman or docker."""
     import shutil
 
     from devstack.compose import Compose
@@ -169,122 +217,160 @@ def images() -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.command == "train-task" and not os.environ.get("DEPLOYED"):
-        local = runtime_for(StackConfig.resolve())
-        if local.running():  # the running local stack's task; DEPLOYED=1 for the deployed stack's
-            local.require_running()
-            return local.train_task()
-    if args.command in ("deploy", "destroy", "train-task"):
-        from deployer.deploy import DeployConfig, Deployer, prompt
+# -- models: the trainer's commands, run by the stack's runtime --------------------------------------------------------
 
-        deployer = Deployer(DeployConfig(), (lambda _: True) if getattr(args, "yes", False) else prompt)
-        if args.command == "deploy":
-            deployer.deploy()
-        elif args.command == "train-task":
-            return deployer.train_task()
-        else:
-            deployer.destroy(purge=args.purge)
-        return 0
-    if args.command == "images":
-        return images()
-    if args.command == "rehearse":
-        from deployer.rehearsal import rehearse
-
-        return rehearse()
-    cfg = StackConfig.resolve()
-    rt = runtime_for(cfg)
-    command = args.command
-    if command == "up":
-        other = runtime_for(cfg.model_copy(update={"stack": "compose" if rt.name == "embedded" else "embedded"}))
-        if cfg.recorded().get("runtime") == other.name and other.running():
-            raise StackError(f"the {other.name} stack is running; `make down` stops it before `make up STACK={rt.name}`")
-        if cfg.recorded().get("runtime") == rt.name and cfg.recorded().get("emulator_port") not in (None, cfg.emulator_port) \
-                and runtime_for(StackConfig.resolve(stack=rt.name, emulator_port=cfg.recorded()["emulator_port"])).running():
-            raise StackError(f"the stack is running on port {cfg.recorded()['emulator_port']}; `make down` first to move it")
-        log.info("%s", rt.description)
-        started = time.perf_counter()
-        info = rt.up()
-        log.info("ready in %.1fs", time.perf_counter() - started)
-        print(summary(info, rt))
-        return 0
-    if command == "down":
-        print("stopped" if rt.down(purge=args.purge) else f"the {rt.name} stack was not running")
-        return 0
-    if command == "status":
-        print(rt.status())
-        return 0
-    info = rt.require_running()
-    if command == "info":
-        print(summary(info, rt))
-    elif command == "logs":
-        for name, text in rt.service_logs(args.lines):
-            print(f"==> {name}\n{text}")
-        if args.follow:
-            follow_logs(rt, args.lines, args.raw)
-        else:
-            print("==> predictor function (CloudWatch Logs)")
-            lines = [line for line in (m if args.raw else render(m) for m in rt.function_logs(args.lines)) if line]
-            print("\n".join(lines) or "(no log events yet)")
-    elif command == "train":
-        # without DATASET=name: the champion's own dataset, as the schedule trains it (not whatever the default names)
-        follow = [] if "dataset_prefix" in cfg.model_fields_set else ["--follow-champion"]
-        result = TrainingResult.parse(rt.trainer_result(["train", *follow, *(["--no-promote"] if args.no_promote else []),
-                                                         *(["--metric", args.metric] if args.metric else [])]))
-        print("\n".join(decision_lines(result)))  # as `sommelier train` says it
-        if result.holdout:
-            print(holdout_line(result))
-        if result.promoted and result.champion not in (None, result.version):
-            print(f"but {result.champion} was promoted after it (another run or a person): that is what the API serves")
-        elif result.promoted and result.version:
-            print(_served_by(rt, result.version))
-    elif command == "promote":
-        pointer = rt.trainer_result(["promote", args.version, *(["--yes"] if args.yes else []), "--by", getpass.getuser(),
-                                     *(["--why", args.why] if args.why else [])])
-        print(f"champion: {pointer['version']} (was {pointer.get('previous')})\n{_served_by(rt, pointer['version'])}")
-    elif command == "rollback":
-        pointer = rt.trainer_result(["rollback"])
-        print(f"rolled back: the champion is {pointer['version']} again ({pointer['reason']})\n{_served_by(rt, pointer['version'])}")
-    elif command == "canary-evaluate":
-        outcome = rt.trainer_result(["canary-evaluate"])
-        print({"none": "no candidate on trial", "wait": f"candidate {outcome.get('version')}: no decision yet ({outcome['reason']})",
-               "promote": f"candidate {outcome.get('version')} promoted: {outcome['reason']}",
-               "rollback": f"candidate {outcome.get('version')} rolled back: {outcome['reason']}"}[outcome["decision"]])
-    elif command == "history":
-        rows = rt.trainer_result(["history"])
-        print(json.dumps(rows, indent=2) if args.json else history_table(rows, args.wide))
-    elif command == "monitor":
-        from sommelier_client.monitoring import MonitorError, invoke, text
-        from sommelier_client.monitoring import chart as monitor_chart
-
-        lam = rt.aws("lambda", read_timeout=330)
-        try:
-            report = invoke(lam, info["outputs"]["MonitorFunctionName"], args.since)
-        except MonitorError as err:
-            raise StackError(str(err)) from None
-        print(text(report))
-        if args.png:
-            args.png.parent.mkdir(parents=True, exist_ok=True)
-            print(f"\nchart written to {monitor_chart(report, args.png)}")
-    elif command == "metrics":
-        from sommelier_client.observe import chart, fetch
-        from sommelier_client.observe import summary as metric_summary
-
-        data = fetch(rt.aws("cloudwatch"), args.hours)
-        print(f"Sommelier metrics, last {args.hours:g} h\n")
-        print(tabulate(metric_summary(data), headers=["metric", "value"]))
-        if args.png:
-            args.png.parent.mkdir(parents=True, exist_ok=True)
-            print(f"\nchart written to {chart(data, args.png)}")
+@ops.command()
+@click.option("--no-promote", is_flag=True)
+@click.option("--metric", type=click.Choice(["accuracy", "f1_macro", "log_loss"]), help="choose the winner on this CV score (default f1_macro)")
+def train(no_promote: bool, metric: str | None) -> int:
+    """Train on the running stack; promote if the gate passes."""
+    rt, _ = _local()
+    # without DATASET=name: the champion's own dataset, as the schedule trains it (not whatever the default names)
+    follow = [] if "dataset_prefix" in StackConfig.resolve().model_fields_set else ["--follow-champion"]
+    result = TrainingResult.parse(rt.trainer_result(["train", *follow, *(["--no-promote"] if no_promote else []),
+                                                     *(["--metric", metric] if metric else [])]))
+    print("\n".join(decision_lines(result)))  # as `sommelier train` says it
+    if result.holdout:
+        print(holdout_line(result))
+    if result.promoted and result.champion not in (None, result.version):
+        print(f"but {result.champion} was promoted after it (another run or a person): that is what the API serves")
+    elif result.promoted and result.version:
+        print(_served_by(rt, result.version))
     return 0
 
 
+@ops.command()
+@click.argument("version")
+@click.option("--yes", is_flag=True, help="confirm a promotion that changes the API's input or classes")
+@click.option("--why", help="why you promote it (recorded, signed, in the version's manifest)")
+def promote(version: str, yes: bool, why: str | None) -> int:
+    """Make VERSION the champion (its artifacts are verified first)."""
+    rt, _ = _local()
+    pointer = Champion.parse(rt.trainer_result(["promote", version, *(["--yes"] if yes else []), "--by", getpass.getuser(),
+                                                *(["--why", why] if why else [])]))
+    print(f"champion: {pointer.version} (was {pointer.previous})\n{_served_by(rt, pointer.version)}")
+    return 0
+
+
+@ops.command()
+def rollback() -> int:
+    """Restore the champion before the current one."""
+    rt, _ = _local()
+    pointer = Champion.parse(rt.trainer_result(["rollback"]))
+    print(f"rolled back: the champion is {pointer.version} again ({pointer.reason})\n{_served_by(rt, pointer.version)}")
+    return 0
+
+
+@ops.command("canary-evaluate")
+def canary_evaluate() -> int:
+    """Promote the candidate model on trial, or roll it back, on live evidence."""
+    rt, _ = _local()
+    outcome = rt.trainer_result(["canary-evaluate"])
+    print({"none": "no candidate on trial", "wait": f"candidate {outcome.get('version')}: no decision yet ({outcome['reason']})",
+           "promote": f"candidate {outcome.get('version')} promoted: {outcome['reason']}",
+           "rollback": f"candidate {outcome.get('version')} rolled back: {outcome['reason']}"}[outcome["decision"]])
+    return 0
+
+
+@ops.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable")
+@click.option("--wide", is_flag=True, help="each gate reason whole")
+def history(as_json: bool, wide: bool) -> int:
+    """Every model version, newest first."""
+    rt, _ = _local()
+    rows = rt.trainer_result(["history"])
+    print(json.dumps(rows, indent=2) if as_json else history_table(rows, wide))
+    return 0
+
+
+# -- watching: the monitoring function and the metrics ---------------------------------------------------------------
+
+@ops.command()
+@click.option("--since", default="24h", show_default=True, help="the window: 24h, 7d, 90m")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="also draw the report")
+def monitor(since: str, png: Path | None) -> int:
+    """Compare the champion's recent predictions with its training data (the monitoring function)."""
+    from sommelier_client.monitoring import MonitorError, chart, invoke, text
+
+    rt, recorded = _local()
+    try:
+        report = invoke(rt.aws("lambda", read_timeout=330), recorded["outputs"]["MonitorFunctionName"], since)
+    except MonitorError as err:
+        raise StackError(str(err)) from None
+    print(text(report))
+    _png(png, lambda path: chart(report, path))
+    return 0
+
+
+@ops.command()
+@click.option("--hours", type=float, default=1, show_default=True)
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path))
+def metrics(hours: float, png: Path | None) -> int:
+    """The last hour's custom metrics."""
+    from sommelier_client.observe import chart, fetch
+    from sommelier_client.observe import summary as metric_summary
+
+    rt, _ = _local()
+    data = fetch(rt.aws("cloudwatch"), hours)
+    print(f"Sommelier metrics, last {hours:g} h\n")
+    print(tabulate(metric_summary(data), headers=["metric", "value"]))
+    _png(png, lambda path: chart(data, path))
+    return 0
+
+
+# -- a real account ----------------------------------------------------------------------------------------------------
+
+@ops.command()
+@click.option("--yes", is_flag=True, help="execute change sets without asking")
+def deploy(yes: bool) -> int:
+    """Deploy the images and template to the AWS account of your credentials (DEPLOY_* settings)."""
+    _deployer(yes).deploy()
+    return 0
+
+
+@ops.command()
+@click.option("--yes", is_flag=True)
+@click.option("--purge", is_flag=True, help="also empty and delete the data, model and page buckets")
+def destroy(yes: bool, purge: bool) -> int:
+    """Delete the deployed stacks (data buckets kept unless --purge)."""
+    _deployer(yes).destroy(purge=purge)
+    return 0
+
+
+@ops.command("train-task")
+def train_task() -> int:
+    """Run the trainer image as the stack's ECS Fargate task and follow its logs (the running local stack's; DEPLOYED=1 for
+    the deployed stack's)."""
+    if not os.environ.get("DEPLOYED"):
+        local = runtime_for(StackConfig.resolve())
+        if local.running():
+            local.require_running()
+            return local.train_task()
+    return _deployer(False).train_task()
+
+
+@ops.command()
+def rehearse() -> int:
+    """make deploy against a fresh emulator standing in for an account, then the full suite."""
+    from deployer.rehearsal import rehearse as rehearsal
+
+    return rehearsal()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The click group, with the errors a person reads as one line (and the exit code a make target returns)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
-        return run(args)
+        code = ops.main(args=argv, prog_name="python -m ops", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.exceptions.Exit as err:  # --help
+        return err.exit_code
+    except click.ClickException as err:  # a usage error: click's own message
+        err.show()
+        return err.exit_code
+    except click.Abort:
+        return 130
     except AlreadyReported as err:
         return err.exit_code
     except StackError as err:

@@ -16,10 +16,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import pointers
-from sommelier_contract.artifacts import ArtifactRejected, contract_change, load_verified, read_manifest
+from sommelier_contract.artifacts import ArtifactRejected
 from sommelier_contract.dataset import DataError
 from sommelier_contract.results import Holdout, TrainingResult
-from trainer import artifacts
+from trainer import artifacts, release
 from trainer.compare import METRICS
 from trainer.config import Settings
 from trainer.train import run
@@ -74,26 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                                   holdout=Holdout(accuracy=holdout.accuracy, f1_macro=holdout.f1_macro, rows=holdout.rows,
                                                   recall={c: round(m["recall"], 3) for c, m in holdout.per_class.items()}) if holdout else None))
         elif command == "promote":
-            signed = artifacts.signatures(settings)
-            manifest, _, _ = load_verified(s3, settings.model_bucket, args.version, signed)
-            current = pointers.read_champion(s3, settings.model_bucket)
-            try:
-                change = current and contract_change(read_manifest(s3, settings.model_bucket, current.version),
-                                                     manifest.features, manifest.classes)
-            except ArtifactRejected as err:  # the pointer names a missing or broken version: nothing to compare with
-                print(f"warning: the current champion cannot be read ({err}); promoting {args.version} replaces it", file=sys.stderr)  # noqa: T201
-                change = None
-            if change and not args.yes:
-                print(f"error: promoting {args.version} changes the API for its callers: {change}. "  # noqa: T201
-                      f"Confirm with `make promote VERSION={args.version} YES=1`", file=sys.stderr)
-                return 2
-            _print(artifacts.promote_by_hand(s3, settings.model_bucket, args.version, args.by or getpass.getuser(), args.why, now, signed))
+            _print(release.promote(settings, s3, args.version, by=args.by or getpass.getuser(), why=args.why, confirmed=args.yes, now=now))
         elif command == "rollback":
-            target = pointers.rollback_target(s3, settings.model_bucket)
-            load_verified(s3, settings.model_bucket, target.version, artifacts.signatures(settings))
-            current = pointers.read_champion(s3, settings.model_bucket)
-            _print(pointers.promote(s3, settings.model_bucket, target.version, f"rollback from {current.version if current else 'no champion'}", now,
-                                     previous=target.previous))
+            _print(release.rollback(settings, s3, now))
         elif command == "history":
             _print(artifacts.versions(s3, settings.model_bucket))
         elif command == "canary-evaluate":
@@ -102,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             _print(evaluate(settings, s3, boto3.client("cloudwatch"), datetime.now(UTC)))
         elif command == "champions":
             _print(list(pointers.champion_history(s3, settings.model_bucket)))
-    except (DataError, ArtifactRejected) as err:
+    except (DataError, ArtifactRejected, release.NeedsConfirmation) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message
         return 2
     except (BotoCoreError, ClientError) as err:  # S3 unreachable or refusing: say which, without a traceback

@@ -29,7 +29,7 @@ from bench.training import reviews
 from sommelier_contract.records import to_matrix
 from trainer import onnx_export
 from trainer.artifacts import dump
-from trainer.pipeline import build, candidates
+from trainer.pipeline import build, recipes
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS, HOLDOUT = 1000, 200
@@ -105,7 +105,7 @@ def family(name: str, features: list[dict]) -> dict:
 
     X, y, records = _data(features)
     train, test = slice(0, ROWS - HOLDOUT), slice(ROWS - HOLDOUT, ROWS)
-    pipeline = build(features, candidates(features, ROWS - HOLDOUT, 0)[name]).fit(X[train], y[train])
+    pipeline = build(features, recipes(features, ROWS - HOLDOUT, 0)[name]).fit(X[train], y[train])
     classes = [str(c) for c in pipeline.classes_]
     blobs, serving = onnx_export.export(pipeline, features, X[test])
     row = {"family": name, "features": "text, numbers, categories" if features[0]["type"] == "text" else "numbers, categories",
@@ -132,8 +132,8 @@ def family(name: str, features: list[dict]) -> dict:
 
 
 def main() -> list[dict]:
-    text_families = candidates(TEXT + TABLE, ROWS, 0)
-    table_families = candidates(TABLE, ROWS, 0)
+    text_families = recipes(TEXT + TABLE, ROWS, 0)
+    table_families = recipes(TABLE, ROWS, 0)
     return [family(n, TEXT + TABLE) for n in text_families] + [family(n, TABLE) for n in table_families]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from sommelier_contract.explain import explain, linear_weights
 from sommelier_contract.records import to_matrix
-from trainer.pipeline import build, candidates
+from trainer.pipeline import build, recipes
 
 FEATURES = [{"name": "acidity", "type": "numeric"}, {"name": "noise", "type": "numeric"}, {"name": "colour", "type": "categorical"},
             {"name": "note", "type": "text"}]
@@ -26,7 +26,7 @@ def _data(n: int = 300):
 @pytest.mark.parametrize("name", ["linear_svm_chars", "linear_svm", "complement_nb"])
 def test_a_linear_model_names_the_feature_and_the_word_that_decide(name):
     records, y = _data()
-    candidate = candidates(FEATURES, len(y), 0)[name]
+    candidate = recipes(FEATURES, len(y), 0)[name]
     X = to_matrix(records, FEATURES)
     pipeline = build(FEATURES, candidate).fit(X, y)
     predicted = pipeline.predict_proba(X[:20]).argmax(axis=1)
@@ -41,7 +41,7 @@ def test_linear_contributions_add_up_to_the_predicted_class_score():
     records, y = _data()
     features = FEATURES[:3]  # 3 features -> every contribution is in the top 5
     X = to_matrix(records, features)
-    pipeline = build(features, candidates(features, len(y), 0)["logistic_regression"]).fit(X, y)
+    pipeline = build(features, recipes(features, len(y), 0)["logistic_regression"]).fit(X, y)
     scores = pipeline.decision_function(X[:10])
     intercept = pipeline.named_steps["model"].intercept_
     predicted = scores.argmax(axis=1)
@@ -55,7 +55,7 @@ def test_a_tree_model_is_explained_by_occlusion_and_finds_the_deciding_feature()
     records, y = _data()
     features = FEATURES[:3]
     X = to_matrix(records, features)
-    candidate = candidates(features, len(y), 0)["hist_gradient_boosting"]
+    candidate = recipes(features, len(y), 0)["hist_gradient_boosting"]
     assert linear_weights(candidate.estimator) is None
     pipeline = build(features, candidate).fit(X, y)
     acidity = [r["acidity"] for r in records]

@@ -22,7 +22,7 @@ from sommelier_contract.manifest import Manifest
 from sommelier_contract.onnx_model import OnnxModel
 from sommelier_contract.records import RecordValidator
 from trainer import onnx_export
-from trainer.pipeline import build, candidates
+from trainer.pipeline import build, recipes
 
 from .conftest import MINIMAL_MANIFEST as MINIMAL
 from .conftest import MODEL_BUCKET
@@ -35,7 +35,7 @@ def _wine(name: str):
     X, y = load_wine(return_X_y=True)
     X = X.copy()
     X[::7, 2] = np.nan  # missing values go through the imputer in both runtimes
-    return build(WINE, candidates(WINE, len(y), 0)[name]).fit(X[::2], y[::2]), X[1::2]
+    return build(WINE, recipes(WINE, len(y), 0)[name]).fit(X[::2], y[::2]), X[1::2]
 
 
 def test_a_linear_pipeline_converts_and_matches_on_the_holdout():
@@ -84,7 +84,7 @@ def _messy(rows: int, seed: int, text: bool = True) -> tuple[list[dict], np.ndar
                                           (False, "random_forest")])
 def test_every_family_over_categories_and_text_converts_faithfully(text, family):
     features, X, y = _messy(400, 1, text)
-    pipeline = build(features, candidates(features, 300, 0)[family]).fit(X[:300], y[:300])
+    pipeline = build(features, recipes(features, 300, 0)[family]).fit(X[:300], y[:300])
     holdout = X[300:].copy()
     holdout[0, 2] = "A variety never seen"  # an unknown category takes the infrequent column, as in scikit-learn
     blobs, report = onnx_export.export(pipeline, features, holdout)
@@ -117,7 +117,7 @@ def test_a_step_the_featurizer_cannot_replay_is_served_by_the_pipeline_saying_wh
     from sklearn.preprocessing import FunctionTransformer
 
     features, X, y = _messy(120, 2)
-    pipeline = build(features, candidates(features, 120, 0)["linear_svm"])
+    pipeline = build(features, recipes(features, 120, 0)["linear_svm"])
     pipeline.steps[0][1].transformers.append(("odd", FunctionTransformer(lambda v: np.ones((len(v), 1))), [0]))
     pipeline.fit(X, y)
     blobs, report = onnx_export.export(pipeline, features, X[:20])
@@ -142,7 +142,7 @@ def test_an_onnx_served_model_never_imports_scikit_learn_or_scipy(tmp_path, fami
         features, (pipeline, holdout), classes = WINE, _wine(family), ["a", "b", "c"]
     else:  # text, categories and numbers: the featurizer and the estimator's graph
         features, X, y = _messy(300, 3)
-        pipeline, holdout = build(features, candidates(features, 250, 0)[family]).fit(X[:250], y[:250]), X[250:]
+        pipeline, holdout = build(features, recipes(features, 250, 0)[family]).fit(X[:250], y[:250]), X[250:]
         classes = sorted(set(y))
     blobs, _ = onnx_export.export(pipeline, features, holdout)
     for name, body in blobs.items():

@@ -45,7 +45,7 @@ class Scores:
 
 @dataclass(frozen=True)
 class CvResult:
-    """One candidate's cross-validation, or why it was skipped."""
+    """One recipe's cross-validation (`family`: the recipe's name), or why it was skipped."""
 
     family: str
     f1_macro_mean: float | None = _omit()
@@ -104,7 +104,7 @@ class EvaluationRef:
 @dataclass(frozen=True)
 class ModelInfo:
     name: str | None
-    family: str | None = None  # the candidate's name in the comparison
+    family: str | None = None  # the winning recipe's name in the comparison (as `name`; kept for older readers)
     estimator: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     dense_input: bool | None = None

@@ -1,4 +1,4 @@
-"""Stage 2 of a training run, the comparison: the candidates that suit the features, compared by stratified
+"""Stage 2 of a training run, the comparison: the recipes that suit the features, compared by stratified
 cross-validation on the training rows only (on a stratified sample of them when there are many) within a time
 budget; the winner refit on every training row."""
 
@@ -23,13 +23,13 @@ from sommelier_contract.dataset import DataError
 from sommelier_contract.manifest import CvResult
 from trainer.config import Settings
 from trainer.data import TrainingData
-from trainer.pipeline import Candidate, build, candidates
+from trainer.pipeline import Recipe, build, recipes
 
 log = logging.getLogger("trainer")
 
 
-def choose_candidates(features: list[dict[str, Any]], rows: int, settings: Settings) -> dict[str, Candidate]:
-    options = candidates(features, rows, settings.seed)
+def choose_recipes(features: list[dict[str, Any]], rows: int, settings: Settings) -> dict[str, Recipe]:
+    options = recipes(features, rows, settings.seed)
     if settings.families.strip():
         wanted = [n.strip() for n in settings.families.split(",") if n.strip()]
         unknown = sorted(set(wanted) - set(options))
@@ -40,8 +40,8 @@ def choose_candidates(features: list[dict[str, Any]], rows: int, settings: Setti
 
 
 def comparison_rows(y: np.ndarray, settings: Settings) -> np.ndarray:
-    """Indexes of the rows the candidates are compared on: all of them, or a stratified sample of large data
-    (the ranking of candidates settles long before the rows run out; the winner is refit on everything). A class
+    """Indexes of the rows the recipes are compared on: all of them, or a stratified sample of large data
+    (the ranking of recipes settles long before the rows run out; the winner is refit on everything). A class
     the sample's proportion would leave with fewer than two rows per fold keeps that many (or all it has), so every
     fold sees every class."""
     if len(y) <= settings.compare_rows:
@@ -90,18 +90,18 @@ def solver_warnings(tag: str):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _cross_validate(features: list[dict[str, Any]], candidate: Candidate, X: np.ndarray, y: np.ndarray, folds: list,
+def _cross_validate(features: list[dict[str, Any]], recipe: Recipe, X: np.ndarray, y: np.ndarray, folds: list,
                     parameter: str, values: tuple, tag: str, out_of_time: Callable[[], bool]) -> list[dict[str, list[float]]] | None:
-    """Scores of the candidate at each value of `parameter` ("" for none) on each fold, the preprocessing fitted once a
+    """Scores of the recipe at each value of `parameter` ("" for none) on each fold, the preprocessing fitted once a
     fold; None when `out_of_time` said stop before the last fold."""
     started = time.perf_counter()
     scores: list[dict[str, list[float]]] = [{"f1_macro": [], "accuracy": [], "log_loss": []} for _ in values]
     for k, (fit_idx, val_idx) in enumerate(folds, start=1):
-        prep = build(features, candidate).named_steps["prep"]
+        prep = build(features, recipe).named_steps["prep"]
         seen, unseen = prep.fit_transform(X[fit_idx]), prep.transform(X[val_idx])
         for value, score in zip(values, scores, strict=True):
             with solver_warnings(tag):
-                model = clone(candidate.estimator).set_params(**({parameter: value} if parameter else {})).fit(seen, y[fit_idx])
+                model = clone(recipe.estimator).set_params(**({parameter: value} if parameter else {})).fit(seen, y[fit_idx])
             proba = probabilities(model, unseen)
             predicted = model.classes_[proba.argmax(axis=1)]
             score["f1_macro"].append(f1_score(y[val_idx], predicted, average="macro"))
@@ -117,12 +117,12 @@ def _cross_validate(features: list[dict[str, Any]], candidate: Candidate, X: np.
 
 
 def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settings: Settings,
-            options: dict[str, Candidate]) -> tuple[str, dict[str, Any]]:
-    """Cross-validate each candidate, fold by fold with progress, until the time budget runs out
-    (the first candidate always completes). A candidate with a grid is scored at each of its values on
+            options: dict[str, Recipe]) -> tuple[str, dict[str, Any]]:
+    """Cross-validate each recipe, fold by fold with progress, until the time budget runs out
+    (the first recipe always completes). A recipe with a grid is scored at each of its values on
     the same folds (the preprocessing fitted once a fold) and keeps its best; above `search_rows` rows it
     keeps its default (measured on 20,000 reviews: the search chose C=3 for CV macro F1 0.904 against 0.906 at
-    the default, and took 227 s against 128 s). The winner is the best on `settings.selection_metric`. Returns the winner and every candidate's result."""
+    the default, and took 227 s against 128 s). The winner is the best on `settings.selection_metric`. Returns the winner and every recipe's result."""
     began = time.perf_counter()
     deadline = began + settings.train_budget_seconds
     metric = settings.selection_metric
@@ -137,7 +137,7 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
         means = [{m: float(np.mean(v)) for m, v in score.items()} for score in scores]
         return max(range(len(means)), key=lambda j: _better(metric, means[j][metric])), means
 
-    for i, (name, candidate) in enumerate(options.items(), start=1):
+    for i, (name, recipe) in enumerate(options.items(), start=1):
         tag = f"[{i}/{len(options)}] {name:<22}"
         done = [r for r in results.values() if "f1_macro_mean" in r]
         out_of_time = (lambda: time.perf_counter() > deadline) if done else (lambda: False)  # the first always completes
@@ -146,11 +146,11 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
             log.info("%s skipped: the time budget (%g s) ran out", tag, settings.train_budget_seconds)
             continue
         started = time.perf_counter()
-        parameter, values = candidate.grid or ("", (None,))
+        parameter, values = recipe.grid or ("", (None,))
         if parameter and len(rows) > settings.search_rows:  # measured: on many rows the search costs much and finds little
             parameter, values = "", (None,)
             log.info("%s %d rows: its default regularisation, no search (above SEARCH_ROWS %d)", tag, len(rows), settings.search_rows)
-        scores = _cross_validate(features, candidate, Xs, ys, folds, parameter, values, tag, out_of_time)
+        scores = _cross_validate(features, recipe, Xs, ys, folds, parameter, values, tag, out_of_time)
         if scores is None:
             results[name] = {"family": name, "skipped": "the time budget ran out before its folds were done"}
             log.info("%s stopped: the time budget ran out", tag)
@@ -182,10 +182,10 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
 
 @dataclass(frozen=True)
 class Winner:
-    """The chosen candidate, refit on every training row, and how every candidate fared."""
+    """The chosen recipe, refit on every training row, and how every recipe fared."""
 
     name: str
-    candidate: Candidate
+    recipe: Recipe
     pipeline: Any
     cv: dict[str, CvResult]
     fit_seconds: float
@@ -197,19 +197,19 @@ GROWTH = 1.5  # a linear SVM's fit time grows as rows^1.45 on reviews (measured:
 CALIBRATED = 1.6
 
 
-def refit_rows(result: dict[str, Any], candidate: Candidate, total: int, folds: int, budget: float) -> int:
+def refit_rows(result: dict[str, Any], recipe: Recipe, total: int, folds: int, budget: float) -> int:
     """How many training rows the winner is refit on: all of them, unless its fit on them, predicted from one
     cross-validation fit (rows^GROWTH; a calibrated SVM is three fits on two thirds, two at a time), would take more
     than `budget` seconds; then the most rows predicted to fit."""
     seen = result["rows"] * (folds - 1) / folds  # the rows one cross-validation fit saw
-    fit = result["fit_seconds"] * (CALIBRATED if candidate.calibrate else 1.0)  # the refit's time on that many rows
+    fit = result["fit_seconds"] * (CALIBRATED if recipe.calibrate else 1.0)  # the refit's time on that many rows
     return int(min(total, max(seen, seen * (budget / fit) ** (1 / GROWTH))))
 
 
 def choose(settings: Settings, data: TrainingData) -> Winner:
-    """Compare the candidates on the training rows, then refit the best on all of them (or, past the refit budget, on
+    """Compare the recipes on the training rows, then refit the best on all of them (or, past the refit budget, on
     the most of them it allows: said in the log and the model card)."""
-    options = choose_candidates(data.features, len(data.y_train), settings)
+    options = choose_recipes(data.features, len(data.y_train), settings)
     best, results = compare(data.X_train, data.y_train, data.features, settings, options)
     started = time.perf_counter()
     total = len(data.y_train)
@@ -227,5 +227,5 @@ def choose(settings: Settings, data: TrainingData) -> Winner:
         pipeline = build(data.features, options[best], results[best]["params"]).fit(X, y)
     fit_seconds = time.perf_counter() - started
     log.info("refit in %.1fs", fit_seconds)
-    return Winner(name=best, candidate=options[best], pipeline=pipeline, cv={n: CvResult(**r) for n, r in results.items()},
+    return Winner(name=best, recipe=options[best], pipeline=pipeline, cv={n: CvResult(**r) for n, r in results.items()},
                   fit_seconds=fit_seconds)

@@ -1,21 +1,21 @@
-"""scikit-learn pipelines built from the dataset spec, and the candidates that suit its features.
+"""scikit-learn pipelines built from the dataset spec, and the recipes that suit its features.
 
 The fitted pipeline takes the 2-D array `sommelier_contract.records.to_matrix` builds (columns in
 the manifest's feature order), so the predictor needs neither pandas nor this module.
 
-Which candidates: TF-IDF text makes wide, sparse inputs where linear models are both the most
+Which recipes: TF-IDF text makes wide, sparse inputs where linear models are both the most
 accurate and the fastest (complement naive Bayes, a calibrated linear SVM on words, and one on words
 and character 2-5-grams within word boundaries, which catch place names, accents, misspellings and
 word stems that whole words split); tree ensembles would have to densify thousands of columns and do
 worse. Measured on wine reviews (a real 1,000-row file, and bench/training.py's generator shaped like
 it): characters beside words lift CV macro F1 by 0.05-0.09 over words alone; logistic regression on
 the same words scored no better than the SVM and took 5-10 times as long (up to 47 s of 5-fold CV),
-so it is no text candidate. The SVMs are compared as they are and calibrated (3-fold sigmoid) only in the
+so it is no text recipe. The SVMs are compared as they are and calibrated (3-fold sigmoid) only in the
 winner's refit; letter n-grams only on small data (CHARS_MAX_ROWS), where they pay. Dense numeric (and
 categorical) data gets tree ensembles beside a linear baseline; a random forest's cost and size
 grow with the rows, so it is left out of large training sets.
 
-Each linear candidate names one regularisation parameter and a few values of it (`grid`); the
+Each linear recipe names one regularisation parameter and a few values of it (`grid`); the
 comparison tries them on the same folds, fitting the preprocessing (the costly part for text) once a
 fold, so the search costs a few classifier fits. Measured on 1,000 generated reviews (bench/training.py):
 the grid lifts the character SVM's CV macro F1 from 0.763 (C=0.5) to 0.778 (C=3) and its holdout
@@ -44,13 +44,13 @@ from sklearn.svm import LinearSVC
 FOREST_MAX_ROWS = 100_000
 # Letter n-grams beside words: +0.015 accuracy for 6x the cost of words alone on 5,750 real reviews (ARCHITECTURE.md),
 # +0.05-0.09 macro F1 on the real 1,000-row sample. Worth it on small data, where they are cheap; on more rows words
-# alone catch up and letters cost minutes, so the candidate is compared only up to this many training rows.
+# alone catch up and letters cost minutes, so the recipe is compared only up to this many training rows.
 CHARS_MAX_ROWS = 3_000
 SVM_C = ("C", (0.3, 1.0, 3.0))
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Recipe:
     estimator: Any
     dense: bool = False  # the estimator needs a dense matrix
     nonnegative: bool = False  # the estimator needs non-negative inputs (naive Bayes)
@@ -59,7 +59,7 @@ class Candidate:
     calibrate: bool = False  # an SVM: compared on its decision function, calibrated (sigmoid, 3-fold) only when refit
 
     def final(self, params: dict[str, Any] | None = None) -> Any:
-        """The estimator with `params` set, as the pipeline serves it (calibrated where the candidate says so)."""
+        """The estimator with `params` set, as the pipeline serves it (calibrated where the recipe says so)."""
         estimator = clone(self.estimator).set_params(**(params or {}))
         # three SVMs, each fit on two thirds and calibrated on the third, fit side by side (liblinear releases the GIL;
         # fit() runs them on threads): measured on 104,000 reviews, 105 s against 84 s for one SVM on every row, where
@@ -67,7 +67,8 @@ class Candidate:
         return CalibratedClassifierCV(estimator, cv=3, n_jobs=2) if self.calibrate else estimator
 
     @property
-    def family(self) -> str:
+    def estimator_name(self) -> str:
+        """The estimator's class (the manifest's model.estimator); the recipe's own name is its key in `recipes`."""
         return type(self.estimator).__name__
 
 
@@ -103,28 +104,28 @@ def preprocessor(features: list[dict[str, Any]], dense: bool = False, nonnegativ
     return ColumnTransformer(parts, sparse_threshold=0.0 if dense else 0.3)
 
 
-def candidates(features: list[dict[str, Any]], rows: int, seed: int) -> dict[str, Candidate]:
-    """name -> candidate, cheapest first (a time budget stops the comparison between candidates)."""
+def recipes(features: list[dict[str, Any]], rows: int, seed: int) -> dict[str, Recipe]:
+    """name -> recipe, cheapest first (a time budget stops the comparison between recipes)."""
     if any(f["type"] == "text" for f in features):
         options = {
-            "complement_nb": Candidate(ComplementNB(alpha=0.3), nonnegative=True, grid=("alpha", (0.03, 0.1, 0.3, 1.0))),
-            "linear_svm": Candidate(LinearSVC(C=0.5, max_iter=3000, random_state=seed), grid=SVM_C, calibrate=True),
+            "complement_nb": Recipe(ComplementNB(alpha=0.3), nonnegative=True, grid=("alpha", (0.03, 0.1, 0.3, 1.0))),
+            "linear_svm": Recipe(LinearSVC(C=0.5, max_iter=3000, random_state=seed), grid=SVM_C, calibrate=True),
         }
         if rows <= CHARS_MAX_ROWS:
-            options["linear_svm_chars"] = Candidate(LinearSVC(C=0.5, max_iter=3000, random_state=seed), chars=True, grid=SVM_C,
+            options["linear_svm_chars"] = Recipe(LinearSVC(C=0.5, max_iter=3000, random_state=seed), chars=True, grid=SVM_C,
                                                     calibrate=True)
         return options
     options = {
-        "logistic_regression": Candidate(LogisticRegression(C=1.0, max_iter=3000, random_state=seed), grid=("C", (0.1, 1.0, 10.0))),
-        "hist_gradient_boosting": Candidate(HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, early_stopping="auto",
+        "logistic_regression": Recipe(LogisticRegression(C=1.0, max_iter=3000, random_state=seed), grid=("C", (0.1, 1.0, 10.0))),
+        "hist_gradient_boosting": Recipe(HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, early_stopping="auto",
                                                                            n_iter_no_change=10, random_state=seed), dense=True),
     }
     if rows <= FOREST_MAX_ROWS:
-        options["random_forest"] = Candidate(RandomForestClassifier(n_estimators=100, min_samples_leaf=1, n_jobs=1, random_state=seed))
+        options["random_forest"] = Recipe(RandomForestClassifier(n_estimators=100, min_samples_leaf=1, n_jobs=1, random_state=seed))
     return options
 
 
-def build(features: list[dict[str, Any]], candidate: Candidate, params: dict[str, Any] | None = None) -> Pipeline:
-    """The candidate's pipeline; `params` set on its estimator (a value the search chose)."""
-    return Pipeline([("prep", preprocessor(features, candidate.dense, candidate.nonnegative, candidate.chars)),
-                     ("model", candidate.final(params))])
+def build(features: list[dict[str, Any]], recipe: Recipe, params: dict[str, Any] | None = None) -> Pipeline:
+    """The recipe's pipeline; `params` set on its estimator (a value the search chose)."""
+    return Pipeline([("prep", preprocessor(features, recipe.dense, recipe.nonnegative, recipe.chars)),
+                     ("model", recipe.final(params))])

@@ -123,9 +123,9 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
         artifacts=written,
         serving=Serving(**serving),  # onnx when a faithful ONNX conversion was written (the predictor prefers it), else joblib
         libraries=_libraries(),
-        model=ModelInfo(name=winner.name, family=winner.name, estimator=winner.candidate.family,
+        model=ModelInfo(name=winner.name, family=winner.name, estimator=winner.recipe.estimator_name,
                         params={k: repr(v) for k, v in winner.pipeline.named_steps["model"].get_params().items()},
-                        dense_input=winner.candidate.dense),
+                        dense_input=winner.recipe.dense),
         reproduce={"seed": settings.seed, "holdout_fraction": settings.holdout_fraction, "cv_folds": settings.cv_folds,
                    "compare_rows": settings.compare_rows, "train_budget_seconds": settings.train_budget_seconds,
                    "selection_metric": settings.selection_metric,

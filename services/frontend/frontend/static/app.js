@@ -445,8 +445,8 @@
       el("ul", {}, ...notes.map((n) => el("li", { text: n })))));
     const cv = Object.entries((model.metrics && model.metrics.cv) || {});
     if (cv.length) {
-      const t = el("table", { id: "cv-table" }, el("caption", { text: "Candidates compared (cross-validation on the training rows)" }),
-        el("thead", {}, el("tr", {}, ...["candidate", "macro F1", "accuracy", "seconds"].map((c) => el("th", { scope: "col", text: c })))));
+      const t = el("table", { id: "cv-table" }, el("caption", { text: "Recipes compared (cross-validation on the training rows)" }),
+        el("thead", {}, el("tr", {}, ...["recipe", "macro F1", "accuracy", "seconds"].map((c) => el("th", { scope: "col", text: c })))));
       const b = el("tbody");
       for (const [name, r] of cv) {
         const winner = model.model && model.model.name === name;

@@ -90,7 +90,7 @@ def main(n: int) -> None:
         monitor.read_predictions(ddb, "predictions", (now - timedelta(days=1)).isoformat(), n)
         read_s = time.perf_counter() - t
     print(json.dumps({
-        "predictions": report["predictions"], "status": report["status"], "drifted_features": report["drifted_features"],
+        "predictions": report.predictions, "status": report.status, "drifted_features": list(report.drifted_features),
         "pass_s": round(seconds, 2), "of_which_reading_s": round(read_s, 2), "baseline_profile_s": round(profile_s, 2),
         "baseline_bytes": len(body), "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_before_pass_mib": round(before / 1024, 1), "import_ms": _import_ms(),

@@ -21,6 +21,7 @@ from predictor.service import build_deps
 from sommelier_client.observe import _whole, fetch, summary
 from sommelier_contract import baseline, layout, pointers
 from sommelier_contract.artifacts import ArtifactRejected, Signatures, put_manifest, read_json
+from sommelier_contract.baseline import Baseline, Frequencies
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.monitoring import Report, public_view, read_report
 
@@ -42,13 +43,18 @@ def _records(frame: pd.DataFrame, features: list[dict]) -> list[dict]:
     return [{k: None if isinstance(v, float) and v != v else v for k, v in r.items()} for r in rows]
 
 
-def _split(frame: pd.DataFrame, features: list[dict], seed: int) -> tuple[dict, list[dict]]:
+def _profiled(*args, **kwargs) -> Baseline:
+    """A baseline as the monitor reads it: profiled, written as JSON (as the trainer signs it), parsed."""
+    return Baseline.parse(json.loads(json.dumps(baseline.profile(*args, **kwargs))))
+
+
+def _split(frame: pd.DataFrame, features: list[dict], seed: int) -> tuple[Baseline, list[dict]]:
     """A baseline from a random 80% of the rows, and the other 20% as records (a sample of the same distribution)."""
     order = np.random.default_rng(seed).permutation(len(frame))
     cut = int(len(frame) * 0.8)
     train, held = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
-    base = baseline.profile(features, {f["name"]: train[f["name"]].tolist() for f in features}, predicted=["a"], confidence=[0.9],
-                         correct=[True], classes=["a"], segments=[])
+    base = _profiled(features, {f["name"]: train[f["name"]].tolist() for f in features}, predicted=["a"], confidence=[0.9],
+                     correct=[True], classes=["a"], segments=[])
     return base, _records(held, features)
 
 
@@ -68,7 +74,7 @@ def test_samples_of_the_training_distribution_raise_few_false_alarms(frame, feat
     assert violated < 5, f"{violated} of 100 samples of the training distribution broke a data-quality check"
 
 
-def _flagged(base: dict, records: list[dict]) -> tuple[set[str], set[tuple[str, str]]]:
+def _flagged(base: Baseline, records: list[dict]) -> tuple[set[str], set[tuple[str, str]]]:
     found = drift.compare_features(base, records)
     checks = drift.quality(base, records, found)
     json.dumps([found, checks], allow_nan=False)  # what the report holds is plain JSON (no numpy types, no NaN)
@@ -107,7 +113,7 @@ def test_the_public_view_shows_no_callers_inputs():
     frame = reviews(1000, np.random.default_rng(3))
     base, held = _split(frame, REVIEW_FEATURES, 1)
     segment = {"name": "variety", "feature": "variety"}
-    base["segments"] = {"variety": baseline.frequencies([str(v) for v in frame["variety"].dropna()])}
+    base = replace(base, segments={"variety": Frequencies(**baseline.frequencies([str(v) for v in frame["variety"].dropna()]))})
     sent = [{**r, "variety": "Secret-Cuvee-42", "my_private_field": 1} for r in held]
     found = drift.compare_features(base, sent)
     quality = drift.quality(base, sent, found)
@@ -136,8 +142,8 @@ def test_large_samples_are_judged_by_a_distance_not_a_test():
 
 
 def test_the_accuracy_estimate_follows_confidence_and_feedback_accuracy_has_an_interval():
-    base = baseline.profile(WINE_FEATURES[:1], {"alcohol": [13.0] * 10}, predicted=["a"] * 100, classes=["a", "b"], segments=[],
-                         confidence=[0.95] * 50 + [0.55] * 50, correct=[True] * 48 + [False] * 2 + [True] * 25 + [False] * 25)
+    base = _profiled(WINE_FEATURES[:1], {"alcohol": [13.0] * 10}, predicted=["a"] * 100, classes=["a", "b"], segments=[],
+                     confidence=[0.95] * 50 + [0.55] * 50, correct=[True] * 48 + [False] * 2 + [True] * 25 + [False] * 25)
     sure = drift.compare_predictions(base, ["a"] * 40, [0.95] * 40)["estimated_accuracy"]["value"]
     unsure = drift.compare_predictions(base, ["a"] * 40, [0.55] * 40)["estimated_accuracy"]["value"]
     assert sure > 0.9 > 0.6 > unsure > 0.4

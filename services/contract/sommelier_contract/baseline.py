@@ -2,8 +2,9 @@
 classes and confidence, and how often it was right at each confidence level). The trainer writes it beside the model's
 other artifacts (signed with them); model monitoring (services/monitor) compares recent predictions with it.
 
-The profile and the comparison cut values the same way (tokens, missing values, numbers): those helpers live here, once.
-Pure numpy: no scikit-learn, no pandas, no scipy.
+The trainer writes it with `profile` (JSON values); the monitor reads it back as one type, `Baseline`, and never
+reaches into it with string keys. The profile and the comparison cut values the same way (tokens, missing values,
+numbers): those helpers live here, once. Pure numpy: no scikit-learn, no pandas, no scipy.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import numbers
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from sommelier_contract.records import bucket_of
+from sommelier_contract.typed import build
 
 FORMAT = 1
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern, lower-cased like TfidfVectorizer
@@ -149,3 +152,95 @@ def profile(features: list[dict[str, Any]], columns: dict[str, Sequence[Any]], *
 
 def segment_shares(segment: dict[str, Any], columns: dict[str, Sequence[Any]]) -> dict[str, Any]:
     return frequencies([b for b in (bucket_of(segment, v) for v in columns[segment["feature"]]) if b is not None])
+
+
+# -- the document, as the monitor reads it -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Numbers (a numeric feature, a text's length or unseen-word share, the holdout's confidence): `n` present values,
+    their range and spread, the training deciles (`edges`) with each bin's share, and a sample for two-sample tests."""
+
+    n: int
+    missing: float
+    min: float | None = None
+    max: float | None = None
+    std: float | None = None
+    edges: tuple[float, ...] = ()
+    shares: tuple[float, ...] = ()
+    sample: tuple[float, ...] = ()
+    type: str = "numeric"
+
+
+@dataclass(frozen=True)
+class Frequencies:
+    """Categories: `n` values, the shares of the most frequent (TOP_CATEGORIES), and the share of all the others."""
+
+    n: int
+    shares: dict[str, float]
+    other: float
+
+
+@dataclass(frozen=True)
+class CategoricalProfile(Frequencies):
+    missing: float = 0.0
+    known: tuple[str, ...] = ()  # every category training had (up to KNOWN_CATEGORIES; `known_complete` says whether all)
+    known_complete: bool = False
+    singletons: int = 0  # categories met once: how often training met a new one (Good-Turing)
+    type: str = "categorical"
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    n: int
+    missing: float
+    vocabulary: tuple[str, ...]
+    tokens: dict[str, float]  # the top tokens' shares
+    other: float
+    length: NumericProfile
+    unseen: NumericProfile
+    type: str = "text"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How often the holdout was right at each confidence level (between `edges`)."""
+
+    edges: tuple[float, ...]
+    rows: tuple[int, ...]
+    correct: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PredictionProfile:
+    rows: int
+    classes: dict[str, float]  # the holdout's predicted class mix
+    confidence: NumericProfile
+    accuracy: float | None
+    calibration: Calibration
+
+
+FeatureProfile = NumericProfile | CategoricalProfile | TextProfile
+_PROFILES: dict[str, type] = {"numeric": NumericProfile, "categorical": CategoricalProfile, "text": TextProfile}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    rows: int
+    predictions: PredictionProfile
+    features: dict[str, FeatureProfile] = field(default_factory=dict)
+    segments: dict[str, Frequencies] = field(default_factory=dict)
+    format: int = FORMAT
+
+    @classmethod
+    def parse(cls, doc: Any, where: str = "baseline") -> Baseline:
+        """The baseline from its JSON values (as `profile` made them); ValueError says what is missing or malformed."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("features"), dict):
+            raise ValueError(f"{where} must be an object with its features")
+        features = {}
+        for name, entry in doc["features"].items():
+            kind = _PROFILES.get(str(entry.get("type"))) if isinstance(entry, dict) else None
+            if kind is None:
+                raise ValueError(f"{where}.features.{name} has no known type (numeric, categorical or text)")
+            features[name] = build(kind, entry, f"{where}.features.{name}")
+        return replace(build(cls, {**doc, "features": {}}, where), features=features)

@@ -22,7 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from sommelier_contract.baseline import bins, is_missing, numbers_of, strings, text_measures, tokenized
+from sommelier_contract.baseline import (
+    Baseline,
+    CategoricalProfile,
+    Frequencies,
+    NumericProfile,
+    PredictionProfile,
+    bins,
+    is_missing,
+    numbers_of,
+    strings,
+    text_measures,
+    tokenized,
+)
 from sommelier_contract.records import bucket_of
 
 SMALL = 1000  # up to this many values a test decides, above it a distance
@@ -45,15 +57,15 @@ def _js(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(jensenshannon(expected, actual, base=2))
 
 
-def _numeric_test(base: dict[str, Any], x: np.ndarray, alpha: float, what: str) -> dict[str, Any]:
+def _numeric_test(base: NumericProfile, x: np.ndarray, alpha: float, what: str) -> dict[str, Any]:
     from scipy import stats
 
     present = x[~np.isnan(x)]
     n = len(present)
-    shares = bins(present, base["edges"]) / max(n, 1)
-    out: dict[str, Any] = {"measure": what, "n": n, "psi": round(_psi(np.asarray(base["shares"]), shares), 4),
+    shares = bins(present, list(base.edges)) / max(n, 1)
+    out: dict[str, Any] = {"measure": what, "n": n, "psi": round(_psi(np.asarray(base.shares), shares), 4),
                            "mean": float(present.mean()) if n else None}
-    reference = np.asarray(base["sample"])
+    reference = np.asarray(base.sample)
     if n == 0:
         return {**out, "test": "none", "drifted": False, "reason": "no values"}
     if n <= SMALL:
@@ -62,22 +74,22 @@ def _numeric_test(base: dict[str, Any], x: np.ndarray, alpha: float, what: str) 
                 "threshold": alpha, "drifted": bool(result.pvalue < alpha),
                 "reason": f"{n} values (at most {SMALL}): a two-sample test against {len(reference)} training values, "
                           f"level {alpha:.4g} (5% split among the tests)"}
-    scale = base["std"] or 1.0
+    scale = base.std or 1.0
     distance = float(stats.wasserstein_distance(present, reference)) / scale
     return {**out, "test": "wasserstein", "statistic": round(distance, 4), "threshold": WASSERSTEIN, "drifted": bool(distance >= WASSERSTEIN),
             "reason": f"{n} values (more than {SMALL}, where any test flags trivial differences): Wasserstein distance "
                       f"in training standard deviations"}
 
 
-def _category_vectors(base: dict[str, Any], values: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _category_vectors(base: Frequencies, values: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     counts = Counter(values)
-    names = list(base["shares"])
-    expected = np.array([*base["shares"].values(), base["other"]])
+    names = list(base.shares)
+    expected = np.array([*base.shares.values(), base.other])
     actual = np.array([*(counts.get(k, 0) for k in names), len(values) - sum(counts.get(k, 0) for k in names)], dtype=float)
     return [*names, "(other)"], expected, actual
 
 
-def _categorical_test(base: dict[str, Any], values: list[str], alpha: float, rows: int) -> dict[str, Any]:
+def _categorical_test(base: Frequencies, values: list[str], alpha: float, rows: int) -> dict[str, Any]:
     from scipy import stats
 
     n = len(values)
@@ -120,37 +132,36 @@ def _categorical_test(base: dict[str, Any], values: list[str], alpha: float, row
                       f"(categories under 1% in training pooled)"}
 
 
-def _tests_of(features: dict[str, Any]) -> int:
-    return sum(2 if b["type"] == "text" else 1 for b in features.values())
+def _tests_of(baseline: Baseline) -> int:
+    return sum(2 if b.type == "text" else 1 for b in baseline.features.values())
 
 
-def compare_features(baseline: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compare_features(baseline: Baseline, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per feature: its tests (see the module), PSI, and whether it drifted."""
-    features = baseline["features"]
-    alpha = ALPHA / max(_tests_of(features), 1)
+    alpha = ALPHA / max(_tests_of(baseline), 1)
     out = []
-    for name, base in features.items():
+    for name, base in baseline.features.items():
         values = [r.get(name) for r in records]
-        entry: dict[str, Any] = {"feature": name, "type": base["type"], "baseline_missing": round(base["missing"], 4),
+        entry: dict[str, Any] = {"feature": name, "type": base.type, "baseline_missing": round(base.missing, 4),
                                  "missing": round(sum(map(is_missing, values)) / max(len(values), 1), 4)}
-        if base["type"] == "numeric":
-            if not base["n"]:
+        if isinstance(base, NumericProfile):
+            if not base.n:
                 out.append({**entry, "drifted": False, "tests": [], "psi": None, "note": "no training values"})
                 continue
             tests = [_numeric_test(base, numbers_of(values), alpha, "values")]
-        elif base["type"] == "categorical":
-            tests = [_categorical_test(base, [v for v in strings(values) if v is not None], alpha, baseline["rows"])]
+        elif isinstance(base, CategoricalProfile):
+            tests = [_categorical_test(base, [v for v in strings(values) if v is not None], alpha, baseline.rows)]
         else:
             docs = tokenized(strings(values))
-            lengths, unseen = text_measures(docs, set(base["vocabulary"]))
+            lengths, unseen = text_measures(docs, set(base.vocabulary))
             counts = Counter(w for words in docs for w in words)
-            tests = [_numeric_test(base["length"], lengths, alpha, "length in tokens"),
-                     _numeric_test(base["unseen"], unseen, alpha, "share of words the training text never used")]
+            tests = [_numeric_test(base.length, lengths, alpha, "length in tokens"),
+                     _numeric_test(base.unseen, unseen, alpha, "share of words the training text never used")]
             total = max(sum(counts.values()), 1)
-            top = np.array([counts.get(k, 0) / total for k in base["tokens"]])
-            entry["token_psi"] = round(_psi(np.array([*base["tokens"].values(), base["other"]]), np.append(top, 1 - top.sum())), 4)
+            top = np.array([counts.get(k, 0) / total for k in base.tokens])
+            entry["token_psi"] = round(_psi(np.array([*base.tokens.values(), base.other]), np.append(top, 1 - top.sum())), 4)
             entry["unseen_words"] = round(float(np.nanmean(unseen)), 4) if np.any(~np.isnan(unseen)) else None
-            entry["baseline_unseen_words"] = round(float(np.mean(base["unseen"]["sample"])), 4) if base["unseen"].get("sample") else 0.0
+            entry["baseline_unseen_words"] = round(float(np.mean(base.unseen.sample)), 4) if base.unseen.sample else 0.0
         psi = max((t["psi"] for t in tests), default=0.0)
         out.append({**entry, "psi": psi, "drifted": any(t["drifted"] for t in tests), "tests": tests,
                     "score": max((_score(t) for t in tests), default=0.0)})
@@ -184,45 +195,45 @@ def _outside_p(count: int, n: int, m: int) -> float:
     return min(1.0, (count + 1) * math.exp(log_p))
 
 
-def quality(baseline: dict[str, Any], records: list[dict[str, Any]], drift: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def quality(baseline: Baseline, records: list[dict[str, Any]], drift: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Data-quality checks: missing rates, values outside the training range, unseen categories, unfamiliar text,
     fields the model does not know. A check is violated when what it saw is both significantly more than training
     would give (a binomial test, its level split among the checks) and large enough to matter."""
     n = len(records)
-    rows = max(baseline["rows"], 1)
+    rows = max(baseline.rows, 1)
     checks = []
-    names = set(baseline["features"])
+    names = set(baseline.features)
     alpha = ALPHA / max(2 * len(names), 1)
     by_feature = {d["feature"]: d for d in drift}
-    for name, base in baseline["features"].items():
+    for name, base in baseline.features.items():
         d = by_feature[name]
         values = [r.get(name) for r in records]
         missing = sum(map(is_missing, values))
         checks.append({"check": "missing", "feature": name, "value": d["missing"], "baseline": d["baseline_missing"],
-                       "violated": d["missing"] - d["baseline_missing"] > 0.1 and _more_than(missing, n, max(base["missing"], 0.5 / rows), alpha),
+                       "violated": d["missing"] - d["baseline_missing"] > 0.1 and _more_than(missing, n, max(base.missing, 0.5 / rows), alpha),
                        "message": f"{d['missing']:.0%} of values missing (training: {d['baseline_missing']:.0%})"})
-        if base["type"] == "numeric" and base["n"]:
+        if isinstance(base, NumericProfile) and base.n and base.min is not None and base.max is not None:
             x = numbers_of(values)
             x = x[~np.isnan(x)]
-            outside = int(np.sum((x < base["min"]) | (x > base["max"])))
+            outside = int(np.sum((x < base.min) | (x > base.max)))
             share = outside / max(len(x), 1)
             # a new value falls outside the range of m training values with probability 2 / (m + 1)
-            checks.append({"check": "out_of_range", "feature": name, "value": round(share, 4), "baseline": round(2 / (base["n"] + 1), 4),
-                           "violated": bool(share > 0.01 and _outside_p(outside, len(x), base["n"]) < alpha),
-                           "message": f"{outside} value(s) outside the training range {base['min']:g} to {base['max']:g}"})
-        elif base["type"] == "categorical":
-            known = set(base["known"])
+            checks.append({"check": "out_of_range", "feature": name, "value": round(share, 4), "baseline": round(2 / (base.n + 1), 4),
+                           "violated": bool(share > 0.01 and _outside_p(outside, len(x), base.n) < alpha),
+                           "message": f"{outside} value(s) outside the training range {base.min:g} to {base.max:g}"})
+        elif isinstance(base, CategoricalProfile):
+            known = set(base.known)
             present = [v for v in strings(values) if v is not None]
             unseen = Counter(v for v in present if v not in known)
             share = sum(unseen.values()) / max(len(present), 1)
-            expected = base.get("singletons", 0) / max(base["n"], 1)  # Good-Turing: how often training met a category once
+            expected = base.singletons / max(base.n, 1)  # Good-Turing: how often training met a category once
             checks.append({"check": "unseen_category", "feature": name, "value": round(share, 4), "baseline": round(expected, 4),
-                           "violated": bool(base["known_complete"]) and share - expected > 0.05
+                           "violated": base.known_complete and share - expected > 0.05
                            and _more_than(sum(unseen.values()), len(present), max(expected, 0.5 / rows), alpha),
                            # the examples are callers' inputs: the CLI shows them to operators, the API leaves them out
                            "message": f"{share:.0%} of values are categories training never saw",
                            "examples": [k for k, _ in unseen.most_common(3)]})
-        elif base["type"] == "text" and d.get("unseen_words") is not None:
+        elif base.type == "text" and d.get("unseen_words") is not None:
             rise = d["unseen_words"] - d["baseline_unseen_words"]
             checks.append({"check": "unfamiliar_text", "feature": name, "value": d["unseen_words"], "baseline": d["baseline_unseen_words"],
                            "violated": bool(rise > 0.2),
@@ -236,33 +247,32 @@ def quality(baseline: dict[str, Any], records: list[dict[str, Any]], drift: list
     return checks
 
 
-def compare_predictions(baseline: dict[str, Any], labels: list[str], confidence: list[float]) -> dict[str, Any]:
+def compare_predictions(baseline: Baseline, labels: list[str], confidence: list[float]) -> dict[str, Any]:
     """The class mix and the confidence against the holdout's, and the accuracy they suggest before any label."""
-    base = baseline["predictions"]
+    base = baseline.predictions
     alpha = ALPHA / 2
-    names = list(base["classes"])
-    class_base = {"n": base["rows"], "shares": base["classes"], "other": 0.0, "known": names, "known_complete": True}
-    mix = _categorical_test(class_base, labels, alpha, base["rows"])
+    names = list(base.classes)
+    mix = _categorical_test(Frequencies(n=base.rows, shares=base.classes, other=0.0), labels, alpha, base.rows)
     conf = np.asarray(confidence, dtype=float)
-    conf_test = _numeric_test(base["confidence"], conf, alpha, "confidence")
+    conf_test = _numeric_test(base.confidence, conf, alpha, "confidence")
     counts = Counter(labels)
     return {"classes": {c: round(counts.get(c, 0) / max(len(labels), 1), 4) for c in names},
-            "baseline_classes": {c: round(v, 4) for c, v in base["classes"].items()},
+            "baseline_classes": {c: round(v, 4) for c, v in base.classes.items()},
             "class_mix": mix, "confidence": conf_test,
             "mean_confidence": round(float(conf.mean()), 4) if len(conf) else None,
             "drifted": mix["drifted"] or conf_test["drifted"],
             "estimated_accuracy": estimate_accuracy(base, conf)}
 
 
-def estimate_accuracy(base: dict[str, Any], confidence: np.ndarray) -> dict[str, Any] | None:
+def estimate_accuracy(base: PredictionProfile, confidence: np.ndarray) -> dict[str, Any] | None:
     """An estimate before labels: the holdout's accuracy at each confidence level, weighted by how many recent
     predictions fall at that level (each level's rate pulled towards the overall one when it had few holdout rows)."""
-    calibration, overall = base["calibration"], base["accuracy"]
+    calibration, overall = base.calibration, base.accuracy
     if overall is None or not len(confidence):
         return None
-    rows, correct = np.asarray(calibration["rows"], dtype=float), np.asarray(calibration["correct"], dtype=float)
+    rows, correct = np.asarray(calibration.rows, dtype=float), np.asarray(calibration.correct, dtype=float)
     rate = (correct + 2 * overall) / (rows + 2)
-    level = np.searchsorted(calibration["edges"], confidence, side="right")
+    level = np.searchsorted(calibration.edges, confidence, side="right")
     return {"value": round(float(rate[level].mean()), 4), "holdout_accuracy": round(overall, 4),
             "method": "an estimate, not a measurement: the holdout's accuracy at each confidence level, weighted by the "
                       "confidence of recent predictions; it holds while confidence means what it meant on the holdout"}
@@ -284,18 +294,18 @@ def accuracy(outcomes: list[tuple[str, bool]]) -> dict[str, Any]:
             "days": [{"day": d, **one(v)} for d, v in sorted(days.items())]}
 
 
-def compare_segments(baseline: dict[str, Any], segments: list[dict[str, Any]], records: list[dict[str, Any]],
+def compare_segments(baseline: Baseline, segments: list[dict[str, Any]], records: list[dict[str, Any]],
                      outcomes: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
     """Per segment of the dataset spec: the mix of its buckets against training's, and accuracy from feedback per bucket."""
     out = []
-    stored = baseline.get("segments", {})
+    stored = baseline.segments
     alpha = ALPHA / max(len(stored), 1)
     for segment in segments:
         base = stored.get(segment["name"])
         if base is None:
             continue
         buckets = [b for b in (bucket_of(segment, r.get(segment["feature"])) for r in records) if b is not None]
-        mix = _categorical_test(base, buckets, alpha, base["n"])
+        mix = _categorical_test(base, buckets, alpha, base.n)
         labelled: dict[str, list[bool]] = {}
         for record, right in outcomes:
             bucket = bucket_of(segment, record.get(segment["feature"]))
@@ -304,8 +314,8 @@ def compare_segments(baseline: dict[str, Any], segments: list[dict[str, Any]], r
         counts = Counter(buckets)
         out.append({"segment": segment["name"], "feature": segment["feature"], "drifted": mix["drifted"], "mix": mix,
                     "buckets": [{"bucket": b, "share": round(counts.get(b, 0) / max(len(buckets), 1), 4),
-                                 "baseline_share": round(base["shares"].get(b, 0.0), 4),
+                                 "baseline_share": round(base.shares.get(b, 0.0), 4),
                                  "feedback": len(labelled.get(b, [])),
                                  "accuracy": round(sum(labelled[b]) / len(labelled[b]), 4) if labelled.get(b) else None}
-                                for b in sorted(set(counts) | set(base["shares"]) | set(labelled))]})
+                                for b in sorted(set(counts) | set(base.shares) | set(labelled))]})
     return out

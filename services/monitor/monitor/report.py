@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from monitor import drift
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import ArtifactNotListed, ArtifactRejected, Signatures, verified_artifact
+from sommelier_contract.baseline import Baseline
 from sommelier_contract.metric_names import Metric
 from sommelier_contract.monitoring import Report, Retraining, TrendPoint, Window, publish, read_latest, read_report, write_report
 from sommelier_contract.stored import expand
@@ -89,7 +90,7 @@ def _outcomes(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, 
             for r in records if isinstance(r.get("feedback"), dict) and "correct" in r["feedback"]]
 
 
-def assess(baseline: dict[str, Any], manifest_segments: list[dict[str, Any]], recent: list[dict[str, Any]],
+def assess(baseline: Baseline, manifest_segments: list[dict[str, Any]], recent: list[dict[str, Any]],
            labelled: list[dict[str, Any]]) -> dict[str, Any]:
     """The report's findings: `recent` predictions of one model against its baseline; `labelled`, the same model's
     predictions (over the longer accuracy window) of which those with feedback count."""
@@ -228,7 +229,10 @@ def findings(settings: Settings, s3, dynamodb, model_signatures: Signatures, rep
         return without("no baseline", f"model {version} has no baseline (it was trained before monitoring existed): retrain it to monitor it")
     except ArtifactRejected as err:
         return without("no baseline", f"the baseline of model {version} cannot be used: {err}")
-    baseline = json.loads(body)
+    try:
+        baseline = Baseline.parse(json.loads(body), f"the baseline of model {version}")
+    except ValueError as err:  # signed, so written by the trainer: of a format this monitor does not read
+        return without("no baseline", f"the baseline of model {version} cannot be used: {err}")
     model = {"version": version, "dataset": manifest.dataset.name, "family": manifest.model.family,
              "holdout_accuracy": manifest.metrics.holdout.accuracy}
     everything, sampled = read_predictions(dynamodb, settings.predictions_table, accuracy_since, settings.monitor_max_predictions)
@@ -256,7 +260,7 @@ def _verdict(report: Report, whose: str, version: str) -> str:
         f"; {len(report.violations)} data-quality violation(s); {report.predictions} prediction(s) of {whose}model {version}"
 
 
-def caller_reports(settings: Settings, s3, signatures: Signatures, baseline: dict[str, Any], segments: list[dict[str, Any]],
+def caller_reports(settings: Settings, s3, signatures: Signatures, baseline: Baseline, segments: list[dict[str, Any]],
                    common: Report, recent: list[dict[str, Any]], mine: list[dict[str, Any]]) -> int:
     """Each API key's own report: the same findings over its own predictions only, signed, at layout.caller_report_key.
     GET /monitoring shows a key its own, never the report over every key's predictions: any aggregate over several keys'

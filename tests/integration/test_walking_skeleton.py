@@ -85,3 +85,21 @@ def test_a_body_that_is_not_json_is_400(stack):
     resp = stack.post("/predict", data="alcohol=13")
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "invalid_json"
+
+
+def test_a_warm_up_wave_meets_as_many_workers_as_it_has_calls(stack):
+    """Issue 39: `make up` warms the pool with direct invocations of the API's alias, each holding its worker, so the
+    calls of a wave cannot share one (it left 9 of 16 warm when each /health call was done before the next arrived)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lam, name = stack.client("lambda"), stack.outputs["PredictorFunctionName"]
+    champion = stack.get("/health").json()["model_version"]
+
+    def call(_: int) -> dict:
+        resp = lam.invoke(FunctionName=name, Qualifier="live", Payload=json.dumps({"sommelier_warmup": {"hold_ms": 800}}).encode())
+        return json.loads(resp["Payload"].read())
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(call, range(4)))
+    assert {a["model_version"] for a in answers} == {champion} and {a["status"] for a in answers} == {"ok"}, answers
+    assert len({a["worker"] for a in answers}) == 4, answers

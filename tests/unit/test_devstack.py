@@ -160,17 +160,46 @@ class _Flaky:
         self.url = f"http://127.0.0.1:{self.server.server_port}/health"
 
 
+def _each_a_worker(url: str):
+    """A warm-up call that reaches `url` and is answered by a worker of its own (as a held worker is)."""
+    import uuid
+
+    from devstack.runtime import http_ok
+
+    return lambda: (http_ok(url), uuid.uuid4().hex)[1]
+
+
 def test_the_warm_up_goes_in_waves_and_rides_out_transient_502s():
     """Issue 36: `make up` failed when a 502 came back while 16 workers started at once on a loaded machine."""
     from devstack.runtime import warm_workers
 
     flaky = _Flaky(failures=5)
     try:
-        seconds = warm_workers(flaky.url, 16, wave=4, budget=30)
+        seconds = warm_workers(_each_a_worker(flaky.url), 16, wave=4, budget=30)
     finally:
         flaky.server.shutdown()
     assert len(seconds) == 16
     assert flaky.seen == 5 + 4 + 8 + 12 + 16  # waves of 4, 8, 12, 16 requests released together, the 502s retried
+
+
+def test_a_wave_that_met_fewer_workers_than_its_calls_goes_again():
+    """Issue 39: `make up` asked for 16 workers and left 9: calls of one wave met the same worker (a fast call is done
+    before the next arrives), and the first burst started the other 7. A wave counts the workers that answered it."""
+    import itertools
+    import threading
+
+    from devstack.runtime import warm_workers
+
+    calls = itertools.count()
+    lock = threading.Lock()
+
+    def call() -> str:
+        with lock:
+            n = next(calls)
+        return "w0" if n == 5 else f"w{n % 8}"  # the 2nd wave's first attempt: two calls meet worker w0
+
+    assert len(warm_workers(call, 8, wave=4, budget=30)) == 8
+    assert next(calls) == 4 + 8 + 8  # the wave of 8 went twice
 
 
 def test_a_warm_up_that_cannot_finish_warns_and_leaves_the_stack_up():
@@ -178,7 +207,7 @@ def test_a_warm_up_that_cannot_finish_warns_and_leaves_the_stack_up():
 
     broken = _Flaky(failures=10**9)
     try:
-        assert warm_workers(broken.url, 8, wave=4, budget=1) == []
+        assert warm_workers(_each_a_worker(broken.url), 8, wave=4, budget=1) == []
     finally:
         broken.server.shutdown()
 

@@ -35,15 +35,28 @@ def headline(r: dict) -> list[dict]:
          "met": bool(peer_of["single"]) and ws["api"]["p50_ms"] <= 2.5 * peer_of["single"]},
         {"figure": "batch of 1,000, p50 ms", "measured": batch["p50_ms"], "floor": batch_floor, "peer": peer_of["batch"],
          "target": "within 1.5x of the peer", "met": bool(peer_of["batch"]) and batch["p50_ms"] <= 1.5 * peer_of["batch"]},
-        {"figure": ("first burst after make up, concurrency 16, p99 ms" if r.get("first_burst") else "concurrency 16 after make up, p99 ms"),
-         "measured": burst.get("p99_ms"), "floor": None, "peer": peer.get("concurrency_16_p99_ms"), "target": "within 250 ms",
-         "met": (burst.get("p99_ms") or 1e9) <= 250},
+        _first_burst(r, burst, peer),
         {"figure": "cold start, first predict on a new worker, ms", "measured": cs["cold_invoke_predict_ms"], "floor": None, "peer": None,
          "target": "within 500 ms", "met": cs["cold_invoke_predict_ms"] <= 500},
-        {"figure": "make up from stopped, s", "measured": r["make_up"]["from_stopped_s"], "floor": None, "peer": None,
-         "target": "within 10 s", "met": r["make_up"]["from_stopped_s"] <= 10},
+        {"figure": "make up from stopped, s" + (" (median of 5)" if r.get("first_bursts") else ""), "measured": r["make_up"]["from_stopped_s"],
+         "floor": None, "peer": None, "target": "within 10 s", "met": r["make_up"]["from_stopped_s"] <= 10},
     ] + ([{"figure": f"cold start, slowest of {len(cold)} model families (a new worker's imports, load, first predict), ms",
            "measured": max(cold), "floor": None, "peer": None, "target": "within 500 ms", "met": max(cold) <= 500}] if cold else [])
+
+
+def _first_burst(r: dict, burst: dict, peer: dict) -> dict:
+    """Issue 39: the first burst after make up, five runs each after make up from stopped, within 2x the peer's own first
+    burst in every one (the worst run is shown). Older results: one run, against 250 ms."""
+    runs = r.get("first_bursts") or []
+    peer_burst = peer.get("first_burst_16_p99_ms")
+    if runs and peer_burst:
+        met = sum((b.get("p99_ms") or 1e9) <= 2 * peer_burst for b in runs)
+        return {"figure": f"first burst after make up, concurrency 16, p99 ms (worst of {len(runs)} runs; within 2x in {met} of them)",
+                "measured": burst.get("p99_ms"), "floor": None, "peer": peer_burst, "target": "within 2x of the peer's first burst, 5 of 5",
+                "met": met == len(runs) == 5}
+    return {"figure": ("first burst after make up, concurrency 16, p99 ms" if r.get("first_burst") else "concurrency 16 after make up, p99 ms"),
+            "measured": burst.get("p99_ms"), "floor": None, "peer": peer.get("concurrency_16_p99_ms"), "target": "within 250 ms",
+            "met": (burst.get("p99_ms") or 1e9) <= 250}
 
 
 def _ratio(a: float | None, b: float | None) -> str:

@@ -295,12 +295,19 @@ def serving() -> dict:
         info = Embedded(cfg).up()
         results["make_up"] = {"fresh_s": round(time.perf_counter() - t, 2)}
         try:
-            Embedded(cfg).down()
-            t = time.perf_counter()
-            info = Embedded(cfg).up()
-            results["make_up"]["from_stopped_s"] = round(time.perf_counter() - t, 2)
-            # the first burst comes first, as a user's would right after make up: 160 requests, 16 at a time
-            results["first_burst"] = concurrency(info["api_url"], info["api_key"], per_level=160, levels=(16,))[0]
+            # five times: make up from stopped, then the first burst, as a user's would come right after it (160
+            # requests, 16 at a time); issue 39's target holds in 5 of 5 runs, so one good run proves nothing
+            results["first_bursts"] = []
+            for run in range(1, 6):
+                Embedded(cfg).down()
+                t = time.perf_counter()
+                info = Embedded(cfg).up()
+                up_s = round(time.perf_counter() - t, 2)
+                burst = concurrency(info["api_url"], info["api_key"], per_level=160, levels=(16,))[0]
+                results["first_bursts"].append({"run": run, "make_up_from_stopped_s": up_s, **burst})
+                print(f"first burst {run}/5: make up from stopped {up_s} s, p99 {burst.get('p99_ms')} ms", file=sys.stderr, flush=True)
+            results["first_burst"] = max(results["first_bursts"], key=lambda b: b.get("p99_ms") or 1e9)  # the worst of the five
+            results["make_up"]["from_stopped_s"] = sorted(b["make_up_from_stopped_s"] for b in results["first_bursts"])[2]  # median
             session = requests.Session()
             api = warm_api(session, info["api_url"], info["api_key"], 1000)
             floor_ms, in_process_cold = in_process_floor(info, cfg, 1000)

@@ -323,7 +323,7 @@ class Runtime(ABC):
     def warm_pool(self, workers: int, hold_ms: int = 500) -> list[float]:
         """Start `workers` predictor workers (in AWS, provisioned concurrency does this; see the README): direct
         invocations of the alias the API calls (`live`: the same workers), each holding its worker `hold_ms`."""
-        lam = self.aws("lambda", read_timeout=120)
+        lam = self.aws("lambda", read_timeout=120, max_pool_connections=workers)  # one connection per call of a wave
         name = self.cfg.stack_info()["outputs"]["PredictorFunctionName"]
         payload = json.dumps({"sommelier_warmup": {"hold_ms": hold_ms}}).encode()
 

@@ -320,7 +320,7 @@ class Runtime(ABC):
         if self.cfg.warm_workers > 1:
             self.warm_pool(self.cfg.warm_workers)
 
-    def warm_pool(self, workers: int, hold_ms: int = 500) -> list[float]:
+    def warm_pool(self, workers: int, hold_ms: int = 250) -> list[float]:
         """Start `workers` predictor workers (in AWS, provisioned concurrency does this; see the README): direct
         invocations of the alias the API calls (`live`: the same workers), each holding its worker `hold_ms`."""
         lam = self.aws("lambda", read_timeout=120, max_pool_connections=workers)  # one connection per call of a wave

@@ -79,6 +79,9 @@ def _from_info(info: dict[str, Any], config: StackConfig | None) -> Stack:
 
 
 ROOT = Path(__file__).resolve().parents[2]
+# The stacks the tests start (here, and the `python -m ops up` some run) warm 4 predictor workers, not make up's 16:
+# a test needs the warm-up to work and the function to answer, not a fast first burst of 16 (`make bench` measures that)
+os.environ.setdefault("SOMMELIER_WARM_WORKERS", "4")
 
 
 def _compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

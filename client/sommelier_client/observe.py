@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sommelier_contract.metric_names import Metric
+from sommelier_contract.metric_names import Metric, over_periods
 
 NAMESPACE = "Sommelier"
 # id -> (metric, dimensions, stat, label)
@@ -22,15 +22,8 @@ SERIES: dict[str, tuple[str, dict[str, str], str, str]] = {
 
 
 def _whole(results: dict[str, Any], key: str, stat: str) -> float | None:
-    """One window's value from its clock-aligned periods: sums add, averages are a total over a count, a percentile is
-    the worst period's (percentiles do not add)."""
-    values = results[f"w_{key}"]["Values"]
-    if stat == "Sum":
-        return sum(values) if values else None
-    if stat == "Average":
-        count = sum(results[f"n_{key}"]["Values"])
-        return sum(values) / count if count else None
-    return max(values, default=None)
+    """One window's value of SERIES[key] from its periods (an average queried as Sum and SampleCount)."""
+    return over_periods(stat, results[f"w_{key}"]["Values"], results[f"n_{key}"]["Values"] if stat == "Average" else None)
 
 
 def fetch(cloudwatch, hours: float, period: int = 60, now: datetime | None = None) -> dict[str, Any]:

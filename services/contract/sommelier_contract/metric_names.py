@@ -41,3 +41,16 @@ class Metric(StrEnum):
     ACCURACY_DROP = "AccuracyDrop"
     SEGMENT_DRIFT = "SegmentDrift"
     SEGMENT_ACCURACY = "SegmentAccuracy"
+
+
+def over_periods(stat: str, values: list[float], counts: list[float] | None = None) -> float | None:
+    """One window's value from the datapoints GetMetricData returned for it. CloudWatch (and MiniStack) cut a window
+    into clock-aligned periods, so even a period longer than the window can come back as two datapoints: sums and
+    counts add, an average is the total of its `Sum`s over the total of its `SampleCount`s (`values`, `counts`), and a
+    percentile is the worst period's (percentiles do not add). None when there is no datapoint."""
+    if stat == "Average":
+        total = sum(counts or [])
+        return sum(values) / total if total else None
+    if not values:
+        return None
+    return sum(values) if stat in ("Sum", "SampleCount") else max(values)

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import pointers
-from sommelier_contract.metric_names import Metric
+from sommelier_contract.metric_names import Metric, over_periods
 from trainer import artifacts
 from trainer.config import Settings
 
@@ -34,11 +34,8 @@ class Evidence:
 
 
 def gather(cloudwatch, namespace: str, version: str, start: datetime, end: datetime) -> Evidence:
-    """One model's live record between start and end (raises on unreadable metrics).
-
-    CloudWatch cuts the window into periods aligned to the clock, so a trial of any length can come back
-    as two or more datapoints: counts and sums add up over all of them, rates are a total over a total,
-    and p99 is the worst period's (percentiles do not add)."""
+    """One model's live record between start and end (raises on unreadable metrics), every period the trial came back
+    as counted (metric_names.over_periods)."""
     period = max(60, int((end - start).total_seconds()) // 60 * 60 + 60)
     queries = {
         "requests": (Metric.REQUESTS, "Sum"), "p99": (Metric.LATENCY, "p99"),
@@ -52,13 +49,11 @@ def gather(cloudwatch, namespace: str, version: str, start: datetime, end: datet
                                                       "Period": period, "Stat": stat}} for key, (name, stat) in queries.items()],
         StartTime=start, EndTime=end)
     values = {r["Id"]: r["Values"] for r in result["MetricDataResults"]}
-
-    def share(part: str, whole: str) -> float | None:
-        return sum(values[part]) / sum(values[whole]) if sum(values[whole]) else None
-
-    return Evidence(requests=float(sum(values["requests"])), error_rate=share("errors", "errors_n"),
-                    p99_ms=max(values["p99"], default=None), low_confidence=share("lowconf", "lowconf_n"),
-                    feedback=float(sum(values["feedback"])), accuracy=share("correct", "feedback"))
+    return Evidence(requests=over_periods("Sum", values["requests"]) or 0.0,
+                    error_rate=over_periods("Average", values["errors"], values["errors_n"]), p99_ms=over_periods("p99", values["p99"]),
+                    low_confidence=over_periods("Average", values["lowconf"], values["lowconf_n"]),
+                    feedback=over_periods("SampleCount", values["feedback"]) or 0.0,
+                    accuracy=over_periods("Average", values["correct"], values["feedback"]))
 
 
 def decide(candidate: Evidence, champion: Evidence, settings: Settings) -> tuple[str, str]:

@@ -18,7 +18,6 @@ from sommelier_contract.typed import build, omit, plain
 
 FORMAT = 1
 NEW_BUCKETS = "(not in training)"
-STATUSES = ("ok", "not enough data", "no baseline", "no model")
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ class Report:
 
     at: str
     window: Window
-    status: str  # one of STATUSES
+    status: str  # "ok", "not enough data", "no baseline" or "no model"
     message: str
     predictions: int = 0
     drifted_features: tuple[str, ...] = ()

@@ -287,7 +287,7 @@ def caller_reports(settings: Settings, s3, signatures: Signatures, baseline: Bas
             previous = read_report(s3, settings.model_bucket, signatures, report.key)
         except ArtifactRejected:  # none yet, or one that cannot be trusted: its trend starts again
             previous = None
-        write_report(s3, settings.model_bucket, replace(report, trend=(*(previous.trend if previous else ()), report.point())[-TREND:]), signatures)
+        write_report(s3, settings.model_bucket, replace(report, trend=_carried(previous, report)), signatures)
     return min(len(active), MAX_CALLER_REPORTS)
 
 
@@ -297,5 +297,10 @@ def _trend(s3, bucket: str, signatures: Signatures, report: Report) -> tuple[tup
     try:
         previous = read_report(s3, bucket, signatures)
     except ArtifactRejected as err:
-        return (report.point(),), f"the trend starts again: the previous report was refused ({err})"
-    return (*(previous.trend if previous else ()), report.point())[-TREND:], None
+        return _carried(None, report), f"the trend starts again: the previous report was refused ({err})"
+    return _carried(previous, report), None
+
+
+def _carried(previous: Report | None, report: Report) -> tuple[TrendPoint, ...]:
+    """The previous report's trend with this report's point added, the last TREND of them."""
+    return (*(previous.trend if previous else ()), report.point())[-TREND:]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from predictor.metrics import MetricBuffer
 from sommelier_contract.artifacts import Signatures
 from trainer import train as trainer_train
 from trainer.config import Settings as TrainerSettings
@@ -22,6 +27,18 @@ MINIMAL_MANIFEST = {"version": "v", "created_at": None, "classes": [], "features
                     "metrics": {"holdout": {"accuracy": 1.0, "f1_macro": 1.0}}}
 
 
+_BUFFERS: weakref.WeakSet[MetricBuffer] = weakref.WeakSet()
+_buffer_init = MetricBuffer.__init__
+
+
+def _registered(self, *args, **kwargs) -> None:
+    _buffer_init(self, *args, **kwargs)
+    _BUFFERS.add(self)
+
+
+MetricBuffer.__init__ = _registered  # type: ignore[method-assign]  # so `aws` can flush every test's buffers
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -30,6 +47,8 @@ def aws() -> Iterator[None]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     with mock_aws():
         yield
+        for buffer in list(_BUFFERS):  # their threads send into this test's moto, never into the next test's
+            buffer.flush(5)
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
@@ -66,11 +85,47 @@ def trainer_settings(signing_key) -> TrainerSettings:
                            families="logistic_regression")  # one family keeps these tests fast; test_lifecycle compares all
 
 
+# what a training run wrote, by what it was given: (outcome, [(bucket, key, body, content type, metadata)])
+_TRAINED: dict[str, tuple[trainer_train.Outcome, list[tuple[str, str, bytes, str, dict[str, str]]]]] = {}
+
+
+def _latest_objects(s3) -> dict[tuple[str, str], tuple[str, bytes, str, dict[str, str]]]:
+    out = {}
+    for bucket in (DATASET_BUCKET, MODEL_BUCKET):
+        for listed in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            obj = s3.get_object(Bucket=bucket, Key=listed["Key"])
+            out[(bucket, listed["Key"])] = (listed["ETag"], obj["Body"].read(), obj.get("ContentType", ""), obj.get("Metadata", {}))
+    return out
+
+
 @pytest.fixture
-def trained(s3, trainer_settings) -> trainer_train.Outcome:
-    outcome = trainer_train.run(trainer_settings, s3)
-    assert outcome.promoted, outcome.reason
-    return outcome
+def trained(s3, trainer_settings, signatures) -> trainer_train.Outcome:
+    """A model trained and promoted in this test's moto. 174 tests take one, and the same settings on the same files train
+    the same model: the first test of each (settings, files) trains it, the others get what it wrote written again into
+    their own moto and its manifest signed with their own key (the training was a third of the unit suite's time)."""
+    before = _latest_objects(s3)
+    given = trainer_settings.model_dump(exclude={"model_signing_key"})
+    key = hashlib.sha256(json.dumps([given, sorted((f"{b}/{k}", v[0]) for (b, k), v in before.items())], default=str).encode()).hexdigest()
+    if any(bucket == MODEL_BUCKET for bucket, _ in before) or key not in _TRAINED:  # a model already there: train for real
+        outcome = trainer_train.run(trainer_settings, s3)
+        assert outcome.promoted, outcome.reason
+        written = [(b, k, *v[1:]) for (b, k), v in _latest_objects(s3).items() if before.get((b, k), ("",))[0] != v[0]]
+        if not any(bucket == MODEL_BUCKET for bucket, _ in before):
+            _TRAINED[key] = (copy.deepcopy(outcome), written)
+        return outcome
+    outcome, written = _TRAINED[key]
+    versions = {}  # the manifest pins each artifact's S3 version: this moto's
+    for bucket, name, body, content_type, metadata in sorted(written, key=lambda w: w[1].endswith(("/manifest.json", "/manifest.sig"))):
+        if name.endswith("/manifest.json"):
+            doc = json.loads(body)
+            for artifact in doc["artifacts"].values():
+                artifact["version_id"] = versions.get(artifact["key"], artifact.get("version_id"))
+            body = json.dumps(doc, indent=2, sort_keys=True).encode()
+            manifest = body
+        elif name.endswith("/manifest.sig"):  # signed by the first test's key: signed again with this one's
+            body = json.dumps(signatures.sign(manifest)).encode()
+        versions[name] = s3.put_object(Bucket=bucket, Key=name, Body=body, ContentType=content_type, Metadata=metadata).get("VersionId")
+    return copy.deepcopy(outcome)
 
 
 @pytest.fixture

@@ -32,22 +32,43 @@ def _exclusive(cfg: StackConfig) -> Iterator[None]:
         yield
 
 
-def run_hooks(cfg: StackConfig) -> None:
-    hooks = sorted((cfg.root / "localstack-init" / "ready.d").iterdir())
-    env = {**os.environ, **cfg.hook_env()}
-    for hook in hooks:
-        if hook.suffix == ".py":
-            cmd = [sys.executable, str(hook)]
-        elif hook.suffix == ".sh":
-            cmd = ["bash", str(hook)]
+# The hooks run in one child process, in order, each as its own script would (`__main__`): one interpreter and one boto3
+# import instead of one per hook (~0.5 s each on 2 cores, issue 39's `make up` budget). A hook that fails ends the run
+# with its exit code and a last line naming it.
+HOOK_RUNNER = """import runpy, subprocess, sys, time, traceback
+for hook in sys.argv[1:]:
+    started = time.perf_counter()
+    print(f"hook {hook.rsplit('/', 1)[-1]}", file=sys.stderr, flush=True)
+    try:
+        if hook.endswith(".sh"):
+            subprocess.run(["bash", hook], check=True)
         else:
-            continue
-        log.info("hook %s", hook.name)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        with open(cfg.logs_dir / "init.log", "a") as f:
-            f.write(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            raise StackError(f"init hook {hook.name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+            runpy.run_path(hook, run_name="__main__")
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except subprocess.CalledProcessError as failed:
+        code = failed.returncode
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    if code:
+        print(f"init hook {hook.rsplit('/', 1)[-1]} failed (exit {code})", file=sys.stderr, flush=True)
+        sys.exit(code)
+    print(f"hook {hook.rsplit('/', 1)[-1]} took {time.perf_counter() - started:.2f} s", file=sys.stderr, flush=True)
+"""
+
+
+def run_hooks(cfg: StackConfig) -> None:
+    hooks = [str(h) for h in sorted((cfg.root / "localstack-init" / "ready.d").iterdir()) if h.suffix in (".py", ".sh")]
+    log.info("hooks %s", ", ".join(h.rsplit("/", 1)[-1] for h in hooks))
+    proc = subprocess.run([sys.executable, "-c", HOOK_RUNNER, *hooks], env={**os.environ, **cfg.hook_env()}, capture_output=True,
+                          text=True)
+    with open(cfg.logs_dir / "init.log", "a") as f:
+        f.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise StackError(f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'the init hooks failed'}:\n"
+                         f"{proc.stderr[-3000:]}")
 
 
 def trainer_env(cfg: StackConfig) -> dict[str, str]:

@@ -159,7 +159,7 @@ def test_up_repairs_a_half_present_stack_keeping_the_data(own, tmp_path, example
     """Resources gone while the stack remains, and the stack gone while its data remains: `make up` repairs both
     (its own stack: the repair replaces the API)."""
     cfg = StackConfig(state_dir=tmp_path / "repair", emulator_port=free_port(), frontend_port=free_port(),
-                      stack_parameters=own.stack_parameters)
+                      stack_parameters=own.stack_parameters, warm_workers=1)  # three ups: a pool of workers is not the point
     runtime = Embedded(cfg)
     try:
         info = runtime.up()

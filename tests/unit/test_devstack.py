@@ -333,3 +333,30 @@ def test_a_training_result_reads_back_as_written_and_from_the_older_shapes():
     assert (older.quarantined, older.holdout, older.task) == (1, None, None)  # the CLI once printed the held rows themselves
     handed = TrainingResult.parse({"version": None, "promoted": False, "reason": "handed over", "task": "arn:task/1"})
     assert handed.version is None and handed.task == "arn:task/1"
+
+
+def test_the_init_hooks_run_in_order_in_one_process_and_a_failure_names_its_hook(state, tmp_path, monkeypatch):
+    """Issue 39: one interpreter for every hook (each hook is still run as its own `__main__`); the one that fails is named."""
+    from devstack.embedded import StackError, run_hooks
+
+    ready = tmp_path / "repo" / "localstack-init" / "ready.d"
+    ready.mkdir(parents=True)
+    seen = tmp_path / "seen.txt"
+    for name in ("10-first.py", "20-second.py"):
+        (ready / name).write_text("import os\nassert __name__ == '__main__'\n"
+                                  f"open({str(seen)!r}, 'a').write(f'{name} {{os.getpid()}} {{os.environ[\"SOMMELIER_STACK_NAME\"]}}\\n')\n")
+    (ready / "notes.txt").write_text("not a hook")
+    monkeypatch.setattr(StackConfig, "root", property(lambda self: tmp_path / "repo"))
+    cfg = StackConfig(state_dir=state)
+    cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    run_hooks(cfg)
+    lines = [line.split() for line in seen.read_text().splitlines()]
+    assert [line[0] for line in lines] == ["10-first.py", "20-second.py"]
+    assert len({line[1] for line in lines}) == 1 and lines[0][2] == cfg.stack_name
+
+    (ready / "15-broken.py").write_text("import sys\nprint('the bucket is gone', file=sys.stderr)\nsys.exit(3)\n")
+    seen.unlink()
+    with pytest.raises(StackError, match=r"init hook 15-broken.py failed \(exit 3\)") as failed:
+        run_hooks(cfg)
+    assert "the bucket is gone" in str(failed.value)
+    assert [line.split()[0] for line in seen.read_text().splitlines()] == ["10-first.py"]  # the next hook never ran

@@ -258,7 +258,7 @@ def handle(event: dict[str, Any], lambda_request_id: str, deps: Deps) -> dict[st
     route = event.get("resource") or event.get("path") or ""
     path = event.get("path") or ""
     req = Request(event=event, request_id=request_id, lambda_request_id=lambda_request_id)
-    if hasattr(deps.logger, "append_keys"):  # Powertools: every line of this request, the model store's too, names it
+    if hasattr(deps.logger, "append_keys"):  # predictor.logs: every line of this request, the model store's too, names it
         deps.logger.append_keys(request_id=request_id)
     code = "ok"
     try:

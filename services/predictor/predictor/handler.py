@@ -9,14 +9,18 @@ import signal
 import threading
 import time
 import uuid
-from typing import Any
-
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import Any, Protocol
 
 from predictor.api import handle
 from predictor.config import Settings
+from predictor.logs import Logger
 from predictor.service import PredictionService, build_deps
+
+
+class LambdaContext(Protocol):
+    aws_request_id: str
+    function_name: str
+
 
 logger = Logger(service=os.environ.get("SERVICE_NAME", "predictor"))
 deps = build_deps(Settings.from_env(), logger)
@@ -45,8 +49,8 @@ def warm_up(spec: Any) -> dict[str, Any]:
     return {"worker": WORKER, "model_version": health["model_version"], "status": health["status"]}
 
 
-@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.invocation(context)
     if isinstance(event, dict) and "sommelier_warmup" in event:
         return warm_up(event["sommelier_warmup"])
     return handle(event, context.aws_request_id, deps)

@@ -26,13 +26,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from sommelier_contract.stored import expand
+from sommelier_contract.stored import expand, to_attribute
 
-_serializer = TypeSerializer()
 HISTORY_INDEX, MODEL_INDEX = "history", "by_model"
 CHUNK_RECORDS = 100  # predictions in one item
 CHUNK_BYTES = 350_000  # and at most this much JSON text: DynamoDB's item limit is 400 KB
@@ -107,7 +105,7 @@ class PredictionRecorder:
             "batch_size": {"N": str(len(entries))},
             "expires_at": {"N": str(int(now) + self.ttl_seconds)},
             "feedback": {"M": {}},
-            **{k: _serializer.serialize(json.loads(_dumps(v), parse_float=Decimal)) for k, v in context.items() if v is not None},
+            **{k: to_attribute(json.loads(_dumps(v), parse_float=Decimal)) for k, v in context.items() if v is not None},
         }
         ids: list[str] = []
         items = []
@@ -327,7 +325,7 @@ class PredictionReader:
         return out, ({k: v["S"] for k, v in last.items()} if last else None), 0
 
     def add_feedback(self, prediction_id: str, feedback: dict[str, Any]) -> None:
-        value = _serializer.serialize(json.loads(json.dumps(feedback), parse_float=Decimal))
+        value = to_attribute(json.loads(json.dumps(feedback), parse_float=Decimal))
         chunked = _CHUNKED_ID.match(prediction_id)
         if chunked:  # one entry of the item's feedback map, keyed by the batch index
             key, update, names = chunked.group(1), "SET feedback.#i = :f", {"#i": chunked.group(2)}

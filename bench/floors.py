@@ -30,8 +30,15 @@ from devstack.runtime import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # It logs one line, as the predictor does: MiniStack waits up to 50 ms for a line from a worker that prints none.
-TRIVIAL = ("import sys\n\ndef handler(event, context):\n    print('trivial', file=sys.stderr)\n"
+# A warm-up call (as make up sends the predictor's) holds its worker and names it, so the warm-up's floor is measured
+# the same way (warm_pool_seconds).
+TRIVIAL = ("import sys, time, uuid\n\nWORKER = uuid.uuid4().hex\n\ndef handler(event, context):\n    print('trivial', file=sys.stderr)\n"
+           "    if isinstance(event, dict) and 'sommelier_warmup' in event:\n"
+           "        time.sleep(event['sommelier_warmup']['hold_ms'] / 1000)\n        return {'worker': WORKER}\n"
            "    return {'statusCode': 200, 'headers': {'Content-Type': 'application/json'}, 'body': '{}'}\n")
+
+
+TRIVIAL_NAME = "bench-trivial"
 
 
 def _timed(fn) -> float:
@@ -54,9 +61,9 @@ def trivial_api(cfg) -> str:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("trivial.py", TRIVIAL)
-    arn = lam.create_function(FunctionName="bench-trivial", Runtime="python3.12", Handler="trivial.handler", Code={"ZipFile": buf.getvalue()},
+    arn = lam.create_function(FunctionName=TRIVIAL_NAME, Runtime="python3.12", Handler="trivial.handler", Code={"ZipFile": buf.getvalue()},
                               Role="arn:aws:iam::000000000000:role/bench", MemorySize=1024, Timeout=30)["FunctionArn"]
-    lam.get_waiter("function_active_v2").wait(FunctionName="bench-trivial")
+    lam.get_waiter("function_active_v2").wait(FunctionName=TRIVIAL_NAME)
     api = apigw.create_rest_api(name="bench-trivial")["id"]
     root = next(r["id"] for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/")
     resource = apigw.create_resource(restApiId=api, parentId=root, pathPart="predict")["id"]
@@ -65,6 +72,38 @@ def trivial_api(cfg) -> str:
                           uri=f"arn:aws:apigateway:{cfg.region}:lambda:path/2015-03-31/functions/{arn}/invocations")
     apigw.create_deployment(restApiId=api, stageName="b")
     return f"{cfg.endpoint}/restapis/{api}/b/_user_request_"
+
+
+def _retire_workers(lam, name: str) -> None:
+    """A configuration change: the function's workers are replaced, so the next invocations start new ones."""
+    env = (lam.get_function_configuration(FunctionName=name).get("Environment") or {}).get("Variables", {})
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "BENCH_NONCE": str(time.time())}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+
+
+def cold_invoke(lam, name: str, event: dict[str, Any]) -> float:
+    """ms of the first invocation after a configuration change: a cold start."""
+    _retire_workers(lam, name)
+    payload = json.dumps(event)
+    return _timed(lambda: lam.invoke(FunctionName=name, Payload=payload)["Payload"].read())
+
+
+def warm_pool_seconds(cfg, name: str, workers: int = 16, hold_ms: int = 250) -> float:
+    """Seconds to start `workers` new workers of `name` the way make up warms the predictor's (devstack.runtime.warm_workers:
+    waves of calls, each holding its worker `hold_ms`): for the predictor, most of make up; for the trivial function, the
+    emulator's own floor under it."""
+    from devstack.runtime import warm_workers
+
+    lam = cfg.client("lambda", read_timeout=120, max_pool_connections=workers)
+    _retire_workers(lam, name)
+    payload = json.dumps({"sommelier_warmup": {"hold_ms": hold_ms}}).encode()
+
+    def call() -> str:
+        return str(json.loads(lam.invoke(FunctionName=name, Payload=payload)["Payload"].read())["worker"])
+
+    started = time.perf_counter()
+    warm_workers(call, workers)
+    return round(time.perf_counter() - started, 2)
 
 
 def in_process_parts(info: dict[str, Any], cfg, example: dict[str, Any], reps: int = 200) -> dict[str, dict[str, float]]:

@@ -36,8 +36,7 @@ def headline(r: dict) -> list[dict]:
         {"figure": "batch of 1,000, p50 ms", "measured": batch["p50_ms"], "floor": batch_floor, "peer": peer_of["batch"],
          "target": "within 1.5x of the peer", "met": bool(peer_of["batch"]) and batch["p50_ms"] <= 1.5 * peer_of["batch"]},
         _first_burst(r, burst, peer),
-        {"figure": "cold start, first predict on a new worker, ms", "measured": cs["cold_invoke_predict_ms"], "floor": None, "peer": None,
-         "target": "within 500 ms", "met": cs["cold_invoke_predict_ms"] <= 500},
+        _cold_start(cs),
         {"figure": "make up from stopped, s" + (" (median of 5)" if r.get("first_bursts") else ""), "measured": r["make_up"]["from_stopped_s"],
          "floor": None, "peer": None, "target": "within 10 s", "met": r["make_up"]["from_stopped_s"] <= 10},
     ] + ([{"figure": f"cold start, slowest of {len(cold)} model families (a new worker's imports, load, first predict), ms",
@@ -58,6 +57,19 @@ def _first_burst(r: dict, burst: dict, peer: dict) -> dict:
     return {"figure": ("first burst after make up, concurrency 16, p99 ms" if r.get("first_burst") else "concurrency 16 after make up, p99 ms"),
             "measured": burst.get("p99_ms"), "floor": None, "peer": peer.get("concurrency_16_p99_ms"), "target": "within 250 ms",
             "met": (burst.get("p99_ms") or 1e9) <= 250}
+
+
+def _cold_start(cs: dict) -> dict:
+    """Issue 39: the first predict on a new worker (median of five) within 1.5x a fresh process's cold start of the same
+    handler and model (spawn -> first answer); the floor is the emulator's trivial function's cold start. Older results:
+    one run, against 500 ms."""
+    fresh = (cs.get("fresh_process") or {}).get("wall_ms")
+    if fresh:
+        return {"figure": f"cold start, first predict on a new worker, ms (median of {len(cs['cold_invoke_predict_runs_ms'])}; "
+                          "peer: a fresh process)", "measured": cs["cold_invoke_predict_ms"], "floor": cs["emulator_trivial_cold_ms"],
+                "peer": fresh, "target": "within 1.5x of a fresh process", "met": cs["cold_invoke_predict_ms"] <= 1.5 * fresh}
+    return {"figure": "cold start, first predict on a new worker, ms", "measured": cs["cold_invoke_predict_ms"], "floor": None, "peer": None,
+            "target": "within 500 ms", "met": cs["cold_invoke_predict_ms"] <= 500}
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -162,16 +174,29 @@ def write(r: dict, out: Path) -> None:
         lines.append(_row(f"concurrency {c['concurrency']} (req/s, p50/p99 ms, 429s, errors)",
                           f"{c['req_per_s']} req/s, {c.get('p50_ms', '-')} / {c.get('p99_ms', '-')} ms, {c['throttled_429']} x 429, "
                           f"{c['errors']} errors", f"{c['requests']} requests on loopback", ""))
-    imports = cs["imports_in_fresh_process_ms"]
-    imports = ", ".join(f"{k} route {v} ms" for k, v in imports.items()) if isinstance(imports, dict) else f"{imports} ms"
+    if cs.get("fresh_process"):
+        fresh = cs["fresh_process"]
+        context = (f"a fresh process (spawn -> answer) {fresh['wall_ms']} ms: its imports {fresh['imports_ms']} + load and first "
+                   f"predict {fresh['load_and_first_predict_ms']}; the emulator's trivial function's cold start "
+                   f"{cs['emulator_trivial_cold_ms']} ms (runs: {', '.join(map(str, cs['emulator_trivial_cold_runs_ms']))}); "
+                   f"warm invoke {cs['warm_invoke_health_ms']} ms")
+        predict = f"{cs['cold_invoke_predict_ms']} (runs: {', '.join(map(str, cs['cold_invoke_predict_runs_ms']))})"
+    else:  # older results
+        imports = cs["imports_in_fresh_process_ms"]
+        imports = ", ".join(f"{k} route {v} ms" for k, v in imports.items()) if isinstance(imports, dict) else f"{imports} ms"
+        context = (f"fresh-process imports: {imports}; in-process import+load+first predict "
+                   f"{cs['in_process_import_load_first_predict_ms']} ms; warm invoke {cs['warm_invoke_health_ms']} ms")
+        predict = cs["cold_invoke_predict_ms"]
     lines += [
-        _row("cold start: first invoke after a config update (health / predict, ms)",
-             f"{cs['cold_invoke_health_ms']} / {cs['cold_invoke_predict_ms']}",
-             f"fresh-process imports: {imports}; in-process import+load+first predict "
-             f"{cs['in_process_import_load_first_predict_ms']} ms; warm invoke {cs['warm_invoke_health_ms']} ms", ""),
+        _row("cold start: first invoke after a config update (health / predict, ms)", f"{cs['cold_invoke_health_ms']} / {predict}",
+             context, ""),
         _row("make up, fresh / from stopped (s)", f"{up['fresh_s']} / {up['from_stopped_s']}", "dependencies installed; warms the pool",
-             "from stopped within 15 s"),
+             "from stopped within 10 s"),
     ]
+    if cs.get("warm_16_workers_s"):
+        w = cs["warm_16_workers_s"]
+        lines.append(_row("warm 16 new workers as make up does (waves of calls, each holding its worker 250 ms), s", w["predictor"],
+                          f"the emulator's trivial function, the same way: {w['trivial']} s (its worker bootstrap imports botocore)", ""))
     lines += family_table(r) + text_rows(r)
     targets = {("reviews", 1_000): "within 15 s", ("numeric", 1_000_000): "within 60 s and 2 GiB", ("full", 1_000): "within 15 s",
                ("full", 5_810): "within 60 s", ("full", 130_000): "within 300 s and 3 GB (the trainer Lambda: 900 s, 3,008 MB)",

@@ -69,12 +69,7 @@ def warm_api(session: requests.Session, url: str, key: str, n: int, example: dic
 
 def in_process_floor(info: dict, cfg: StackConfig, n: int) -> tuple[list[float], float]:
     """The same handler, called in this process, against the same emulator: the floor for the API figure."""
-    outputs = info["outputs"]
-    os.environ.update(cfg.aws_env())
-    os.environ.update({"MODEL_BUCKET": outputs["ModelBucketName"], "MODEL_SIGNING_KEY": outputs["ModelSigningKeyAlias"],
-                       "PREDICTIONS_TABLE": outputs["PredictionsTableName"],
-                       "DATASET_BUCKET": outputs["DatasetBucketName"], "DATASET_PREFIX": cfg.dataset_prefix,
-                       "METRICS_NAMESPACE": "Sommelier", "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"})
+    os.environ.update(predictor_env(info, cfg))
     sys.path[:0] = [str(ROOT / "services" / "predictor"), str(ROOT / "services" / "contract")]
     started = time.perf_counter()
     from predictor import handler
@@ -175,28 +170,66 @@ def concurrency(url: str, key: str, per_level: int = 300, time_limit: float = 60
     return rows
 
 
-def cold_start(info: dict, cfg: StackConfig) -> dict:
-    """A config change replaces the function's worker: time the next invocation of $LATEST."""
+def predictor_env(info: dict, cfg: StackConfig) -> dict[str, str]:
+    """The predictor's settings for a handler run outside the emulator, against the same stack."""
+    outputs = info["outputs"]
+    return {**cfg.aws_env(), "MODEL_BUCKET": outputs["ModelBucketName"], "MODEL_SIGNING_KEY": outputs["ModelSigningKeyAlias"],
+            "PREDICTIONS_TABLE": outputs["PredictionsTableName"], "DATASET_BUCKET": outputs["DatasetBucketName"],
+            "DATASET_PREFIX": cfg.dataset_prefix, "METRICS_NAMESPACE": "Sommelier", "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "WARNING"}
+
+
+PREDICT_EVENT = {"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"features": EXAMPLE}),
+                 "requestContext": {"requestId": "cold", "identity": {}}}
+# A fresh interpreter that imports the handler (its clients built at import, as in a worker) and answers one prediction;
+# the parent times it from the spawn to the answer's line, as the emulator's figure runs from the invoke to the answer.
+FRESH = """import json, sys, time
+started = time.perf_counter()
+from predictor import handler
+imported = time.perf_counter()
+answer = handler.lambda_handler(json.loads(sys.argv[1]), type("Context", (), {"aws_request_id": "cold", "function_name": "bench",
+    "memory_limit_in_mb": 1024, "invoked_function_arn": "arn:aws:lambda:::bench"})())
+done = time.perf_counter()
+print(json.dumps({"status": answer["statusCode"], "body": answer["body"][:300], "imports_ms": round((imported - started) * 1000, 1),
+                  "load_and_first_predict_ms": round((done - imported) * 1000, 1)}), flush=True)
+"""
+
+
+def fresh_process(info: dict, cfg: StackConfig) -> dict[str, float]:
+    """A new process's cold start of the same handler and model: spawn -> imports -> load -> first prediction answered."""
+    env = {**ENVIRONMENT, **predictor_env(info, cfg),
+           "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/predictor", "services/contract"))}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", FRESH, json.dumps(PREDICT_EVENT)], env=env, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    wall = (time.perf_counter() - started) * 1000
+    proc.wait(timeout=30)  # its exit sends the metrics it holds: not part of the answer
+    out = json.loads(line)
+    assert out.pop("status") == 200, out
+    out.pop("body")
+    return {"wall_ms": round(wall, 1), **out}
+
+
+def cold_start(info: dict, cfg: StackConfig, reps: int = 5) -> dict:
+    """Issue 39: a config change replaces the function's worker, so the next invocation of $LATEST is a cold start;
+    `reps` of them (one sample moved 2x between runs), beside a fresh process's cold start of the same handler and model
+    (the peer) and the emulator's own: the trivial function's cold start, which floors.trivial_api created (its bootstrap
+    imports botocore before any handler, so part of every worker's start is the emulator's)."""
     lam = cfg.client("lambda")
     name = info["outputs"]["PredictorFunctionName"]
-    env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "BENCH_NONCE": str(time.time())}})
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
-    event = json.dumps({"httpMethod": "GET", "resource": "/health", "path": "/health", "requestContext": {"requestId": "cold"}})
-    cold = timed(lambda: lam.invoke(FunctionName=name, Payload=event)["Payload"].read())
-    warm = timed(lambda: lam.invoke(FunctionName=name, Payload=event)["Payload"].read())
-    predict = json.dumps({"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"features": EXAMPLE}),
-                          "requestContext": {"requestId": "cold", "identity": {}}})
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, "BENCH_NONCE": str(time.time())}})
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
-    cold_predict = timed(lambda: lam.invoke(FunctionName=name, Payload=predict)["Payload"].read())
-    imports = {}
-    for route, extra in (("onnx", "onnxruntime"), ("joblib", "onnxruntime, sklearn.linear_model, sklearn.pipeline, joblib")):
-        script = ("import time; t=time.perf_counter(); import boto3, numpy, fastjsonschema, aws_lambda_powertools, tenacity, "
-                  f"{extra}; print(round((time.perf_counter()-t)*1000, 1))")
-        imports[route] = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
-    return {"cold_invoke_health_ms": round(cold, 1), "warm_invoke_health_ms": round(warm, 1),
-            "cold_invoke_predict_ms": round(cold_predict, 1), "imports_in_fresh_process_ms": imports}
+    health = {"httpMethod": "GET", "resource": "/health", "path": "/health", "requestContext": {"requestId": "cold"}}
+    cold_health = floors.cold_invoke(lam, name, health)
+    warm = timed(lambda: lam.invoke(FunctionName=name, Payload=json.dumps(health))["Payload"].read())
+    predict = [floors.cold_invoke(lam, name, PREDICT_EVENT) for _ in range(reps)]
+    trivial = [floors.cold_invoke(lam, floors.TRIVIAL_NAME, {}) for _ in range(reps)]
+    fresh = [fresh_process(info, cfg) for _ in range(reps)]
+    warm_16 = {"predictor": floors.warm_pool_seconds(cfg, name), "trivial": floors.warm_pool_seconds(cfg, floors.TRIVIAL_NAME)}
+    fresh_median = {k: statistics.median(f[k] for f in fresh) for k in fresh[0]}
+    return {"cold_invoke_health_ms": round(cold_health, 1), "warm_invoke_health_ms": round(warm, 1),
+            "cold_invoke_predict_ms": round(statistics.median(predict), 1), "cold_invoke_predict_runs_ms": [round(p, 1) for p in predict],
+            "emulator_trivial_cold_ms": round(statistics.median(trivial), 1), "emulator_trivial_cold_runs_ms": [round(t, 1) for t in trivial],
+            "fresh_process": fresh_median, "fresh_process_runs": fresh,
+            "warm_16_workers_s": warm_16}
 
 
 def run_module(module: str, *args: str, limit: float = 900, without: tuple[str, ...] = ()) -> tuple[Any, str]:

@@ -47,8 +47,8 @@ def aws() -> Iterator[None]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     with mock_aws():
         yield
-        for buffer in list(_BUFFERS):  # their threads send into this test's moto, never into the next test's
-            buffer.flush(5)
+        for buffer in list(_BUFFERS):  # their threads send into this test's moto, never into the next test's, and end
+            buffer.close(5)
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

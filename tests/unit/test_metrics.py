@@ -72,6 +72,22 @@ def test_a_full_buffer_drops_new_data_counts_them_and_never_blocks(caplog):
     assert buffer.flush(5) and sum(sent) == 10
 
 
+def test_a_closed_buffer_sends_what_it_was_handed_and_its_thread_ends():
+    held = threading.Event()
+    sent: list[int] = []
+
+    def send(batch: list[dict]) -> None:
+        held.wait(10)
+        sent.append(len(batch))
+
+    buffer = MetricBuffer(send)
+    for _ in range(3):
+        buffer.put([_datum()])
+    threads = threading.active_count()
+    held.set()
+    assert buffer.close(5) and sum(sent) == 3 and threading.active_count() == threads - 1
+
+
 def test_a_failing_cloudwatch_is_counted_and_the_thread_goes_on(caplog):
     class Flaky:
         def __init__(self) -> None:

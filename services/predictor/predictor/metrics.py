@@ -70,11 +70,12 @@ class MetricBuffer:
 
     def __init__(self, send: Callable[[list[dict[str, Any]]], None], limit: int = 50_000):
         self._send, self.limit = send, limit
-        self._queue: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()  # None: close
         self._done = threading.Condition()
         self._waiting = 0  # data handed over and not yet sent (or failed)
         self.dropped = 0
-        threading.Thread(target=self._run, name="metrics", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
+        self._thread.start()
 
     def put(self, data: list[dict[str, Any]]) -> None:
         if not data:
@@ -88,13 +89,20 @@ class MetricBuffer:
         self._queue.put(data)
 
     def _run(self) -> None:
-        while True:
+        closing = False
+        while not closing:
             batch = self._queue.get()
+            if batch is None:
+                return
             while len(batch) < 1000:
                 try:
-                    batch = batch + self._queue.get_nowait()
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if more is None:
+                    closing = True
+                    break
+                batch = batch + more
             try:
                 self._send(batch)
             finally:
@@ -106,6 +114,13 @@ class MetricBuffer:
         """Wait (at most `timeout` seconds) until every datum handed over so far has been sent; False if some still wait."""
         with self._done:
             return self._done.wait_for(lambda: self._waiting == 0, timeout)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Send what was handed over, then end the thread: for a process that builds many buffers (the unit tests built
+        one a test, each thread keeping its test's clients and model alive). True if the thread ended in `timeout`."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 class Metrics:

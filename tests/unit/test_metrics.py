@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from predictor.metrics import MetricBuffer, Metrics
@@ -72,6 +73,16 @@ def test_a_full_buffer_drops_new_data_counts_them_and_never_blocks(caplog):
     assert buffer.flush(5) and sum(sent) == 10
 
 
+def test_data_handed_over_close_together_share_one_call_and_a_flush_does_not_wait_out_the_linger():
+    sent: list[int] = []
+    buffer = MetricBuffer(lambda batch: sent.append(len(batch)), linger=30)
+    for _ in range(5):
+        buffer.put([_datum()])
+    started = time.monotonic()
+    assert buffer.flush(5) and time.monotonic() - started < 5
+    assert sent == [5]  # one PutMetricData for the five requests, not five
+
+
 def test_a_closed_buffer_sends_what_it_was_handed_and_its_thread_ends():
     held = threading.Event()
     sent: list[int] = []
@@ -132,6 +143,7 @@ def test_a_worker_told_to_stop_sends_what_it_still_holds(tmp_path: Path):
         "import os, signal\n"
         "from predictor import handler\n"
         "metrics = handler.deps.metrics\n"
+        "metrics._buffer.linger = 0\n"  # the first call goes out alone, so the second datum waits behind it
         "metrics.publish([{'MetricName': 'FirstCall', 'Unit': 'Count', 'Value': 1.0}])\n"
         "while not metrics._buffer._queue.empty(): pass\n"  # the thread has taken it, and waits for CloudWatch
         "metrics.publish([{'MetricName': 'ShutdownProbe', 'Unit': 'Count', 'Value': 1.0}])\n"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -62,14 +63,21 @@ def emf_print(namespace: str, data: list[dict[str, Any]]) -> None:
         metrics.flush_metrics()
 
 
+# How long the thread gathers data before it sends: requests a few ms apart then share one PutMetricData instead of one
+# each. Each call costs the emulator's one event loop ~7 ms and this process's CPU to serialize, both taken from the
+# requests in flight (measured 2026-12-02: a request's DynamoDB write took 17-19 ms inside the handler, 1.5 ms alone).
+LINGER = 0.5
+
+
 class MetricBuffer:
     """Metric data handed over by requests and sent by one daemon thread: it takes whatever has queued up (so a burst
     of requests becomes a few PutMetricData calls of up to 1,000 data each) and sends it. At most `limit` data wait;
     beyond that new data are dropped, counted in `dropped` and logged, never blocking a request. `flush` waits until
     everything handed over so far is sent (shutdown, tests)."""
 
-    def __init__(self, send: Callable[[list[dict[str, Any]]], None], limit: int = 50_000):
-        self._send, self.limit = send, limit
+    def __init__(self, send: Callable[[list[dict[str, Any]]], None], limit: int = 50_000, linger: float = LINGER):
+        self._send, self.limit, self.linger = send, limit, linger
+        self._hurry = threading.Event()  # a flush is waiting: send what is there without lingering
         self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()  # None: close
         self._done = threading.Condition()
         self._waiting = 0  # data handed over and not yet sent (or failed)
@@ -94,15 +102,18 @@ class MetricBuffer:
             batch = self._queue.get()
             if batch is None:
                 return
+            deadline = time.monotonic() + self.linger
             while len(batch) < 1000:
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=max(deadline - time.monotonic(), 0)) if not self._hurry.is_set() else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
                     closing = True
                     break
                 batch = batch + more
+            if not batch:  # a flush's wake-up, nothing waiting
+                continue
             try:
                 self._send(batch)
             finally:
@@ -112,8 +123,13 @@ class MetricBuffer:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait (at most `timeout` seconds) until every datum handed over so far has been sent; False if some still wait."""
-        with self._done:
-            return self._done.wait_for(lambda: self._waiting == 0, timeout)
+        self._hurry.set()
+        self._queue.put([])  # wakes the thread if it lingers
+        try:
+            with self._done:
+                return self._done.wait_for(lambda: self._waiting == 0, timeout)
+        finally:
+            self._hurry.clear()
 
     def close(self, timeout: float = 5.0) -> bool:
         """Send what was handed over, then end the thread: for a process that builds many buffers (the unit tests built

@@ -175,8 +175,7 @@ def predictor_env(info: dict, cfg: StackConfig) -> dict[str, str]:
     outputs = info["outputs"]
     return {**cfg.aws_env(), "MODEL_BUCKET": outputs["ModelBucketName"], "MODEL_SIGNING_KEY": outputs["ModelSigningKeyAlias"],
             "PREDICTIONS_TABLE": outputs["PredictionsTableName"], "DATASET_BUCKET": outputs["DatasetBucketName"],
-            "DATASET_PREFIX": cfg.dataset_prefix, "METRICS_NAMESPACE": "Sommelier", "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "LOG_LEVEL": "WARNING"}
+            "DATASET_PREFIX": cfg.dataset_prefix, "METRICS_NAMESPACE": "Sommelier", "LOG_LEVEL": "WARNING"}
 
 
 PREDICT_EVENT = {"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"features": EXAMPLE}),

@@ -8,6 +8,7 @@ import json
 import os
 import weakref
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -15,7 +16,8 @@ import pytest
 from moto import mock_aws
 
 from predictor.metrics import MetricBuffer
-from sommelier_contract.artifacts import Signatures
+from sommelier_contract.artifacts import Signatures, put_manifest
+from sommelier_contract.manifest import Manifest
 from trainer import train as trainer_train
 from trainer.config import Settings as TrainerSettings
 
@@ -104,27 +106,26 @@ def trained(s3, trainer_settings, signatures) -> trainer_train.Outcome:
     the same model: the first test of each (settings, files) trains it, the others get what it wrote written again into
     their own moto and its manifest signed with their own key (the training was a third of the unit suite's time)."""
     before = _latest_objects(s3)
+    fresh = not any(bucket == MODEL_BUCKET for bucket, _ in before)  # a model already there: train for real
     given = trainer_settings.model_dump(exclude={"model_signing_key"})
     key = hashlib.sha256(json.dumps([given, sorted((f"{b}/{k}", v[0]) for (b, k), v in before.items())], default=str).encode()).hexdigest()
-    if any(bucket == MODEL_BUCKET for bucket, _ in before) or key not in _TRAINED:  # a model already there: train for real
+    if not fresh or key not in _TRAINED:
         outcome = trainer_train.run(trainer_settings, s3)
         assert outcome.promoted, outcome.reason
         written = [(b, k, *v[1:]) for (b, k), v in _latest_objects(s3).items() if before.get((b, k), ("",))[0] != v[0]]
-        if not any(bucket == MODEL_BUCKET for bucket, _ in before):
+        if fresh:
             _TRAINED[key] = (copy.deepcopy(outcome), written)
         return outcome
     outcome, written = _TRAINED[key]
-    versions = {}  # the manifest pins each artifact's S3 version: this moto's
-    for bucket, name, body, content_type, metadata in sorted(written, key=lambda w: w[1].endswith(("/manifest.json", "/manifest.sig"))):
+    versions, manifests = {}, []  # the manifest pins each artifact's S3 version: this moto's
+    for bucket, name, body, content_type, metadata in written:
         if name.endswith("/manifest.json"):
-            doc = json.loads(body)
-            for artifact in doc["artifacts"].values():
-                artifact["version_id"] = versions.get(artifact["key"], artifact.get("version_id"))
-            body = json.dumps(doc, indent=2, sort_keys=True).encode()
-            manifest = body
-        elif name.endswith("/manifest.sig"):  # signed by the first test's key: signed again with this one's
-            body = json.dumps(signatures.sign(manifest)).encode()
-        versions[name] = s3.put_object(Bucket=bucket, Key=name, Body=body, ContentType=content_type, Metadata=metadata).get("VersionId")
+            manifests.append(Manifest.from_json(body))
+        elif not name.endswith("/manifest.sig"):
+            versions[name] = s3.put_object(Bucket=bucket, Key=name, Body=body, ContentType=content_type, Metadata=metadata).get("VersionId")
+    for manifest in manifests:  # written and signed again with this test's key, as the trainer writes it
+        artifacts = {n: replace(a, version_id=versions.get(a.key, a.version_id)) for n, a in manifest.artifacts.items()}
+        put_manifest(s3, MODEL_BUCKET, replace(manifest, artifacts=artifacts), signatures)
     return copy.deepcopy(outcome)
 
 

@@ -24,9 +24,10 @@ import requests
 from tqdm import tqdm
 
 from bench import floors
+from devstack.compose import Compose
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
-from devstack.runtime import free_port
+from devstack.runtime import Runtime, free_port
 from sommelier_contract.results import TrainingResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,8 +179,12 @@ def predictor_env(info: dict, cfg: StackConfig) -> dict[str, str]:
             "DATASET_PREFIX": cfg.dataset_prefix, "METRICS_NAMESPACE": "Sommelier", "LOG_LEVEL": "WARNING"}
 
 
-PREDICT_EVENT = {"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"features": EXAMPLE}),
-                 "requestContext": {"requestId": "cold", "identity": {}}}
+def predict_event(example: dict) -> dict:
+    return {"httpMethod": "POST", "resource": "/predict", "path": "/predict", "body": json.dumps({"features": example}),
+            "requestContext": {"requestId": "cold", "identity": {}}}
+
+
+PREDICT_EVENT = predict_event(EXAMPLE)
 # A fresh interpreter that imports the handler (its clients built at import, as in a worker) and answers one prediction;
 # the parent times it from the spawn to the answer's line, as the emulator's figure runs from the invoke to the answer.
 FRESH = """import json, sys, time
@@ -194,12 +199,12 @@ print(json.dumps({"status": answer["statusCode"], "body": answer["body"][:300], 
 """
 
 
-def fresh_process(info: dict, cfg: StackConfig) -> dict[str, float]:
+def fresh_process(info: dict, cfg: StackConfig, event: dict = PREDICT_EVENT) -> dict[str, float]:
     """A new process's cold start of the same handler and model: spawn -> imports -> load -> first prediction answered."""
     env = {**ENVIRONMENT, **predictor_env(info, cfg),
            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/predictor", "services/contract"))}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", FRESH, json.dumps(PREDICT_EVENT)], env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", FRESH, json.dumps(event)], env=env, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # type: ignore[union-attr]
     wall = (time.perf_counter() - started) * 1000
     proc.wait(timeout=30)  # its exit sends the metrics it holds: not part of the answer
@@ -209,25 +214,32 @@ def fresh_process(info: dict, cfg: StackConfig) -> dict[str, float]:
     return {"wall_ms": round(wall, 1), **out}
 
 
+def cold_predicts(info: dict, cfg: StackConfig, example: dict, reps: int) -> dict:
+    """`reps` first predictions on a new worker (a config change replaces the function's workers, so the next invocation
+    of $LATEST starts one), beside `reps` fresh processes' cold starts of the same handler and model (the peer): medians."""
+    lam = cfg.client("lambda")
+    name = info["outputs"]["PredictorFunctionName"]
+    event = predict_event(example)
+    predict = [floors.cold_invoke(lam, name, event) for _ in range(reps)]
+    fresh = [fresh_process(info, cfg, event) for _ in range(reps)]
+    return {"cold_invoke_predict_ms": round(statistics.median(predict), 1), "cold_invoke_predict_runs_ms": [round(p, 1) for p in predict],
+            "fresh_process": {k: statistics.median(f[k] for f in fresh) for k in fresh[0]}, "fresh_process_runs": fresh}
+
+
 def cold_start(info: dict, cfg: StackConfig, reps: int = 5) -> dict:
-    """Issue 39: a config change replaces the function's worker, so the next invocation of $LATEST is a cold start;
-    `reps` of them (one sample moved 2x between runs), beside a fresh process's cold start of the same handler and model
-    (the peer) and the emulator's own: the trivial function's cold start, which floors.trivial_api created (its bootstrap
-    imports botocore before any handler, so part of every worker's start is the emulator's)."""
+    """Issue 39: cold starts of the predictor (cold_predicts: one sample moved 2x between runs, so `reps` of them) beside
+    the emulator's own: the trivial function's cold start, which floors.trivial_api created (its bootstrap imports
+    botocore before any handler, so part of every worker's start is the emulator's), and warming 16 workers of each."""
     lam = cfg.client("lambda")
     name = info["outputs"]["PredictorFunctionName"]
     health = {"httpMethod": "GET", "resource": "/health", "path": "/health", "requestContext": {"requestId": "cold"}}
     cold_health = floors.cold_invoke(lam, name, health)
     warm = timed(lambda: lam.invoke(FunctionName=name, Payload=json.dumps(health))["Payload"].read())
-    predict = [floors.cold_invoke(lam, name, PREDICT_EVENT) for _ in range(reps)]
+    predicts = cold_predicts(info, cfg, EXAMPLE, reps)
     trivial = [floors.cold_invoke(lam, floors.TRIVIAL_NAME, {}) for _ in range(reps)]
-    fresh = [fresh_process(info, cfg) for _ in range(reps)]
     warm_16 = {"predictor": floors.warm_pool_seconds(cfg, name), "trivial": floors.warm_pool_seconds(cfg, floors.TRIVIAL_NAME)}
-    fresh_median = {k: statistics.median(f[k] for f in fresh) for k in fresh[0]}
-    return {"cold_invoke_health_ms": round(cold_health, 1), "warm_invoke_health_ms": round(warm, 1),
-            "cold_invoke_predict_ms": round(statistics.median(predict), 1), "cold_invoke_predict_runs_ms": [round(p, 1) for p in predict],
+    return {"cold_invoke_health_ms": round(cold_health, 1), "warm_invoke_health_ms": round(warm, 1), **predicts,
             "emulator_trivial_cold_ms": round(statistics.median(trivial), 1), "emulator_trivial_cold_runs_ms": [round(t, 1) for t in trivial],
-            "fresh_process": fresh_median, "fresh_process_runs": fresh,
             "warm_16_workers_s": warm_16}
 
 
@@ -273,67 +285,83 @@ def families(limit: float = 900) -> list[dict]:
     return out if out is not None else [{"family": "all", "error": err}]
 
 
-def text_champion() -> dict:
-    """The real-text family on a stack of its own (its table as empty as the wine figures' was): reviews-like data
-    (bench/training.py) pushed, trained and promoted, then make up from stopped, the first burst, warm single and batch
-    of 1,000 through the stack, and the peer on that model."""
+# The champions bench measures beside the wine model, each on a stack of its own (its table as empty as the wine figures'
+# was): the real-text family on 1,000 reviews-like rows (bench/training.py), and the big model, trained on the whole
+# public file's shape at its full size (bench/reviews.py: 130,000 rows, 14 columns, a cut last line).
+CHAMPIONS = {"text": "the real-text family, 1,000 reviews-like rows", "big": "the whole reviews file's shape, 130,000 rows"}
+
+
+def champion(case: str) -> dict:
+    """A champion of `case` pushed, trained and promoted on its own stack, then make up from stopped, the first burst,
+    warm single, batch of 1,000 and cold starts through the stack, and the peer on that model."""
     with tempfile.TemporaryDirectory() as state:
         cfg = StackConfig(state_dir=Path(state), emulator_port=free_port(), frontend_port=free_port(),
                           stack_parameters="ThrottleRateLimit=10000,ThrottleBurstLimit=5000")
         Embedded(cfg).up()
         try:
-            return _text_champion(cfg)
+            return _champion(cfg, case)
         finally:
             Embedded(cfg).down()
 
 
-def _text_champion(cfg: StackConfig) -> dict:
+def _champion(cfg: StackConfig, case: str) -> dict:
     import numpy as np
 
     sys.path[:0] = [str(ROOT / "services" / "trainer"), str(ROOT / "services" / "contract")]  # bench.training's imports
+    from bench.reviews import generate
     from bench.training import reviews
     from sommelier_contract import dataset
 
     outputs = cfg.stack_info()["outputs"]
-    body = reviews(1000, np.random.default_rng(0)).to_csv().encode()
-    dataset.push(cfg.client("s3"), outputs["DatasetBucketName"], "reviews", body, None, "country", now="bench")
-    trained = Embedded(cfg.model_copy(update={"dataset_prefix": "datasets/reviews"}))
+    started = time.perf_counter()
+    if case == "text":
+        body = reviews(1000, np.random.default_rng(0)).to_csv().encode()
+    else:  # as a user pushes the download: the cut last line is the one flag
+        body = generate(130_000)
+    dataset.push(cfg.client("s3"), outputs["DatasetBucketName"], case, body, None, "country", now="bench", skip_bad_rows=case == "big")
+    pushed = time.perf_counter()
+    trained = Embedded(cfg.model_copy(update={"dataset_prefix": f"datasets/{case}"}))
     version = TrainingResult.parse(trained.trainer_result(["train", "--no-promote"])).version
-    trained.trainer_result(["promote", version, "--yes", "--by", "bench", "--why", "the real-text family's figures"])
+    train_s = time.perf_counter() - pushed
+    trained.trainer_result(["promote", version, "--yes", "--by", "bench", "--why", f"{CHAMPIONS[case]}: its serving figures"])
     Embedded(cfg).down()
     t = time.perf_counter()
     info = Embedded(cfg).up()
-    out: dict = {"version": version, "make_up_from_stopped_s": round(time.perf_counter() - t, 2)}
+    out: dict = {"case": case, "what": CHAMPIONS[case], "csv_mib": round(len(body) / 2**20, 1), "push_s": round(pushed - started, 1),
+                 "train_s": round(train_s, 1), "version": version, "make_up_from_stopped_s": round(time.perf_counter() - t, 2)}
     session = requests.Session()
     model = session.get(info["api_url"] + "/model", headers={"x-api-key": info["api_key"]}).json()
     example = model["example"]
-    out |= {"family": model["model"]["name"], "serving": model["serving"]}
+    model_bytes = cfg.client("s3").head_object(Bucket=outputs["ModelBucketName"], Key=f"models/{version}/model.onnx")["ContentLength"] \
+        if model["serving"].get("runtime") == "onnx" else None
+    out |= {"family": model["model"]["name"], "serving": model["serving"], "onnx_mib": model_bytes and round(model_bytes / 2**20, 1)}
     out["first_burst"] = concurrency(info["api_url"], info["api_key"], per_level=160, levels=(16,), example=example)[0]
     out["warm_single"] = summary(warm_api(session, info["api_url"], info["api_key"], 300, example))
     out["batch_1000"] = batches(session, info["api_url"], info["api_key"], example, sizes=((1000, 10),))[0]
+    out["cold_start"] = cold_predicts(info, cfg, example, 3)
     out["peer"] = floors.peer(info, cfg, example)
     return out
 
 
-def serving() -> dict:
-    """The figures of a running embedded stack: make up, warm single against its floor, the floors' parts, batches,
-    concurrency, the peer, cold start, and a profile of the slowest path."""
+def serving(runtime: type[Runtime] = Embedded) -> dict:
+    """The figures of a running stack (`runtime`'s): make up, warm single against its floor, the floors' parts, batches,
+    concurrency, the peer, cold start, and a profile of the slowest path; on the embedded runtime, the champions too."""
     results: dict = {}
     with tempfile.TemporaryDirectory() as state:
         # the usage plan's default (50 requests a second, bursts of 100) would throttle the bench, not measure the stack
         cfg = StackConfig(state_dir=Path(state), emulator_port=free_port(), frontend_port=free_port(),
                           stack_parameters="ThrottleRateLimit=10000,ThrottleBurstLimit=5000")
         t = time.perf_counter()
-        info = Embedded(cfg).up()
+        info = runtime(cfg).up()
         results["make_up"] = {"fresh_s": round(time.perf_counter() - t, 2)}
         try:
             # five times: make up from stopped, then the first burst, as a user's would come right after it (160
             # requests, 16 at a time); issue 39's target holds in 5 of 5 runs, so one good run proves nothing
             results["first_bursts"] = []
             for run in range(1, 6):
-                Embedded(cfg).down()
+                runtime(cfg).down()
                 t = time.perf_counter()
-                info = Embedded(cfg).up()
+                info = runtime(cfg).up()
                 up_s = round(time.perf_counter() - t, 2)
                 burst = concurrency(info["api_url"], info["api_key"], per_level=160, levels=(16,))[0]
                 results["first_bursts"].append({"run": run, "make_up_from_stopped_s": up_s, **burst})
@@ -354,17 +382,20 @@ def serving() -> dict:
             results["cold_start"] = {**cold_start(info, cfg), "in_process_import_load_first_predict_ms": round(in_process_cold, 1)}
             results["profile_batch_1000"] = profile_batch()
         finally:
-            Embedded(cfg).down()
+            runtime(cfg).down(purge=True)  # compose: the emulator's state volume and the stack's shared folder too
+    if runtime is not Embedded:
+        return results
     # in a process of its own (run_module): a stack started from this one after in_process_floor inherited its settings,
     # the first stack's endpoint among them, and its warm single read 59 ms, not 10-12 ms
-    out, err = run_module("bench.run", "--text-champion")
-    results["text_champion"] = out if out is not None else {"error": err}
+    for case in CHAMPIONS:
+        out, err = run_module("bench.run", "--champion", case, limit=1800)
+        results[f"{case}_champion"] = out if out is not None else {"case": case, "error": err}
     return results
 
 
 def main() -> None:
-    if "--text-champion" in sys.argv:  # serving()'s real-text figures, measured in a process of their own
-        print(json.dumps(text_champion()))
+    if "--champion" in sys.argv:  # serving()'s champions, each measured in a process of its own
+        print(json.dumps(champion(sys.argv[sys.argv.index("--champion") + 1])))
         return
     parts = {"--families-only": ("families", families), "--training-only": ("training", training_scaling),
              "--history-only": ("history", history), "--monitoring-only": ("monitoring", monitoring)}
@@ -378,6 +409,15 @@ def main() -> None:
         from bench.report import write
 
         write(results, OUT)
+        return
+    if "--compose" in sys.argv:  # the compose stack's serving (the predictor image behind API Gateway); the rest stays
+        results = json.loads((OUT / "latest.json").read_text())
+        results["compose"] = {**serving(Compose), "when": datetime.now(UTC).isoformat(timespec="seconds")}
+        (OUT / "latest.json").write_text(json.dumps(results, indent=2))
+        from bench.report import write
+
+        write(results, OUT)
+        print((OUT / "latest.md").read_text())
         return
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}

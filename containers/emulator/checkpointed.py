@@ -25,7 +25,7 @@ event loop:
   of the journal as it found it, and the next append starts on a line of its own. Nothing in the
   journal can stop replay or the checkpoints after it: an entry that fails is logged and passed.
 
-Standalone (it imports only MiniStack and alarms.py beside it): the embedded runtime and the emulator image both start
+Standalone (it imports only MiniStack and the modules beside it): the embedded runtime and the emulator image both start
 MiniStack through it.
 """
 
@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 import alarms  # noqa: E402  (beside this file, in the image as in the repository)
+import image_pool  # noqa: E402  (beside it too)
 import ministack.app as ministack
 import task_credentials  # noqa: E402  (beside it too)
 
@@ -383,6 +384,7 @@ class Checkpointer:
 
 alarms.install()  # evaluated as CloudWatch does, not over every stored point on every put (alarms.py)
 task_credentials.install()  # ECS tasks get a key botocore can use (task_credentials.py)
+image_pool.install()  # a warm container taken without asking the engine about every other one (image_pool.py)
 inner = ministack.app
 checkpointer = Checkpointer(INTERVAL, Path(os.environ.get("STATE_DIR", "/tmp/ministack-state")))
 ministack.app = checkpointer.app  # main() serves the module's `app`

@@ -219,6 +219,9 @@ class Emulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # awslambdaric keeps its connection open between calls
+            # an answer goes out as two writes (headers, body): with Nagle's algorithm the body waited for the peer's
+            # delayed ACK, 40 ms, twice an invocation (measured: 88 ms an invocation, 2.8 ms with TCP_NODELAY)
+            disable_nagle_algorithm = True
             body = b""
 
             def log_message(self, *args: Any) -> None:  # the runtime's own lines are the log

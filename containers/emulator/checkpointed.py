@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 import alarms  # noqa: E402  (beside this file, in the image as in the repository)
-import image_pool  # noqa: E402  (beside it too)
+import image_functions  # noqa: E402  (beside it too)
 import ministack.app as ministack
 import task_credentials  # noqa: E402  (beside it too)
 
@@ -384,7 +384,7 @@ class Checkpointer:
 
 alarms.install()  # evaluated as CloudWatch does, not over every stored point on every put (alarms.py)
 task_credentials.install()  # ECS tasks get a key botocore can use (task_credentials.py)
-image_pool.install()  # a warm container taken without asking the engine about every other one (image_pool.py)
+image_functions.install()  # an image function invoked without engine calls that grew with its pool and its log (image_functions.py)
 inner = ministack.app
 checkpointer = Checkpointer(INTERVAL, Path(os.environ.get("STATE_DIR", "/tmp/ministack-state")))
 ministack.app = checkpointer.app  # main() serves the module's `app`

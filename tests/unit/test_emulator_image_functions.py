@@ -1,6 +1,7 @@
-"""containers/emulator/image_pool.py: a warm container is taken from MiniStack's pool with one question to the engine
+"""containers/emulator/image_functions.py: a warm container is taken from MiniStack's pool with one question to the engine
 (about the container handed out), not one per pooled container under the pool's lock; the dead are still dropped, and
-with none free MiniStack's own function decides (spawn, or the concurrency caps)."""
+with none free MiniStack's own function decides (spawn, or the concurrency caps). An invocation's log is read from
+the end of the container's log, not by a scan of all of it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "containers" / "emulator"))
-import image_pool  # noqa: E402
+import image_functions  # noqa: E402
 
 KEY = "000000000000:us-east-1:predictor:image:sommelier/predictor:x"
 
@@ -23,9 +24,11 @@ class Container:
 
 @pytest.fixture
 def svc(monkeypatch):
+    from docker.models.containers import Container as DockerContainer
     from ministack.services import lambda_svc
 
     asked: list[str] = []
+    monkeypatch.setattr(DockerContainer, "logs", DockerContainer.logs)  # install() wraps it; restored after the test
 
     def is_running(container: Container) -> bool:
         asked.append(container.name)
@@ -53,7 +56,7 @@ def test_a_warm_container_costs_one_question_to_the_engine_not_one_per_pooled_co
 
     svc.asked.clear()
     entries = _pool(svc, 16, busy=3)
-    image_pool.install()
+    image_functions.install()
     entry, reason = svc._pool_acquire(KEY, None)
     assert (reason, entry is entries[3], entry["in_use"], entry["last_used"] > 0) == ("reused", True, True, True)
     assert svc.asked == ["c3"]
@@ -62,7 +65,7 @@ def test_a_warm_container_costs_one_question_to_the_engine_not_one_per_pooled_co
 def test_a_container_that_died_while_idle_is_dropped_and_the_next_one_taken(svc):
     entries = list(_pool(svc, 4))
     entries[0]["container"].running = entries[1]["container"].running = False
-    image_pool.install()
+    image_functions.install()
     entry, reason = svc._pool_acquire(KEY, None)
     assert (reason, entry is entries[2]) == ("reused", True)
     assert svc.asked == ["c0", "c1", "c2"]
@@ -71,7 +74,7 @@ def test_a_container_that_died_while_idle_is_dropped_and_the_next_one_taken(svc)
 
 def test_with_none_free_ministack_decides_spawn_or_the_functions_cap(svc):
     _pool(svc, 2, busy=2)
-    image_pool.install()
+    image_functions.install()
     assert svc._pool_acquire(KEY, None) == (None, "spawn")
     assert svc._pool_acquire(KEY, 2) == (None, "func_cap")
     _pool(svc, 2, busy=2)[1]["container"].running = False  # a dead busy one is pruned by MiniStack's own, freeing the cap
@@ -80,7 +83,7 @@ def test_with_none_free_ministack_decides_spawn_or_the_functions_cap(svc):
 
 def test_concurrent_invocations_get_a_container_each(svc):
     _pool(svc, 16)
-    image_pool.install()
+    image_functions.install()
     gate = threading.Barrier(16)
     taken: list[dict] = []
 
@@ -97,3 +100,26 @@ def test_concurrent_invocations_get_a_container_each(svc):
         t.join(timeout=10)
     assert len({id(e) for e in taken}) == 16
     assert svc._pool_acquire(KEY, None) == (None, "spawn")  # all 16 taken: the 17th starts one
+
+
+def test_a_read_since_the_invocation_began_is_read_from_the_end_of_the_log(svc):
+    from docker.models.containers import Container as DockerContainer
+
+    reads: list[dict] = []
+
+    class Engine:
+        def logs(self, **kwargs):
+            reads.append(kwargs)
+            return b"START\nEND\n"
+
+    image_functions._tail_since_reads(Engine)
+    image_functions._tail_since_reads(Engine)  # installed twice (a second emulator start in one process): wrapped once
+    engine = Engine()
+    assert engine.logs(stdout=True, stderr=True, since=1796240078.5) == b"START\nEND\n"  # as _invoke_rie reads it
+    engine.logs(stdout=True, stderr=True, since=1796240078.5, tail=5)  # a tail asked for is kept
+    engine.logs(stdout=True, stderr=True)  # the whole log (a runtime that never answered): untouched
+    engine.logs(stream=True, follow=True, since=1796240078.5)  # a followed stream (ECS tasks): untouched
+    assert [r.get("tail") for r in reads] == [image_functions.TAIL, 5, None, None]
+
+    image_functions.install()
+    assert DockerContainer.logs.tails_since_reads  # MiniStack's docker-py containers get it too

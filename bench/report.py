@@ -134,6 +134,17 @@ def champion_rows(r: dict) -> list[str]:
     return out
 
 
+def cpu_line(r: dict) -> list[str]:
+    """bench/cpu.py's split: CPU ms one request cost each group of processes at concurrency 16."""
+    c = dict(r.get("cpu_per_request_c16") or {})
+    if not c:
+        return []
+    total, ceiling, n = c.pop("total_ms_per_request"), c.pop("ceiling_req_per_s"), c.pop("requests")
+    return [f"\nCPU one request cost at concurrency 16 ({n} requests, /proc): " + ", ".join(f"{k} {v:g} ms" for k, v in c.items())
+            + f"; {total:g} ms in all, so this machine's cores allow at most {ceiling} requests a second (the first burst's "
+            "bound: 16 requests in flight share them)."]
+
+
 def compose_rows(r: dict) -> list[str]:
     """The compose stack's serving (`make bench BENCH_FLAGS=--compose`): the predictor image behind API Gateway, the same
     floors and peer; the embedded figures' headline ratios, for the stack that deploys."""
@@ -153,6 +164,11 @@ def compose_rows(r: dict) -> list[str]:
     out.append(f"\nWarm single through the stack {ws['api']['p50_ms']} ms vs the in-process handler against the same emulator "
                f"{ws['in_process_floor']['p50_ms']} ms; warming 16 new workers as make up does {w.get('predictor')} s (the emulator's "
                f"zip function: {w.get('trivial')} s); cold start runs {', '.join(map(str, cs['cold_invoke_predict_runs_ms']))} ms.")
+    health, embedded_health = (c.get("health_api") or {}).get("p50_ms"), (r.get("health_api") or {}).get("p50_ms", "-")
+    if health:
+        out.append(f"GET /health through the API (the image's path with our smallest answer: no key, no model, no write): p50 "
+                   f"{health} ms; the embedded stack's {embedded_health} ms.")
+    out += cpu_line(c)
     return out
 
 
@@ -211,6 +227,7 @@ def write(r: dict, out: Path) -> None:
             sent = r["floors"]["parts"][size].get("metrics_sent_ms")
             if sent is not None:
                 lines.append(f"(the buffer's thread then sends the metrics: hand-over and PutMetricData {sent:g} ms, off the request path)")
+        lines += cpu_line(r)
         if r.get("packages_mib"):
             lines.append("\nThe predictor's dependencies installed (AWS's zip limit is 250 MB unzipped): "
                          + "; ".join(f"{k}: {v:g} MiB" for k, v in r["packages_mib"].items()))

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
-from bench import floors
+from bench import cpu, floors
 from devstack.compose import Compose
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
@@ -66,6 +66,15 @@ def warm_api(session: requests.Session, url: str, key: str, n: int, example: dic
     for _ in tqdm(range(n), desc="warm API", file=sys.stderr):
         out.append(timed(lambda: session.post(url + "/predict", data=body, headers=headers).raise_for_status()))
     return out
+
+
+def health_api(session: requests.Session, url: str, n: int = 300) -> dict[str, float]:
+    """GET /health through API Gateway (no key, no model work, no write): the runtime's own per-invocation cost with our
+    smallest answer; on the compose stack, an image function's path (the pool, the shim, the log read) beside the floor's
+    zip function."""
+    for _ in range(20):
+        session.get(url + "/health").raise_for_status()
+    return summary([timed(lambda: session.get(url + "/health").raise_for_status()) for _ in range(n)])
 
 
 def in_process_floor(info: dict, cfg: StackConfig, n: int) -> tuple[list[float], float]:
@@ -370,6 +379,7 @@ def serving(runtime: type[Runtime] = Embedded) -> dict:
             results["make_up"]["from_stopped_s"] = sorted(b["make_up_from_stopped_s"] for b in results["first_bursts"])[2]  # median
             session = requests.Session()
             api = warm_api(session, info["api_url"], info["api_key"], 1000)
+            results["health_api"] = health_api(session, info["api_url"])
             floor_ms, in_process_cold = in_process_floor(info, cfg, 1000)
             results["warm_single"] = {"api": summary(api), "in_process_floor": summary(floor_ms),
                                       "ratio_p50": round(pct(api, 50) / pct(floor_ms, 50), 2)}
@@ -378,6 +388,9 @@ def serving(runtime: type[Runtime] = Embedded) -> dict:
                                  "transport": floors.transport(floors.trivial_api(cfg), EXAMPLE)}
             results["batch"] = batches(session, info["api_url"], info["api_key"])
             results["concurrency"] = concurrency(info["api_url"], info["api_key"])
+            # where a request's CPU goes at concurrency 16 (the first burst's bound on 2 cores)
+            results["cpu_per_request_c16"] = cpu.split(
+                lambda: concurrency(info["api_url"], info["api_key"], per_level=320, levels=(16,))[0]["requests"])
             results["peer"] = floors.peer(info, cfg, EXAMPLE)
             results["cold_start"] = {**cold_start(info, cfg), "in_process_import_load_first_predict_ms": round(in_process_cold, 1)}
             results["profile_batch_1000"] = profile_batch()

@@ -140,9 +140,13 @@ def cpu_line(r: dict) -> list[str]:
     if not c:
         return []
     total, ceiling, n = c.pop("total_ms_per_request"), c.pop("ceiling_req_per_s"), c.pop("requests")
+    trivial = r.get("cpu_per_request_c16_trivial") or {}
+    alone = (f" The emulator alone (the constant function behind its own API, {trivial['requests']} requests): "
+             f"{trivial['total_ms_per_request']:g} ms a request in all, at most {trivial['ceiling_req_per_s']} a second."
+             if trivial else "")
     return [f"\nCPU one request cost at concurrency 16 ({n} requests, /proc): " + ", ".join(f"{k} {v:g} ms" for k, v in c.items())
             + f"; {total:g} ms in all, so this machine's cores allow at most {ceiling} requests a second (the first burst's "
-            "bound: 16 requests in flight share them)."]
+            "bound: 16 requests in flight share them)." + alone]
 
 
 def compose_rows(r: dict) -> list[str]:

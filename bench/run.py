@@ -384,8 +384,10 @@ def serving(runtime: type[Runtime] = Embedded) -> dict:
             results["warm_single"] = {"api": summary(api), "in_process_floor": summary(floor_ms),
                                       "ratio_p50": round(pct(api, 50) / pct(floor_ms, 50), 2)}
             # the parts, measured while the emulator's state is what it was for the figures above
-            results["floors"] = {"parts": floors.in_process_parts(info, cfg, EXAMPLE),
-                                 "transport": floors.transport(floors.trivial_api(cfg), EXAMPLE)}
+            trivial_url = floors.trivial_api(cfg)
+            results["floors"] = {"parts": floors.in_process_parts(info, cfg, EXAMPLE), "transport": floors.transport(trivial_url, EXAMPLE)}
+            # the same split for the emulator alone: the constant function behind its own API, 16 of its workers warm
+            results["cpu_per_request_c16_trivial"] = cpu.split(lambda: floors.burst(trivial_url, EXAMPLE, 320))
             results["batch"] = batches(session, info["api_url"], info["api_key"])
             results["concurrency"] = concurrency(info["api_url"], info["api_key"])
             # where a request's CPU goes at concurrency 16 (the first burst's bound on 2 cores)

@@ -178,3 +178,59 @@ def test_an_onnx_artifact_that_does_not_load_falls_back_to_the_pipeline():
                         validator=RecordValidator(WINE),
                         blobs=model_blobs)
     assert model.runtime == "joblib" and model.predict_proba(np.ones((1, 13))).shape == (1, 3)
+
+
+def _separable(classes: int, rows_each: int, width: int = 30, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(classes, width)) * 2
+    y = np.repeat(np.arange(classes), rows_each)
+    return centers[y] + rng.normal(size=(len(y), width)), np.array([f"c{i:02d}" for i in y])
+
+
+def test_a_calibrated_linear_model_converts_as_one_small_graph_whatever_its_classes():
+    """skl2onnx writes a few nodes per class and fold (~1,100 for 38 countries and 3 folds: ONNX Runtime took 330-400 ms
+    to build that session at each cold start); onnx_export.calibrated_linear writes a handful per fold, and answers as
+    scikit-learn does, a fold that never saw a class included (that class's column is 0 in it, as in scikit-learn)."""
+    import onnx
+    from sklearn.calibration import CalibratedClassifierCV, _CalibratedClassifier
+    from sklearn.svm import LinearSVC
+
+    X, y = _separable(12, 20)
+    model = CalibratedClassifierCV(LinearSVC(), cv=3).fit(X, y)
+    first = model.calibrated_classifiers_[0]  # refit without class c11, as a fold that never saw a rare class
+    keep = y != "c11"
+    lacking = LinearSVC().fit(X[keep], y[keep])
+    model.calibrated_classifiers_[0] = _CalibratedClassifier(lacking, first.calibrators[:11], classes=model.classes_, method="sigmoid")
+    body = onnx_export.calibrated_linear(model, X.shape[1])
+    assert body is not None
+    graph = onnx.load_from_string(body).graph
+    X4, y4 = _separable(4, 20)
+    four = onnx.load_from_string(onnx_export.calibrated_linear(CalibratedClassifierCV(LinearSVC(), cv=3).fit(X4, y4), X4.shape[1]))
+    assert len(graph.node) == len(four.graph.node) <= 15 * len(model.calibrated_classifiers_) + 3  # not a node more per class
+    probe = np.random.default_rng(4).normal(size=(200, X.shape[1])) * 3
+    expected = model.predict_proba(probe)
+    assert np.abs(expected[:, 11]).max() > 0  # the other folds give c11 a probability; the refit one gives it none
+    assert np.abs(OnnxModel(body).predict_proba(probe) - expected).max() <= 1e-12
+
+
+def test_only_a_sigmoid_calibrated_linear_model_over_more_than_two_classes_gets_the_small_graph():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.svm import LinearSVC
+
+    X, y = _separable(4, 20)
+    binary = y < "c02"
+    assert onnx_export.calibrated_linear(CalibratedClassifierCV(LinearSVC(), cv=3).fit(X[binary], y[binary]), X.shape[1]) is None
+    assert onnx_export.calibrated_linear(CalibratedClassifierCV(LinearSVC(), cv=3, method="isotonic").fit(X, y), X.shape[1]) is None
+    assert onnx_export.calibrated_linear(CalibratedClassifierCV(GaussianNB(), cv=3).fit(X, y), X.shape[1]) is None
+    assert onnx_export.calibrated_linear(LinearSVC().fit(X, y), X.shape[1]) is None
+
+
+def test_the_trainer_serves_its_linear_svm_through_the_small_graph():
+    import onnx
+
+    features, X, y = _messy(400, 1)
+    pipeline = build(features, recipes(features, 300, 0)["linear_svm"]).fit(X[:300], y[:300])
+    blobs, report = onnx_export.export(pipeline, features, X[300:])
+    assert report["runtime"] == "onnx" and report["max_abs_diff"] <= onnx_export.TOLERANCE
+    assert onnx.load_from_string(blobs["onnx"]).producer_name == "sommelier"

@@ -92,6 +92,12 @@ def _yes(met: bool) -> str:
     return "yes" if met else "**no**"
 
 
+def headline_row(h: dict) -> str:
+    """One of headline()'s figures as a row: measured, floor and peer with the ratios to each, target, met."""
+    return _row(h["figure"], h["measured"], h["floor"] if h["floor"] is not None else "-", _ratio(h["measured"], h["floor"]),
+                h["peer"] if h["peer"] is not None else "-", _ratio(h["measured"], h["peer"]), h["target"], _yes(h["met"]))
+
+
 def champion_rows(r: dict) -> list[str]:
     """The champions through the stack, each promoted on a stack of its own (bench/run.py's CHAMPIONS): the real-text
     family, and the big model, whose cold start issue 39 holds within 2x the wine model's (measured in the same run)."""
@@ -160,9 +166,7 @@ def compose_rows(r: dict) -> list[str]:
            "image); the floor and the peer measured as for the embedded stack, in the same run, against this stack's emulator (the "
            "floor's transport is the emulator's zip function: no trivial image is built).", "",
            _row("figure", "measured", "floor", "vs floor", "peer", "vs peer", "target", "met"), _row(*["---"] * 8)]
-    for h in headline(c):
-        out.append(_row(h["figure"], h["measured"], h["floor"] if h["floor"] is not None else "-", _ratio(h["measured"], h["floor"]),
-                        h["peer"] if h["peer"] is not None else "-", _ratio(h["measured"], h["peer"]), h["target"], _yes(h["met"])))
+    out += [headline_row(h) for h in headline(c)]
     ws, cs = c["warm_single"], c["cold_start"]
     w = cs.get("warm_16_workers_s") or {}
     out.append(f"\nWarm single through the stack {ws['api']['p50_ms']} ms vs the in-process handler against the same emulator "
@@ -201,7 +205,7 @@ def family_table(r: dict) -> list[str]:
         out.append(_row(f["family"], f["features"], served,
                         f"{cold['total_ms']:g} ({cold['imports_ms']:g} + {cold['load_ms']:g} + {cold['first_predict_ms']:g})",
                         f"{f['cold_pipeline']['total_ms']:g}", f"{w['single_served']:g} ({w['single_ratio']:g}x)",
-                        f"{w['batch_1000_served']:g} ({w['batch_ratio']:g}x)", "yes" if cold["total_ms"] <= 500 else "**no**"))
+                        f"{w['batch_1000_served']:g} ({w['batch_ratio']:g}x)", _yes(cold["total_ms"] <= 500)))
     return out
 
 
@@ -221,10 +225,7 @@ def write(r: dict, out: Path) -> None:
                   "to the same table (bench/peer.py).", "",
                   _row("figure", "measured", "floor (sum of parts)", "vs floor", "peer", "vs peer", "target", "met"),
                   _row("---", "---", "---", "---", "---", "---", "---", "---")]
-        for h in headline(r):
-            lines.append(_row(h["figure"], h["measured"], h["floor"] if h["floor"] is not None else "-", _ratio(h["measured"], h["floor"]),
-                              h["peer"] if h["peer"] is not None else "-", _ratio(h["measured"], h["peer"]), h["target"],
-                              "yes" if h["met"] else "**no**"))
+        lines += [headline_row(h) for h in headline(r)]
         for size, what in (("1", "one record"), ("1000", "1,000 records")):
             total, named = floor_sum(r, size)
             lines.append(f"\nFloor of {what}: " + " + ".join(f"{k} {v:g} ms" for k, v in named.items()) + f" = {total:g} ms")

@@ -408,6 +408,17 @@ def serving(runtime: type[Runtime] = Embedded) -> dict:
     return results
 
 
+def save(results: dict, show: bool = True) -> None:
+    """latest.json, and the report written from it (latest.md, latest.png); `show` prints latest.md."""
+    from bench.report import write
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "latest.json").write_text(json.dumps(results, indent=2))
+    write(results, OUT)
+    if show:
+        print((OUT / "latest.md").read_text())
+
+
 def main() -> None:
     if "--champion" in sys.argv:  # serving()'s champions, each measured in a process of its own
         print(json.dumps(champion(sys.argv[sys.argv.index("--champion") + 1])))
@@ -420,19 +431,12 @@ def main() -> None:
             if flag in sys.argv:
                 results[key] = measure()
                 results[f"{key}_when"] = datetime.now(UTC).isoformat(timespec="seconds")
-        (OUT / "latest.json").write_text(json.dumps(results, indent=2))
-        from bench.report import write
-
-        write(results, OUT)
+        save(results, show=False)
         return
     if "--compose" in sys.argv:  # the compose stack's serving (the predictor image behind API Gateway); the rest stays
         results = json.loads((OUT / "latest.json").read_text())
         results["compose"] = {**serving(Compose), "when": datetime.now(UTC).isoformat(timespec="seconds")}
-        (OUT / "latest.json").write_text(json.dumps(results, indent=2))
-        from bench.report import write
-
-        write(results, OUT)
-        print((OUT / "latest.md").read_text())
+        save(results)
         return
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
@@ -441,11 +445,7 @@ def main() -> None:
                    "serving_when": datetime.now(UTC).isoformat(timespec="seconds")}
         results.update(serving())
         results["packages_mib"] = floors.package_sizes()
-        (OUT / "latest.json").write_text(json.dumps(results, indent=2))
-        from bench.report import write
-
-        write(results, OUT)
-        print((OUT / "latest.md").read_text())
+        save(results)
         return
     results.update(serving())
     results["packages_mib"] = floors.package_sizes()
@@ -454,12 +454,7 @@ def main() -> None:
     results["history"] = history()
     results["monitoring"] = monitoring()
     results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "latest.json").write_text(json.dumps(results, indent=2))
-    from bench.report import write
-
-    write(results, OUT)
-    print((OUT / "latest.md").read_text())
+    save(results)
 
 
 if __name__ == "__main__":

@@ -125,8 +125,8 @@ def calibrated_linear(model: Any, width: int) -> bytes | None:
     index = {c: i for i, c in enumerate(model.classes_)}
     nodes, inits = [], []
 
-    def const(name: str, value: Any) -> str:
-        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float64), name))
+    def const(name: str, value: Any, dtype: Any = np.float64) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
     def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
@@ -145,7 +145,7 @@ def calibrated_linear(model: Any, width: int) -> bytes | None:
         z = node("Add", [node("Mul", [d, const(f"a{k}", a)], f"ad{k}"), const(f"b{k}", b)], f"z{k}")
         sig = node("Reciprocal", [node("Add", [node("Exp", [z], f"e{k}"), one], f"ep{k}")], f"s{k}")
         full = node("MatMul", [sig, const(f"p{k}", place)], f"f{k}")
-        total = node("ReduceSum", [full, const_axes(inits, f"ax{k}")], f"t{k}", keepdims=1)
+        total = node("ReduceSum", [full, const(f"ax{k}", [1], np.int64)], f"t{k}", keepdims=1)
         nonzero = node("Not", [node("Equal", [total, zero], f"iz{k}")], f"nz{k}")
         safe = node("Where", [nonzero, total, one], f"sf{k}")
         means.append(node("Where", [nonzero, node("Div", [full, safe], f"q{k}"), uniform], f"m{k}"))
@@ -157,13 +157,6 @@ def calibrated_linear(model: Any, width: int) -> bytes | None:
                                helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, n])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)], producer_name="sommelier",
                              ir_version=8).SerializeToString()  # opset 15 is IR 8: any ONNX Runtime that runs it loads it
-
-
-def const_axes(inits: list[Any], name: str) -> str:
-    from onnx import numpy_helper
-
-    inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), name))
-    return name
 
 
 @contextmanager

@@ -104,19 +104,20 @@ class Embedded(Runtime):
                                  f"{cfg.emulator_port}: `make up EMULATOR_PORT={sup.running_port()}`, or `make down` first")
             if pid:
                 log.info("the embedded stack is already running (supervisord pid %d); checking it", pid)
+                sup.ctl("start", "emulator", "frontend")  # either may have been stopped by hand
             else:
                 refuse_taken_ports(cfg)
                 self._drop_worker_dirs()  # a stack that was killed leaves its workers' folders
                 log.info("starting the emulator (MiniStack) on %s", cfg.endpoint)
+                # both at once: the frontend reads the stack's details per request (a 503 for config.js until hook
+                # 30 has written them), so it need not wait for the hooks (~1.5 s of `make up`, issue 39)
                 sup.start()
-            sup.ctl("start", "emulator")
             try:
                 wait_until("the emulator", lambda: http_ok(f"{cfg.endpoint}/_ministack/health"), cfg.ready_timeout_seconds)
             except StackError as err:
                 raise StackError(f"{err}\nlast lines of {cfg.logs_dir / 'emulator.log'}:\n{tail(cfg.logs_dir / 'emulator.log')}") from err
             log.info("provisioning (localstack-init/ready.d)")
             run_hooks(cfg)
-            sup.ctl("start", "frontend")
             try:
                 wait_until("the frontend", lambda: http_ok(f"{cfg.frontend_url}/healthz"), cfg.ready_timeout_seconds)
             except StackError as err:

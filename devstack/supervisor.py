@@ -89,7 +89,6 @@ directory={cfg.root}/services/frontend
 environment={_env({"FRONTEND_STACK_INFO_FILE": str(cfg.stack_info_file)})}
 stdout_logfile={logs}/frontend.log
 redirect_stderr=true
-autostart=false
 startsecs=1
 stopwaitsecs=10
 """

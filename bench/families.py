@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.floors import shipped_code
 from bench.training import reviews
 from sommelier_contract.records import to_matrix
 from trainer import onnx_export
@@ -76,7 +77,7 @@ def _manifest(features: list[dict], classes: list[str]) -> dict:
 
 def _cold(features: list[dict], classes: list[str], record: dict, names: list[str], folder: str) -> dict:
     args = repr((features, _manifest(features, classes), record, names, folder))
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": f"{ROOT / 'services' / 'predictor'}:{ROOT / 'services' / 'contract'}",
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": shipped_code(),
            "AWS_DEFAULT_REGION": "us-east-1"}
     runs = []
     for _ in range(REPEATS):

@@ -210,8 +210,7 @@ print(json.dumps({"status": answer["statusCode"], "body": answer["body"][:300], 
 
 def fresh_process(info: dict, cfg: StackConfig, event: dict = PREDICT_EVENT) -> dict[str, float]:
     """A new process's cold start of the same handler and model: spawn -> imports -> load -> first prediction answered."""
-    env = {**ENVIRONMENT, **predictor_env(info, cfg),
-           "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/predictor", "services/contract"))}
+    env = {**ENVIRONMENT, **predictor_env(info, cfg), "PYTHONPATH": floors.shipped_code()}
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", FRESH, json.dumps(event)], env=env, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # type: ignore[union-attr]

@@ -24,6 +24,11 @@ def render(message: str) -> str | None:
     text = message.rstrip()
     if not text or text.startswith(_PLATFORM):
         return None
+    # The compose stack's image functions: the line and the runtime's END line reach the container's log as separate
+    # writes, and one event was seen holding both ('{...}END RequestId: ...', CI 2026-12-03 00:32 UTC); the line is ours.
+    glued = min((at for at in (text.find(marker) for marker in _PLATFORM) if at > 0), default=-1)
+    if glued > 0:
+        text = text[:glued].rstrip()
     try:
         doc = json.loads(text)
     except ValueError:

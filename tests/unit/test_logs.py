@@ -45,3 +45,12 @@ def test_the_level_comes_from_log_level_and_a_word_that_is_no_level_means_info(c
     loud = Logger("predictor-loud")
     loud.info("shown too")
     assert [d["message"] for d in lines(capsys.readouterr().out)] == ["shown", "shown too"]
+
+
+def test_a_line_glued_to_the_runtimes_end_line_still_renders():
+    line = {"level": "INFO", "message": "request", "request_id": "req-9", "timestamp": "2026-12-03 00:32:10,660+0000",
+            "method": "POST", "route": "/predict", "status": 200, "latency_ms": 26.7, "model_version": "v1"}
+    rendered = render(json.dumps(line) + "END RequestId: 46b1ce67-ee5d-45d0-82ef-f31bd3efe6b0")
+    assert rendered is not None and not rendered.startswith("{")
+    assert "POST" in rendered and "/predict" in rendered and " 200 " in rendered and "model v1" in rendered
+    assert render("END RequestId: 46b1ce67") is None

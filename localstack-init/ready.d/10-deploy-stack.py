@@ -72,8 +72,8 @@ def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str], 
 
 @functools.cache
 def _client(aws, service: str):
-    """One client per service for the whole run: building one costs ~40 ms, and the check below asks about every
-    resource of the stack (issue 39's `make up` budget)."""
+    """One client per service for the whole run, used by every step: building one costs ~40 ms, and the check of lost
+    resources asks about every resource of the stack (issue 39's `make up` budget)."""
     return aws.client(service)
 
 
@@ -105,7 +105,7 @@ def _adopt(aws, cfn, args: dict) -> bool:
     resource import), so that the full deploy after it updates rather than collides. True if it did."""
     template = read_template(repo_root() / "infra" / "template.yaml")
     values = {p["ParameterKey"]: p["ParameterValue"] for p in args["Parameters"]}
-    values |= {"AWS::AccountId": aws.client("sts").get_caller_identity()["Account"], "AWS::Region": aws.region_name,
+    values |= {"AWS::AccountId": _client(aws, "sts").get_caller_identity()["Account"], "AWS::Region": aws.region_name,
                "AWS::Partition": "aws"}
     present = {k: v for k, v in named_resources(template, values).items() if _exists(aws, v[0], v[2])}
     if not present:
@@ -130,7 +130,7 @@ def _adopt(aws, cfn, args: dict) -> bool:
 
 def main() -> None:
     aws = session()
-    s3, cfn = aws.client("s3"), aws.client("cloudformation")
+    s3, cfn = _client(aws, "s3"), _client(aws, "cloudformation")
     root = repo_root()
     stack_name, code_bucket = env("SOMMELIER_STACK_NAME"), env("SOMMELIER_CODE_BUCKET")
 
@@ -151,7 +151,7 @@ def main() -> None:
     args = {
         "StackName": stack_name,
         "TemplateURL": template_url(s3, code_bucket, root / "infra" / "template.yaml", aws.region_name),
-        "Parameters": _parameters(code_bucket, keys, sha256, aws.client("ec2")),
+        "Parameters": _parameters(code_bucket, keys, sha256, _client(aws, "ec2")),
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
     status = _status(cfn, stack_name)
@@ -190,7 +190,7 @@ def main() -> None:
             cfn.get_waiter("stack_update_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
             # A changed method is served only after a new deployment of the stage (CloudFormation does not redeploy).
             outputs = stack_outputs(cfn, stack_name)
-            aws.client("apigateway").create_deployment(restApiId=outputs["RestApiId"], stageName=outputs["StageName"],
+            _client(aws, "apigateway").create_deployment(restApiId=outputs["RestApiId"], stageName=outputs["StageName"],
                                                        description="redeployed by hook 10 after a stack update")
     for key, value in sorted(stack_outputs(cfn, stack_name).items()):
         log.info("output %s = %s", key, value)

@@ -100,8 +100,10 @@ def explanation_text(explanation: dict[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV or JSON file (gzip, BOM and UTF-16 read as they come); anything else is one line that says why."""
+def _read_records(path: Path, skip_bad_rows: bool = False) -> list[dict[str, Any]]:
+    """Rows of a CSV or JSON file (gzip, BOM and UTF-16 read as they come); anything else is one line that says why.
+    A CSV row with more or fewer fields than the header (a download's cut-off last line) is refused, naming it, or with
+    `skip_bad_rows` left out and said on stderr."""
     try:
         text = decode(path.read_bytes(), path.name)
     except NotText as err:
@@ -126,15 +128,23 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
         if repeated:
             raise InputError(f"{path.name}: {repeated}")
         names = [column_name(h, i) for i, h in enumerate(header)]
-        rows = []
+        rows, bad = [], []
         for number, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != len(header):
-                raise InputError(f"{path.name} row {number} has {len(row)} fields, the header has {len(header)}: is the file complete?")
+                if not skip_bad_rows:
+                    raise InputError(f"{path.name} row {number} has {len(row)} fields, the header has {len(header)} (a line "
+                                     "cut off or a stray comma?); leave such rows out with --skip-bad-rows")
+                bad.append(number)
+                continue
             rows.append(dict(zip(names, row, strict=True)))
     except csv.Error as err:
         raise InputError(f"{path.name} is not a readable CSV: {err}") from err
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        click.echo(f"left out {len(bad)} row(s) of {path.name} with the wrong number of fields (--skip-bad-rows): "
+                   f"row {shown}", err=True)
     return rows
 
 
@@ -151,6 +161,8 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
         click.echo(tabulate(rows, headers="keys", floatfmt=".3f") if rows else "(nothing)")
 
 
+SKIP_BAD_ROWS = click.option("--skip-bad-rows", is_flag=True,
+                             help="leave out CSV rows with too few or too many fields (e.g. a cut-off last line), saying which")
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 
 
@@ -217,13 +229,16 @@ def decision_lines(result: TrainingResult) -> list[str]:
 @click.option("--example", is_flag=True, help="predict the model's example record")
 @click.option("--explain", is_flag=True, help="add each prediction's top contributing features")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@SKIP_BAD_ROWS
 @FORMAT
 @click.pass_obj
-def predict(client_factory, pairs, as_json, path, example, explain, batch_size, fmt) -> None:
+def predict(client_factory, pairs, as_json, path, example, explain, batch_size, skip_bad_rows, fmt) -> None:
     """Predict one record (flags, --json, --example) or every record of a file (its columns are kept in the output)."""
     if sum(map(bool, (pairs, as_json, path, example))) != 1:
         raise click.UsageError("give exactly one of --feature, --json, --file or --example")
-    inputs: list[dict[str, Any]] = _read_records(path) if path else []  # a bad file is said before anything is sent
+    if skip_bad_rows and not path:
+        raise click.UsageError("--skip-bad-rows is for --file")
+    inputs: list[dict[str, Any]] = _read_records(path, skip_bad_rows) if path else []  # a bad file is said before anything is sent
     client: Client = client_factory()
     model = client.model()
     schema = {f["name"]: f["type"] for f in model["features"]}
@@ -258,11 +273,12 @@ def predict(client_factory, pairs, as_json, path, example, explain, batch_size, 
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--all", "score_all", is_flag=True, help="score every row, those the model was trained on too (flattering)")
+@SKIP_BAD_ROWS
 @click.pass_obj
-def evaluate(client_factory, path, label_column, batch_size, fmt, score_all) -> None:
+def evaluate(client_factory, path, label_column, batch_size, fmt, score_all, skip_bad_rows) -> None:
     """Score the live model on labelled rows: accuracy, macro F1, per-class scores and the confusion matrix.
     (Each row is a real prediction, recorded in the history like any other.)"""
-    rows = _read_records(path)  # a bad file is said before anything is sent
+    rows = _read_records(path, skip_bad_rows)  # a bad file is said before anything is sent
     if rows and label_column not in rows[0]:
         raise InputError(f"{path.name} has no column {label_column!r} to take the true labels from "
                          f"(its columns are {', '.join(rows[0])}): name it with --label")

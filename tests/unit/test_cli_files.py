@@ -118,3 +118,19 @@ def test_a_bom_does_not_hide_the_first_column_from_predict_or_evaluate(tmp_path)
     path = tmp_path / "excel.csv"
     path.write_bytes(codecs.BOM_UTF8 + b"alcohol,ash\n13.2,2.1\n")
     assert _read_records(path) == [{"alcohol": "13.2", "ash": "2.1"}]
+
+
+def test_skip_bad_rows_lets_predict_and_evaluate_read_a_cut_off_download_and_says_which_rows_it_left_out(tmp_path, capsys):
+    """A real download ends mid-row: without the flag the row is named with the way out; with it, the row is left out
+    and named on stderr, and every complete row is kept."""
+    from sommelier_client import cli
+
+    path = tmp_path / "cut.csv"
+    path.write_text(CSV + "Spain,smoky")
+    with pytest.raises(cli.InputError, match="row 4 has 2 fields, the header has 3 .*--skip-bad-rows"):
+        cli._read_records(path)
+    rows = cli._read_records(path, skip_bad_rows=True)
+    assert len(rows) == len(CSV.strip().splitlines()) - 1 and all(len(r) == 3 for r in rows)
+    assert "left out 1 row(s) of cut.csv with the wrong number of fields (--skip-bad-rows): row 4" in capsys.readouterr().err
+    result = CliRunner().invoke(main, ["predict", "--json", "{}", "--skip-bad-rows"])
+    assert result.exit_code == 2 and "--skip-bad-rows is for --file" in result.output

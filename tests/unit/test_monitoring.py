@@ -407,3 +407,14 @@ def test_the_window_totals_add_up_every_period_it_came_back_as(s3):
     two = {"w_requests": {"Values": [3.0, 4.0]}, "w_errors5xx": {"Values": [1.0, 1.0]}, "n_errors5xx": {"Values": [3.0, 4.0]},
            "w_p99": {"Values": [40.0, 90.0]}}
     assert (_whole(two, "requests", "Sum"), _whole(two, "errors5xx", "Average"), _whole(two, "p99", "p99")) == (7.0, 2 / 7, 90.0)
+
+
+def test_a_predictor_worker_starts_without_the_monitoring_report_module():
+    """Issue 39: its dataclasses cost every worker's start ~24 ms for a route few calls; /monitoring imports it itself
+    (the route's tests above run it)."""
+    import subprocess
+    import sys
+
+    script = "import sys\nfrom predictor import api, service\nprint('sommelier_contract.monitoring' in sys.modules)"
+    env = {"PYTHONPATH": f"{ROOT / 'services' / 'predictor'}:{ROOT / 'services' / 'contract'}", "PATH": "/usr/bin:/bin"}
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout.strip() == "False"

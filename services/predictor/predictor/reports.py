@@ -5,9 +5,13 @@ kept until a new pass is written."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sommelier_contract import layout
 from sommelier_contract.artifacts import Signatures
-from sommelier_contract.monitoring import Report, ReportMissing, public_view, read_latest, read_report
+
+if TYPE_CHECKING:
+    from sommelier_contract.monitoring import Report
 
 NO_REPORT = "no monitoring report yet: the monitor runs on its schedule (hourly by default); `make monitor` runs it now"
 
@@ -20,6 +24,9 @@ class CallerReports:
     def read(self, caller: str) -> tuple[Report | None, str]:
         """The caller's view of the latest pass and its verdict in words; (None, why) when there is none for it. A report
         whose signature does not verify, or a pointer that does not, raises ArtifactRejected."""
+        # imported at the first call: its 27 dataclasses took ~24 ms of every worker's start (issue 39), for a rare route
+        from sommelier_contract.monitoring import ReportMissing, public_view, read_latest, read_report
+
         latest = read_latest(self._s3, self._bucket, self.signatures)
         if latest is None:
             return None, NO_REPORT

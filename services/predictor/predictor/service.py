@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from predictor import document, serving
 from predictor.config import Settings
@@ -26,8 +26,10 @@ from predictor.serving import Conflicting, Invalid, TooLarge, Unavailable, Unkno
 from sommelier_contract import layout
 from sommelier_contract.artifacts import ArtifactRejected
 from sommelier_contract.metric_names import Metric
-from sommelier_contract.monitoring import Report
 from sommelier_contract.records import FieldError
+
+if TYPE_CHECKING:
+    from sommelier_contract.monitoring import Report
 
 
 @dataclass

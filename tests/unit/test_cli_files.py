@@ -134,3 +134,22 @@ def test_skip_bad_rows_lets_predict_and_evaluate_read_a_cut_off_download_and_say
     assert "left out 1 row(s) of cut.csv with the wrong number of fields (--skip-bad-rows): row 4" in capsys.readouterr().err
     result = CliRunner().invoke(main, ["predict", "--json", "{}", "--skip-bad-rows"])
     assert result.exit_code == 2 and "--skip-bad-rows is for --file" in result.output
+
+
+def test_the_cli_finds_the_stack_a_make_up_with_a_state_dir_started(tmp_path, monkeypatch):
+    """`SOMMELIER_STATE_DIR=/x make up` then `sommelier ...` in the same shell: the CLI reads /x/stack.json, as `make`
+    does; SOMMELIER_STACK_INFO still wins."""
+    from sommelier_client.client import find_connection
+
+    monkeypatch.chdir(tmp_path)  # no .sommelier/ here or above
+    for name in ("SOMMELIER_API_URL", "SOMMELIER_API_KEY", "SOMMELIER_STACK_INFO"):
+        monkeypatch.delenv(name, raising=False)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "stack.json").write_text('{"api_url": "http://127.0.0.1:1/restapis/a/v1/_user_request_/", "api_key": "k1"}')
+    monkeypatch.setenv("SOMMELIER_STATE_DIR", str(state))
+    assert find_connection() == ("http://127.0.0.1:1/restapis/a/v1/_user_request_", "k1")
+    other = tmp_path / "other.json"
+    other.write_text('{"api_url": "http://127.0.0.1:2/x", "api_key": "k2"}')
+    monkeypatch.setenv("SOMMELIER_STACK_INFO", str(other))
+    assert find_connection() == ("http://127.0.0.1:2/x", "k2")

@@ -73,3 +73,48 @@ def test_the_fast_check_and_the_full_validator_agree(spec, record):
     full_verdict = not list(Draft202012Validator(validator.schema).iter_errors(record))
     assert validator.valid(record) == full_verdict, record
     assert (validator.errors(record, "features") == []) == full_verdict, record  # a refused record always says why
+
+
+SEGMENT = {"name": "alcohol", "feature": "alcohol", "edges": [11.0, 12.5, 14.0]}
+VALUES = st.lists(st.one_of(st.none(), st.just(""), st.booleans(), st.sampled_from([11.0, 12.5, 14.0, 10, 15]),
+                            st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 30), st.text(max_size=3)), max_size=60)
+
+
+@given(VALUES, st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_bucket_counts_count_what_bucket_of_says_of_each_value(values, categorical):
+    """Issue 39: a batch's segment metrics count a column at a time; each value still lands where bucket_of puts it
+    (edges included, NaN, booleans, text and missing values left out of a numeric segment)."""
+    from collections import Counter
+
+    from sommelier_contract.records import bucket_counts, bucket_of
+
+    segment = {"name": "s", "feature": "s"} if categorical else SEGMENT
+    expected = Counter(b for b in (bucket_of(segment, v) for v in values) if b is not None)
+    assert bucket_counts(segment, values) == dict(expected)
+
+
+def test_unusual_names_each_record_s_numbers_beyond_the_training_range_a_column_at_a_time():
+    """Numbers outside `seen` are named, per record, in the model's feature order; a missing number is not; a NaN sent
+    is, as it was record by record; categories and text as before."""
+    import numpy as np
+
+    from sommelier_contract.records import to_matrix, unusual
+
+    features = [{"name": "alcohol", "type": "numeric", "seen": [11.0, 14.8], "imputed": True},
+                {"name": "variety", "type": "categorical", "learned": ["Merlot", "Syrah"]},
+                {"name": "notes", "type": "text"},
+                {"name": "price", "type": "numeric", "observed": {"min": 4, "max": 300}}]
+    records = [{"alcohol": 13.0, "variety": "Merlot", "notes": "cherry tar smoke", "price": 20},  # nothing unusual
+               {"alcohol": 15.2, "variety": "Gamay", "notes": "xx yy zz", "price": 301},
+               {"alcohol": None, "variety": "", "notes": "", "price": 4},  # missing: not unusual
+               {"alcohol": float("nan"), "variety": "Syrah", "notes": "cherry", "price": 3.5},
+               {"alcohol": 11.0, "variety": "Syrah", "notes": "cherry", "price": 300}]  # the range's own ends
+    words = {"notes": lambda text: (sum(w in {"cherry", "tar", "smoke"} for w in text.split()), len(text.split()))}
+    found = unusual(records, features, to_matrix(records, features), words)
+    assert [[u["feature"] for u in r] for r in found] == [[], ["alcohol", "variety", "notes", "price"], [], ["alcohol", "price"], []]
+    assert found[1][0]["message"] == "15.2 is outside the range training saw (11 to 14.8)"
+    assert found[1][3]["message"] == "301 is outside the range training saw (4 to 300)"
+    assert found[3][0]["message"].startswith("nan is outside") and found[1][2]["message"].startswith("none of its 3 words")
+    assert unusual(records[1:2], features, to_matrix(records[1:2], features), words) == found[1:2]  # one record as in a batch
+    assert np.isnan(to_matrix(records, features)[2][0])

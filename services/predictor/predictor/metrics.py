@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sommelier_contract.metric_names import Metric
-from sommelier_contract.records import bucket_of
+from sommelier_contract.records import bucket_counts, bucket_of
 
 log = logging.getLogger(__name__)
 _MAX_VALUES = 150  # CloudWatch's limit of values in one datum
@@ -178,7 +178,7 @@ class Metrics:
             data += [{"MetricName": Metric.PREDICTIONS, "Dimensions": [{"Name": "ModelVersion", "Value": model_version},
                       {"Name": "Class", "Value": label}], "Unit": "Count", "Value": float(n)}]
         for seg in segments:
-            for bucket, n in Counter(segment_of(seg, rec) for rec in records).items():
+            for bucket, n in bucket_counts(seg, [rec.get(seg["feature"]) for rec in records]).items():
                 if bucket is not None:
                     data += [{"MetricName": Metric.PREDICTIONS_BY_SEGMENT, "Dimensions": [{"Name": "Segment", "Value": seg["name"]},
                               {"Name": "Bucket", "Value": bucket}], "Unit": "Count", "Value": float(n)}]

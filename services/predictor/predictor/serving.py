@@ -136,7 +136,7 @@ def predict(model: LoadedModel, batch: Batch, explain: bool = False) -> Scored:
 
         explanations = explain_rows(model.pipeline, model.features, X, np.array([model.labels.index(p["label"]) for p in predictions]))
     words, learned = model.familiarity
-    return Scored(predictions, explanations, predict_ms, [unusual(r, model.features, words, learned) for r in batch.records])
+    return Scored(predictions, explanations, predict_ms, unusual(batch.records, model.features, X, words, learned))
 
 
 # -- 4. encode -----------------------------------------------------------------------------------------------------

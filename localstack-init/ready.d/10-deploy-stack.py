@@ -52,6 +52,8 @@ def _status(cfn, name: str) -> str | None:
 
 
 def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str], ec2=None) -> list[dict]:
+    """The template's parameters; `ec2`: a function giving an EC2 client, called only when the task's subnets are
+    looked up (building that client is ~120 ms, EC2's the largest service model, and the embedded stack never needs it)."""
     params = {
         "Prefix": env("SOMMELIER_PREFIX"),
         "CodeBucket": code_bucket,
@@ -65,7 +67,7 @@ def _parameters(code_bucket: str, keys: dict[str, str], sha256: dict[str, str], 
     if params.get("TrainerImageUri") and not params.get("TaskSubnets") and ec2 is not None:
         # the trainer image is the ECS task: the training function may hand a big dataset to it, in the default
         # subnets as `make deploy` does (an emulator without a default VPC: none, and the function trains itself)
-        subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+        subnets = ec2().describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
         params["TaskSubnets"] = ",".join(s["SubnetId"] for s in subnets)
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
 
@@ -151,7 +153,7 @@ def main() -> None:
     args = {
         "StackName": stack_name,
         "TemplateURL": template_url(s3, code_bucket, root / "infra" / "template.yaml", aws.region_name),
-        "Parameters": _parameters(code_bucket, keys, sha256, _client(aws, "ec2")),
+        "Parameters": _parameters(code_bucket, keys, sha256, lambda: _client(aws, "ec2")),
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
     status = _status(cfn, stack_name)

@@ -19,7 +19,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
-from sommelier_contract.files import NotText, decode, repeated_column
+from sommelier_contract.files import NotText, decode, left_out_rows, repeated_column, wrong_width
 from sommelier_contract.results import TrainingResult
 
 
@@ -134,17 +134,14 @@ def _read_records(path: Path, skip_bad_rows: bool = False) -> list[dict[str, Any
                 continue
             if len(row) != len(header):
                 if not skip_bad_rows:
-                    raise InputError(f"{path.name} row {number} has {len(row)} fields, the header has {len(header)} (a line "
-                                     "cut off or a stray comma?); leave such rows out with --skip-bad-rows")
+                    raise InputError(f"{path.name} {wrong_width(number, len(row), len(header))}")
                 bad.append(number)
                 continue
             rows.append(dict(zip(names, row, strict=True)))
     except csv.Error as err:
         raise InputError(f"{path.name} is not a readable CSV: {err}") from err
     if bad:
-        shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        click.echo(f"left out {len(bad)} row(s) of {path.name} with the wrong number of fields (--skip-bad-rows): "
-                   f"row {shown}", err=True)
+        click.echo(f"{path.name}: {left_out_rows(bad)}", err=True)
     return rows
 
 

@@ -131,7 +131,7 @@ def test_skip_bad_rows_lets_predict_and_evaluate_read_a_cut_off_download_and_say
         cli._read_records(path)
     rows = cli._read_records(path, skip_bad_rows=True)
     assert len(rows) == len(CSV.strip().splitlines()) - 1 and all(len(r) == 3 for r in rows)
-    assert "left out 1 row(s) of cut.csv with the wrong number of fields (--skip-bad-rows): row 4" in capsys.readouterr().err
+    assert "cut.csv: 1 row(s) with the wrong number of fields left out (--skip-bad-rows): row 4" in capsys.readouterr().err
     result = CliRunner().invoke(main, ["predict", "--json", "{}", "--skip-bad-rows"])
     assert result.exit_code == 2 and "--skip-bad-rows is for --file" in result.output
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from sommelier_contract import columns, layout
 from sommelier_contract.artifacts import read_json
-from sommelier_contract.files import NotText, decode, repeated_column, row_key
+from sommelier_contract.files import NotText, decode, left_out_rows, repeated_column, row_key, wrong_width
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.records import TRAINABLE
 
@@ -112,8 +112,7 @@ def _scan(body: bytes, skip_bad_rows: bool = False, good: list[int] | None = Non
                 continue
             if len(row) != width:
                 if not skip_bad_rows:
-                    return (f"row {number} has {len(row)} field{'' if len(row) == 1 else 's'}, the header has {width} (a line cut off or a stray comma?); "
-                            "leave such rows out with --skip-bad-rows"), keys, bad
+                    return wrong_width(number, len(row), width), keys, bad
                 bad.append(number)
                 continue
             keys.append(row_key(row))
@@ -274,8 +273,7 @@ def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: 
     gaps = [f["name"] for f in spec["features"] if f["name"] in frame.columns and _empty(frame[f["name"]]).any()]
     if bad_rows:
         left_out["bad rows"] = len(bad_rows)
-        notes.append(f"{len(bad_rows)} row(s) with the wrong number of fields left out (--skip-bad-rows): row "
-                     + ", ".join(map(str, bad_rows[:5])) + (" ..." if len(bad_rows) > 5 else ""))
+        notes.append(left_out_rows(bad_rows))
     empty = no_target(frame, target)
     if empty.any():
         left_out["no target"] = int(empty.sum())

@@ -12,6 +12,7 @@ import codecs
 import gzip
 import hashlib
 import zlib
+from collections.abc import Sequence
 
 # what a few common non-text files start with, to say what a refused file looks like
 _SIGNATURES = {
@@ -62,6 +63,18 @@ def row_key(fields: list[str]) -> str:
     """A data row's key: a hash of its fields as written (the dataset's evaluation rows are chosen by it, and
     `sommelier evaluate` knows the rows a model trained on by it), whatever types are later inferred."""
     return hashlib.sha1("\x1f".join(fields).encode()).hexdigest()[:20]
+
+
+def wrong_width(number: int, fields: int, width: int) -> str:
+    """A row whose field count is not the header's, in words, with the way out (dataset push, predict --file, evaluate)."""
+    return (f"row {number} has {fields} field{'' if fields == 1 else 's'}, the header has {width} (a line cut off or a stray "
+            "comma?); leave such rows out with --skip-bad-rows")
+
+
+def left_out_rows(bad: Sequence[int], shown: int = 5) -> str:
+    """What --skip-bad-rows left out: how many rows, and the first of their numbers."""
+    return (f"{len(bad)} row(s) with the wrong number of fields left out (--skip-bad-rows): row "
+            + ", ".join(map(str, bad[:shown])) + (" ..." if len(bad) > shown else ""))
 
 
 def repeated_column(header: list[str]) -> str | None:

@@ -43,8 +43,9 @@ def find_connection(api_url: str | None = None, api_key: str | None = None) -> t
 def _stack_info() -> dict[str, Any] | None:
     """The local stack's stack.json: named by SOMMELIER_STACK_INFO, else in the state folder `make up` was given
     (SOMMELIER_STATE_DIR, as the Makefile reads it), else in .sommelier/ here or above."""
-    candidates = [Path(os.environ[name]) / tail for name, tail in (("SOMMELIER_STACK_INFO", ""), ("SOMMELIER_STATE_DIR", "stack.json"))
-                  if os.environ.get(name)]
+    candidates = [Path(os.environ["SOMMELIER_STACK_INFO"])] if os.environ.get("SOMMELIER_STACK_INFO") else []
+    if os.environ.get("SOMMELIER_STATE_DIR"):
+        candidates.append(Path(os.environ["SOMMELIER_STATE_DIR"]) / "stack.json")
     here = Path.cwd().resolve()
     candidates += [d / ".sommelier" / "stack.json" for d in (here, *here.parents)]
     for path in candidates:

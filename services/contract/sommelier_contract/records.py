@@ -48,7 +48,11 @@ def bucket_of(segment: dict[str, Any], value: Any) -> str | None:
         return str(value)[:64]
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN
         return None
-    i = bisect.bisect_right(edges, value)
+    return _bucket_label(edges, bisect.bisect_right(edges, value))
+
+
+def _bucket_label(edges: list[float], i: int) -> str:
+    """The name of the bucket below edge `i` (0: below the first edge; len(edges): from the last one up)."""
     if i == 0:
         return f"<{edges[0]:g}"
     if i == len(edges):
@@ -70,8 +74,7 @@ def bucket_counts(segment: dict[str, Any], values: list[Any]) -> dict[str, int]:
     numbers = np.array([v for v in values if isinstance(v, int | float) and not isinstance(v, bool)], dtype=float)
     slots = np.bincount(np.searchsorted(np.asarray(edges, dtype=float), numbers[~np.isnan(numbers)], side="right"),
                         minlength=len(edges) + 1)
-    labels = [f"<{edges[0]:g}", *(f"{lo:g}-{hi:g}" for lo, hi in zip(edges, edges[1:], strict=False)), f">={edges[-1]:g}"]
-    return {label: int(n) for label, n in zip(labels, slots, strict=True) if n}
+    return {_bucket_label(edges, i): int(n) for i, n in enumerate(slots.tolist()) if n}
 
 
 def feature_property(feature: dict[str, Any]) -> dict[str, Any]:

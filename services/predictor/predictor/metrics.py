@@ -178,10 +178,9 @@ class Metrics:
             data += [{"MetricName": Metric.PREDICTIONS, "Dimensions": [{"Name": "ModelVersion", "Value": model_version},
                       {"Name": "Class", "Value": label}], "Unit": "Count", "Value": float(n)}]
         for seg in segments:
-            for bucket, n in bucket_counts(seg, [rec.get(seg["feature"]) for rec in records]).items():
-                if bucket is not None:
-                    data += [{"MetricName": Metric.PREDICTIONS_BY_SEGMENT, "Dimensions": [{"Name": "Segment", "Value": seg["name"]},
-                              {"Name": "Bucket", "Value": bucket}], "Unit": "Count", "Value": float(n)}]
+            for bucket, n in bucket_counts(seg, [rec.get(seg["feature"]) for rec in records]).items():  # missing left out
+                data += [{"MetricName": Metric.PREDICTIONS_BY_SEGMENT, "Dimensions": [{"Name": "Segment", "Value": seg["name"]},
+                          {"Name": "Bucket", "Value": bucket}], "Unit": "Count", "Value": float(n)}]
         return data
 
     def feedback(self, model_version: str, correct: bool, record: dict[str, Any], segments: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,6 +22,9 @@ endif
 ifdef STACK
 export SOMMELIER_STACK := $(STACK)
 endif
+ifdef WARM_WORKERS
+export SOMMELIER_WARM_WORKERS := $(WARM_WORKERS)
+endif
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock up down status logs info train promote rollback canary-evaluate history monitor metrics test test-unit test-integration \
@@ -63,7 +66,7 @@ lock: ## regenerate the lock files in requirements/ from the top-level pins (pip
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/emulator.txt requirements/emulator.in
 	$(PIP_COMPILE) -o requirements/checkov.txt requirements/checkov.in
 
-up: install ## start the whole stack and print how to use it (STACK=embedded|compose, EMULATOR_PORT=, FRONTEND_PORT=)
+up: install ## start the whole stack and print how to use it (STACK=embedded|compose, EMULATOR_PORT=, FRONTEND_PORT=, WARM_WORKERS=16)
 	@$(OPS) up
 
 down: install ## stop every process or container `make up` started (state is kept)

@@ -37,6 +37,20 @@ def test_the_environment_wins_over_the_record(state, monkeypatch):
     assert (cfg.emulator_port, cfg.frontend_port, cfg.stack) == (4599, 8091, "embedded")
 
 
+def test_make_up_hands_its_variables_to_the_settings(tmp_path):
+    """`make up WARM_WORKERS=1 EMULATOR_PORT=...` reaches StackConfig as SOMMELIER_* (the Makefile exports what is given)."""
+    import subprocess
+
+    from devstack.config import ROOT
+
+    out = subprocess.run(["make", "-s", "-o", ".venv/.installed", "up", "WARM_WORKERS=1", "EMULATOR_PORT=4599", "STACK=embedded",
+                          f"OPS=env > {tmp_path / 'env'} #"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    seen = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if line.startswith("SOMMELIER_"))
+    assert {k: seen.get(k) for k in ("SOMMELIER_WARM_WORKERS", "SOMMELIER_EMULATOR_PORT", "SOMMELIER_STACK")} == {
+        "SOMMELIER_WARM_WORKERS": "1", "SOMMELIER_EMULATOR_PORT": "4599", "SOMMELIER_STACK": "embedded"}
+
+
 @pytest.mark.parametrize("content", [None, "{not json", "[1, 2]", json.dumps({"emulator_port": "4577"})])
 def test_no_or_a_broken_record_means_the_defaults(state, content):
     if content is not None:

@@ -87,7 +87,7 @@ def served(s3, version: str, body: bytes) -> dict:
     manifest = read_manifest(s3, "bench-models", version)
     blobs = {n: s3.get_object(Bucket="bench-models", Key=a.key)["Body"].read() for n, a in manifest.artifacts.items()
              if n in ("onnx", "featurizer", "pipeline")}
-    frame, _, _ = dataset.read_rows(body, "bench", skip_bad_rows=True)
+    frame, _, _, _ = dataset.read_rows(body, "bench", skip_bad_rows=True)
     names = [f["name"] for f in manifest.features]
     records = [{n: (None if v != v else v) for n, v in zip(names, row, strict=True)} for row in frame[names].head(1000).itertuples(index=False)]
     with tempfile.TemporaryDirectory() as folder:

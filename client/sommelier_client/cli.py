@@ -19,7 +19,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
-from sommelier_contract.files import NotText, decode, left_out_rows, repeated_column, wrong_width
+from sommelier_contract.files import CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, repeated_column
 from sommelier_contract.results import TrainingResult
 
 
@@ -102,8 +102,8 @@ def explanation_text(explanation: dict[str, Any] | None) -> str:
 
 def _read_records(path: Path, skip_bad_rows: bool = False) -> list[dict[str, Any]]:
     """Rows of a CSV or JSON file (gzip, BOM and UTF-16 read as they come); anything else is one line that says why.
-    A CSV row with more or fewer fields than the header (a download's cut-off last line) is refused, naming it, or with
-    `skip_bad_rows` left out and said on stderr."""
+    A download's cut-off last row (files.ends_cut_off) is left out and said on stderr; any other row with more or fewer
+    fields than the header is refused, naming it, or with `skip_bad_rows` left out and said on stderr."""
     try:
         text = decode(path.read_bytes(), path.name)
     except NotText as err:
@@ -122,26 +122,20 @@ def _read_records(path: Path, skip_bad_rows: bool = False) -> list[dict[str, Any
                              '{"instances": [...]}')
         return list(doc)
     try:
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader, [])
-        repeated = repeated_column(header)
+        reader = CsvRows(text, skip_bad_rows)
+        repeated = repeated_column(reader.header)
         if repeated:
             raise InputError(f"{path.name}: {repeated}")
-        names = [column_name(h, i) for i, h in enumerate(header)]
-        rows, bad = [], []
-        for number, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                if not skip_bad_rows:
-                    raise InputError(f"{path.name} {wrong_width(number, len(row), len(header))}")
-                bad.append(number)
-                continue
-            rows.append(dict(zip(names, row, strict=True)))
+        names = [column_name(h, i) for i, h in enumerate(reader.header)]
+        rows = [dict(zip(names, row, strict=True)) for _, row in reader]
+    except WrongWidth as err:
+        raise InputError(f"{path.name} {err}") from err
     except csv.Error as err:
         raise InputError(f"{path.name} is not a readable CSV: {err}") from err
-    if bad:
-        click.echo(f"{path.name}: {left_out_rows(bad)}", err=True)
+    if reader.cut:
+        click.echo(f"{path.name}: {cut_off_row(reader.cut)}", err=True)
+    if reader.bad:
+        click.echo(f"{path.name}: {left_out_rows(reader.bad)}", err=True)
     return rows
 
 

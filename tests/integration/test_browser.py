@@ -216,6 +216,32 @@ def test_upload_a_csv_and_see_the_table(browser, page_url, example, tmp_path):
     browser.find_element(By.ID, "batch").screenshot(str(SHOTS / "03-batch.png"))
 
 
+def test_a_download_cut_off_mid_row_loses_its_last_row_only_and_a_short_row_elsewhere_is_refused(browser, page_url, example, tmp_path):
+    """The CLI's rule on the page (sommelier_contract.files.CsvRows): the page padded a short row with empty values and
+    predicted it. Rows are numbered as the file has them, a blank line counted."""
+    names = list(example)
+    line = ",".join(str(example[n]) for n in names)
+    cut = tmp_path / "cut.csv"
+    cut.write_text("\n".join([",".join(names), line, "", line, line, line[:12]]))  # no line break after the cut row
+    open_page(browser, page_url)
+    browser.find_element(By.ID, "batch-file").send_keys(str(cut))
+    browser.find_element(By.ID, "batch-button").click()
+    status = wait(browser, lambda d: d.find_element(By.ID, "batch-status").text.startswith("3 records") and d.find_element(By.ID, "batch-status").text)
+    assert status == ("3 records predicted. The last row, 6, stops part-way with no line break after it, as an interrupted "
+                      "download ends: left out.")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in browser.find_elements(By.CSS_SELECTOR, "#batch-table tbody tr")] == ["2", "4", "5"]
+    browser.find_element(By.ID, "batch").screenshot(str(SHOTS / "15-batch-cut-off-download.png"))
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join([",".join(names), line, line[:12], line]) + "\n")
+    browser.find_element(By.ID, "batch-file").send_keys(str(short))
+    browser.find_element(By.ID, "batch-button").click()
+    wait(browser, lambda d: d.find_element(By.ID, "batch-status").text.startswith("Row 3"))
+    assert browser.find_element(By.ID, "batch-status").text == (
+        f"Row 3 has {len(line[:12].split(','))} field(s), the header has {len(names)} (a line cut off or a stray comma?): "
+        "nothing was predicted.")
+    assert not browser.find_element(By.ID, "batch-table").is_displayed() and not browser.find_element(By.ID, "batch-download").is_enabled()
+
+
 def test_history_and_feedback(browser, page_url, stack):
     open_page(browser, page_url)
     assert "made with this page's API key" in browser.find_element(By.ID, "history-whose").text  # whose they are (issue 37)

@@ -45,8 +45,7 @@ NOT_HERE = {
     "make destroy": "an AWS account (make deploy-rehearsal)",
     "make destroy PURGE=1": "an AWS account (make deploy-rehearsal)",
     ".venv/bin/sommelier dataset push winemag.csv --name reviews --target country":
-        "the reader's download (test_real_shape pushes a file of its shape, with and without --skip-bad-rows)",
-    ".venv/bin/sommelier dataset push winemag.csv --name reviews --target country --skip-bad-rows": "the reader's download (test_real_shape)",
+        "the reader's download (test_real_shape pushes a file of its shape, cut-off last line included)",
     ".venv/bin/sommelier dataset push reviews.csv --name reviews --target country": "the reader's file (test_datasets pushes one)",
     ".venv/bin/sommelier train --dataset reviews": "needs the reader's reviews dataset (test_datasets trains a pushed one)",
     ".venv/bin/sommelier predict -f alcohol=13.2 -f malic_acid=1.78 …": "elided (…): the wine model's features, named as such",

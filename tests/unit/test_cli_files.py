@@ -1,6 +1,6 @@
 """Files people bring to the CLI: read whatever their packaging (gzip, BOM, UTF-16, Windows-1252), or refused in one
 line that says what is wrong, before anything is sent; never a traceback. Every command that takes a file is fed a
-binary file and a truncated CSV."""
+binary file and a CSV with a short row; a download's cut-off last row is left out and said."""
 
 from __future__ import annotations
 
@@ -22,6 +22,17 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 ], ids=["utf-8", "utf-8 with BOM", "utf-16 with BOM", "gzip", "windows-1252"])
 def test_text_is_read_whatever_its_packaging(body):
     assert decode(body, "f.csv") == CSV
+
+
+def test_lines_ended_by_cr_alone_are_read_as_lines(tmp_path):
+    """Old Mac programs save CSV with CR line ends; the csv module refused them in its own words ("new-line character
+    seen in unquoted field")."""
+    from sommelier_client import cli
+
+    assert decode(CSV.replace("\n", "\r").encode(), "f.csv") == CSV
+    path = tmp_path / "mac.csv"
+    path.write_bytes(CSV.replace("\n", "\r").encode())
+    assert [r["country"] for r in cli._read_records(path)] == ["Italy", "France"]
 
 
 def test_accents_in_windows_1252_survive():
@@ -55,11 +66,11 @@ def test_an_explanation_reads_as_one_line():
 def bad_files(tmp_path):
     png = tmp_path / "shot.png"
     png.write_bytes(PNG)
-    truncated = tmp_path / "cut.csv"
-    truncated.write_text(CSV + "Spain,smoky")  # the last row stops half-way
+    short = tmp_path / "short.csv"
+    short.write_text(CSV + "Spain,smoky\nChile,herbal,9\n")  # a row stops half-way, and more follow: not a cut-off end
     renamed = tmp_path / "shot.csv"
     renamed.write_bytes(PNG)  # a picture that claims to be a CSV
-    return {"png": png, "truncated": truncated, "renamed": renamed}
+    return {"png": png, "short row": short, "renamed": renamed}
 
 
 COMMANDS = {
@@ -71,7 +82,7 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-@pytest.mark.parametrize("kind, said", [("png", "is a PNG image"), ("renamed", "is a PNG image"), ("truncated", "row 4 has 2 fields")])
+@pytest.mark.parametrize("kind, said", [("png", "is a PNG image"), ("renamed", "is a PNG image"), ("short row", "row 4 has 2 fields")])
 def test_every_command_that_takes_a_file_refuses_a_bad_one_in_one_line_before_sending_anything(
         command, kind, said, bad_files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no stack around: a command that reached the API or S3 would fail otherwise
@@ -120,18 +131,40 @@ def test_a_bom_does_not_hide_the_first_column_from_predict_or_evaluate(tmp_path)
     assert _read_records(path) == [{"alcohol": "13.2", "ash": "2.1"}]
 
 
-def test_skip_bad_rows_lets_predict_and_evaluate_read_a_cut_off_download_and_says_which_rows_it_left_out(tmp_path, capsys):
-    """A real download ends mid-row: without the flag the row is named with the way out; with it, the row is left out
-    and named on stderr, and every complete row is kept."""
+@pytest.mark.parametrize("ending, cut", [("Spain,smoky", True), ('Spain,"smoky and', True), ("Spain,smoky\n", False),
+                                          ("Spain,smoky\nChile,herbal", False), ("Spain,smoky,9", False)],
+                         ids=["cut mid-row", "cut in a quote", "short row, then a line break", "short row, then more", "whole"])
+def test_a_download_cut_off_mid_row_loses_only_its_last_row_and_says_so(tmp_path, capsys, ending, cut):
+    """A real download ends mid-row (no line break after it, fewer fields than the header): predict --file and evaluate
+    leave that row out without being asked and say so on stderr; a short row that ends with a line break was written so
+    and is refused, naming it and the way out; a whole last row without a line break is a row."""
     from sommelier_client import cli
 
     path = tmp_path / "cut.csv"
-    path.write_text(CSV + "Spain,smoky")
-    with pytest.raises(cli.InputError, match="row 4 has 2 fields, the header has 3 .*--skip-bad-rows"):
-        cli._read_records(path)
+    path.write_text(CSV + ending)
+    whole = len(CSV.strip().splitlines()) - 1
+    if cut:
+        rows = cli._read_records(path)
+        assert len(rows) == whole and all(len(r) == 3 for r in rows)
+        assert capsys.readouterr().err.strip() == ("cut.csv: the last row, 4, stops part-way with no line break after it, as an "
+                                                   "interrupted download ends: left out (the rows before it are whole; check "
+                                                   "that the file is complete)")
+    elif ending.endswith("\n") or ending.count("\n"):
+        with pytest.raises(cli.InputError, match="row 4 has 2 fields, the header has 3 .*--skip-bad-rows"):
+            cli._read_records(path)
+    else:
+        assert cli._read_records(path)[-1] == {"country": "Spain", "description": "smoky", "price": "9"}
+        assert capsys.readouterr().err == ""
+
+
+def test_skip_bad_rows_leaves_out_short_rows_anywhere_and_says_which(tmp_path, capsys):
+    from sommelier_client import cli
+
+    path = tmp_path / "short.csv"
+    path.write_text(CSV + "Spain,smoky\nChile,herbal,9\nPeru\n")
     rows = cli._read_records(path, skip_bad_rows=True)
-    assert len(rows) == len(CSV.strip().splitlines()) - 1 and all(len(r) == 3 for r in rows)
-    assert "cut.csv: 1 row(s) with the wrong number of fields left out (--skip-bad-rows): row 4" in capsys.readouterr().err
+    assert [r["country"] for r in rows] == ["Italy", "France", "Chile"]
+    assert "short.csv: 2 row(s) with the wrong number of fields left out (--skip-bad-rows): row 4, 6" in capsys.readouterr().err
     result = CliRunner().invoke(main, ["predict", "--json", "{}", "--skip-bad-rows"])
     assert result.exit_code == 2 and "--skip-bad-rows is for --file" in result.output
 

@@ -120,7 +120,7 @@ def test_a_spec_without_examples_gets_one_from_a_training_row(s3, trainer_settin
     features = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version).features
     assert all(isinstance(f["example"], float) for f in features)
     frozen = set(json.loads(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/evaluation.json")["Body"].read())["keys"])
-    data, keys, _ = read_rows(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv")["Body"].read(), "data.csv")
+    data, keys, _, _ = read_rows(s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/data.csv")["Body"].read(), "data.csv")
     rows = {k for k, (_, row) in zip(keys, data.iterrows(), strict=True)
             if all(row[f["name"]] == f["example"] for f in features)}
     assert rows and not rows & frozen  # a real row, and one from training, not from the evaluation rows

@@ -36,24 +36,42 @@ def cli(s3, tmp_path, monkeypatch):
     return run
 
 
-def test_a_cut_off_last_line_is_refused_naming_its_row_and_skip_bad_rows_leaves_it_out_and_records_it(cli, s3, tmp_path, body):
+def test_a_cut_off_last_line_is_left_out_and_said_and_training_reads_the_stored_file_the_same_way(cli, s3, tmp_path, body):
+    """The download as people bring it, pushed with no flag: the last row, cut mid-row, is left out and said, once at
+    push and again by `dataset show`; every whole row is in."""
     path = tmp_path / "reviews.csv"
     path.write_bytes(body)
-    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country", code=2)
-    assert "row 1502 has 3 fields, the header has 14" in out and "--skip-bad-rows" in out
-    assert "Contents" not in s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix="datasets/reviews/")
-    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country", "--skip-bad-rows")
-    assert "1 row(s) with the wrong number of fields left out (--skip-bad-rows): row 1502" in out
+    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country")
+    assert "the last row, 1502, stops part-way with no line break after it" in out
     pointer = ds.current(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
-    assert pointer["left_out"]["bad rows"] == 1
-    # the stored file is the user's, as sent; its spec says how it was read, so training reads it the same way
+    assert pointer["left_out"]["cut-off last row"] == 1 and "bad rows" not in pointer["left_out"]
+    # the stored file is the user's, as sent; training reads it through the same rule, so it trains on what push counted
     assert s3.get_object(Bucket=DATASET_BUCKET, Key=pointer["data"]["key"])["Body"].read() == body
     spec, admitted, _, _ = ds.load(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
-    assert spec["bad_rows"] == "skip" and len(admitted.frame) == pointer["rows"]
-    # dataset show says again what push decided: the rows left out, the classes grouped, the columns and the proxies
+    assert "bad_rows" not in spec and len(admitted.frame) == pointer["rows"]
+    whole = pd.read_csv(io.BytesIO(body[: body.rindex(b"\n") + 1]))
+    assert pointer["rows"] == int(whole["country"].notna().sum())  # every whole row with a country
+    # dataset show says again what push decided: the row left out, the classes grouped, the columns and the proxies
     shown = cli("dataset", "show", "reviews")
-    assert "row(s) with the wrong number of fields left out (--skip-bad-rows): row 1502" in shown and "grouped as 'Other'" in shown
+    assert "the last row, 1502, stops part-way" in shown and "grouped as 'Other'" in shown
     assert "likely proxy of country" in shown and "made of other columns' values" in shown
+
+
+def test_a_short_row_inside_the_file_is_refused_naming_it_and_skip_bad_rows_leaves_it_out(cli, s3, tmp_path, body):
+    lines = body.split(b"\n")
+    lines[10] = b",".join(lines[10].split(b",")[:2])  # row 11 is its id and country only, whole rows follow: not a download's end
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(b"\n".join(lines))
+    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country", code=2)
+    assert "row 11 has" in out and "the header has 14" in out and "--skip-bad-rows" in out
+    assert "Contents" not in s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix="datasets/reviews/")
+    out = cli("dataset", "push", str(path), "--name", "reviews", "--target", "country", "--skip-bad-rows")
+    assert "1 row(s) with the wrong number of fields left out (--skip-bad-rows): row 11" in out
+    assert "the last row, 1502, stops part-way" in out
+    pointer = ds.current(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
+    assert pointer["left_out"]["bad rows"] == 1 and pointer["left_out"]["cut-off last row"] == 1
+    spec, admitted, _, _ = ds.load(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
+    assert spec["bad_rows"] == "skip" and len(admitted.frame) == pointer["rows"]
 
 
 def test_column_roles_are_inferred_and_said_identifiers_ignored_many_values_bounded_proxies_reported(cli, tmp_path, body):

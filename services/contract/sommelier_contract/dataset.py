@@ -21,7 +21,7 @@ import pandas as pd
 
 from sommelier_contract import columns, layout
 from sommelier_contract.artifacts import read_json
-from sommelier_contract.files import NotText, decode, left_out_rows, repeated_column, row_key, wrong_width
+from sommelier_contract.files import CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, repeated_column, row_key
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.records import TRAINABLE
 
@@ -91,35 +91,30 @@ def index_columns(frame: pd.DataFrame) -> list[str]:
 KEY_FORMAT = "csv-row-sha1"  # how row keys are made (evaluation.json records it)
 
 
-def _scan(body: bytes, skip_bad_rows: bool = False, good: list[int] | None = None) -> tuple[str | None, list[str], list[int]]:
-    """One pass of the csv module over the file: the first row whose field count differs from the header's
-    (pandas would pad a short row silently), a key per data row (a hash of its fields as written, so a
-    row keeps its key whatever types are inferred and whatever a spec later ignores), and, with
-    `skip_bad_rows`, the file's numbers of every such row instead of a problem (`good`, when given, gets the numbers
-    of the rows kept). Blank lines, which pandas skips, get no key."""
+def _scan(body: bytes, skip_bad_rows: bool = False, good: list[int] | None = None) -> tuple[str | None, list[str], list[int], int | None]:
+    """One pass over the file under files.CsvRows' rule (a row has the header's field count; pandas would pad a short
+    row silently): the first problem, a key per data row (a hash of its fields as written, so a row keeps its key
+    whatever types are inferred and whatever a spec later ignores), the numbers of the rows `skip_bad_rows` left out,
+    and the number of a cut-off last row, left out whatever is asked (`good`, when given, gets the numbers of the rows
+    kept). Blank lines, which pandas skips, get no key."""
     good = [] if good is None else good
-    rows = csv.reader(io.StringIO(body.decode("utf-8", errors="replace")))
-    header = next(rows, [])
-    width = len(header)
     keys: list[str] = []
-    bad: list[int] = []
-    repeated = repeated_column(header)
-    if repeated:
-        return repeated, keys, bad
     try:
-        for number, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            if len(row) != width:
-                if not skip_bad_rows:
-                    return wrong_width(number, len(row), width), keys, bad
-                bad.append(number)
-                continue
+        rows = CsvRows(body.decode("utf-8", errors="replace"), skip_bad_rows)
+    except csv.Error as err:  # the header itself
+        return f"line 1: {err}", keys, [], None
+    repeated = repeated_column(rows.header)
+    if repeated:
+        return repeated, keys, rows.bad, None
+    try:
+        for number, row in rows:
             keys.append(row_key(row))
             good.append(number)
+    except WrongWidth as err:
+        return str(err), keys, rows.bad, None
     except csv.Error as err:  # e.g. a field beyond the csv module's size limit
-        return f"line {rows.line_num}: {err}", keys, bad
-    return None, keys, bad
+        return f"line {rows.line_num}: {err}", keys, rows.bad, None
+    return None, keys, rows.bad, rows.cut
 
 
 def _without(body: bytes, bad: list[int]) -> bytes:
@@ -133,10 +128,10 @@ def _without(body: bytes, bad: list[int]) -> bytes:
     return out.getvalue().encode()
 
 
-def read_rows(body: bytes, where: str, skip_bad_rows: bool = False) -> tuple[pd.DataFrame, list[str], list[int]]:
+def read_rows(body: bytes, where: str, skip_bad_rows: bool = False) -> tuple[pd.DataFrame, list[str], list[int], int | None]:
     """A strict CSV read (every row has as many fields as the header, unless `skip_bad_rows` leaves out those that
-    do not), a key per row, and the numbers of the rows left out. Row numbers in messages are the file's lines
-    as a spreadsheet shows them (the header is row 1)."""
+    do not), a key per row, the numbers of the rows left out, and the number of a cut-off last row (left out too, see
+    _scan). Row numbers in messages are the file's lines as a spreadsheet shows them (the header is row 1)."""
     try:
         body = decode(body, where).encode()  # gzip undone, a BOM or UTF-16 honoured; binary refused in words
     except NotText as err:
@@ -144,11 +139,11 @@ def read_rows(body: bytes, where: str, skip_bad_rows: bool = False) -> tuple[pd.
     if not body.strip():
         raise DataError(f"{where} is empty")
     numbers: list[int] = []
-    problem, keys, bad = _scan(body, skip_bad_rows, numbers)
+    problem, keys, bad, cut = _scan(body, skip_bad_rows, numbers)
     if problem:
         raise DataError(f"{where} is not a readable CSV: {problem}")
-    if bad:
-        body = _without(body, bad)
+    if bad or cut:
+        body = _without(body, [*bad, *([cut] if cut else [])])
     try:
         frame = pd.read_csv(io.BytesIO(body), index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -156,7 +151,7 @@ def read_rows(body: bytes, where: str, skip_bad_rows: bool = False) -> tuple[pd.
     if len(frame) != len(keys):  # e.g. a quoted field spanning lines that the two readers split differently
         raise DataError(f"{where} is not a readable CSV: {len(frame)} rows parsed but {len(keys)} rows scanned")
     frame.index = pd.Index(numbers, name="row")  # each row's number in the file, for messages that name it
-    return frame, keys, bad
+    return frame, keys, bad, cut
 
 
 def read_csv(body: bytes, where: str, skip_bad_rows: bool = False) -> pd.DataFrame:
@@ -257,7 +252,7 @@ def _listing(counts: dict[str, int], most: int = 8) -> str:
 
 
 def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: list[int] | tuple[int, ...] = (),
-          min_class_rows: int = MIN_CLASS_ROWS) -> Admitted:
+          min_class_rows: int = MIN_CLASS_ROWS, cut_row: int | None = None) -> Admitted:
     """The one check of what a dataset trains on: `dataset push` stores what passes it and the trainer reads the
     stored version through it again, so push never accepts what training refuses.
 
@@ -271,6 +266,9 @@ def admit(frame: pd.DataFrame, keys: list[str], spec: dict[str, Any], bad_rows: 
     notes: list[str] = []
     left_out: dict[str, int] = {}
     gaps = [f["name"] for f in spec["features"] if f["name"] in frame.columns and _empty(frame[f["name"]]).any()]
+    if cut_row:
+        left_out["cut-off last row"] = 1
+        notes.append(cut_off_row(cut_row))
     if bad_rows:
         left_out["bad rows"] = len(bad_rows)
         notes.append(left_out_rows(bad_rows))
@@ -501,7 +499,7 @@ def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | No
     """What `dataset push` (and its dry run) checks before anything is stored: the file, the spec (given or inferred),
     the rows the trainer will train on (admit) and the columns that give the target away."""
     check_name(name)
-    frame, keys, bad = read_rows(body, "the file", skip_bad_rows)
+    frame, keys, bad, cut = read_rows(body, "the file", skip_bad_rows)
     if spec is None:
         if not target:
             raise DataError("give --target COLUMN (the column to predict) or --spec FILE")
@@ -512,7 +510,7 @@ def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | No
             raise DataError(f"--target {target!r} disagrees with the spec's target {spec['target']!r}")
     if skip_bad_rows:
         spec = {**spec, "bad_rows": "skip"}  # the trainer reads the stored file as push did
-    admitted = admit(frame, keys, spec, bad)
+    admitted = admit(frame, keys, spec, bad, cut_row=cut)
     found = columns.proxies(admitted.frame, spec)
     estimate = columns.estimate(admitted.frame, spec, [p.column for p in found]) if found else None
     return Accepted(name=name, body=body, spec=spec, admitted=admitted, proxies=found, estimate=estimate)
@@ -600,8 +598,8 @@ def load(s3, bucket: str, prefix: str, min_class_rows: int = MIN_CLASS_ROWS
         spec = check_spec(json.loads(docs[0]))
     except json.JSONDecodeError as err:
         raise DataError(f"s3://{bucket}/{spec_key} is not valid JSON: {err}") from err
-    frame, keys, bad = read_rows(docs[1], f"s3://{bucket}/{data_key}", spec.get("bad_rows") == "skip")
-    return spec, admit(frame, keys, spec, bad, min_class_rows), sources, pointer
+    frame, keys, bad, cut = read_rows(docs[1], f"s3://{bucket}/{data_key}", spec.get("bad_rows") == "skip")
+    return spec, admit(frame, keys, spec, bad, min_class_rows, cut), sources, pointer
 
 
 def show(s3, bucket: str, name: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Files people bring, read as text or refused in one line that says why: never a decoding traceback.
 
 A CSV or JSON file may arrive gzip-compressed (read transparently), with a byte-order mark (UTF-8 or UTF-16,
-as spreadsheet programs write them), or be something else altogether (a picture, a zip, a truncated
+as spreadsheet programs write them), with lines ended by CR alone (old Mac programs), or be something else altogether (a picture, a zip, a truncated
 download): those are refused with what they look like. Standard library only: the CLI's predict path and
 the predictor's neighbours import it without pandas.
 """
@@ -9,10 +9,12 @@ the predictor's neighbours import it without pandas.
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import hashlib
+import io
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 # what a few common non-text files start with, to say what a refused file looks like
 _SIGNATURES = {
@@ -56,6 +58,8 @@ def decode(body: bytes, where: str) -> str:
     control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
     if control > len(text[:65536]) // 100:
         raise NotText(f"{where} holds binary data (control characters), not a CSV or JSON text file")
+    if "\r" in text and "\n" not in text:  # lines ended by CR alone, as old Mac programs save CSV: read as lines
+        return text.replace("\r", "\n")
     return text
 
 
@@ -69,6 +73,61 @@ def wrong_width(number: int, fields: int, width: int) -> str:
     """A row whose field count is not the header's, in words, with the way out (dataset push, predict --file, evaluate)."""
     return (f"row {number} has {fields} field{'' if fields == 1 else 's'}, the header has {width} (a line cut off or a stray "
             "comma?); leave such rows out with --skip-bad-rows")
+
+
+def ends_cut_off(text: str, fields: int, width: int) -> bool:
+    """Whether the file's last row, of `fields` fields, is a download's cut-off end: fewer fields than the header's
+    `width` and no line break after it (a file written whole ends its last row with one; one that was cut does not)."""
+    return fields < width and not text.endswith(("\n", "\r"))
+
+
+def cut_off_row(number: int) -> str:
+    """What was done with a cut-off last row (ends_cut_off), in words: left out without being asked, and said."""
+    return (f"the last row, {number}, stops part-way with no line break after it, as an interrupted download ends: left "
+            "out (the rows before it are whole; check that the file is complete)")
+
+
+class WrongWidth(ValueError):
+    """A row whose field count is not the header's (wrong_width says which, and the way out)."""
+
+
+class CsvRows:
+    """The data rows of a CSV text as the csv module reads them, each with its number as a spreadsheet shows it (the
+    header is row 1; blank lines are skipped), held to one rule for every reader of a file people bring (dataset push,
+    the trainer, predict --file, evaluate): a row must have as many fields as the header. A cut-off last row
+    (ends_cut_off) is left out whatever is asked and its number kept in `cut`; any other row of another width raises
+    WrongWidth, or with `skip_bad_rows` is left out and its number kept in `bad`. csv.Error (a field beyond the csv
+    module's limit) reaches the caller, `line_num` saying where."""
+
+    def __init__(self, text: str, skip_bad_rows: bool = False):
+        self.text = text
+        self.skip_bad_rows = skip_bad_rows
+        self._reader = csv.reader(io.StringIO(text))
+        self.header: list[str] = next(self._reader, [])
+        self.bad: list[int] = []
+        self.cut: int | None = None
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        width = len(self.header)
+        numbered = enumerate(self._reader, start=2)
+        current = next(numbered, None)
+        while current is not None:
+            following = next(numbered, None)  # one row ahead: whether this one is the last
+            number, row = current
+            if row and len(row) != width:
+                if following is None and ends_cut_off(self.text, len(row), width):
+                    self.cut = number
+                elif self.skip_bad_rows:
+                    self.bad.append(number)
+                else:
+                    raise WrongWidth(wrong_width(number, len(row), width))
+            elif row:
+                yield number, row
+            current = following
 
 
 def left_out_rows(bad: Sequence[int], shown: int = 5) -> str:

@@ -210,9 +210,16 @@
   }
 
   /* ---------------- batch ---------------- */
+  // The rows of a CSV text, each with its number in the file as a spreadsheet shows it (the header is row 1; a blank
+  // line counts, as the CLI counts it), and whether the text ends with a line break (a cut-off download does not).
   function parseCsv(text) {
-    const rows = [];
-    let row = [], field = "", quoted = false;
+    const rows = [], numbers = [];
+    let row = [], field = "", quoted = false, n = 0;
+    const end = () => {
+      row.push(field); field = ""; n++;
+      if (row.some((v) => v !== "")) { rows.push(row); numbers.push(n); }
+      row = [];
+    };
     for (let i = 0; i < text.length; i++) {
       const c = text[i];
       if (quoted) {
@@ -223,14 +230,11 @@
       else if (c === ",") { row.push(field); field = ""; }
       else if (c === "\n" || c === "\r") {
         if (c === "\r" && text[i + 1] === "\n") i++;
-        row.push(field); field = "";
-        if (row.some((v) => v !== "")) rows.push(row);
-        row = [];
+        end();
       } else field += c;
     }
-    row.push(field);
-    if (row.some((v) => v !== "")) rows.push(row);
-    return rows;
+    end();
+    return { rows, numbers, ended: /[\r\n]$/.test(text) };
   }
 
   // On a phone a wide table becomes one card a row (style.css): each cell carries its column's name to show beside it.
@@ -247,11 +251,30 @@
     const file = $("batch-file").files[0];
     const status = $("batch-status");
     if (!file) { status.textContent = "Choose a CSV file first."; return; }
-    const rows = parseCsv(await file.text());
+    const { rows, numbers, ended } = parseCsv(await file.text());
     if (rows.length < 2) { status.textContent = "The file needs a header row and at least one record."; return; }
     const [header, ...data] = rows;
+    const rowOf = numbers.slice(1);  // data[i]'s row number in the file
+    // the CLI's rule (sommelier_contract.files.CsvRows): a download's cut-off last row (fewer fields, no line break
+    // after it) is left out and said; any other row with another number of fields than the header is refused
+    let cut = "";
+    if (!ended && data[data.length - 1].length < header.length) {
+      cut = ` The last row, ${rowOf.pop()}, stops part-way with no line break after it, as an interrupted download ends: left out.`;
+      data.pop();
+    }
+    const wrong = data.findIndex((r) => r.length !== header.length);
+    if (wrong >= 0 || !data.length) {
+      status.className = "error-text";
+      $("batch-table").hidden = true;
+      $("batch-download").disabled = true;
+      batchCsv = null;
+      status.textContent = wrong >= 0
+        ? `Row ${rowOf[wrong]} has ${data[wrong].length} field(s), the header has ${header.length} (a line cut off or a stray comma?): nothing was predicted.`
+        : "The file needs a header row and at least one record." + cut;
+      return;
+    }
     const types = Object.fromEntries(model.features.map((f) => [f.name, f.type]));
-    const inputs = data.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ""])));
+    const inputs = data.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]])));
     // only the model's features are sent (an index, a label or notes stay in the results); an empty number is missing
     const records = inputs.map((row) => Object.fromEntries(header.filter((h) => h in types).map((h) => {
       const v = row[h], t = v.trim();  // as in the form: a number from its trimmed text, any other value as the file has it
@@ -270,20 +293,20 @@
       const offset = results.length, shown = details.slice(0, 20);
       const where = (field) => {
         const m = /^instances\[(\d+)\]\.?(.*)$/.exec(field);
-        return m ? `row ${Number(m[1]) + offset + 2}${m[2] ? `, column ${m[2]}` : ""}` : field;
+        return m ? `row ${rowOf[Number(m[1]) + offset]}${m[2] ? `, column ${m[2]}` : ""}` : field;
       };
       status.className = "error-text";
       $("batch-table").hidden = true;  // no results of an earlier file beside this one's problems
       $("batch-download").disabled = true;
       batchCsv = null;
-      const done = offset ? `rows 2 to ${offset + 1} were predicted, nothing from row ${offset + 2} on` : "nothing was predicted";
+      const done = offset ? `rows ${rowOf[0]} to ${rowOf[offset - 1]} were predicted, nothing from row ${rowOf[offset]} on` : "nothing was predicted";
       status.replaceChildren(el("span", { text: details.length ? `The file has ${details.length} problem(s), so ${done}:` : e.message }));
       if (shown.length) status.append(el("ul", { id: "batch-errors" }, ...shown.map((d) => el("li", {}, el("b", { text: where(d.field) + ": " }), d.message)),
         ...(details.length > shown.length ? [el("li", { text: `and ${details.length - shown.length} more` })] : [])));
       return;
     }
     status.className = "hint";
-    status.textContent = `${results.length} records predicted.`;
+    status.textContent = `${results.length} records predicted.${cut}`;
     const classes = Object.keys(results[0].probabilities);
     const cols = [...header, "label", "confidence", ...classes.map((c) => "p_" + c), "prediction_id"];
     const table = $("batch-table");
@@ -294,7 +317,7 @@
     table.replaceChildren(el("thead", {}, el("tr", {}, ...["row", "label", "confidence", ...(perClass ? classes.map((c) => "p " + c) : ["then"])]
       .map((c) => el("th", { scope: "col", text: c })))));
     const body = el("tbody");
-    results.slice(0, 500).forEach((r, i) => body.append(el("tr", {}, el("td", { class: "num", text: i + 2 }), el("td", { text: r.label }),
+    results.slice(0, 500).forEach((r, i) => body.append(el("tr", {}, el("td", { class: "num", text: rowOf[i] }), el("td", { text: r.label }),
       el("td", { class: "num", text: fmt(r.confidence) }),
       ...(perClass ? classes.map((c) => el("td", { class: "num", text: fmt(r.probabilities[c]) })) : [el("td", { class: "then", text: runnersUp(r) })]))));
     table.append(body);

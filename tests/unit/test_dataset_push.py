@@ -82,6 +82,20 @@ def test_pushing_again_makes_a_new_version_and_keeps_the_old_one_and_its_evaluat
     assert "version 2: 300 rows" in shown and "description" in shown
 
 
+def test_a_compressed_file_pushed_again_adds_evaluation_rows_for_its_new_rows_only(cli, s3, tmp_path):
+    """The stored file is kept as sent (here gzip); the next push read the old one's rows from its raw bytes, found none
+    it knew, and chose evaluation rows among all its rows as if every one were new."""
+    import gzip
+
+    first, more = tmp_path / "v1.csv.gz", tmp_path / "v2.csv.gz"
+    first.write_bytes(gzip.compress(reviews().to_csv(index=False).encode()))
+    more.write_bytes(gzip.compress(pd.concat([reviews(), reviews(60, seed=1)], ignore_index=True).to_csv(index=False).encode()))
+    cli("dataset", "push", str(first), "--name", "reviews", "--target", "country")
+    cli("dataset", "push", str(more), "--name", "reviews", "--target", "country")
+    pointer = ds.current(s3, DATASET_BUCKET, layout.dataset_prefix("reviews"))
+    assert pointer["version"] == 2 and pointer["evaluation_rows_added"] == pytest.approx(60 * ds.EVALUATION_FRACTION, abs=4)
+
+
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda text: text.replace("\n", ",extra\n", 3).replace(",extra", "", 1), "the file is not a readable CSV: row 2 has 7 fields, the header has 6"),
     (lambda text: text.replace("Italy", "France").replace("US", "France"), "single class ('France')"),

@@ -539,7 +539,8 @@ def store(s3, bucket: str, accepted: Accepted, now: str = "") -> dict[str, Any]:
         chosen = set(evaluation["keys"])
     else:  # rows that are new in this version join the evaluation rows in the same proportion; old choices stand
         try:
-            old = set(_scan(s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read(), True)[1])
+            raw = s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read()  # kept as sent: gzip, UTF-16, ...
+            old = set(_scan(decode(raw, old_data_key).encode(), True)[1])
         except s3.exceptions.NoSuchKey:  # the previous data is gone: every row counts as new
             old = set()
         fresh = [(k, y) for k, y in zip(keys, labels, strict=True) if k not in old]

@@ -35,6 +35,46 @@ def test_lines_ended_by_cr_alone_are_read_as_lines(tmp_path):
     assert [r["country"] for r in cli._read_records(path)] == ["Italy", "France"]
 
 
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_the_one_csv_of_a_zip_archive_is_read_as_the_download_comes(tmp_path):
+    """The public wine-reviews file is downloaded as a zip; a macOS zip carries __MACOSX/ copies beside it."""
+    from sommelier_client import cli
+    from sommelier_contract.dataset import read_csv
+
+    body = _zip({"winemag.csv": CSV.encode(), "__MACOSX/._winemag.csv": b"\x00\x05\x16\x07", "notes/": b""})
+    assert decode(body, "w.zip") == CSV
+    path = tmp_path / "winemag.zip"
+    path.write_bytes(body)
+    assert [r["country"] for r in cli._read_records(path)] == ["Italy", "France"]
+    assert list(read_csv(body, "w.zip")["country"]) == ["Italy", "France"]
+
+
+@pytest.mark.parametrize("members, said", [
+    ({"a.csv": b"x\n", "b.csv": b"y\n"}, "a zip archive of 2 file(s) (a.csv, b.csv), more than one of them a .csv"),
+    ({"readme.txt": b"x"}, "a zip archive of 1 file(s) (readme.txt), none of them a .csv"),
+    ({"[Content_Types].xml": b"<x/>", "xl/workbook.xml": b"<x/>"}, "a spreadsheet workbook (.xlsx or similar), not a CSV file"),
+], ids=["two csvs", "no csv", "xlsx"])
+def test_a_zip_without_exactly_one_csv_is_refused_saying_what_it_holds(members, said):
+    with pytest.raises(NotText, match=said.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        decode(_zip(members), "f.zip")
+
+
+def test_a_cut_off_zip_is_refused_asking_whether_it_is_complete():
+    body = _zip({"winemag.csv": CSV.encode() * 200})
+    with pytest.raises(NotText, match="zip archive that cannot be read .*is it complete"):
+        decode(body[: len(body) // 2], "f.zip")
+
+
 def test_accents_in_windows_1252_survive():
     assert decode("Rosé,Côtes\n".encode("cp1252"), "f.csv") == "Rosé,Côtes\n"
 

@@ -1,9 +1,9 @@
 """Files people bring, read as text or refused in one line that says why: never a decoding traceback.
 
-A CSV or JSON file may arrive gzip-compressed (read transparently), with a byte-order mark (UTF-8 or UTF-16,
-as spreadsheet programs write them), with lines ended by CR alone (old Mac programs), or be something else altogether (a picture, a zip, a truncated
-download): those are refused with what they look like. Standard library only: the CLI's predict path and
-the predictor's neighbours import it without pandas.
+A CSV or JSON file may arrive gzip-compressed (read transparently), as the one CSV of a zip archive, with a byte-order
+mark (UTF-8 or UTF-16, as spreadsheet programs write them), with lines ended by CR alone (old Mac programs), or be
+something else altogether (a picture, a workbook, a truncated download): those are refused with what they look like.
+Standard library only: the CLI's predict path and the predictor's neighbours import it without pandas.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import csv
 import gzip
 import hashlib
 import io
+import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 
 # what a few common non-text files start with, to say what a refused file looks like
 _SIGNATURES = {
     b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a zip archive (an .xlsx workbook is one: save it as CSV)", b"BZh": "a bzip2 archive",
+    b"BZh": "a bzip2 archive",
     b"\xfd7zXZ": "an xz archive", b"7z\xbc\xaf": "a 7-Zip archive", b"\x7fELF": "a program",
 }
 
@@ -28,8 +29,29 @@ class NotText(ValueError):
     """The file is not text this project can read; the message says what it looks like."""
 
 
+def _unzipped(body: bytes, where: str) -> bytes:
+    """The one CSV file a zip archive holds (the public wine-reviews file is downloaded as one), else NotText saying what
+    the archive holds: a workbook (.xlsx is a zip) or several files, one of which the person must choose."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]
+            if "[Content_Types].xml" in names:
+                raise NotText(f"{where} is a spreadsheet workbook (.xlsx or similar), not a CSV file: save it as CSV")
+            csvs = [n for n in names if n.lower().endswith(".csv")]
+            if len(csvs) != 1:
+                held = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+                raise NotText(f"{where} is a zip archive of {len(names)} file(s) ({held or 'none'}), "
+                              f"{'none' if not csvs else 'more than one'} of them a .csv: unzip it and give one CSV file")
+            return archive.read(csvs[0])
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise NotText(f"{where} is a zip archive that cannot be read ({err}): is it complete?") from err
+
+
 def decode(body: bytes, where: str) -> str:
-    """The file's text: gzip undone, a BOM honoured (UTF-8, UTF-16), UTF-8 otherwise."""
+    """The file's text: gzip undone, the one CSV of a zip archive taken, a BOM honoured (UTF-8, UTF-16), UTF-8
+    otherwise."""
+    if body[:4] == b"PK\x03\x04":
+        body = _unzipped(body, where)
     if body[:2] == b"\x1f\x8b":
         try:
             body = gzip.decompress(body)

@@ -117,6 +117,11 @@ def _scan(body: bytes, skip_bad_rows: bool = False, good: list[int] | None = Non
     return None, keys, rows.bad, rows.cut
 
 
+def stored_keys(body: bytes, where: str) -> set[str]:
+    """The row keys of a data file as stored (kept as sent: gzip, zip, UTF-16, ...), read as any file is."""
+    return set(_scan(decode(body, where).encode(), True)[1])
+
+
 def _without(body: bytes, bad: list[int]) -> bytes:
     """The file less the rows `bad` names (file row numbers as _scan counts them), written again by the csv module."""
     skip = set(bad)
@@ -539,8 +544,7 @@ def store(s3, bucket: str, accepted: Accepted, now: str = "") -> dict[str, Any]:
         chosen = set(evaluation["keys"])
     else:  # rows that are new in this version join the evaluation rows in the same proportion; old choices stand
         try:
-            raw = s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read()  # kept as sent: gzip, UTF-16, ...
-            old = set(_scan(decode(raw, old_data_key).encode(), True)[1])
+            old = stored_keys(s3.get_object(Bucket=bucket, Key=old_data_key)["Body"].read(), old_data_key)
         except s3.exceptions.NoSuchKey:  # the previous data is gone: every row counts as new
             old = set()
         fresh = [(k, y) for k, y in zip(keys, labels, strict=True) if k not in old]
@@ -577,7 +581,7 @@ def trained_keys(s3, manifest: Manifest) -> set[str]:
             continue
         extra = {"VersionId": source["version_id"]} if source.get("version_id") else {}
         body = s3.get_object(Bucket=source["bucket"], Key=source["key"], **extra)["Body"].read()
-        keys |= set(_scan(decode(body, source["key"]).encode(), True)[1])
+        keys |= stored_keys(body, source["key"])
     evaluation = read_evaluation(s3, (info.sources or [{}])[0].get("bucket", ""), info.prefix or "") if keys else None
     return keys - set((evaluation or {}).get("keys", []))
 

@@ -4,7 +4,8 @@
 What the real file has, and this makes (measured on 5,810 real rows of it, ARCHITECTURE.md): an `id`
 column 0..n-1; country, the target, over 40 values from tens of thousands of rows down to one, and a few
 rows with none; a tasting note; points 80-100; price with gaps; province, region_1, region_2 and winery,
-place names that give the country away (region_2 exists for the US only, 61 % empty); designation 30 %
+place names that give the country away (region_1 exists for seven countries only, 16 % empty: every Chilean,
+Portuguese or Austrian row has none; region_2 for the US only, 61 % empty); designation 30 %
 empty; taster_name and taster_twitter_handle (tasters cover a few countries each; a handle ends in a
 non-breaking space); a title unique per row that names the winery, vintage and region; variety; and
 a last line cut off mid-row, as a download that stopped. The notes reuse bench/training.py's vocabulary
@@ -55,6 +56,9 @@ COUNTRY_ROWS = {
     "Egypt": 1,
 }
 NO_COUNTRY = 63 / 129_971
+# The countries whose rows name a region_1 (in the real file every other country's region_1 is empty, so emptiness
+# alone tells a Chilean row from an Argentine one): 108,724 of 129,971 rows have one, these countries' rows less ~0.4 %.
+REGION_1_COUNTRIES = {"US", "France", "Italy", "Spain", "Argentina", "Australia", "Canada"}
 TASTERS = [("Roger Voss", "@vossroger"), ("Michael Schachner", "@wineschach"), ("Kerin O’Keefe", "@kerinokeefe"),
            ("Virginie Boone", "@vboone"), ("Paul Gregutt", "@paulgwine\u00a0"), ("Matt Kettmann", "@mattkettmann"),
            ("Joe Czerwinski", "@JoeCz"), ("Sean P. Sullivan", "@wawinereport"), ("Anna Lee C. Iijima", ""),
@@ -87,7 +91,8 @@ def _places(rng: np.random.Generator) -> dict[str, dict]:
             "provinces": provinces,
             "regions": {p: _names(rng, int(rng.integers(1, 12)), prefix=p[:3]) for p in provinces},
             "wineries": _names(rng, int(np.clip(n // 8, 1, 6000)), prefix=country[:1] + "w"),
-            "tasters": [TASTERS[(i * 3 + k) % len(TASTERS)] for k in range(int(rng.integers(1, 4)))],
+            # Paul Gregutt (whose handle ends in the non-breaking space) reviews US wines, as in the real file
+            "tasters": [TASTERS[(i * 3 + k) % len(TASTERS)] for k in range(int(rng.integers(1, 4)))] + ([TASTERS[4]] if country == "US" else []),
             "cues": CUES.get(country) or [country.lower().split()[0], *(p.lower() for p in provinces[:4])],
             "region_2": _names(rng, 17, prefix="Us") if country == "US" else [],
         }
@@ -117,7 +122,8 @@ def generate(rows: int, seed: int = 0, cut_last_line: bool = True) -> bytes:
             other = places[names[int(rng.integers(12))]]["cues"]
             words.insert(int(rng.integers(len(words))), str(rng.choice(other)))
         province = where["provinces"][min(int(rng.zipf(1.8)) - 1, len(where["provinces"]) - 1)]  # one province leads, as California does
-        region_1 = str(rng.choice(where["regions"][province])) if rng.random() > 0.16 else ""
+        named = rng.random() > 0.004 and country in REGION_1_COUNTRIES  # one draw a row whatever the country: the stream stays
+        region_1 = str(rng.choice(where["regions"][province])) if named else ""
         region_2 = str(rng.choice(where["region_2"])) if where["region_2"] and rng.random() < 0.85 else ""
         winery = str(where["wineries"][min(int(rng.pareto(1.2) * 3), len(where["wineries"]) - 1)])
         designation = designations[int(rng.integers(len(designations)))] if rng.random() > 0.3 else ""

@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import os
+import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from tqdm import tqdm
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
 from sommelier_contract.files import CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, repeated_column
 from sommelier_contract.results import TrainingResult
+from sommelier_contract.words import words
 
 
 def quiet_closed_stdout() -> None:
@@ -81,6 +84,18 @@ def _coerce(record: dict[str, Any], schema: dict[str, str], where: str) -> dict[
                 raise InputError(f"{where}: {name} must be a number, got {value!r}") from err
         out[name] = value
     return out
+
+
+def invoked_as() -> str:
+    """This command as the user can type it again from where they are: `sommelier` when that is what their shell finds,
+    else the path they ran it by, else the interpreter with -m (a printed command must work as printed)."""
+    ran = sys.argv[0] if sys.argv else ""
+    found = shutil.which("sommelier")
+    if ran and found and Path(found).resolve() == Path(ran).resolve():
+        return "sommelier"
+    if ran and Path(ran).name == "sommelier" and Path(ran).exists():
+        return shlex.quote(ran)
+    return f"{shlex.quote(sys.executable)} -m sommelier_client"
 
 
 def column_name(name: Any, position: int | None = None) -> str:
@@ -205,7 +220,7 @@ def decision_lines(result: TrainingResult) -> list[str]:
         return [f"model {version}: promoted ({reason})"]
     if reason.startswith("not promoted automatically: "):
         why = reason.removeprefix("not promoted automatically: ").split("; `make promote", 1)[0].split("; review the feedback", 1)[0]
-        confirm = " YES=1" if "the API would change" in why else ""
+        confirm = " YES=1" if "the API would change" in why or "YES=1" in reason else ""  # promote refuses such a change unconfirmed
         return [f"model {version}: trained and kept; a person decides whether it serves, because {why}",
                 f"  to serve it:  make promote VERSION={version}{confirm} WHY=\"<your reason, recorded with your name>\"",
                 "  to leave it:  nothing to do; the champion serves on (make history lists both)"]
@@ -492,7 +507,7 @@ def push(path, name, target, spec_path, ignore, description, skip_bad_rows, dry_
     try:  # every check and decision first, the same for a dry run: what is wrong with the file is said before any stack is needed
         accepted = ds.accept(body, name, spec, target, ignore, description, skip_bad_rows)
         if dry_run:
-            click.echo(_push_summary(accepted.spec, accepted.report(), path.name, name, target))
+            click.echo(_push_summary(accepted.spec, accepted.report(), str(path), name, target))
             summary = ds.describe(accepted.admitted.frame, accepted.spec)
             click.echo(f"\ndry run: {summary['rows']} rows, {len(summary['classes'])} classes; nothing stored")
             return
@@ -500,19 +515,20 @@ def push(path, name, target, spec_path, ignore, description, skip_bad_rows, dry_
                           now=datetime.now(UTC).isoformat(timespec="seconds"))
     except ds.DataError as err:
         raise InputError(f"{path.name}: {err}") from err
-    click.echo(_push_summary(pushed["spec"], pushed, path.name, name, target))
+    click.echo(_push_summary(pushed["spec"], pushed, str(path), name, target))
     click.echo(f"\ndataset {name} version {pushed['version']}" + (f" (replaces version {pushed['previous']})" if pushed["previous"] else "")
                + f": {pushed['rows']} rows, target {pushed['target']!r}, {len(pushed['classes'])} classes: "
                + ", ".join(f"{c} {n}" for c, n in pushed["classes"].items()))
     click.echo(f"evaluation rows (never trained on): {pushed['evaluation_rows']}; stored at s3://{pushed['data']['bucket']}/"
                f"{pushed['data']['key'].rsplit('/', 1)[0]}/")
-    click.echo(f"train on it: make train DATASET={name}   (or: sommelier train --dataset {name})")
+    click.echo(f"train on it: make train DATASET={name}   (or: {invoked_as()} train --dataset {shlex.quote(name)})")
 
 
 def _push_summary(spec: dict[str, Any], report: dict[str, Any], file: str, name: str, target: str | None) -> str:
     """What push decided, for a person: each column's role (a table), the rows left out and classes grouped, and the
     columns that give the target away, with what the model scores without them and the command that leaves them out."""
     proxies = {p["column"]: p for p in report.get("proxies", [])}
+    gaps = {g["column"]: g for g in report.get("gaps", [])}
     because = report.get("ignored_because", {})
     rows = [{"column": spec["target"], "role": "target", "type": "", "values": "", "missing": "", "note": ""}]
     for f in spec["features"]:
@@ -526,6 +542,8 @@ def _push_summary(spec: dict[str, Any], report: dict[str, Any], file: str, name:
         if f["name"] in proxies:
             p = proxies[f["name"]]
             notes.append(f"likely proxy of {spec['target']}: alone right {p['accuracy']:.1%} of the time on {p['coverage']:.0%} of rows")
+        if f["name"] in gaps:
+            notes.append(f"its emptiness tells {spec['target']}: empty in {gaps[f['name']]['share']:.0%} of {_classes(gaps[f['name']])} rows")
         rows.append({"column": f["name"], "role": "feature", "type": f["type"], "values": detail, "missing": observed.get("missing", ""),
                      "note": "; ".join(notes)})
     for column in spec.get("ignore", []):
@@ -535,16 +553,32 @@ def _push_summary(spec: dict[str, Any], report: dict[str, Any], file: str, name:
     if report.get("notes"):
         lines += ["", "rows:"] + [f"  {note}" for note in report["notes"]]
     if proxies:
-        names = ", ".join(proxies)
-        lines += ["", f"likely proxies of {spec['target']!r}: {names}. Each alone gives the answer away (a place name names its "
+        lines += ["", f"likely proxies of {spec['target']!r}: {words(proxies)}. Each alone gives the answer away (a place name names its "
                   "country), so the model may lean on them rather than on what the other columns say."]
         estimate = report.get("estimate")
         if estimate:
             lines.append(f"  a quick estimate (3-fold, a linear model, up to 4,000 rows): accuracy {estimate['with']:.3f} with them, "
                          f"{estimate['without']:.3f} without")
-        flags = " ".join(f"--ignore {c}" for c in [*proxies, *(i for i in spec.get("ignore", []) if i not in because)])
-        lines.append(f"  to leave them out: sommelier dataset push {file} --name {name} --target {target or spec['target']} {flags}")
+        flags = " ".join(f"--ignore {shlex.quote(c)}" for c in [*proxies, *(i for i in spec.get("ignore", []) if i not in because)])
+        lines.append(f"  to leave them out: {invoked_as()} dataset push {shlex.quote(file)} --name {shlex.quote(name)} "
+                     f"--target {shlex.quote(target or spec['target'])} {flags}")
+    if gaps:
+        lines += ["", f"empty values that give {spec['target']!r} away: "
+                  + "; ".join(f"{g['column']} is empty in {g['share']:.0%} of {_classes(g)} rows and in {g['elsewhere']:.1%} of the others"
+                              for g in gaps.values()) + ".",
+                  f"  A record that leaves {words(gaps, 'or')} out is answered without {'them' if len(gaps) > 1 else 'it'}; one that "
+                  "sends it empty (\"\" or null) says the wine has none, and the model reads that as the data does."]
+        estimate = report.get("gaps_estimate")
+        if estimate:
+            lines.append(f"  a quick estimate (3-fold, a linear model, up to 4,000 rows): accuracy {estimate['with']:.3f} with their "
+                         f"emptiness, {estimate['without']:.3f} with an empty value read as not given")
     return "\n".join(lines)
+
+
+def _classes(gap: dict[str, Any], shown: int = 4) -> str:
+    """The classes a column is always empty in, as words: "Chile, Portugal and Austria", "Chile, Portugal, Austria and 5 more"."""
+    names = list(gap["empty_in"])
+    return words(names) if len(names) <= shown else words([*names[:shown - 1], f"{len(names) - shown + 1} more"])
 
 
 @dataset.command(name="list")

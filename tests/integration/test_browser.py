@@ -159,6 +159,50 @@ def test_values_are_sent_as_typed_and_numbers_show_their_range(browser, serve_pa
         api.server.shutdown()
 
 
+REVIEWS_CARD = {  # GET /model of a model trained on the reviews file's 14 columns (the trainer's "absent": any may be left out)
+    "version": "20261207T000000Z-review", "classes": ["Argentina", "Chile", "France", "US"], "target": "country",
+    "model": {"name": "linear_svm_chars", "family": "linear_svm_chars"},
+    "features": [{"name": "description", "type": "text", "absent": True, "example": "Ripe plum and violet, a Malbec of Mendoza."},
+                 {"name": "points", "type": "numeric", "absent": True, "imputed": "median", "minimum": 70, "maximum": 110},
+                 {"name": "region_1", "type": "categorical", "absent": True, "imputed": "missing", "suggestions": ["Mendoza", "Napa Valley"]},
+                 {"name": "variety", "type": "categorical", "absent": True, "categories": ["Malbec", "Pinot Noir"], "example": "Malbec"},
+                 {"name": "winery", "type": "categorical", "absent": True, "suggestions": ["Trapiche"], "example": "Trapiche"}],
+    "example": {"description": "Ripe plum and violet, a Malbec of Mendoza.", "variety": "Malbec", "winery": "Trapiche"},
+    "metrics": {"holdout": {"accuracy": 0.99, "f1_macro": 0.97, "rows": 200, "per_class": {},
+                            "confusion_matrix": {"labels": [], "matrix": []}}, "cv": {}},
+    "gate": {"passed": True, "reason": "first model"}, "promotions": [], "importances": None, "segments": [],
+    "dataset": {"name": "reviews", "version": 1, "rows": 1000, "notes": [], "grouped": {}}, "serving": {"runtime": "onnx"},
+}
+
+
+def test_a_review_alone_is_answered_and_the_answer_says_what_it_went_without(browser, serve_page, tmp_path):
+    """Issue 50 (5): the seed's own task on the page. With a reviews model, the description box alone is enough: every other
+    field is marked optional, a blank one is left out of the record (absent, not empty), and the answer says what the
+    model went without."""
+    without = ["points", "region_1", "variety", "winery"]
+    answer = {"request_id": "r1", "model_version": REVIEWS_CARD["version"], "prediction_id": "p1", "label": "Argentina",
+              "confidence": 0.62, "probabilities": {"Argentina": 0.62, "Chile": 0.2, "France": 0.1, "US": 0.08}, "absent": without,
+              "explanation": {"method": "linear", "top": [{"feature": "description", "term": "mendoza", "contribution": 1.2}]}}
+    api = RecordingApi(REVIEWS_CARD, answers=[(200, answer)])
+    try:
+        open_page(browser, serve_page(API_URL=api.url, API_KEY="k"))
+        for name in without:
+            field = browser.find_element(By.ID, f"f-{name}")
+            assert field.get_attribute("required") is None, name
+            assert "optional: left blank, the model answers without it" in browser.find_element(By.ID, f"f-{name}-hint").text, name
+        assert Select(browser.find_element(By.ID, "f-variety")).first_selected_option.text == "(not given)"
+        browser.find_element(By.ID, "f-description").send_keys("Ripe plum and violet, a Malbec of Mendoza.")
+        browser.find_element(By.ID, "predict-button").click()
+        wait(browser, lambda d: d.find_element(By.ID, "answer-label").text == "Argentina")
+        assert api.posted[0] == {"features": {"description": "Ripe plum and violet, a Malbec of Mendoza."}}
+        said = browser.find_element(By.ID, "answer-absent").text
+        assert said == "Answered without points, region_1, variety and winery: not given, so the model went without them.", said
+        browser.find_element(By.ID, "predict-form").screenshot(str(SHOTS / "16-a-review-alone.png"))
+        browser.find_element(By.ID, "answer").screenshot(str(SHOTS / "17-answered-without.png"))
+    finally:
+        api.server.shutdown()
+
+
 def test_fill_the_form_and_see_a_prediction(browser, page_url, stack):
     open_page(browser, page_url)
     assert browser.find_element(By.ID, "api-status").text.startswith("model ")

@@ -107,6 +107,24 @@ def test_a_shifted_reviews_sample_flags_the_right_feature(change, feature, check
         assert (check, feature) in violations
 
 
+def test_callers_who_send_the_description_alone_are_said_not_flagged():
+    """Issue 50: a record that leaves a feature out is answered without it. The monitor says how many did, and judges
+    missing values and drift on the records that carry the feature; before, every field left out counted as missing,
+    and callers who send a review's words alone broke the missing-values check of every other feature."""
+    base, held = _split(reviews(1000, np.random.default_rng(3)), REVIEW_FEATURES, 1)
+    words_alone = [{"description": r["description"]} for r in held[:120]] + held[120:]
+    found = drift.compare_features(base, words_alone)
+    checks = drift.quality(base, words_alone, found)
+    assert not any(q["violated"] for q in checks) and not any(f["drifted"] for f in found)
+    share = 120 / len(held)
+    absent = {q["feature"]: q for q in checks if q["check"] == "absent"}
+    assert set(absent) == {"points", "price", "variety"} and all(abs(q["value"] - share) < 1e-3 for q in absent.values())
+    assert absent["variety"]["message"] == f"{share:.0%} of records left it out (answered without it)"
+    # the same records sent with those fields null are missing values, and the check says so
+    nulls = [{**r, "points": None, "price": None, "variety": None} for r in held[:120]] + held[120:]
+    assert {("missing", "variety")} <= _flagged(base, nulls)[1]
+
+
 def test_the_public_view_shows_no_callers_inputs():
     """GET /monitoring serves the report to any API key: the aggregates stay, the values callers sent do not (a new
     variety, the names of stray fields, a segment bucket named by a value)."""

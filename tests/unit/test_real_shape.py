@@ -191,7 +191,10 @@ def test_an_unseen_category_or_a_text_of_unknown_words_is_said_with_the_answer(s
 
     from .conftest import MODEL_BUCKET
 
-    ds.push(s3, DATASET_BUCKET, "reviews", body[: body.rindex(b"\n") + 1], None, "country", now="test")
+    # one row's taster is a name the file has once: one of the feature's values, but nothing the model could learn
+    whole = body[: body.rindex(b"\n") + 1]
+    taster = next(t for t in (b"Roger Voss", b"Virginie Boone", b"Matt Kettmann", b"Kerin O\xe2\x80\x99Keefe") if t in whole)
+    ds.push(s3, DATASET_BUCKET, "reviews", whole.replace(b"," + taster + b",", b",Solo Taster,", 1), None, "country", now="test")
     settings = Settings(dataset_bucket=DATASET_BUCKET, dataset_prefix="datasets/reviews", model_bucket=MODEL_BUCKET, cv_folds=3,
                         model_signing_key=signing_key, families="linear_svm")
     outcome = trainer_train.run(settings, s3)

@@ -46,9 +46,9 @@ def _put_csv(s3, text: str) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda lines: [lines[0].replace("alcohol,", "")] + [line.split(",", 1)[1] for line in lines[1:]], "lacks column(s) ['alcohol']"),
+        (lambda lines: [lines[0].replace("alcohol,", "")] + [line.split(",", 1)[1] for line in lines[1:]], "lacks column(s) alcohol that the spec declares"),
         (lambda lines: [lines[0], lines[1].replace("14.23", "strong", 1), *lines[2:]], "row 2, column 'alcohol': the spec says numeric"),
-        (lambda lines: [lines[0] + ",extra"] + [line + ",1" for line in lines[1:]], "column(s) ['extra'] that the spec does not declare"),
+        (lambda lines: [lines[0] + ",extra"] + [line + ",1" for line in lines[1:]], "column(s) extra that the spec does not declare"),
         (lambda lines: [lines[0]], "the data has no rows"),
         (lambda lines: [lines[0], lines[1], lines[2] + ",1,2", *lines[3:]], "row 3 has 16 fields, the header has 14"),
         (lambda lines: [lines[0], lines[1].rsplit(",", 2)[0], *lines[2:]], "row 2 has 12 fields, the header has 14"),

@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 
 from sommelier_contract import layout
 from sommelier_contract.manifest import Manifest
+from sommelier_contract.records import required_features
+from sommelier_contract.words import words
 
 ARTIFACTS = ("pipeline", "label_encoder")
 # the pipeline converted to ONNX, when it converts faithfully, and for a pipeline over categories or text the fitted
@@ -205,20 +207,21 @@ def contract_change(before: Manifest, features: list[dict[str, Any]], classes: l
     old = {f["name"]: f["type"] for f in before.features}
     new = {f["name"]: f["type"] for f in features}
     added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
-    # a feature the model takes missing (every number; a category or text missing in the data: "imputed") may be left
-    # out of a request: optional, not required
-    optional = {f["name"] for f in features if f["type"] == "numeric" or f.get("imputed")}
-    required, may = [n for n in added if n not in optional], [n for n in added if n in optional]
+    # a feature a record may leave out (records.required_features) is optional, not required
+    must = set(required_features(features))
+    required, may = [n for n in added if n in must], [n for n in added if n not in must]
     parts = []
     if required:
-        parts.append(f"new required features {required}")
+        parts.append(f"new required features {words(required)}")
     if may:
-        parts.append(f"new optional features {may}")
+        parts.append(f"new optional features {words(may)}")
     if removed:
-        parts.append(f"features no longer accepted {removed}")
+        parts.append(f"features no longer accepted {words(removed)}")
     retyped = sorted(n for n in set(old) & set(new) if old[n] != new[n])
     if retyped:
         parts.append("features changing type " + ", ".join(f"{n} ({old[n]} -> {new[n]})" for n in retyped))
     if sorted(before.classes) != sorted(classes):
-        parts.append(f"classes {sorted(before.classes)} -> {sorted(classes)}")
+        gone, came = sorted(set(before.classes) - set(classes)), sorted(set(classes) - set(before.classes))
+        parts.append("classes " + "; ".join([*([f"no longer answered {words(gone)}"] if gone else []),
+                                            *([f"new {words(came)}"] if came else [])]))
     return "; ".join(parts) or None

@@ -116,9 +116,56 @@ def proxies(frame: pd.DataFrame, spec: dict[str, Any], seed: int = 0) -> list[Pr
     return sorted(found, key=lambda p: -p.accuracy * p.coverage)
 
 
-def estimate(frame: pd.DataFrame, spec: dict[str, Any], without: list[str], rows: int = 4000, seed: int = 0) -> dict[str, float] | None:
+GAP_CLASS_ROWS = 20  # a class this big or bigger can be said to have a column always empty
+ALWAYS_EMPTY = 0.95  # ... when this share of its rows or more have it empty
+RARELY_EMPTY = 0.2  # ... while the other classes' rows have it empty at most this often
+
+
+@dataclass(frozen=True)
+class TellingGap:
+    """A column whose emptiness gives the target away: empty in (nearly) every row of some classes (`empty_in`, the
+    largest first) and rarely in the others' rows (in the real reviews, every Chilean row has no region_1)."""
+
+    column: str
+    empty_in: list[str]
+    share: float  # of those classes' rows with it empty
+    elsewhere: float  # of the other rows with it empty
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def telling_gaps(frame: pd.DataFrame, spec: dict[str, Any]) -> list[TellingGap]:
+    """The categorical features whose emptiness tells the target (ALWAYS_EMPTY in some classes of GAP_CLASS_ROWS rows
+    or more, at most RARELY_EMPTY in the rest), most telling first."""
+    target = frame[spec["target"]].astype(str)
+    sizes = target.value_counts()
+    big = sizes[sizes >= GAP_CLASS_ROWS].index
+    found = []
+    for f in spec["features"]:
+        if f["type"] != "categorical" or f["name"] not in frame:
+            continue
+        empty = frame[f["name"]].isna() | (frame[f["name"]].astype("string").str.strip() == "")
+        if not empty.any() or empty.all():
+            continue
+        share = empty.groupby(target).mean()
+        always = [str(c) for c in share.loc[big].sort_values(ascending=False).index if share[c] >= ALWAYS_EMPTY]
+        if not always:
+            continue
+        inside = target.isin(always)
+        elsewhere = float(empty[~inside].mean()) if (~inside).any() else 1.0
+        if elsewhere <= RARELY_EMPTY:
+            ordered = sorted(always, key=lambda c: -int(sizes[c]))
+            found.append(TellingGap(f["name"], ordered, float(empty[inside].mean()), elsewhere))
+    return sorted(found, key=lambda g: (g.elsewhere, -len(g.empty_in)))
+
+
+def estimate(frame: pd.DataFrame, spec: dict[str, Any], without: list[str], rows: int = 4000, seed: int = 0,
+             blank: list[str] | tuple[str, ...] = ()) -> dict[str, float] | None:
     """A quick estimate of the accuracy a model reaches with every feature and without `without` (3-fold CV of a linear
-    model on up to `rows` rows), so the user sees what leaving the proxies out costs; None without scikit-learn."""
+    model on up to `rows` rows), so the user sees what leaving the proxies out costs; with `blank`, "without" keeps every
+    feature but reads the empty values of those columns as not given (what their emptiness is worth). None without
+    scikit-learn."""
     try:
         from sklearn.compose import ColumnTransformer
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -135,10 +182,19 @@ def estimate(frame: pd.DataFrame, spec: dict[str, Any], without: list[str], rows
     if y.value_counts().min() < 3:
         y = y.where(y.map(y.value_counts()) >= 3, "(rare)")
 
-    def score(features: list[dict[str, Any]]) -> float:
+    def score(features: list[dict[str, Any]], blanked: tuple[str, ...] | list[str] = ()) -> float:
         parts: list[tuple[str, Any, Any]] = []
         numeric = [f["name"] for f in features if f["type"] == "numeric"]
-        categorical = [f["name"] for f in features if f["type"] == "categorical"]
+        categorical = [f["name"] for f in features if f["type"] == "categorical" and f["name"] not in blanked]
+        rows = sample
+        if blanked:  # an empty value written as absent, which the encoder writes as nothing at all
+            from sommelier_contract.experts import AbsentOneHot
+
+            rows = sample.copy()
+            for name in blanked:
+                rows[name] = rows[name].astype(object).where(rows[name].astype("string").str.strip().fillna("") != "", None)
+            parts.append(("b", AbsentOneHot(handle_unknown="infrequent_if_exist", min_frequency=2, max_categories=BOUNDED_CATEGORIES),
+                          list(blanked)))
         if numeric:
             parts.append(("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric))
         if categorical:
@@ -146,7 +202,7 @@ def estimate(frame: pd.DataFrame, spec: dict[str, Any], without: list[str], rows
                           categorical))
         parts += [(f"t{i}", TfidfVectorizer(min_df=2, sublinear_tf=True), f["name"]) for i, f in enumerate(features) if f["type"] == "text"]
         model = make_pipeline(ColumnTransformer(parts), SGDClassifier(alpha=1e-4, random_state=seed))
-        return float(cross_val_score(model, sample, y, cv=3, scoring="accuracy").mean())
+        return float(cross_val_score(model, rows, y, cv=3, scoring="accuracy").mean())
 
     kept = [f for f in spec["features"] if f["name"] not in without]
-    return {"with": round(score(spec["features"]), 3), "without": round(score(kept), 3) if kept else 0.0}
+    return {"with": round(score(spec["features"]), 3), "without": round(score(kept, blank), 3) if kept else 0.0}

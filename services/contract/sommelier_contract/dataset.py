@@ -24,6 +24,7 @@ from sommelier_contract.artifacts import read_json
 from sommelier_contract.files import CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, repeated_column, row_key
 from sommelier_contract.manifest import Manifest
 from sommelier_contract.records import TRAINABLE
+from sommelier_contract.words import words
 
 FEATURE_TYPES = {"numeric", "categorical", "text"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -54,9 +55,12 @@ def check_spec(spec: Any) -> dict[str, Any]:
         if not isinstance(f, dict) or "name" not in f:
             raise DataError(f"spec feature #{i} has no name")
         if f.get("type") not in FEATURE_TYPES:
-            raise DataError(f"spec feature {f['name']!r} has type {f.get('type')!r}; expected one of {sorted(FEATURE_TYPES)}")
+            raise DataError(f"spec feature {f['name']!r} has type {f.get('type')!r}; expected {words(sorted(FEATURE_TYPES), 'or')}")
         if f["name"] in seen or f["name"] == spec["target"]:
             raise DataError(f"spec feature {f['name']!r} is listed twice or is the target")
+        if not isinstance(f.get("required", False), bool):
+            raise DataError(f"spec feature {f['name']!r} has 'required': {f['required']!r}; expected true or false (the default: "
+                            "a record may leave it out and the model answers without it)")
         seen.add(f["name"])
     ignore = spec.get("ignore", [])
     if not isinstance(ignore, list) or not all(isinstance(c, str) for c in ignore):
@@ -171,7 +175,7 @@ def _first(mask: pd.Series) -> int:
 
 def check_target(frame: pd.DataFrame, target: str) -> None:
     if target not in frame.columns:
-        raise DataError(f"the target column {target!r} is not in the data; its columns are {list(frame.columns)}")
+        raise DataError(f"the target column {target!r} is not in the data; its columns are {words(frame.columns)}")
     classes = frame[target][~no_target(frame, target)].astype(str).unique()
     if not len(classes):
         raise DataError(f"the target column {target!r} is empty in every row")
@@ -198,10 +202,10 @@ def check_frame(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     wanted = [f["name"] for f in spec["features"]] + [spec["target"]]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise DataError(f"the data lacks column(s) {missing} that the spec declares; it has {list(frame.columns)}")
+        raise DataError(f"the data lacks column(s) {words(missing)} that the spec declares; it has {words(frame.columns)}")
     extra = [c for c in frame.columns if c not in wanted]
     if extra:
-        raise DataError(f"the data has column(s) {extra} that the spec does not declare (list them under \"ignore\" to leave them out)")
+        raise DataError(f"the data has column(s) {words(extra)} that the spec does not declare (list them under \"ignore\" to leave them out)")
     check_target(frame, spec["target"])
     empty = no_target(frame, spec["target"])
     if empty.any():  # admit() leaves these out before it checks
@@ -352,7 +356,7 @@ def infer_spec(frame: pd.DataFrame, name: str, target: str, ignore: list[str] | 
     suggested segments. Index columns and `ignore`d ones are left out (and listed under "ignore")."""
     missing = [c for c in ignore if c not in frame.columns]
     if missing:
-        raise DataError(f"--ignore names column(s) {missing} that are not in the data; its columns are {list(frame.columns)}")
+        raise DataError(f"--ignore names column(s) {words(missing)} that are not in the data; its columns are {words(frame.columns)}")
     check_target(frame, target)
     frame = frame[~no_target(frame, target)]
     why = {str(c): "a row index written with the data" for c in index_columns(frame)}
@@ -488,15 +492,20 @@ class Accepted:
     admitted: Admitted
     proxies: list[columns.Proxy] = field(default_factory=list)
     estimate: dict[str, float] | None = None
+    gaps: list[columns.TellingGap] = field(default_factory=list)  # columns whose emptiness gives the target away
+    gaps_estimate: dict[str, float] | None = None  # with their emptiness, and with it read as not given
 
     def report(self) -> dict[str, Any]:
-        return _report(self.spec, self.admitted, [p.as_dict() for p in self.proxies], self.estimate)
+        return _report(self.spec, self.admitted, [p.as_dict() for p in self.proxies], self.estimate,
+                       [g.as_dict() for g in self.gaps], self.gaps_estimate)
 
 
-def _report(spec: dict[str, Any], admitted: Admitted, proxies: list[dict[str, Any]], estimate: dict[str, float] | None) -> dict[str, Any]:
+def _report(spec: dict[str, Any], admitted: Admitted, proxies: list[dict[str, Any]], estimate: dict[str, float] | None,
+            gaps: list[dict[str, Any]] | None = None, gaps_estimate: dict[str, float] | None = None) -> dict[str, Any]:
     """What was decided about a dataset version, as push says it and the pointer records it."""
     return {"notes": admitted.notes, "left_out": admitted.left_out, "grouped": admitted.grouped,
-            "ignored_because": spec.get("ignored_because", {}), "proxies": proxies, "estimate": estimate}
+            "ignored_because": spec.get("ignored_because", {}), "proxies": proxies, "estimate": estimate,
+            "gaps": gaps or [], "gaps_estimate": gaps_estimate}
 
 
 def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | None, ignore: list[str] | tuple[str, ...] = (),
@@ -518,7 +527,10 @@ def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | No
     admitted = admit(frame, keys, spec, bad, cut_row=cut)
     found = columns.proxies(admitted.frame, spec)
     estimate = columns.estimate(admitted.frame, spec, [p.column for p in found]) if found else None
-    return Accepted(name=name, body=body, spec=spec, admitted=admitted, proxies=found, estimate=estimate)
+    gaps = columns.telling_gaps(admitted.frame, spec)
+    gaps_estimate = columns.estimate(admitted.frame, spec, [], blank=[g.column for g in gaps]) if gaps else None
+    return Accepted(name=name, body=body, spec=spec, admitted=admitted, proxies=found, estimate=estimate, gaps=gaps,
+                    gaps_estimate=gaps_estimate)
 
 
 def push(s3, bucket: str, name: str, body: bytes, spec: dict[str, Any] | None, target: str | None,
@@ -551,14 +563,14 @@ def store(s3, bucket: str, accepted: Accepted, now: str = "") -> dict[str, Any]:
         chosen = choose_evaluation([k for k, _ in fresh], [y for _, y in fresh], float(evaluation.get("fraction", EVALUATION_FRACTION)))
         added = len(chosen)
     evaluation["keys"] = sorted(set(evaluation["keys"]) | chosen)
-    present = set(keys) & set(evaluation["keys"])
-    evaluation.update({"rows": len(present), "updated_at": now, "dataset_version": number})
+    held = evaluation_rows(keys, evaluation)
+    evaluation.update({"rows": held, "updated_at": now, "dataset_version": number})
     folder = layout.version_folder(prefix, number)
     data_src = _put(s3, bucket, layout.data_key(folder), body, "text/csv")
     spec_src = _put(s3, bucket, layout.spec_key(folder), json.dumps(spec, indent=2).encode(), "application/json")
     _put(s3, bucket, layout.evaluation_key(prefix), json.dumps(evaluation).encode(), "application/json")
     pointer = {"name": name, "version": number, "pushed_at": now, "data": data_src, "spec": spec_src, "target": spec["target"],
-               "rows": summary["rows"], "classes": summary["classes"], "evaluation_rows": len(present),
+               "rows": summary["rows"], "classes": summary["classes"], "evaluation_rows": held,
                "evaluation_rows_added": added, "previous": previous["version"] if previous else None, **accepted.report()}
     _put(s3, bucket, layout.current_key(prefix), json.dumps(pointer, indent=2).encode(), "application/json")
     return {**pointer, "spec": spec, "missing": summary["missing"]}
@@ -571,17 +583,33 @@ def names(s3, bucket: str) -> list[str]:
     return sorted(found)
 
 
+def evaluation_rows(keys: list[str], evaluation: dict[str, Any] | None) -> int:
+    """How many of the rows (their keys, a row repeated in the file counted each time) are evaluation rows: as the
+    trainer holds them out (a row's key decides), so push, the trainer and `dataset show` say the same number."""
+    chosen = set((evaluation or {}).get("keys", []))
+    return sum(1 for k in keys if k in chosen)
+
+
 def trained_keys(s3, manifest: Manifest) -> set[str]:
-    """The keys of the dataset rows a model was trained on: its data file's rows (the versions it read) less the
-    dataset's frozen evaluation rows. Feedback rows, which join training too, are not among them."""
+    """The keys of the dataset rows a model was trained on: the rows of the version it read as the trainer admitted them
+    (rows with no target, for one, never were) less the dataset's frozen evaluation rows. Feedback rows, which join
+    training too, are not among them."""
     info = manifest.dataset
-    keys: set[str] = set()
+    read = {}
     for source in info.sources:
-        if not source.get("key", "").endswith(".csv"):
-            continue
         extra = {"VersionId": source["version_id"]} if source.get("version_id") else {}
-        body = s3.get_object(Bucket=source["bucket"], Key=source["key"], **extra)["Body"].read()
-        keys |= stored_keys(body, source["key"])
+        read[source.get("key", "")] = s3.get_object(Bucket=source["bucket"], Key=source["key"], **extra)["Body"].read()
+    data = next((k for k in read if not k.endswith(".json")), None)
+    spec_key = next((k for k in read if k.endswith(".json")), None)
+    if data is None:
+        return set()
+    if spec_key is None:  # a version read before the spec was recorded with it: every row of its file
+        keys = stored_keys(read[data], data)
+    else:
+        spec = check_spec(json.loads(read[spec_key]))
+        frame, row_keys, bad, cut = read_rows(read[data], data, spec.get("bad_rows") == "skip")
+        folds = int((manifest.reproduce or {}).get("cv_folds", MIN_CLASS_ROWS - 2))  # the trainer admits with its folds + 2
+        keys = set(admit(frame, row_keys, spec, bad, folds + 2, cut).keys)
     evaluation = read_evaluation(s3, (info.sources or [{}])[0].get("bucket", ""), info.prefix or "") if keys else None
     return keys - set((evaluation or {}).get("keys", []))
 
@@ -612,7 +640,8 @@ def show(s3, bucket: str, name: str) -> dict[str, Any]:
     summary, keys = describe(admitted.frame, spec), admitted.keys
     evaluation = read_evaluation(s3, bucket, layout.dataset_prefix(name))
     return {"name": name, "version": pointer["version"] if pointer else None, "pushed_at": pointer and pointer.get("pushed_at"),
-            "files": [s["key"] for s in sources], **summary, "evaluation_rows": len(set(keys) & set((evaluation or {}).get("keys", []))),
+            "files": [s["key"] for s in sources], **summary, "evaluation_rows": evaluation_rows(keys, evaluation),
             "spec": spec,
             # what was decided about it, as push said: its rows now, the proxies found at push (pushes before them: none)
-            "report": _report(spec, admitted, (pointer or {}).get("proxies", []), (pointer or {}).get("estimate"))}
+            "report": _report(spec, admitted, (pointer or {}).get("proxies", []), (pointer or {}).get("estimate"),
+                              (pointer or {}).get("gaps", []), (pointer or {}).get("gaps_estimate"))}

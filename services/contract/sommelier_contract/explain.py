@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from sommelier_contract.records import went_without
+
 TOP = 5
 # scikit-learn's English stop words, as a frozenset of its own so the predictor need not import the text module
 STOP_WORDS = frozenset("""a about above across after afterwards again against all almost alone along already also although always am among
@@ -81,15 +83,18 @@ def _term(name: str) -> str | None:
 
 
 def explain(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray) -> list[dict[str, Any]]:
-    """One explanation per row of X; `predicted` holds each row's predicted class index (into classes_)."""
+    """One explanation per row of X; `predicted` holds each row's predicted class index (into classes_). A feature the
+    record does not carry (records.went_without) is never credited, whatever the model makes of its absence."""
     prep, estimator = pipeline.named_steps["prep"], pipeline.named_steps["model"]
     weights = linear_weights(estimator)
+    gone = [set(names) for names in went_without(X, features)]
     if weights is not None:
-        return _linear(prep, features, weights, X, predicted)
-    return _occlusion(pipeline, features, X, predicted)
+        return _linear(prep, features, weights, X, predicted, gone)
+    return _occlusion(pipeline, features, X, predicted, gone)
 
 
-def _linear(prep: Any, features: list[dict[str, Any]], weights: np.ndarray, X: np.ndarray, predicted: np.ndarray) -> list[dict[str, Any]]:
+def _linear(prep: Any, features: list[dict[str, Any]], weights: np.ndarray, X: np.ndarray, predicted: np.ndarray,
+            gone: list[set[str]]) -> list[dict[str, Any]]:
     Z = prep.transform(X)
     relative = weights - weights.mean(axis=0, keepdims=True)
     sources = column_sources(prep, features)
@@ -101,6 +106,8 @@ def _linear(prep: Any, features: list[dict[str, Any]], weights: np.ndarray, X: n
         totals: dict[tuple[str, str | None], float] = {}
         for j in np.flatnonzero(share):
             feature, term = sources[j]
+            if feature in gone[r]:
+                continue
             key = (feature, term if kinds.get(feature) == "text" else None)  # words stay separate; a feature's columns add up
             totals[key] = totals.get(key, 0.0) + float(share[j])
         top = sorted(totals.items(), key=lambda kv: -abs(kv[1]))[:TOP]
@@ -109,7 +116,8 @@ def _linear(prep: Any, features: list[dict[str, Any]], weights: np.ndarray, X: n
     return out
 
 
-def _occlusion(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray) -> list[dict[str, Any]]:
+def _occlusion(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray,
+               gone: list[set[str]]) -> list[dict[str, Any]]:
     n, k = X.shape
     base = pipeline.predict_proba(X)[np.arange(n), predicted]
     blocks, owners = [], []
@@ -128,7 +136,7 @@ def _occlusion(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, pre
     drops = base[:, None] - expected  # how much this row's own value raises the predicted class over typical values
     out = []
     for r in range(n):
-        order = np.argsort(-np.abs(drops[r]))[:TOP]
+        order = [j for j in np.argsort(-np.abs(drops[r])) if features[j]["name"] not in gone[r]][:TOP]
         out.append({"method": "occlusion", "top": [{"feature": features[j]["name"], "contribution": round(float(drops[r, j]), 4)}
                                                    for j in order if round(float(drops[r, j]), 4) != 0]})
     return out

@@ -10,7 +10,7 @@ of text with scikit-learn's own preprocessing, tokens and n-grams (`_analyzer` m
 sklearn/feature_extraction/text.py). The trainer keeps the result only when the served probabilities match the
 pipeline's on the holdout within its tolerance, so any drift from scikit-learn's behaviour is refused, not served.
 
-Imports: numpy, re and unicodedata (a cold start pays for nothing else).
+Imports: numpy, re, unicodedata and the records module (a cold start pays for nothing else).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+from sommelier_contract.records import ABSENT, present
 
 ROWS_PER_CHUNK = 64  # rows made dense at once: 64 rows of 130,000 text columns are 67 MB
 
@@ -113,7 +115,8 @@ class Featurizer:
     """`spec` (JSON values): {"width": columns out, "blocks": [...]}, each block writing the columns from its
     `offset` on, in the ColumnTransformer's order. Blocks: "numeric" (fill a missing value, then `steps`: the
     scaler's arithmetic in its own order), "onehot" (a column per known value, `other` for any other value),
-    "tfidf" (a vocabulary, its idf and how the text is cut into terms)."""
+    "tfidf" (a vocabulary, its idf and how the text is cut into terms), "presence" (1 for each feature a record
+    carries: records.present)."""
 
     def __init__(self, spec: dict[str, Any]):
         self.width = int(spec["width"])
@@ -143,6 +146,8 @@ class Featurizer:
                 self._numeric(block, X, out)
             elif block["kind"] == "onehot":
                 self._onehot(block, X, out)
+            elif block["kind"] == "presence":
+                self._presence(block, X, out)
             else:
                 self._tfidf(block, self._analyzers[i], self._idf[i], X, out)
         return out
@@ -157,10 +162,18 @@ class Featurizer:
         out[:, block["offset"]:block["offset"] + values.shape[1]] = values
 
     @staticmethod
+    def _presence(block: dict[str, Any], X: np.ndarray, out: np.ndarray) -> None:
+        for k, (column, kind) in enumerate(zip(block["columns"], block["kinds"], strict=True)):
+            out[:, block["offset"] + k] = present(X[:, column], kind)
+
+    @staticmethod
     def _onehot(block: dict[str, Any], X: np.ndarray, out: np.ndarray) -> None:
         offset = block["offset"]
+        skip = block.get("absent") == "nothing"  # an ABSENT category writes no column (sommelier_contract.experts.AbsentOneHot)
         for column, index, other in zip(block["columns"], block["index"], block["other"], strict=True):
             for r, value in enumerate(X[:, column]):
+                if skip and value is ABSENT:
+                    continue
                 at = index.get(value if isinstance(value, str) else str(value), other)
                 if at is not None:
                     out[r, offset + at] = 1.0

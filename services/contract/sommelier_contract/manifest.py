@@ -59,6 +59,8 @@ class CvResult:
     skipped: str | None = _omit()
     fit_seconds: float | None = _omit()  # one cross-validation fit, preprocessing included
     refit_note: str | None = _omit()  # the winner refit on fewer than every training row, and why
+    views: dict[str, dict[str, float]] | None = _omit()  # scores per view of the held-out rows (whole, random subsets, text alone)
+    selection_mean: float | None = _omit()  # the selection metric's mean over the views: what the recipe was chosen on
 
     @property
     def scored(self) -> bool:
@@ -66,7 +68,7 @@ class CvResult:
 
     def summary(self) -> dict[str, Any]:
         """What the model card shows of it."""
-        shown = ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped", "params", "refit_note")
+        shown = ("family", "f1_macro_mean", "f1_macro_std", "accuracy_mean", "seconds", "skipped", "params", "refit_note", "views")
         return {k: v for k, v in _plain(self).items() if k in shown}
 
 

@@ -50,6 +50,7 @@ class FeatureDrift:
     psi: float | None
     tests: tuple[DriftTest, ...] = ()
     score: float | None = omit()  # how far its tests went towards flagging it: 1 is a test's threshold
+    absent: float | None = omit()  # share of records that left it out (the model answered without it); `missing` reads the rest
     note: str | None = omit()
     token_psi: float | None = omit()  # text: the top tokens' PSI
     unseen_words: float | None = omit()
@@ -58,7 +59,7 @@ class FeatureDrift:
 
 @dataclass(frozen=True)
 class QualityCheck:
-    check: str  # missing | out_of_range | unseen_category | unfamiliar_text | schema
+    check: str  # missing | absent (said, never violated) | out_of_range | unseen_category | unfamiliar_text | schema
     feature: str | None
     value: float
     baseline: float

@@ -77,8 +77,45 @@ def bucket_counts(segment: dict[str, Any], values: list[Any]) -> dict[str, int]:
     return {_bucket_label(edges, i): int(n) for i, n in enumerate(slots.tolist()) if n}
 
 
+ABSENT = None  # a category the record does not carry, in the records' matrix (the empty category is "")
+
+
+def answers_absent(feature: dict[str, Any]) -> bool:
+    """The model answers without this feature (the manifest's "absent": a model whose preprocessing writes nothing for
+    it, sommelier_contract.experts); models published before it take a missing category or text as the empty one."""
+    return bool(feature.get("absent"))
+
+
+def present(column: Any, kind: str) -> np.ndarray:
+    """Which values of one column of the records' matrix a record carries: a number that is not NaN, a category that is
+    not ABSENT (the empty category is a value the data has), a text with a word in it."""
+    if kind == "numeric":
+        return ~np.isnan(np.asarray(column, dtype=float))
+    if kind == "categorical":
+        return np.array([v is not ABSENT for v in column], dtype=bool)
+    return np.array([isinstance(v, str) and bool(v.strip()) for v in column], dtype=bool)
+
+
+def went_without(X: np.ndarray, features: list[dict[str, Any]]) -> list[list[str]]:
+    """Per row of the records' matrix, the features it does not carry (`present`), in the model's order: what the
+    prediction went without, which the API says beside it."""
+    if not len(X):
+        return []
+    carried = np.column_stack([present(X[:, j], f["type"]) for j, f in enumerate(features)])
+    names = [f["name"] for f in features]
+    return [[names[j] for j in np.flatnonzero(~row)] for row in carried]
+
+
 def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
     kind = feature["type"]
+    if answers_absent(feature) and kind != "numeric":
+        # any value may be left out, null or empty: left out it is absent; null or "" is the empty value the data has
+        # (for a category the model never saw empty: absent too)
+        loose: dict[str, Any] = {"type": ["string", "null"],
+                                 "maxLength": 200 if kind == "categorical" else int(feature.get("max_length", 5000))}
+        if kind == "categorical" and feature.get("categories"):
+            loose["enum"] = [*feature["categories"], "", None]
+        return loose
     if kind == "numeric":
         # a feature the pipeline imputes (the manifest says how) may be null or absent, as in training
         # every number is finite and bounded: the spec's bounds (inferred from the data with a margin), else what can be
@@ -105,8 +142,9 @@ def feature_property(feature: dict[str, Any]) -> dict[str, Any]:
 
 
 def required_features(features: list[dict[str, Any]]) -> list[str]:
-    """The features a record must carry: all but those the model imputes when missing (the manifest's "imputed")."""
-    return [f["name"] for f in features if not f.get("imputed")]
+    """The features a record must carry: those the dataset's spec marks "required"; for a model published before models
+    answered without a feature (answers_absent), all but those it imputes when missing (the manifest's "imputed")."""
+    return [f["name"] for f in features if f.get("required") or not (answers_absent(f) or f.get("imputed"))]
 
 
 def _known(feature: dict[str, Any]) -> dict[str, Any]:
@@ -227,10 +265,22 @@ def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:
     dtype = float if all(f["type"] == "numeric" for f in features) else object
     if hasattr(records, "columns"):  # a DataFrame: whole columns at once
         return records[names].to_numpy(dtype=dtype)
-    # a missing number is NaN (the imputer fills it); a missing category or text is "", as training rows hold it
-    gaps = [float("nan") if f["type"] == "numeric" else "" for f in features]
-    return np.array([[gap if r.get(n) is None else r[n] for n, gap in zip(names, gaps, strict=True)] for r in records],
-                    dtype=dtype).reshape(len(records), len(names))
+    # a missing number is NaN (the imputer fills it); a text left out or null is the empty text; a category left out is
+    # ABSENT where the model answers without it, null or "" its empty value (ABSENT too if the model never saw it empty);
+    # a model published before keeps taking a missing category as "", as its training rows held it
+    rules = [(n, _gap(f)) for n, f in zip(names, features, strict=True)]
+    return np.array([[gap(r) for n, gap in rules] for r in records], dtype=dtype).reshape(len(records), len(names))
+
+
+def _gap(feature: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
+    """How one feature's value is read from a record into the matrix (to_matrix)."""
+    name = feature["name"]
+    if feature["type"] == "numeric":
+        return lambda r: float("nan") if r.get(name) is None else r[name]
+    if feature["type"] == "categorical" and answers_absent(feature):
+        empty = "" if feature.get("imputed") else ABSENT
+        return lambda r: ABSENT if name not in r else (empty if r[name] in (None, "") else r[name])
+    return lambda r: "" if r.get(name) is None else r[name]
 
 
 WordCounter = Callable[[str], tuple[int, int]]  # a text -> (its words the model learned, its words)
@@ -293,5 +343,5 @@ def feedback_problem(doc: Any, validator: RecordValidator, classes: set[str]) ->
     if errors:
         return "; ".join(f"{e.field} {e.message}" for e in errors)
     if str(doc["label"]) not in classes:
-        return f"label {doc['label']!r} is not one of the known classes {sorted(classes)}"
+        return f"label {doc['label']!r} is not one of the known classes ({', '.join(sorted(classes))})"
     return None

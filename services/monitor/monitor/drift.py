@@ -141,9 +141,12 @@ def compare_features(baseline: Baseline, records: list[dict[str, Any]]) -> list[
     alpha = ALPHA / max(_tests_of(baseline), 1)
     out = []
     for name, base in baseline.features.items():
-        values = [r.get(name) for r in records]
+        # a feature a record left out is absent, not missing: the caller did not know it (the model answered without it);
+        # the tests and the missing rate read the records that carry it, and the absent share is said beside them
+        values = [r[name] for r in records if name in r]
         entry: dict[str, Any] = {"feature": name, "type": base.type, "baseline_missing": round(base.missing, 4),
-                                 "missing": round(sum(map(is_missing, values)) / max(len(values), 1), 4)}
+                                 "missing": round(sum(map(is_missing, values)) / max(len(values), 1), 4),
+                                 "absent": round(1 - len(values) / max(len(records), 1), 4)}
         if isinstance(base, NumericProfile):
             if not base.n:
                 out.append({**entry, "drifted": False, "tests": [], "psi": None, "note": "no training values"})
@@ -207,11 +210,15 @@ def quality(baseline: Baseline, records: list[dict[str, Any]], drift: list[dict[
     by_feature = {d["feature"]: d for d in drift}
     for name, base in baseline.features.items():
         d = by_feature[name]
-        values = [r.get(name) for r in records]
+        values = [r[name] for r in records if name in r]
         missing = sum(map(is_missing, values))
         checks.append({"check": "missing", "feature": name, "value": d["missing"], "baseline": d["baseline_missing"],
-                       "violated": d["missing"] - d["baseline_missing"] > 0.1 and _more_than(missing, n, max(base.missing, 0.5 / rows), alpha),
+                       "violated": d["missing"] - d["baseline_missing"] > 0.1
+                       and _more_than(missing, len(values), max(base.missing, 0.5 / rows), alpha),
                        "message": f"{d['missing']:.0%} of values missing (training: {d['baseline_missing']:.0%})"})
+        if d["absent"]:  # what callers leave out is theirs to leave out: said, never a violation
+            checks.append({"check": "absent", "feature": name, "value": d["absent"], "baseline": 0.0, "violated": False,
+                           "message": f"{d['absent']:.0%} of records left it out (answered without it)"})
         if isinstance(base, NumericProfile) and base.n and base.min is not None and base.max is not None:
             x = numbers_of(values)
             x = x[~np.isnan(x)]

@@ -101,12 +101,13 @@ class LoadedModel:
 
 def pipeline_word_counters(pipeline: Any, names: list[str]) -> dict[str, WordCounter]:
     """Per text feature, (words in the fitted vectorizer's vocabulary, words) of a text, cut as the vectorizer cuts it:
-    the ColumnTransformer's `text_<column>` parts (a vectorizer, or a union whose first part is the word vectorizer)."""
+    the ColumnTransformer's parts over one text column (`text_<column>`, or `f<column>` in a model of every subset: a
+    vectorizer, or a union whose first part is the word vectorizer)."""
     steps = getattr(pipeline, "steps", [])
     columns = next((step for _, step in steps if hasattr(step, "transformers_")), None)
     out: dict[str, WordCounter] = {}
-    for name, part, column in getattr(columns, "transformers_", []):
-        if not name.startswith("text_") or not isinstance(column, int):
+    for _, part, column in getattr(columns, "transformers_", []):
+        if not isinstance(column, int):  # a text part takes its one column as a scalar (a 1-D column of documents)
             continue
         vectorizer = part.transformer_list[0][1] if hasattr(part, "transformer_list") else part
         if getattr(vectorizer, "analyzer", None) != "word":

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from predictor.model_store import LoadedModel, ModelStore
-from sommelier_contract.records import FieldError, json_type, to_matrix, unusual
+from sommelier_contract.records import FieldError, json_type, to_matrix, unusual, went_without
 
 MAX_DETAILS = 100  # field errors listed in one response (the total is given too): an error body stays small
 
@@ -123,6 +123,7 @@ class Scored:
     explanations: list[dict[str, Any]] | None
     predict_ms: float  # the model's own time, without explanations
     unusual: list[list[dict[str, Any]]] | None = None  # per record, what lies outside the training data
+    absent: list[list[str]] | None = None  # per record, the features it did not carry: the prediction went without them
 
 
 def predict(model: LoadedModel, batch: Batch, explain: bool = False) -> Scored:
@@ -136,16 +137,19 @@ def predict(model: LoadedModel, batch: Batch, explain: bool = False) -> Scored:
 
         explanations = explain_rows(model.pipeline, model.features, X, np.array([model.labels.index(p["label"]) for p in predictions]))
     words, learned = model.familiarity
-    return Scored(predictions, explanations, predict_ms, unusual(batch.records, model.features, X, words, learned))
+    return Scored(predictions, explanations, predict_ms, unusual(batch.records, model.features, X, words, learned),
+                  went_without(X, model.features))
 
 
 # -- 4. encode -----------------------------------------------------------------------------------------------------
 
 def results(ids: list[str], scored: Scored) -> list[dict[str, Any]]:
     """Each prediction under the id it was recorded with, with its explanation when one was asked for, and what of its
-    input lies outside the training data ("unusual") when something does."""
+    input lies outside the training data ("unusual") when something does, and the features it went without ("absent":
+    left out, or null where the model takes that as not given) when there are any."""
     return [{"prediction_id": i, **p, **({"explanation": scored.explanations[n]} if scored.explanations is not None else {}),
-             **({"unusual": scored.unusual[n]} if scored.unusual and scored.unusual[n] else {})}
+             **({"unusual": scored.unusual[n]} if scored.unusual and scored.unusual[n] else {}),
+             **({"absent": scored.absent[n]} if scored.absent and scored.absent[n] else {})}
             for n, (i, p) in enumerate(zip(ids, scored.predictions, strict=True))]
 
 

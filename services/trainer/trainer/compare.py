@@ -20,10 +20,12 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from sommelier_contract.dataset import DataError
+from sommelier_contract.experts import FeatureExperts, leave_out
 from sommelier_contract.manifest import CvResult
+from sommelier_contract.words import words
 from trainer.config import Settings
 from trainer.data import TrainingData
-from trainer.pipeline import Recipe, build, recipes
+from trainer.pipeline import Recipe, build, fit_model, recipes, views
 
 log = logging.getLogger("trainer")
 
@@ -34,9 +36,9 @@ def choose_recipes(features: list[dict[str, Any]], rows: int, settings: Settings
         wanted = [n.strip() for n in settings.families.split(",") if n.strip()]
         unknown = sorted(set(wanted) - set(options))
         if unknown:
-            raise DataError(f"unknown model families {unknown} for this data; choose from {sorted(options)}")
-        options = {n: options[n] for n in wanted}
-    return options
+            raise DataError(f"unknown model families {words(unknown)} for this data; choose from {words(sorted(options), 'or')}")
+        return {n: options[n] for n in wanted}
+    return {n: r for n, r in options.items() if r.compared}
 
 
 def comparison_rows(y: np.ndarray, settings: Settings) -> np.ndarray:
@@ -90,52 +92,110 @@ def solver_warnings(tag: str):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+KEEP_FOLDS_ROWS = 5_000  # up to this many compared rows, each fold's features are kept for a widened grid's values
+
+
 def _cross_validate(features: list[dict[str, Any]], recipe: Recipe, X: np.ndarray, y: np.ndarray, folds: list,
-                    parameter: str, values: tuple, tag: str, out_of_time: Callable[[], bool]) -> list[dict[str, list[float]]] | None:
+                    parameter: str, values: tuple, tag: str, out_of_time: Callable[[], bool],
+                    kept: dict[int, tuple] | None = None, calibrated: bool = False) -> list[dict[str, Any]] | None:
     """Scores of the recipe at each value of `parameter` ("" for none) on each fold, the preprocessing fitted once a
-    fold; None when `out_of_time` said stop before the last fold."""
+    fold; None when `out_of_time` said stop before the last fold. A recipe that answers any subset of the features is
+    scored on each fold's held-out rows as callers send them (pipeline.views: whole, with random features left out, the
+    text alone), each score the mean over those views (each view's own under "views"). `kept`, when given: each fold's
+    preprocessing and features, filled on the first call and reused by the next (a widened grid's further value).
+    `calibrated`: a model of every subset fitted as it is served (its experts weighted), not as the search compares it."""
     started = time.perf_counter()
-    scores: list[dict[str, list[float]]] = [{"f1_macro": [], "accuracy": [], "log_loss": []} for _ in values]
+    scores: list[dict[str, Any]] = [{} for _ in values]  # per value: view -> metric -> one score a fold
+    shared: dict[int, Any]
     for k, (fit_idx, val_idx) in enumerate(folds, start=1):
-        prep = build(features, recipe).named_steps["prep"]
-        seen, unseen = prep.fit_transform(X[fit_idx]), prep.transform(X[val_idx])
+        if kept is not None and k in kept:
+            prep, seen, unseen, shared = kept[k]
+        else:
+            prep = build(features, recipe).named_steps["prep"]
+            seen, whole = prep.fit_transform(X[fit_idx]), prep.transform(X[val_idx])
+            unseen = {"whole rows": whole}
+            if recipe.per_feature:  # the held-out rows as callers send them, each view made from the whole rows' features
+                for name, keep in views(len(val_idx), features, np.random.default_rng(k)).items():
+                    unseen.setdefault(name, leave_out(prep, whole, keep))
+            shared = {}
+            if kept is not None:
+                kept[k] = (prep, seen, unseen, shared)
         for value, score in zip(values, scores, strict=True):
             with solver_warnings(tag):
-                model = clone(recipe.estimator).set_params(**({parameter: value} if parameter else {})).fit(seen, y[fit_idx])
-            proba = probabilities(model, unseen)
-            predicted = model.classes_[proba.argmax(axis=1)]
-            score["f1_macro"].append(f1_score(y[val_idx], predicted, average="macro"))
-            score["accuracy"].append(accuracy_score(y[val_idx], predicted))
-            score["log_loss"].append(log_loss(y[val_idx], proba, labels=model.classes_))
+                estimator = clone(recipe.estimator).set_params(**({parameter: value} if parameter else {}))
+                if calibrated:
+                    estimator.set_params(calibrate=True)
+                model = fit_model(estimator, prep, seen, y[fit_idx], None if calibrated else shared)
+            for name, Z in unseen.items():
+                proba = probabilities(model, Z)
+                predicted = model.classes_[proba.argmax(axis=1)]
+                view = score.setdefault(name, {"f1_macro": [], "accuracy": [], "log_loss": []})
+                view["f1_macro"].append(f1_score(y[val_idx], predicted, average="macro"))
+                view["accuracy"].append(accuracy_score(y[val_idx], predicted))
+                view["log_loss"].append(log_loss(y[val_idx], proba, labels=model.classes_))
         log.info("%s fold %d/%d: macro F1 %s (%.1fs)", tag, k, len(folds),
-                 ", ".join(f"{s['f1_macro'][-1]:.3f}" + (f" at {parameter.rsplit('__', 1)[-1]}={v:g}" if parameter else "")
-                           for v, s in zip(values, scores, strict=True)),
-                 time.perf_counter() - started)
+                 ", ".join(" / ".join(f"{v['f1_macro'][-1]:.3f}" for v in s.values())
+                           + (f" at {parameter.rsplit('__', 1)[-1]}={value:g}" if parameter else "") for value, s in zip(values, scores, strict=True))
+                 + (f" ({', '.join(unseen)})" if len(unseen) > 1 else ""), time.perf_counter() - started)
         if k < len(folds) and out_of_time():
             return None
     return scores
+
+
+WIDEN = 2  # steps a grid may widen by when its best value sits at an edge
+
+
+def _search(features: list[dict[str, Any]], recipe: Recipe, X: np.ndarray, y: np.ndarray, folds: list, parameter: str, values: tuple,
+            tag: str, out_of_time: Callable[[], bool], metric: str, kept: dict[int, tuple] | None
+            ) -> tuple[tuple, list[dict[str, Any]], int, list[dict[str, float]]] | None:
+    """The recipe cross-validated at each value of `parameter` on `folds`, the grid widened by a step (up to WIDEN times)
+    while the best value sits at its edge: (values tried, their scores, the best's index, their mean scores), or None when
+    the time budget ran out first."""
+    scores = _cross_validate(features, recipe, X, y, folds, parameter, values, tag, out_of_time, kept)
+    if scores is None:
+        return None
+    pick, means = _best(scores, metric)
+    for _ in range(WIDEN):  # the best value at an edge of the grid: one step further out, on the same folds
+        if not parameter or len(values) < 2 or 0 < pick < len(values) - 1 or out_of_time():
+            break
+        further = values[0] ** 2 / values[1] if pick == 0 else values[-1] ** 2 / values[-2]
+        log.info("%s best at the grid's edge (%s=%g): trying %g", tag, parameter, values[pick], further)
+        more = _cross_validate(features, recipe, X, y, folds, parameter, (further,), tag, out_of_time, kept)
+        if more is None:
+            break
+        values, scores = ((further, *values), more + scores) if pick == 0 else ((*values, further), scores + more)
+        pick, means = _best(scores, metric)
+    return values, scores, pick, means
+
+
+def _best(scores: list[dict[str, Any]], metric: str) -> tuple[int, list[dict[str, float]]]:
+    """The index of the value whose mean `metric` over the views is best, and every value's means over the views (what a
+    choice between values and between recipes is made on)."""
+    means = [{m: float(np.mean([np.mean(view[m]) for view in score.values()])) for m in ("f1_macro", "accuracy", "log_loss")}
+             for score in scores]
+    return max(range(len(means)), key=lambda j: _better(metric, means[j][metric])), means
 
 
 def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settings: Settings,
             options: dict[str, Recipe]) -> tuple[str, dict[str, Any]]:
     """Cross-validate each recipe, fold by fold with progress, until the time budget runs out
     (the first recipe always completes). A recipe with a grid is scored at each of its values on
-    the same folds (the preprocessing fitted once a fold) and keeps its best; above `search_rows` rows it
-    keeps its default (measured on 20,000 reviews: the search chose C=3 for CV macro F1 0.904 against 0.906 at
-    the default, and took 227 s against 128 s). The winner is the best on `settings.selection_metric`. Returns the winner and every recipe's result."""
+    the same folds (the preprocessing fitted once a fold) and keeps its best, the grid widened by a step (up to
+    WIDEN times) while the best sits at its edge; where a recipe searches, every recipe is compared on a stratified sample
+    of at most `search_rows` (a words-and-letters expert's fold on 16,000 reviews took 25 s a value searched). The winner
+    is the best on `settings.selection_metric`.
+    Returns the winner and every recipe's result."""
     began = time.perf_counter()
     deadline = began + settings.train_budget_seconds
     metric = settings.selection_metric
+    if any(r.grid for r in options.values()):  # each value searched costs a fit a fold: the comparison's sample is smaller
+        settings = settings.model_copy(update={"compare_rows": min(settings.compare_rows, settings.search_rows)})
     rows = comparison_rows(y, settings)
     if len(rows) < len(y):
         log.info("comparing on a stratified sample of %d of %d rows; the winner is refit on all of them", len(rows), len(y))
     Xs, ys = X[rows], y[rows]
     folds = list(StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed).split(Xs, ys))
     results: dict[str, Any] = {}
-
-    def best_of(scores: list[dict[str, list[float]]]) -> tuple[int, list[dict[str, float]]]:
-        means = [{m: float(np.mean(v)) for m, v in score.items()} for score in scores]
-        return max(range(len(means)), key=lambda j: _better(metric, means[j][metric])), means
 
     for i, (name, recipe) in enumerate(options.items(), start=1):
         tag = f"[{i}/{len(options)}] {name:<22}"
@@ -147,36 +207,48 @@ def compare(X: np.ndarray, y: np.ndarray, features: list[dict[str, Any]], settin
             continue
         started = time.perf_counter()
         parameter, values = recipe.grid or ("", (None,))
-        if parameter and len(rows) > settings.search_rows:  # measured: on many rows the search costs much and finds little
-            parameter, values = "", (None,)
-            log.info("%s %d rows: its default regularisation, no search (above SEARCH_ROWS %d)", tag, len(rows), settings.search_rows)
-        scores = _cross_validate(features, recipe, Xs, ys, folds, parameter, values, tag, out_of_time)
-        if scores is None:
+        kept: dict[int, tuple] | None = {} if parameter and len(rows) <= KEEP_FOLDS_ROWS else None
+        found = _search(features, recipe, Xs, ys, folds, parameter, values, tag, out_of_time, metric, kept)
+        if found is None:
             results[name] = {"family": name, "skipped": "the time budget ran out before its folds were done"}
             log.info("%s stopped: the time budget ran out", tag)
             continue
-        pick, means = best_of(scores)
+        values, scores, pick, means = found
+        chosen = values[pick]
+        if recipe.calibrate and isinstance(recipe.estimator, FeatureExperts):
+            # searched uncalibrated (the summed experts rank a feature's classes as the served model does); scored as served,
+            # each expert weighted, since that decides how well a record of several features is answered
+            served = _cross_validate(features, recipe, Xs, ys, folds, parameter, (chosen,), tag, out_of_time, kept, calibrated=True)
+            if served is not None:
+                scores[pick] = served[0]
+                means[pick] = _best(served, metric)[1][0]
         search: dict[str, Any] | None = {"parameter": parameter, "values": list(values), f"{metric}_means": [m[metric] for m in means],
-                  "chosen": values[pick]} if parameter else None
+                                         "chosen": chosen} if parameter else None
+        whole = scores[pick]["whole rows"]
         results[name] = {
             "family": name,
-            "f1_macro_mean": means[pick]["f1_macro"],
-            "f1_macro_std": float(np.std(scores[pick]["f1_macro"])),
-            "accuracy_mean": means[pick]["accuracy"],
-            "log_loss_mean": means[pick]["log_loss"],
+            "f1_macro_mean": float(np.mean(whole["f1_macro"])),  # the familiar figures: whole held-out rows
+            "f1_macro_std": float(np.std(whole["f1_macro"])),
+            "accuracy_mean": float(np.mean(whole["accuracy"])),
+            "log_loss_mean": float(np.mean(whole["log_loss"])),
+            **({"views": {view: {m: round(float(np.mean(v)), 4) for m, v in by.items()} for view, by in scores[pick].items()},
+                "selection_mean": means[pick][metric]} if len(scores[pick]) > 1 else {}),
             "seconds": time.perf_counter() - started,
             "rows": len(rows),
             "fit_seconds": (time.perf_counter() - started) / (len(folds) * len(values)),  # one fold's fit, preprocessing included
-            "params": {parameter: values[pick]} if parameter else {},
+            "params": {parameter: chosen} if parameter else {},
             **({"search": search} if search else {}),
         }
-        log.info("%s CV %smacro F1 %.3f ± %.3f%s  (%.1fs; %.1fs elapsed)", tag,
-                 "" if metric == "f1_macro" else f"{METRICS[metric]} {means[pick][metric]:.3f}, ",
+        log.info("%s CV %smacro F1 %.3f ± %.3f%s%s  (%.1fs; %.1fs elapsed)", tag,
+                 "" if metric == "f1_macro" else f"{METRICS[metric]} {np.mean(whole[metric]):.3f}, ",
                  results[name]["f1_macro_mean"], results[name]["f1_macro_std"],
-                 f", {parameter.rsplit('__', 1)[-1]}={values[pick]:g} of {len(search['values'])} tried" if search else "",
-                 results[name]["seconds"], time.perf_counter() - began)
+                 f", {parameter.rsplit('__', 1)[-1]}={chosen:g} of {len(search['values'])} tried" if search else "",
+                 f"; {METRICS[metric]} {means[pick][metric]:.3f} over {words(list(scores[pick]))} (what it is chosen on)"
+                 if len(scores[pick]) > 1 else "", results[name]["seconds"], time.perf_counter() - began)
     scored = [n for n, r in results.items() if "f1_macro_mean" in r]
-    best = max(scored, key=lambda n: (round(_better(metric, results[n][f"{metric}_mean"]), 6), -results[n]["log_loss_mean"]))
+    # chosen on the views' mean where a recipe was scored on several (every text recipe), else on whole rows
+    best = max(scored, key=lambda n: (round(_better(metric, results[n].get("selection_mean", results[n][f"{metric}_mean"])), 6),
+                                      -results[n]["log_loss_mean"]))
     return best, results
 
 
@@ -224,7 +296,7 @@ def choose(settings: Settings, data: TrainingData) -> Winner:
         results[best]["refit_note"] = note
     log.info("refitting %s on %d training rows ...", best, len(y))
     with solver_warnings(f"{best} refit:"), parallel_backend("threading", n_jobs=2):
-        pipeline = build(data.features, options[best], results[best]["params"]).fit(X, y)
+        pipeline = build(data.features, options[best], results[best]["params"]).fit(X, y)  # FeatureExperts: ExpertsPipeline.fit
     fit_seconds = time.perf_counter() - started
     log.info("refit in %.1fs", fit_seconds)
     return Winner(name=best, recipe=options[best], pipeline=pipeline, cv={n: CvResult(**r) for n, r in results.items()},

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     task_cluster: str = Field("", description="the ECS cluster of the training task")
     task_definition: str = Field("", description="the training task's definition (empty: deployed without images)")
     task_subnets: str = Field("", description="comma-separated subnets the training task runs in")
-    search_rows: int = Field(5_000, ge=100, description="up to this many compared rows, each candidate's regularisation is searched")
+    search_rows: int = Field(5_000, ge=100, description="where a candidate searches its regularisation, the candidates are "
+                                                        "compared on up to this many rows (a stratified sample of more)")
     compare_rows: int = Field(20_000, ge=100, description="larger training sets are compared on a stratified sample this big")
     # The model canary: a challenger that passes the gate first serves this share of predictions; the
     # evaluator (`canary-evaluate`, scheduled) then promotes or rolls it back on live evidence. 0: promote at once.

@@ -19,6 +19,7 @@ from sommelier_contract import layout
 from sommelier_contract.dataset import DataError, new_evaluation, read_evaluation
 from sommelier_contract.manifest import EvaluationRef
 from sommelier_contract.records import RecordValidator, feedback_problem, to_matrix
+from sommelier_contract.words import words
 from trainer.config import Settings
 
 log = logging.getLogger("trainer")
@@ -143,10 +144,9 @@ def quarantine(s3, bucket: str, key: str, quarantine_prefix: str, feedback_prefi
 
 def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str, spec: dict[str, Any], classes: set[str], now: str) -> Feedback:
     rows, sources, quarantined, meta = [], [], [], []
-    absent = {f["name"]: None if f["type"] == "numeric" else "" for f in spec["features"]}  # as training rows hold a gap
-    # the record schema the API enforced, or laxer
-    # (a gap in any feature is one the model can take: a median for a number, the "missing" value for the rest)
-    validator = RecordValidator([{**f, "imputed": "median" if f["type"] == "numeric" else "missing"} for f in spec["features"]])
+    # the record schema the API enforced, or laxer: any feature may be left out, or empty
+    features = [{**f, "absent": True, "imputed": "median" if f["type"] == "numeric" else "missing"} for f in spec["features"]]
+    validator = RecordValidator(features)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=feedback_prefix):
         for item in page.get("Contents", []):
             key = item["Key"]
@@ -161,8 +161,10 @@ def load_feedback(s3, bucket: str, feedback_prefix: str, quarantine_prefix: str,
                 quarantine(s3, bucket, key, quarantine_prefix, feedback_prefix, body, problem, now)
                 quarantined.append({"key": key, "reason": problem})
                 continue
-            given = {n: v for n, v in record["features"].items() if v is not None}
-            rows.append({**absent, **given, spec["target"]: str(record["label"])})
+            # as the API read the record: a category left out is ABSENT (the model learns nothing of it from this row), an
+            # empty one "", as training rows hold it; a text left out is empty; a number left out is missing
+            values = to_matrix([record["features"]], features)[0]
+            rows.append({**{f["name"]: v for f, v in zip(features, values, strict=True)}, spec["target"]: str(record["label"])})
             sources.append({"key": key, "version_id": obj.get("VersionId")})
             meta.append({k: record.get(k) for k in ("caller", "predicted_label", "confidence", "received_at", "label")})
     frame = pd.DataFrame(rows, columns=[*(f["name"] for f in spec["features"]), spec["target"]])
@@ -176,7 +178,8 @@ def check_classes(y: np.ndarray, folds: int) -> None:
     needed = folds + 2  # every CV fold and the holdout need members of each class
     small = {str(c): int(n) for c, n in zip(classes, counts, strict=True) if n < needed}
     if small:
-        raise DataError(f"class(es) with fewer than {needed} rows (needed for {folds}-fold CV and a holdout): {small}")
+        raise DataError(f"class(es) with fewer than {needed} rows (needed for {folds}-fold CV and a holdout): "
+                        f"{words(f'{c} ({n})' for c, n in small.items())}")
 
 
 def frozen_holdout(s3, settings: Settings, ds: Dataset, feedback_rows: int, now: datetime) -> tuple[EvaluationRef, np.ndarray]:
@@ -223,8 +226,10 @@ class TrainingData:
 
     @property
     def api_features(self) -> list[dict[str, Any]]:
-        """The features as the API takes them: each with how a missing value is taken ("imputed"), or required."""
-        return [{**f, **({"imputed": how} if (how := imputation(f, self.reference, self.dataset.gaps)) else {})} for f in self.features]
+        """The features as the API takes them: any may be left out ("absent"), unless the spec requires it; an empty value
+        is one the model learned where the data had it ("imputed")."""
+        return [{**f, "absent": True, **({"imputed": how} if (how := imputation(f, self.reference, self.dataset.gaps)) else {})}
+                for f in self.features]
 
 
 def imputation(feature: dict[str, Any], rows: pd.DataFrame, gaps: list[str]) -> str | None:

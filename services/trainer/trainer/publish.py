@@ -43,10 +43,10 @@ MAX_LEARNED = 5000  # a categorical's learned values kept in the manifest (more:
 
 
 def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The manifest's feature schema: the spec's, plus how missing values are handled (a number's median; a category
-    or text missing in some row of the file, `gaps`, or of the training rows is optional: the model takes it as
-    missing or empty, as it learned it), an example per feature, and reference values (training quantiles, frequent
-    categories) the explainer compares a record with."""
+    """The manifest's feature schema: the spec's, plus how missing values are handled: any feature may be left out of a
+    record ("absent": the model answers without it), and a category or text empty in some row of the file, `gaps`, or of
+    the training rows may be sent empty ("imputed": the model learned what empty means); an example per feature, and
+    reference values (training quantiles, frequent categories) the explainer compares a record with."""
     names = [f["name"] for f in features]
     complete = rows[rows[names].notna().all(axis=1) & (rows[names] != "").all(axis=1)]
     example = complete.iloc[0] if len(complete) else None
@@ -54,7 +54,8 @@ def serving_features(features: list[dict[str, Any]], rows: pd.DataFrame, gaps: l
     for f in features:
         column = rows[f["name"]]
         how = imputation(f, rows, list(gaps))
-        entry = {**f, "imputed": how} if how else dict(f)
+        # every model answers without any feature a record leaves out (records.answers_absent); the spec may require some
+        entry = {**f, "absent": True, **({"imputed": how} if how else {})}
         if "example" not in entry and example is not None:
             value = example[f["name"]]
             entry["example"] = float(value) if f["type"] == "numeric" else str(value)

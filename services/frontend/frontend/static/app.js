@@ -76,13 +76,14 @@
       let input, extra = null;
       if (f.type === "categorical" && f.categories) {
         const options = f.categories.map((c) => el("option", { value: c, text: c }));
-        if (f.imputed) options.unshift(el("option", { value: "", text: "(not known)" }));  // missing in training too
+        if (optional(f)) options.unshift(el("option", { value: "", text: "(not given)" }));  // left out: the model goes without it
         input = el("select", { id, name: f.name }, ...options);
       } else if (f.type === "text") {
-        input = el("textarea", { id, name: f.name, rows: "3", maxlength: String(f.max_length || 5000) });
+        input = el("textarea", { id, name: f.name, rows: "3", maxlength: String(f.max_length || 5000),
+                                 placeholder: optional(f) ? "Type or paste the text; the other fields are optional" : "" });
       } else {
         input = el("input", { id, name: f.name, type: f.type === "numeric" ? "number" : "text", step: "any" });
-        if (!f.imputed) input.required = true;
+        if (!optional(f)) input.required = true;
         if (f.minimum !== undefined && f.minimum !== null) input.min = f.minimum;
         if (f.maximum !== undefined && f.maximum !== null) input.max = f.maximum;
         if (f.type === "categorical" && f.suggestions) {  // many known values: offered, not enforced
@@ -94,7 +95,8 @@
       // a number's range as the data had it (the spec's "observed"), then what the API accepts
       if (f.type === "numeric" && f.observed && f.observed.min != null) notes.push(`seen ${num(f.observed.min)} to ${num(f.observed.max)}`);
       if (f.type === "numeric" && (f.minimum != null || f.maximum != null)) notes.push(`accepts ${f.minimum ?? "−∞"} to ${f.maximum ?? "∞"}`);
-      if (f.imputed) notes.push("may be left empty");
+      if (f.absent && !f.required) notes.push("optional: left blank, the model answers without it");
+      else if (f.imputed) notes.push("may be left empty");
       if (f.type === "categorical" && f.suggestions) notes.push(`${f.suggestions.length}+ known values`);
       const hint = notes.join(" · ");
       input.setAttribute("aria-describedby", id + "-error" + (hint ? " " + id + "-hint" : ""));
@@ -134,13 +136,20 @@
     return Boolean(first);
   }
 
+  // a field the model can go without: any feature of a model that answers without one ("absent"), unless the dataset
+  // requires it; a model published before that takes a missing value only where it learned one ("imputed")
+  function optional(f) { return f.absent ? !f.required : Boolean(f.imputed); }
+
+  // names as a sentence's list: "description", "description and variety", "description, variety and winery"
+  function words(names) { return names.length < 2 ? names.join("") : names.slice(0, -1).join(", ") + " and " + names[names.length - 1]; }
+
   function readForm() {
     const record = {};
     for (const f of model.features) {
       // sent as typed: a category may end in a non-breaking space or a space (real data does), and the API, not the
       // page, decides what a value means; only a number is read from its trimmed text
       const raw = $(fieldId(f.name)).value, blank = raw.trim() === "";
-      if (blank && f.imputed) continue;  // left out: the model knows what a missing value means
+      if (blank && optional(f)) continue;  // left out: not sent, so the model answers without it (not "empty")
       record[f.name] = f.type === "numeric" && !blank && !isNaN(Number(raw.trim())) ? Number(raw.trim()) : raw;
     }
     return record;
@@ -197,6 +206,8 @@
         el("p", { text: `confidence ${(r.confidence * 100).toFixed(1)}%` }),
         probabilityChart(r.probabilities),
       );
+      if (r.absent && r.absent.length) box.append(el("p", { class: "hint", id: "answer-absent",
+        text: `Answered without ${words(r.absent)}: not given, so the model went without ${r.absent.length > 1 ? "them" : "it"}.` }));
       if (r.unusual && r.unusual.length) box.append(el("p", { class: "hint unusual", id: "answer-unusual",
         text: "Unlike the training data, so the answer is an extrapolation: " + r.unusual.map((u) => `${u.feature} ${u.message}`).join("; ") }));
       if (r.explanation && r.explanation.top.length) box.append(explanation(r.explanation, r.label));
@@ -658,7 +669,9 @@
     $("dataset-description").textContent = model.description || "";
     document.title = `Sommelier · ${dataset}`;
     buildForm();
-    fillExample();
+    // a text model's form starts empty: the words are what a person types, and an example's other values, left in the
+    // form, would answer for them ("Fill with an example" fills every field); a table of numbers starts from the example
+    if (!model.features.some((f) => f.type === "text")) fillExample();
     modelCard();
     loadHistory();
     loadMonitoring();

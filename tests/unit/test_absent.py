@@ -118,7 +118,7 @@ def test_emptiness_sent_counts_and_emptiness_not_sent_does_not(s3, signing_key, 
 
 @pytest.mark.parametrize("name", ["complement_nb", "linear_svm_chars"])
 def test_a_view_made_from_the_features_is_the_records_transformed_with_those_features_left_out(name):
-    """Cross-validation scores each held-out fold as callers send it (whole, random subsets, the text alone) by taking
+    """Cross-validation scores each held-out fold as callers send it (whole, the text with some of the others, the text alone) by taking
     features away from the fold's transformed rows, not by transforming them again: the same matrix, to the bit."""
     from scipy import sparse
 

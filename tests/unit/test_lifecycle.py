@@ -52,12 +52,14 @@ def test_the_search_keeps_each_candidates_best_value_and_the_refit_uses_it(s3, t
     assert manifest.reproduce["selection_metric"] == "f1_macro"
 
 
-def test_above_search_rows_the_candidates_search_and_compare_on_a_sample_of_that_many(s3, trainer_settings):
+def test_above_search_rows_the_search_runs_on_a_sample_and_the_comparison_on_every_row(s3, trainer_settings):
     trained = trainer_train.run(trainer_settings.model_copy(update={"search_rows": 100}), s3)  # 142 training rows
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
     result = manifest.metrics.cv["logistic_regression"]
-    assert result.search and result.params == {"C": result.search["chosen"]}  # searched still, on fewer rows
-    assert 100 <= result.rows < 142 and manifest.metrics.train_rows == 142  # a stratified sample; the refit on all of them
+    assert result.search and result.params == {"C": result.search["chosen"]}  # searched still, on a stratified sample
+    assert 100 <= result.search["rows"] < 142
+    assert result.rows == 142 and result.folds == 3  # then compared, at the value chosen, on every row in fewer folds
+    assert all(r.rows == 142 and r.folds == 3 for r in manifest.metrics.cv.values())  # every candidate on the same folds
 
 
 def test_the_winner_is_chosen_on_the_metric_asked_for(s3, trainer_settings):

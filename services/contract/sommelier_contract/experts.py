@@ -240,8 +240,8 @@ class FeatureExperts(ClassifierMixin, BaseEstimator):
         codes = np.searchsorted(self.classes_, y)
         owner = _block_of_columns(self.blocks, Z.shape[1])
         rng = np.random.default_rng(self.random_state)
-        # one fit on two thirds of the rows, whose scores on the last third fit the temperature, beside the final fit on
-        # every row (liblinear releases the GIL: on 2 cores about the final fit's own time)
+        # one fit on two thirds of the rows, whose scores on the last third fit the experts' weights, beside the final fit
+        # on every row (liblinear releases the GIL: on 2 cores about the final fit's own time)
         splits = int(min(3, max(2, np.bincount(codes).min())))  # a class of 2 rows: halves, not thirds (no warning)
         folds = list(StratifiedKFold(splits, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)), codes))[:1]
         weights = Parallel(n_jobs=2, prefer="threads")(delayed(self._experts)(Z[rows], y[rows])

@@ -54,12 +54,13 @@ class CvResult:
     log_loss_mean: float | None = _omit()
     seconds: float | None = _omit()
     rows: int | None = _omit()
+    folds: int | None = _omit()  # the cross-validation's folds (fewer on many rows)
     params: dict[str, Any] | None = _omit()
     search: dict[str, Any] | None = _omit()
     skipped: str | None = _omit()
     fit_seconds: float | None = _omit()  # one cross-validation fit, preprocessing included
     refit_note: str | None = _omit()  # the winner refit on fewer than every training row, and why
-    views: dict[str, dict[str, float]] | None = _omit()  # scores per view of the held-out rows (whole, random subsets, text alone)
+    views: dict[str, dict[str, float]] | None = _omit()  # scores per view of the held-out rows (whole, text and some others, text alone)
     selection_mean: float | None = _omit()  # the selection metric's mean over the views: what the recipe was chosen on
 
     @property

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     selection_metric: Literal["f1_macro", "accuracy", "log_loss"] = Field(
         "f1_macro", description="what the candidates are compared on (macro F1 by default: every class counts, however rare)")
     train_budget_seconds: float = Field(600, gt=0, description="comparison stops starting candidates (and folds) after this")
-    refit_budget_seconds: float = Field(150, gt=0, description="the winner's refit on every training row is predicted from its "
+    refit_budget_seconds: float = Field(120, gt=0, description="the winner's refit on every training row is predicted from its "
                                          "cross-validation fits; above this it is refit on the largest stratified sample predicted to fit")
     lambda_max_rows: int = Field(0, ge=0, description="the trainer function hands a dataset with more rows to the ECS task "
                                                       "(0: it trains everything itself)")

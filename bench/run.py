@@ -275,6 +275,32 @@ def training_scaling(cases=(("full", 1_000), ("full", 5_810), ("full", 130_000),
     return rows
 
 
+# The trainer's text models against the plain baseline (issue 50), each case in a process of its own: KIND, rows, splits.
+# 130,000 rows run 2 splits (each trains the trainer's comparison, refit and the baseline's C search on 104,000 rows).
+TEXT_CASES = (("description", 1_000, 5), ("description", 5_810, 5), ("description", 130_000, 2), ("notes", 5_810, 5),
+              ("full", 5_810, 5))
+ABSENT_ROWS = (1_000, 5_810, 130_000)
+
+
+def text_models(limit: float = 3600) -> dict:
+    """The winner against the plain baseline on every text dataset of the bench, and the four ways of answering a record
+    that leaves features out, side by side (bench/text_models.py)."""
+    out: dict[str, list] = {"baseline": [], "absent": []}
+    for kind, n, splits in tqdm(TEXT_CASES, desc="text models vs the baseline", file=sys.stderr):
+        try:
+            found, err = run_module("bench.text_models", "baseline", kind, str(n), str(splits), limit=limit, without=("AWS_ENDPOINT_URL",))
+            out["baseline"].append(found if found is not None else {"kind": kind, "rows": n, "error": err})
+        except subprocess.TimeoutExpired:
+            out["baseline"].append({"kind": kind, "rows": n, "timed_out_after_s": limit})
+    for n in tqdm(ABSENT_ROWS, desc="answering without features", file=sys.stderr):
+        try:
+            found, err = run_module("bench.text_models", "absent", str(n), limit=limit, without=("AWS_ENDPOINT_URL",))
+            out["absent"].append(found if found is not None else {"rows": n, "error": err})
+        except subprocess.TimeoutExpired:
+            out["absent"].append({"rows": n, "timed_out_after_s": limit})
+    return out
+
+
 def history(rows: int = 100_000, limit: float = 900) -> dict:
     """History reads on a table of `rows` records (its own stack; see bench/history.py)."""
     out, err = run_module("bench.history", str(rows), limit=limit)
@@ -423,6 +449,7 @@ def main() -> None:
         print(json.dumps(champion(sys.argv[sys.argv.index("--champion") + 1])))
         return
     parts = {"--families-only": ("families", families), "--training-only": ("training", training_scaling),
+             "--text-only": ("text_models", text_models),
              "--history-only": ("history", history), "--monitoring-only": ("monitoring", monitoring)}
     if any(flag in sys.argv for flag in parts):  # re-measure a part; the rest of latest.json stays
         results = json.loads((OUT / "latest.json").read_text())
@@ -450,6 +477,7 @@ def main() -> None:
     results["packages_mib"] = floors.package_sizes()
     results["families"] = families()
     results["training"] = training_scaling()
+    results["text_models"] = text_models()
     results["history"] = history()
     results["monitoring"] = monitoring()
     results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from sommelier_client.cli import main
 
+from .conftest import ROOT
+
 
 @pytest.fixture
 def cli(stack):
@@ -154,3 +156,33 @@ def test_a_pushed_dataset_trains_through_the_function_but_never_changes_the_live
     assert model.runtime == "onnx" and {"onnx", "featurizer"} <= set(model.manifest.artifacts), model.manifest.serving
     X = to_matrix([model.manifest.example, {**model.manifest.example, "variety": "A Grape Nobody Grows"}], model.features)
     assert np.abs(model.predict_proba(X) - model.pipeline.predict_proba(X)).max() <= 1e-5
+
+
+def test_every_command_push_prints_works_as_printed(stack, tmp_path):
+    """Issue 50 (4): push's advice to leave the proxies out was `sommelier dataset push winemag.csv ...`: not found as
+    printed (the command is in .venv/bin, and the file was named without the folder it is in). Run as a user runs it,
+    from their own folder with the path they typed, the printed lines run again as printed."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    from bench.reviews import generate
+
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    (folder / "winemag.csv").write_bytes(generate(600))
+    env = {**os.environ, "AWS_ENDPOINT_URL": stack.aws_endpoint, "AWS_DEFAULT_REGION": stack.region, "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "SOMMELIER_DATASET_BUCKET": stack.outputs["DatasetBucketName"]}
+    sommelier = str(ROOT / ".venv" / "bin" / "sommelier")
+    first = subprocess.run([sommelier, "dataset", "push", "my data/winemag.csv", "--name", "reviews-cmd", "--target", "country"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    printed = next(line for line in first.stdout.splitlines() if "to leave them out:" in line).split("to leave them out: ", 1)[1]
+    assert "'my data/winemag.csv'" in printed and "--ignore " in printed
+    again = subprocess.run(printed, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "dataset reviews-cmd version 2 (replaces version 1)" in again.stdout
+    train = next(line for line in again.stdout.splitlines() if line.startswith("train on it:")).split("(or: ", 1)[1].rstrip(")")
+    assert shlex.split(train)[-3:] == ["train", "--dataset", "reviews-cmd"]
+    assert shutil.which(shlex.split(train)[0], path=env.get("PATH")), train  # a command this shell finds

@@ -156,3 +156,25 @@ def test_push_the_trainer_and_evaluate_count_the_same_rows(s3, signing_key, rows
     trained = trained_keys(s3, manifest)
     file_rows = list(csv.reader(io.StringIO(body.decode())))[1:]
     assert sum(row_key(r) in trained for r in file_rows) == manifest.metrics.train_rows
+
+
+@pytest.mark.parametrize("name", ["complement_nb", "linear_svm_chars"])
+def test_no_explanation_credits_a_feature_the_record_did_not_carry(name):
+    """Naive Bayes scales a number it did not get as its training mean (not 0), which the explanation used to credit."""
+    from sommelier_contract.explain import explain
+    from trainer.pipeline import build, recipes
+
+    rng = np.random.default_rng(0)
+    features = [{"name": "d", "type": "text", "absent": True}, {"name": "v", "type": "categorical", "absent": True, "imputed": "missing"},
+                {"name": "p", "type": "numeric", "absent": True, "imputed": "median"}]
+    words, kinds = {"a": "apple pear citrus", "b": "cherry plum oak", "c": "rioja toro oak"}, {"a": "x", "b": "y", "c": ""}
+    records, y = [], []
+    for _ in range(300):
+        c = str(rng.choice(list(words)))
+        y.append(c)
+        records.append({"d": f"{words[c]} {rng.choice(['nice', 'good', 'long'])}", "v": kinds[c] if rng.random() < 0.8 else "x",
+                        "p": float(rng.normal({"a": 1, "b": 2, "c": 3}[c]))})
+    pipeline = build(features, recipes(features, 300, 0)[name]).fit(to_matrix(records, features), np.array(y))
+    asked = to_matrix([{"d": "rioja toro"}, {"v": "x"}, {"p": 3.0, "v": ""}], features)
+    found = explain(pipeline, features, asked, pipeline.predict_proba(asked).argmax(axis=1))
+    assert [{t["feature"] for t in e["top"]} for e in found] == [{"d"}, {"v"}, {"p", "v"}]

@@ -268,8 +268,8 @@ def to_matrix(records: Any, features: list[dict[str, Any]]) -> np.ndarray:
     # a missing number is NaN (the imputer fills it); a text left out or null is the empty text; a category left out is
     # ABSENT where the model answers without it, null or "" its empty value (ABSENT too if the model never saw it empty);
     # a model published before keeps taking a missing category as "", as its training rows held it
-    rules = [(n, _gap(f)) for n, f in zip(names, features, strict=True)]
-    return np.array([[gap(r) for n, gap in rules] for r in records], dtype=dtype).reshape(len(records), len(names))
+    rules = [_gap(f) for f in features]
+    return np.array([[gap(r) for gap in rules] for r in records], dtype=dtype).reshape(len(records), len(names))
 
 
 def _gap(feature: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:

@@ -455,3 +455,20 @@ def test_an_input_outside_the_training_data_is_answered_and_said(deps, trained, 
     status, body, _ = call(deps, "POST", "/predict", {"instances": [example, {**example, "ash": 0.5, "proline": 5000}]})
     assert "unusual" not in body["predictions"][0]
     assert [u["feature"] for u in body["predictions"][1]["unusual"]] == ["ash", "proline"]
+
+
+@pytest.mark.parametrize("what", ["prediction_id", "feature name", "path"])
+def test_a_refusal_quotes_a_bounded_part_of_what_was_sent(deps, trained, example, what):
+    """Issue 52 (4): a 1 MB prediction_id came back in a 404 of 1,048,712 bytes; a 1 MB feature name in a 400 of 2 MB."""
+    huge = "x" * 1_048_576
+    if what == "prediction_id":
+        status, body, _ = call(deps, "POST", "/feedback", {"prediction_id": huge, "label": "class_0"})
+    elif what == "feature name":
+        status, body, _ = call(deps, "POST", "/predict", {"features": {**example, huge: 1}})
+    else:
+        status, body, _ = call(deps, "GET", "/" + huge)
+    assert status in (400, 404) and len(json.dumps(body)) < 2_000, len(json.dumps(body))
+    said = body["error"]["message"]
+    assert "characters left out ...]" in said and said.startswith(("no prediction with id 'xxx", "features.xxx", "no route GET /xxx"))
+    if what == "feature name":  # what is wrong, at the end of the message and in the detail, is kept
+        assert said.endswith("is not a feature of this model") and body["error"]["details"][0]["message"] == "is not a feature of this model"

@@ -241,10 +241,24 @@ def _words(err: Exception, code: str) -> str:
     return str(err)
 
 
+QUOTED = 120  # characters kept at each end of a refusal's text that quotes something long a caller sent
+
+
+def bounded(text: str) -> str:
+    """`text` as a refusal may say it: where it quotes a caller's megabyte-long name or id (a 1 MB id came back whole in a
+    404, a 1 MB feature name twice in a 400), its middle is left out and counted, and its start and end, which say what
+    is wrong, are kept, so no answer is larger than what it must say."""
+    if len(text) <= 2 * QUOTED + 60:
+        return text
+    return f"{text[:QUOTED]} [... {len(text) - 2 * QUOTED:,} characters left out ...] {text[-QUOTED:]}"
+
+
 def error_body(request_id: str, code: str, message: str, details: list[FieldError] | None = None, total: int = 0) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
+    """Every refusal's body: its code, its message and the fields at fault, each bounded (whatever route or check wrote
+    them, a value the caller sent is quoted at most QUOTED characters long)."""
+    error: dict[str, Any] = {"code": code, "message": bounded(message)}
     if details:
-        error["details"] = [d.as_dict() for d in details]
+        error["details"] = [{"field": bounded(d.field), "message": bounded(d.message)} for d in details]
         if total > len(details):
             error["details_total"] = total  # only the first MAX_DETAILS are listed
     return {"error": error, "request_id": request_id}

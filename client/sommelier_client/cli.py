@@ -21,7 +21,8 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
-from sommelier_contract.files import CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, repeated_column
+from sommelier_contract.files import (CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, read_cell, repeated_column,
+                                     safe_cell)
 from sommelier_contract.results import TrainingResult
 from sommelier_contract.words import words
 
@@ -141,8 +142,8 @@ def _read_records(path: Path, skip_bad_rows: bool = False) -> list[dict[str, Any
         repeated = repeated_column(reader.header)
         if repeated:
             raise InputError(f"{path.name}: {repeated}")
-        names = [column_name(h, i) for i, h in enumerate(reader.header)]
-        rows = [dict(zip(names, row, strict=True)) for _, row in reader]
+        names = [column_name(read_cell(h), i) for i, h in enumerate(reader.header)]
+        rows = [dict(zip(names, map(read_cell, row), strict=True)) for _, row in reader]  # as written, before safe_cell
     except WrongWidth as err:
         raise InputError(f"{path.name} {err}") from err
     except csv.Error as err:
@@ -159,9 +160,9 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=[safe_cell(n) for n in rows[0]] if rows else [], lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({safe_cell(k): safe_cell(v) for k, v in row.items()} for row in rows)  # nothing a spreadsheet runs
         click.echo(out.getvalue(), nl=False)
     else:
         click.echo(tabulate(rows, headers="keys", floatfmt=".3f") if rows else "(nothing)")

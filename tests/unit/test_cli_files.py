@@ -5,10 +5,13 @@ binary file and a CSV with a short row; a download's cut-off last row is left ou
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sommelier_client.cli import column_name, explanation_text, main
 from sommelier_contract.files import NotText, decode
@@ -226,3 +229,31 @@ def test_the_cli_finds_the_stack_a_make_up_with_a_state_dir_started(tmp_path, mo
     other.write_text('{"api_url": "http://127.0.0.1:2/x", "api_key": "k2"}')
     monkeypatch.setenv("SOMMELIER_STACK_INFO", str(other))
     assert find_connection() == ("http://127.0.0.1:2/x", "k2")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12) | st.sampled_from(["=HYPERLINK(\"http://x\",\"y\")", "=cmd|' /C calc'!A0", "@SUM(A1)", "+1+1", "-2+3",
+                                               "'=x", "''", "'", "\t=1", "-5", "+3.2e1", "'-5", "=", "Hello"]))
+def test_a_cell_the_project_writes_is_never_a_formula_and_reads_back_as_it_was(text):
+    """Issue 52 (3): a value starting with =, +, -, @, tab or CR went raw into `predict --file --format csv`, `history
+    --format csv` and the page's download, and a spreadsheet ran it (OWASP's CSV injection)."""
+    from sommelier_contract.files import FORMULA, _number, read_cell, safe_cell
+
+    written = safe_cell(text)
+    assert read_cell(written) == text
+    assert not (written.startswith(FORMULA) and not _number(written)), written
+    assert safe_cell(3.5) == 3.5 and safe_cell(-2) == -2  # numbers stay numbers
+
+
+def test_predictions_written_as_csv_are_safe_to_open_and_read_back_as_they_were(tmp_path, capsys):
+    from sommelier_client.cli import _emit, _read_records
+
+    rows = [{"description": "=HYPERLINK(\"http://evil\",\"click\")", "points": -5, "variety": "@SUM(A1)", "=label": "-2+3"}]
+    _emit(rows, "csv")
+    written = capsys.readouterr().out
+    assert all(not cell.startswith(("=", "@", "+")) and not (cell.startswith("-") and cell not in ("-5",))
+               for line in written.splitlines() for cell in next(csv.reader([line])))
+    path = tmp_path / "predictions.csv"
+    path.write_text(written)
+    assert _read_records(path) == [{"description": "=HYPERLINK(\"http://evil\",\"click\")", "points": "-5", "variety": "@SUM(A1)",
+                                    "=label": "-2+3"}]

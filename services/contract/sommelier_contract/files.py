@@ -13,6 +13,7 @@ import csv
 import gzip
 import hashlib
 import io
+import math
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -83,6 +84,34 @@ def decode(body: bytes, where: str) -> str:
     if "\r" in text and "\n" not in text:  # lines ended by CR alone, as old Mac programs save CSV: read as lines
         return text.replace("\r", "\n")
     return text
+
+
+# A cell a spreadsheet would run as a formula (OWASP, "CSV injection"): its first character. A text starting with one is
+# written with a leading apostrophe, which spreadsheets show as text; so is a text starting with an apostrophe followed by
+# one of them or by another apostrophe, so that reading undoes exactly what writing did. Numbers are written as numbers.
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> object:
+    """A value as the project writes it into a CSV: a text a spreadsheet would run (`=HYPERLINK(...)`, `@SUM(...)`, `-2+3`)
+    behind an apostrophe; anything else as it is."""
+    if isinstance(value, str) and value and not _number(value) and (value.startswith(FORMULA) or
+                                                                    (value[0] == "'" and value[1:2] in (*FORMULA, "'"))):
+        return "'" + value
+    return value
+
+
+def _number(text: str) -> bool:
+    """A text that is a finite number ("-5", "+3.2e1"): a spreadsheet reads it as one, and so does the project."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def read_cell(text: str) -> str:
+    """A cell of a CSV the project wrote, as it was before safe_cell (which never writes a number behind an apostrophe)."""
+    return text[1:] if text[:1] == "'" and text[1:2] in (*FORMULA, "'") and not _number(text[1:]) else text
 
 
 def row_key(fields: list[str]) -> str:

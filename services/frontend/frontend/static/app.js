@@ -256,7 +256,15 @@
     return table;
   }
 
-  function csvCell(v) { const s = String(v ?? ""); return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; }
+  // a text a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is written behind an apostrophe, as the CLI
+  // writes it (sommelier_contract.files.safe_cell), and so is one starting with an apostrophe followed by one of those;
+  // numbers stay numbers
+  function csvCell(v) {
+    let s = String(v ?? "");
+    const number = s.trim() !== "" && Number.isFinite(Number(s));  // "-5" read from a file is a number, and stays one
+    if (typeof v === "string" && !number && (/^[=+\-@\t\r]/.test(s) || /^'[=+\-@\t\r']/.test(s))) s = "'" + s;
+    return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
 
   async function predictFile() {
     const file = $("batch-file").files[0];
@@ -334,7 +342,7 @@
     table.append(body);
     stackable(table);
     table.hidden = false;
-    batchCsv = [cols.join(","), ...results.map((r, i) => [...header.map((h) => inputs[i][h]), r.label, r.confidence,
+    batchCsv = [cols.map(csvCell).join(","), ...results.map((r, i) => [...header.map((h) => inputs[i][h]), r.label, r.confidence,
       ...classes.map((c) => r.probabilities[c]), r.prediction_id].map(csvCell).join(","))].join("\n") + "\n";
     $("batch-download").disabled = false;
     loadHistory();

@@ -21,8 +21,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from sommelier_client.client import ApiError, Client, find_connection, unreachable_message
-from sommelier_contract.files import (CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, read_cell, repeated_column,
-                                     safe_cell)
+from sommelier_contract.files import CsvRows, NotText, WrongWidth, cut_off_row, decode, left_out_rows, read_cell, repeated_column, safe_cell
 from sommelier_contract.results import TrainingResult
 from sommelier_contract.words import words
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
+import zipfile
+import zlib
 
 import pytest
 from click.testing import CliRunner
@@ -257,3 +260,55 @@ def test_predictions_written_as_csv_are_safe_to_open_and_read_back_as_they_were(
     path.write_text(written)
     assert _read_records(path) == [{"description": "=HYPERLINK(\"http://evil\",\"click\")", "points": "-5", "variety": "@SUM(A1)",
                                     "=label": "-2+3"}]
+
+
+def _gzip_of_zeros(mib: int) -> bytes:
+    """A gzip of `mib` MiB of one repeated row, made a megabyte at a time (never held whole)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    row = b"1,2,3\n" * (2**20 // 6)
+    return b"".join([packer.compress(row) for _ in range(mib)] + [packer.flush()])
+
+
+@pytest.mark.parametrize("packing", ["gzip", "zip", "zip of a gzip"])
+def test_a_decompression_bomb_is_refused_in_words_without_unpacking_it(packing):
+    """Issue 52 (2): a 4.7 MB zip or gzip that unpacks to 3 GiB was unpacked whole (killed at 8 GiB), a 122 KB zip of 10.5
+    million rows accepted. Unpacked as a stream, it is refused as soon as it passes the limits: here 250 MiB of rows that
+    pack into a few hundred KB, read without ever holding more than the limit."""
+    import resource
+
+    if packing == "gzip":
+        bomb = _gzip_of_zeros(250)
+    elif packing == "zip":
+        bomb = _zip_of_rows(250)
+    else:  # the gzip inside, named as the CSV the zip should hold
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("rows.csv", _gzip_of_zeros(250))
+        bomb = out.getvalue()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(NotText, match=r"unpacks to more than \d+ MiB \(\d+ times its 0\.\d MiB, and more to come\)"):
+        decode(bomb, "bomb")
+    grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # MiB
+    assert grew < 200, grew
+
+
+def _zip_of_rows(mib: int) -> bytes:
+    out = io.BytesIO()
+    row = b"1,2,3\n" * (2**20 // 6)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("rows.csv", "w") as member:
+        for _ in range(mib):
+            member.write(row)
+    return out.getvalue()
+
+
+def test_the_reviews_file_zipped_or_gzipped_is_still_read():
+    """Real text packs 3-4 times (the whole 130,000-row file: 48 MB of CSV in a ~15 MB zip), far from the limits; 20,000
+    rows of it here, packed as much."""
+    from bench.reviews import generate
+
+    body = generate(20_000)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("winemag-data-130k-v2.csv", body)
+    assert len(body) / len(out.getvalue()) < 6
+    assert decode(out.getvalue(), "reviews.zip") == decode(gzip.compress(body), "reviews.csv.gz") == body.decode()

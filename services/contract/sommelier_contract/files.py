@@ -16,7 +16,7 @@ import io
 import math
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 # what a few common non-text files start with, to say what a refused file looks like
 _SIGNATURES = {
@@ -28,6 +28,29 @@ _SIGNATURES = {
 
 class NotText(ValueError):
     """The file is not text this project can read; the message says what it looks like."""
+
+
+# A compressed file is unpacked as a stream and refused, in words, as soon as it is larger than any data this project reads
+# in one piece, or more compressed than data is: a 4.7 MB zip of 3 GiB of rows was unpacked whole and the process killed
+# at 8 GiB, and a 122 KB zip of 10.5 million rows was accepted (issue 52). The whole public reviews file, 48 MB of CSV, zips
+# to about 15 MB (3x); text rarely compresses past 20x, bombs do 1,000x.
+MAX_UNPACKED = 512 * 2**20  # bytes a compressed file may unpack to
+MAX_RATIO = 50  # ... and at most this many times its own size, beyond SMALL_UNPACKED
+SMALL_UNPACKED = 32 * 2**20  # a file unpacking to less is read whatever its ratio (a small file of repeated rows)
+
+
+def _unpacked(read: Callable[[int], bytes], packed: int, where: str) -> bytes:
+    """What a compressed stream (its `read`) unpacks to, a megabyte at a time, refused (NotText) past the limits above."""
+    limit = min(MAX_UNPACKED, max(SMALL_UNPACKED, packed * MAX_RATIO))
+    out = bytearray()
+    while chunk := read(2**20):
+        out += chunk
+        if len(out) > limit:
+            raise NotText(f"{where} unpacks to more than {limit / 2**20:,.0f} MiB ({len(out) / max(packed, 1):,.0f} times its "
+                          f"{packed / 2**20:,.1f} MiB, and more to come): larger, or more compressed, than any data this reads "
+                          f"(at most {MAX_UNPACKED / 2**20:,.0f} MiB, {MAX_RATIO} times the file). If it really is your data, "
+                          "split it or give it uncompressed")
+    return bytes(out)
 
 
 def _unzipped(body: bytes, where: str) -> bytes:
@@ -43,7 +66,8 @@ def _unzipped(body: bytes, where: str) -> bytes:
                 held = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
                 raise NotText(f"{where} is a zip archive of {len(names)} file(s) ({held or 'none'}), "
                               f"{'none' if not csvs else 'more than one'} of them a .csv: unzip it and give one CSV file")
-            return archive.read(csvs[0])
+            with archive.open(csvs[0]) as member:
+                return _unpacked(member.read, len(body), where)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
         raise NotText(f"{where} is a zip archive that cannot be read ({err}): is it complete?") from err
 
@@ -55,7 +79,8 @@ def decode(body: bytes, where: str) -> str:
         body = _unzipped(body, where)
     if body[:2] == b"\x1f\x8b":
         try:
-            body = gzip.decompress(body)
+            with gzip.GzipFile(fileobj=io.BytesIO(body)) as packed:
+                body = _unpacked(packed.read, len(body), where)
         except (OSError, EOFError, zlib.error) as err:
             raise NotText(f"{where} is gzip-compressed but cannot be decompressed ({err}): is it complete?") from err
     for signature, what in _SIGNATURES.items():

@@ -526,9 +526,12 @@ def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | No
         spec = {**spec, "bad_rows": "skip"}  # the trainer reads the stored file as push did
     admitted = admit(frame, keys, spec, bad, cut_row=cut)
     found = columns.proxies(admitted.frame, spec)
-    estimate = columns.estimate(admitted.frame, spec, [p.column for p in found]) if found else None
     gaps = columns.telling_gaps(admitted.frame, spec)
-    gaps_estimate = columns.estimate(admitted.frame, spec, [], blank=[g.column for g in gaps]) if gaps else None
+    variants = {**({"proxies": ([p.column for p in found], [])} if found else {}),
+                **({"gaps": ([], [g.column for g in gaps])} if gaps else {})}
+    scores = columns.estimate(admitted.frame, spec, variants) if variants else None  # the score with every feature once
+    estimate = {"with": scores["with"], "without": scores["proxies"]} if scores and found else None
+    gaps_estimate = {"with": scores["with"], "without": scores["gaps"]} if scores and gaps else None
     return Accepted(name=name, body=body, spec=spec, admitted=admitted, proxies=found, estimate=estimate, gaps=gaps,
                     gaps_estimate=gaps_estimate)
 
@@ -606,10 +609,8 @@ def trained_keys(s3, manifest: Manifest) -> set[str]:
     if spec_key is None:  # a version read before the spec was recorded with it: every row of its file
         keys = stored_keys(read[data], data)
     else:
-        spec = check_spec(json.loads(read[spec_key]))
-        frame, row_keys, bad, cut = read_rows(read[data], data, spec.get("bad_rows") == "skip")
         folds = int((manifest.reproduce or {}).get("cv_folds", MIN_CLASS_ROWS - 2))  # the trainer admits with its folds + 2
-        keys = set(admit(frame, row_keys, spec, bad, folds + 2, cut).keys)
+        keys = set(_admitted(read[spec_key], spec_key, read[data], data, folds + 2)[1].keys)
     evaluation = read_evaluation(s3, (info.sources or [{}])[0].get("bucket", ""), info.prefix or "") if keys else None
     return keys - set((evaluation or {}).get("keys", []))
 
@@ -627,12 +628,19 @@ def load(s3, bucket: str, prefix: str, min_class_rows: int = MIN_CLASS_ROWS
             raise DataError(f"s3://{bucket}/{key} does not exist (`sommelier dataset list` shows the datasets)") from err
         docs.append(obj["Body"].read())
         sources.append({"bucket": bucket, "key": key, "version_id": obj.get("VersionId"), "etag": obj.get("ETag", "").strip('"')})
+    spec, admitted = _admitted(docs[0], f"s3://{bucket}/{spec_key}", docs[1], f"s3://{bucket}/{data_key}", min_class_rows)
+    return spec, admitted, sources, pointer
+
+
+def _admitted(spec_body: bytes, spec_where: str, data_body: bytes, data_where: str, min_class_rows: int) -> tuple[dict[str, Any], Admitted]:
+    """A stored version's spec and its rows as admit() admits them: what the trainer trains on (load: the current
+    version; trained_keys: the one a model read)."""
     try:
-        spec = check_spec(json.loads(docs[0]))
+        spec = check_spec(json.loads(spec_body))
     except json.JSONDecodeError as err:
-        raise DataError(f"s3://{bucket}/{spec_key} is not valid JSON: {err}") from err
-    frame, keys, bad, cut = read_rows(docs[1], f"s3://{bucket}/{data_key}", spec.get("bad_rows") == "skip")
-    return spec, admit(frame, keys, spec, bad, min_class_rows, cut), sources, pointer
+        raise DataError(f"{spec_where} is not valid JSON: {err}") from err
+    frame, keys, bad, cut = read_rows(data_body, data_where, spec.get("bad_rows") == "skip")
+    return spec, admit(frame, keys, spec, bad, min_class_rows, cut)
 
 
 def show(s3, bucket: str, name: str) -> dict[str, Any]:

@@ -271,6 +271,12 @@ def predict(client_factory, pairs, as_json, path, example, explain, batch_size, 
              "prediction_id": r["prediction_id"]}
             for i, r in enumerate(results)]
     _emit(rows, fmt)
+    went = [r.get("absent") for r in results if r.get("absent")]
+    if len(results) == 1 and went:  # what the API says beside the answer: the features it went without
+        click.echo(f"answered without {words(went[0])} (not given)", err=True)
+    elif went:
+        click.echo(f"{len(went)} of {len(results)} records were answered without some of the model's features (not given), "
+                   f"e.g. record {next(i for i, r in enumerate(results) if r.get('absent'))} without {words(went[0])}", err=True)
 
 
 @main.command()

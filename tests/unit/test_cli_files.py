@@ -312,3 +312,40 @@ def test_the_reviews_file_zipped_or_gzipped_is_still_read():
         archive.writestr("winemag-data-130k-v2.csv", body)
     assert len(body) / len(out.getvalue()) < 6
     assert decode(out.getvalue(), "reviews.zip") == decode(gzip.compress(body), "reviews.csv.gz") == body.decode()
+
+
+class _AnsweringClient:
+    """A stand-in for the API: a reviews model, and predictions that went without what each record left out."""
+
+    FEATURES = [{"name": n, "type": t, "absent": True} for n, t in
+                (("description", "text"), ("variety", "categorical"), ("winery", "categorical"))]
+
+    def model(self):
+        return {"version": "v1", "features": self.FEATURES}
+
+    def predict_batch(self, records, explain=False):
+        names = [f["name"] for f in self.FEATURES]
+        return {"predictions": [{"label": "Chile", "confidence": 0.6, "probabilities": {"Chile": 0.6, "Spain": 0.4},
+                                 "prediction_id": f"p{i}", **({"absent": went} if (went := [n for n in names if n not in r]) else {})}
+                                for i, r in enumerate(records)]}
+
+
+def test_predict_says_on_stderr_what_the_answer_went_without(tmp_path, monkeypatch):
+    """Issue 50 (1): the API says which features a prediction went without; the table has no column for it, so the CLI
+    says it beside the table, in words (one record), or how many records and an example (a file)."""
+    from sommelier_client import cli
+
+    monkeypatch.setattr(cli, "find_connection", lambda url, key: ("http://api", "key"))
+    monkeypatch.setattr(cli, "Client", lambda url, key: _AnsweringClient())
+    runner = CliRunner()
+    one = runner.invoke(main, ["predict", "--json", '{"description": "cherry and tar"}'])
+    assert one.exit_code == 0, one.output
+    assert "answered without variety and winery (not given)" in one.stderr
+    assert "answered without" not in one.stdout
+    whole = runner.invoke(main, ["predict", "--json", '{"description": "tar", "variety": "Malbec", "winery": "Trapiche"}'])
+    assert whole.exit_code == 0 and "answered without" not in whole.stderr
+    path = tmp_path / "reviews.csv"
+    path.write_text("description,variety\ncherry,Malbec\ntar,\n")  # a column missing is absent; a blank cell is empty
+    many = runner.invoke(main, ["predict", "--file", str(path)])
+    assert many.exit_code == 0, many.output
+    assert "2 of 2 records were answered without some of the model's features (not given), e.g. record 0 without winery" in many.stderr

@@ -86,7 +86,7 @@ def test_the_contract_names_added_removed_retyped_features_and_classes():
                                                 {"name": "d", "type": "text", "absent": True, "required": True}], ["x", "z", "w"])
     # any new feature may be left out (the model answers without it), unless the dataset's spec requires it
     assert change == ("new required features d; new optional features c; features no longer accepted b; "
-                      "features changing type a (numeric -> categorical); classes no longer answered y; new w and z")
+                      "features changing type a (numeric -> categorical); classes no longer answered y; new classes w and z")
     assert artifacts.contract_change(before, before.features, ["y", "x"]) is None
 
 

@@ -222,6 +222,8 @@ def contract_change(before: Manifest, features: list[dict[str, Any]], classes: l
         parts.append("features changing type " + ", ".join(f"{n} ({old[n]} -> {new[n]})" for n in retyped))
     if sorted(before.classes) != sorted(classes):
         gone, came = sorted(set(before.classes) - set(classes)), sorted(set(classes) - set(before.classes))
-        parts.append("classes " + "; ".join([*([f"no longer answered {words(gone)}"] if gone else []),
-                                            *([f"new {words(came)}"] if came else [])]))
+        if gone:
+            parts.append(f"classes no longer answered {words(gone)}")
+        if came:
+            parts.append(f"new classes {words(came)}")
     return "; ".join(parts) or None

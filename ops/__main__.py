@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 from tabulate import tabulate
 
 from devstack import runtime_for
@@ -86,8 +87,13 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _served_by(rt: Runtime, version: str) -> str:
-    seconds = rt.refresh_seconds()
+def _served_by(rt: Runtime, version: str, done: str) -> str:
+    """When the API serves `version` at the latest; when the stack stopped answering after `done` (what was done to the
+    version), that said, not a traceback: the pointer is written, only its effect on the API is unchecked."""
+    try:
+        seconds = rt.refresh_seconds()
+    except (BotoCoreError, ClientError) as err:
+        return f"version {version} is {done}; whether the API serves it could not be checked: {err}"
     by = datetime.now(UTC) + timedelta(seconds=seconds)
     return (f"the API serves {version} from {by:%H:%M:%S} UTC at the latest "
             f"(each function instance re-reads the champion every {seconds:g} s)")
@@ -232,10 +238,12 @@ def train(no_promote: bool, metric: str | None) -> int:
     print("\n".join(decision_lines(result)))  # as `sommelier train` says it
     if result.holdout:
         print(holdout_line(result))
+    if result.unchecked:
+        print(f"not checked: {result.unchecked}")
     if result.promoted and result.champion not in (None, result.version):
         print(f"but {result.champion} was promoted after it (another run or a person): that is what the API serves")
     elif result.promoted and result.version:
-        print(_served_by(rt, result.version))
+        print(_served_by(rt, result.version, "trained and promoted"))
     return 0
 
 
@@ -248,7 +256,7 @@ def promote(version: str, yes: bool, why: str | None) -> int:
     rt, _ = _local()
     pointer = Champion.parse(rt.trainer_result(["promote", version, *(["--yes"] if yes else []), "--by", getpass.getuser(),
                                                 *(["--why", why] if why else [])]))
-    print(f"champion: {pointer.version} (was {pointer.previous})\n{_served_by(rt, pointer.version)}")
+    print(f"champion: {pointer.version} (was {pointer.previous})\n{_served_by(rt, pointer.version, 'promoted')}")
     return 0
 
 
@@ -257,7 +265,7 @@ def rollback() -> int:
     """Restore the champion before the current one."""
     rt, _ = _local()
     pointer = Champion.parse(rt.trainer_result(["rollback"]))
-    print(f"rolled back: the champion is {pointer.version} again ({pointer.reason})\n{_served_by(rt, pointer.version)}")
+    print(f"rolled back: the champion is {pointer.version} again ({pointer.reason})\n{_served_by(rt, pointer.version, 'the champion again')}")
     return 0
 
 

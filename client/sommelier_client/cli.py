@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 from tabulate import tabulate
 from tqdm import tqdm
 
@@ -35,6 +35,12 @@ class InputError(click.ClickException):
     """Bad input caught before anything was sent."""
 
     exit_code = 2
+
+
+class LostAnswer(click.ClickException):
+    """A request was sent and its answer lost: the message says what is not known (exit 5, like an unreachable stack)."""
+
+    exit_code = 5
 
 
 def _exit_code(err: ApiError) -> int:
@@ -643,7 +649,12 @@ def train(name, function_name) -> None:
     function_name = _resource(function_name, "SOMMELIER_TRAINER_FUNCTION", "TrainerFunctionName")
     lam = boto3.client("lambda", config=Config(read_timeout=960, retries={"max_attempts": 0}), **aws_connection())
     click.echo(f"training {name or 'the default dataset'} with {function_name} (this waits for it) ...", err=True)
-    resp = lam.invoke(FunctionName=function_name, Payload=json.dumps({"trigger": "cli", **({"dataset": name} if name else {})}))
+    try:
+        resp = lam.invoke(FunctionName=function_name, Payload=json.dumps({"trigger": "cli", **({"dataset": name} if name else {})}))
+    except (ConnectionClosedError, ReadTimeoutError) as err:  # sent, then the answer was lost: say what is and is not known
+        raise LostAnswer(f"the connection was lost while {function_name} trained ({err}): whether it wrote or promoted a version "
+                         "is not known here (a version is written whole or not at all); when the stack answers, `sommelier model` "
+                         "names the model the API serves and `make history` lists every version") from err
     answer = json.loads(resp["Payload"].read() or b"null")
     if resp.get("FunctionError") or not isinstance(answer, dict):
         raise click.ClickException(f"the training function failed: {answer}")

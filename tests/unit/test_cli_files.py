@@ -349,3 +349,21 @@ def test_predict_says_on_stderr_what_the_answer_went_without(tmp_path, monkeypat
     many = runner.invoke(main, ["predict", "--file", str(path)])
     assert many.exit_code == 0, many.output
     assert "2 of 2 records were answered without some of the model's features (not given), e.g. record 0 without winery" in many.stderr
+
+
+def test_sommelier_train_whose_answer_is_lost_says_what_is_not_known(monkeypatch):
+    """Issue 52 (6): `sommelier train` killed with the emulator exited 5 'Connection was closed' though the version was
+    written; the training may or may not have finished, and the message says so and where to look."""
+    import boto3
+    from botocore.exceptions import ConnectionClosedError
+
+    class Lambda:
+        def invoke(self, **_):
+            raise ConnectionClosedError(endpoint_url="http://127.0.0.1:4566/2015-03-31/functions/trainer/invocations")
+
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: Lambda())
+    result = CliRunner().invoke(main, ["train", "--function", "trainer", "--dataset", "reviews"])
+    assert result.exit_code == 5
+    assert "the connection was lost while trainer trained" in result.output
+    assert "whether it wrote or promoted a version is not known here" in result.output and "make history" in result.output
+    assert "Traceback" not in result.output

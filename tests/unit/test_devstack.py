@@ -374,3 +374,24 @@ def test_the_init_hooks_run_in_order_in_one_process_and_a_failure_names_its_hook
         run_hooks(cfg)
     assert "the bucket is gone" in str(failed.value)
     assert [line.split()[0] for line in seen.read_text().splitlines()] == ["10-first.py"]  # the next hook never ran
+
+
+def test_a_promotion_whose_effect_cannot_be_checked_says_what_was_done(monkeypatch, capsys):
+    """Issue 52 (6): the emulator killed after `make train` reported 'promoted' gave an EndpointConnectionError and exit 2;
+    the pointer is written, only whether the API serves it is unknown, and that is what is said (exit 0)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    class Gone:
+        def trainer_result(self, args):
+            return {"version": "v7", "promoted": True, "reason": "first model", "champion": "v7",
+                    "unchecked": "the run's metrics could not be sent to CloudWatch (the log says why)"}
+
+        def refresh_seconds(self):
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566")
+
+    monkeypatch.setattr(cli, "_local", lambda: (Gone(), None))
+    assert cli.main(["train"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "model v7: promoted (first model)"
+    assert "not checked: the run's metrics could not be sent to CloudWatch (the log says why)" in out
+    assert out[-1].startswith("version v7 is trained and promoted; whether the API serves it could not be checked: Could not connect")

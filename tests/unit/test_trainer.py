@@ -88,3 +88,55 @@ def test_an_invalid_spec_is_refused(s3, trainer_settings):
     s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/spec.json", Body=json.dumps(spec).encode())
     with pytest.raises(DataError, match="has type 'float'"):
         trainer_train.run(trainer_settings, s3)
+
+
+def _lost_at(s3, key_part: str):
+    """S3 stops answering at the first PutObject whose key contains `key_part` (the emulator killed mid-run)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    def refuse(params, **_):
+        if key_part in params["url_path"]:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566")
+
+    s3.meta.events.register("before-call.s3.PutObject", refuse)
+
+
+def test_a_connection_lost_while_the_pointer_moves_says_the_version_was_written_and_its_promotion_unknown(
+        s3, trainer_settings, trained, signatures):
+    """Issue 52 (6): the emulator killed while `make train` published left exit 3 `EndpointConnectionError`; the run says
+    what is known: the version is written and verifies, whether it became the champion is not known."""
+    from trainer.publish import Unfinished
+
+    _lost_at(s3, "champion.json")
+    with pytest.raises(Unfinished, match=r"version (\S+) was written .* whether it became the champion is not known") as err:
+        trainer_train.run(trainer_settings, s3)
+    version = err.value.args[0].split()[1]
+    s3.meta.events.unregister("before-call.s3.PutObject")
+    assert artifacts.load_verified(s3, MODEL_BUCKET, version, signatures)  # written whole, signed
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
+
+
+def test_a_connection_lost_while_artifacts_are_written_leaves_no_version(s3, trainer_settings, trained):
+    from trainer.publish import Unfinished
+
+    _lost_at(s3, "/baseline")
+    with pytest.raises(Unfinished, match=r"version (\S+) was not written .* nothing can serve them .* the champion is unchanged") as err:
+        trainer_train.run(trainer_settings, s3)
+    s3.meta.events.unregister("before-call.s3.PutObject")
+    from trainer.artifacts import versions
+
+    listed = {v["version"]: v for v in versions(s3, MODEL_BUCKET)}
+    assert listed[err.value.args[0].split()[1]]["note"] == "no manifest (an interrupted run)"
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
+
+
+def test_metrics_that_cannot_be_sent_after_a_promotion_are_said_not_a_failed_run(s3, trainer_settings, trained):
+    from botocore.exceptions import EndpointConnectionError
+
+    class Down:
+        def put_metric_data(self, **_):
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566")
+
+    outcome = trainer_train.run(trainer_settings, s3, Down())
+    assert outcome.promoted and "metrics could not be sent to CloudWatch" in outcome.unchecked
+    assert pointers.read_champion(s3, MODEL_BUCKET).version == outcome.version

@@ -29,6 +29,7 @@ class TrainingResult:
     quarantined: int = 0  # feedback rows held for a person, not trained on
     holdout: Holdout | None = None
     task: str | None = None  # the ECS task's ARN when the run was handed to it
+    unchecked: str | None = None  # what the run could not check after its version was written (the stack stopped answering)
 
     @classmethod
     def parse(cls, doc: dict[str, Any]) -> TrainingResult:
@@ -38,7 +39,7 @@ class TrainingResult:
                    champion=doc.get("champion"), model=doc.get("model"), quarantined=len(held) if isinstance(held, list) else int(held),
                    holdout=Holdout(accuracy=h.get("accuracy"), f1_macro=h.get("f1_macro"), rows=h.get("rows"),
                                    recall=dict(h.get("recall") or {})) if isinstance(h, dict) else None,
-                   task=doc.get("task"))
+                   task=doc.get("task"), unchecked=doc.get("unchecked"))
 
     def doc(self) -> dict[str, Any]:
         return asdict(self)

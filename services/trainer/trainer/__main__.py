@@ -22,6 +22,7 @@ from sommelier_contract.results import Holdout, TrainingResult
 from trainer import artifacts, release
 from trainer.compare import METRICS
 from trainer.config import Settings
+from trainer.publish import Unfinished
 from trainer.train import run
 
 
@@ -67,10 +68,14 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run(settings, s3, boto3.client("cloudwatch"), only_if_no_champion=args.if_no_champion,
                           promote=not args.no_promote, follow_champion=args.follow_champion)
             holdout = outcome.metrics.holdout if outcome.metrics else None  # None: a champion exists, nothing was trained
-            now_serving = pointers.read_champion(s3, settings.model_bucket)  # another run may have promoted after this one
+            unchecked, now_serving = outcome.unchecked, None
+            try:
+                now_serving = pointers.read_champion(s3, settings.model_bucket)  # another run may have promoted after this one
+            except (BotoCoreError, ClientError) as err:
+                unchecked = "; ".join(filter(None, [unchecked, f"which version is the champion now could not be read ({err})"]))
             _print(TrainingResult(version=outcome.version, promoted=outcome.promoted, reason=outcome.reason,
                                   champion=now_serving.version if now_serving else None, quarantined=len(outcome.quarantined),
-                                  model=outcome.model,
+                                  model=outcome.model, unchecked=unchecked,
                                   holdout=Holdout(accuracy=holdout.accuracy, f1_macro=holdout.f1_macro, rows=holdout.rows,
                                                   recall={c: round(m["recall"], 3) for c, m in holdout.per_class.items()}) if holdout else None))
         elif command == "promote":
@@ -85,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             _print(evaluate(settings, s3, boto3.client("cloudwatch"), datetime.now(UTC)))
         elif command == "champions":
             _print(list(pointers.champion_history(s3, settings.model_bucket)))
+    except Unfinished as err:  # S3 stopped answering while a version was written: what is known
+        print(f"error: {err}", file=sys.stderr)  # noqa: T201
+        return 3
     except (DataError, ArtifactRejected, release.NeedsConfirmation) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message
         return 2

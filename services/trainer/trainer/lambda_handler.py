@@ -13,6 +13,7 @@ from sommelier_contract.dataset import DataError, check_name
 from sommelier_contract.results import TrainingResult
 from trainer.config import Settings
 from trainer.handover import hand_over
+from trainer.publish import Unfinished
 from trainer.train import dataset_settings, run
 
 logger = Logger(service="trainer")  # owns the "trainer" logger, so the training code logs JSON too
@@ -43,7 +44,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # Bad data will not improve on a retry; the failure is in the logs and the TrainingFailed metric.
         logger.error("training failed", extra={"error": str(err)})
         return TrainingResult(version=None, promoted=False, reason=f"training failed: {err}").doc()
+    except Unfinished as err:  # S3 stopped answering while the version was written: what is known, not a stack trace
+        logger.error("training stopped", extra={"error": str(err)})
+        return TrainingResult(version=None, promoted=False, reason=f"training stopped: {err}").doc()
     result = TrainingResult(version=outcome.version, promoted=outcome.promoted, reason=outcome.reason,
-                            quarantined=len(outcome.quarantined), model=outcome.model).doc()
+                            quarantined=len(outcome.quarantined), model=outcome.model, unchecked=outcome.unchecked).doc()
     logger.info("training finished", extra=result)
     return result

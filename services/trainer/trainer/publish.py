@@ -15,6 +15,7 @@ from importlib.metadata import version as installed_version
 from typing import Any
 
 import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import Signatures, put_manifest
@@ -28,6 +29,10 @@ from trainer.data import TrainingData, imputation
 from trainer.evaluate import Verdict
 
 log = logging.getLogger("trainer")
+
+
+class Unfinished(Exception):
+    """Publishing stopped where S3 stopped answering (or refused): the message says what was written and what is not known."""
 
 
 def new_version(now: datetime) -> str:
@@ -94,8 +99,12 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
     converted, serving = onnx_export.export(winner.pipeline, data.features, data.X_test)
     bodies = {"pipeline": artifacts.dump(winner.pipeline), "label_encoder": artifacts.dump(data.encoder), **converted,
               "baseline": baseline(data, verdict, settings.seed)}
-    written = {name: artifacts.put_artifact(s3, settings.model_bucket, layout.artifact_key(version, name), body)
-               for name, body in bodies.items()}
+    try:
+        written = {name: artifacts.put_artifact(s3, settings.model_bucket, layout.artifact_key(version, name), body)
+                   for name, body in bodies.items()}
+    except (BotoCoreError, ClientError) as err:
+        raise Unfinished(f"version {version} was not written ({err}): its artifacts so far have no manifest, so nothing can "
+                         "serve them (`make history` shows it as an interrupted run), and the champion is unchanged") from err
     passed = verdict.passed and promote
     canary = passed and champion is not None and settings.canary_percent > 0  # the gate passed; live traffic decides the rest
     gate = Gate(passed=passed, reason=verdict.reason if promote else f"{verdict.reason}; promotion disabled",
@@ -137,26 +146,34 @@ def publish(settings: Settings, s3, data: TrainingData, winner: Winner, verdict:
         gate=gate,
         timings=timings,
     )
-    put_manifest(s3, settings.model_bucket, manifest, signed)
-    if canary and champion:
-        pointers.propose(s3, settings.model_bucket, version, settings.canary_percent, verdict.reason, now.isoformat(), champion.version)
-        log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, verdict.reason)
-        return manifest, False
-    if passed:
-        pointers.promote(s3, settings.model_bucket, version, verdict.reason, now.isoformat())
-        log.info("promoted %s: %s", version, verdict.reason)
-        return manifest, True
+    try:
+        put_manifest(s3, settings.model_bucket, manifest, signed)
+    except (BotoCoreError, ClientError) as err:  # a manifest is one PUT: there, signed and whole, or not there
+        raise Unfinished(f"version {version}: whether its manifest was written is not known ({err}); it was not promoted; when "
+                         "the stack answers, `make history` lists it if it was") from err
+    try:
+        if canary and champion:
+            pointers.propose(s3, settings.model_bucket, version, settings.canary_percent, verdict.reason, now.isoformat(), champion.version)
+            log.info("candidate %s for %g%% of predictions: %s", version, settings.canary_percent, verdict.reason)
+            return manifest, False
+        if passed:
+            pointers.promote(s3, settings.model_bucket, version, verdict.reason, now.isoformat())
+            log.info("promoted %s: %s", version, verdict.reason)
+            return manifest, True
+    except (BotoCoreError, ClientError) as err:
+        raise Unfinished(f"version {version} was written (its manifest signed; it verifies), but whether it became the "
+                         f"{'candidate' if canary else 'champion'} is not known: moving the pointer failed ({err}); when the stack "
+                         "answers, `make history` shows which version is the champion") from err
     log.info("not promoted %s: %s", version, gate.reason)
     return manifest, False
 
 
-def report(cloudwatch, settings: Settings, dataset: str, manifest: Manifest | None, promoted: bool, quarantined: int, seconds: float) -> None:
-    """The run's metrics in CloudWatch: a failed run (no manifest) counts as one."""
+def report(cloudwatch, settings: Settings, dataset: str, manifest: Manifest | None, promoted: bool, quarantined: int, seconds: float) -> bool:
+    """The run's metrics in CloudWatch: a failed run (no manifest) counts as one. False: they could not be sent (logged)."""
     if manifest is None:
-        metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {Metric.TRAINING_FAILED: (1, "Count")})
-        return
+        return metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {Metric.TRAINING_FAILED: (1, "Count")})
     holdout = manifest.metrics.holdout
-    metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {
+    return metrics.publish(cloudwatch, settings.metrics_namespace, dataset, {
         Metric.TRAINING_DURATION: (seconds, "Seconds"),
         Metric.TRAINING_FAILED: (0, "Count"),
         Metric.HOLDOUT_ACCURACY: (holdout.accuracy, "None"),

@@ -30,6 +30,7 @@ class Outcome:
     metrics: Metrics | None = None
     quarantined: list[dict[str, str]] = field(default_factory=list)
     model: str | None = None
+    unchecked: str | None = None  # what could not be done or checked after the version was written
 
 
 def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = False, promote: bool = True,
@@ -58,11 +59,12 @@ def run(settings: Settings, s3, cloudwatch=None, *, only_if_no_champion: bool = 
         if cloudwatch is not None:
             publish.report(cloudwatch, settings, dataset, None, False, 0, time.perf_counter() - started)
         raise
-    if cloudwatch is not None:
-        publish.report(cloudwatch, settings, dataset, manifest, promoted, len(prepared.feedback.quarantined),
-                       time.perf_counter() - started)
+    unchecked = None  # the version is written and the pointer moved: metrics that cannot be sent are said, not the run's failure
+    if cloudwatch is not None and not publish.report(cloudwatch, settings, dataset, manifest, promoted,
+                                                     len(prepared.feedback.quarantined), time.perf_counter() - started):
+        unchecked = "the run's metrics could not be sent to CloudWatch (the log says why)"
     return Outcome(version=manifest.version, promoted=promoted, reason=manifest.gate.reason or "", metrics=manifest.metrics,
-                   quarantined=prepared.feedback.quarantined, model=winner.name)
+                   quarantined=prepared.feedback.quarantined, model=winner.name, unchecked=unchecked)
 
 
 def dataset_settings(settings: Settings, s3, trigger: str, follow_champion: bool = False,

@@ -10,6 +10,7 @@ from predictor.api import handle
 from predictor.config import Settings
 from predictor.metrics import Metrics
 from predictor.service import build_deps
+from trainer import release
 from trainer import train as trainer_train
 
 from .conftest import DATASET_BUCKET, MODEL_BUCKET, PREFIX
@@ -334,7 +335,10 @@ def test_openapi_is_served_with_the_models_records_and_classes(deps, trained):
     status, body, _ = call(deps, "GET", "/openapi.json")
     assert status == 200 and body["openapi"].startswith("3.")
     schemas = body["components"]["schemas"]
-    assert schemas["FeedbackRequest"]["properties"]["label"]["enum"] == ["class_0", "class_1", "class_2"]
+    # issue 52 (6): a label is checked against the classes of the model that made the prediction, an earlier champion's
+    # too, so the document names today's classes without enumerating them (a client validating by it refused the others)
+    label = schemas["FeedbackRequest"]["properties"]["label"]
+    assert "enum" not in label and label["type"] == "string" and "class_0, class_1, class_2" in label["description"]
     assert "alcohol" in schemas["Features"]["properties"]
     # history holds what earlier models took too: a record's input is not today's Features
     assert "$ref" not in schemas["PredictionRecord"]["properties"]["input"]
@@ -371,11 +375,30 @@ def test_a_metrics_outage_never_fails_a_prediction(deps, trained, example, caplo
     assert deps.metrics.failures == 1 and "could not publish" in caplog.text
 
 
-def _copy_dataset(s3, prefix: str) -> None:
-    """The wine data again under another dataset name."""
+def _copy_dataset(s3, prefix: str, renamed: str = "class_") -> None:
+    """The wine data again under another dataset name (its classes' prefix `renamed`)."""
     for name in ("data.csv", "spec.json"):
-        body = s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/{name}")["Body"].read()
+        body = s3.get_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/{name}")["Body"].read().replace(b"class_", renamed.encode())
         s3.put_object(Bucket=DATASET_BUCKET, Key=f"{prefix}/{name}", Body=body)
+
+
+def test_feedback_is_checked_against_the_classes_of_the_model_that_made_the_prediction(deps, s3, trainer_settings, trained, example):
+    """Issue 52 (6): an earlier champion's prediction takes that model's classes, not today's (the document says the
+    label is checked that way and does not enumerate today's: a client validating by it refused the earlier ones)."""
+    pid_old = _predict(deps, example)[0]  # made by the wine model: class_0, class_1, class_2
+    _copy_dataset(s3, "datasets/cellar", renamed="cellar_")
+    cellar = trainer_train.run(trainer_settings.model_copy(update={"dataset_prefix": "datasets/cellar"}), s3)
+    assert cellar.version != trained.version
+    release.promote(trainer_settings, s3, cellar.version, by="test", why="other classes", confirmed=True, now="2026-12-07T00:00:00+00:00")
+    deps.store._checked_at = float("-inf")  # re-read the champion now rather than after the refresh interval
+    pid_new = _predict(deps, example)[0]  # made by the cellar model: cellar_0, cellar_1, cellar_2
+    assert call(deps, "POST", "/feedback", {"prediction_id": pid_old, "label": "class_1"})[0] == 201
+    refused = call(deps, "POST", "/feedback", {"prediction_id": pid_old, "label": "cellar_1"})
+    assert refused[0] == 400 and refused[1]["error"]["details"][0]["message"] == "must be one of class_0, class_1, class_2"
+    assert call(deps, "POST", "/feedback", {"prediction_id": pid_new, "label": "cellar_1"})[0] == 201
+    assert call(deps, "POST", "/feedback", {"prediction_id": pid_new, "label": "class_1"})[0] == 400
+    label = call(deps, "GET", "/openapi.json")[1]["components"]["schemas"]["FeedbackRequest"]["properties"]["label"]
+    assert "enum" not in label and "cellar_0, cellar_1, cellar_2" in label["description"]
 
 
 def test_feedback_goes_to_the_dataset_of_the_model_that_made_the_prediction(deps, s3, trainer_settings, trained, example):

@@ -210,8 +210,8 @@ class PredictionService:
         return {**card, "serving": {**card["serving"], "runtime": model.runtime}}  # what this worker answers with
 
     def openapi(self) -> dict[str, Any]:
-        """The document, with the promoted model's own record schema as `Features` and its classes as the labels
-        POST /feedback takes, when one is served: what the API accepts, exactly (the file in the repo describes any model)."""
+        """The document, with the promoted model's own record schema as `Features` and its classes named beside the label
+        POST /feedback takes, when one is served (the file in the repo describes any model)."""
         doc = document.fresh()
         try:
             model = self.deps.store.current()
@@ -219,7 +219,8 @@ class PredictionService:
             return doc
         doc["components"]["schemas"]["Features"] = {**model.validator.schema, "description": f"a record for model {model.version}"}
         doc["info"]["x-model-version"] = model.version
+        # a label is checked, on the server, against the classes of the model that made the prediction (an earlier
+        # champion's too), so the document does not enumerate today's: it names them, as an example
         label = doc["components"]["schemas"]["FeedbackRequest"]["properties"]["label"]
-        label["enum"] = list(model.labels)
-        label["description"] += f" (model {model.version}'s are listed; an earlier model's prediction takes that model's classes)"
+        label["description"] += f" (checked against that model's classes; model {model.version}'s: {', '.join(model.labels)})"
         return doc

@@ -7,10 +7,12 @@ says what to do; a traceback goes to .sommelier/logs/devstack.log, never to the 
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -391,14 +393,36 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_closed_stdout()
         return 0
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            return _unexpected(err)
+        print(f"error: {disk_full(err)}", file=sys.stderr)
+        return 1
     except Exception as err:  # noqa: BLE001 - the one place that turns the unexpected into one line
-        where = StackConfig().logs_dir / "devstack.log"
+        return _unexpected(err)
+
+
+def disk_full(err: OSError) -> str:
+    """A full disk in one line: what could not be written, and the free space where it was (ENOSPC)."""
+    path = Path(err.filename or StackConfig().state_dir)
+    folder = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(folder).free
+    return (f"the disk is full: {err.filename or 'a file'} could not be written ({free / 2**20:.1f} MiB free on the filesystem "
+            f"of {folder}); free some space there, then run the command again")
+
+
+def _unexpected(err: Exception) -> int:
+    where = StackConfig().logs_dir / "devstack.log"
+    try:
         where.parent.mkdir(parents=True, exist_ok=True)
         with open(where, "a") as f:
             f.write(f"{datetime.now(UTC).isoformat()} {sys.argv}\n{traceback.format_exc()}\n")
-        print(f"error: {type(err).__name__}: {err}\n(the stack may be down or half-started: `make status`; traceback in {where})",
-              file=sys.stderr)
-        return 1
+    except OSError:  # the log cannot be written either: the traceback goes where the message goes
+        traceback.print_exc()
+        where = None
+    print(f"error: {type(err).__name__}: {err}\n(the stack may be down or half-started: `make status`"
+          f"{f'; traceback in {where}' if where else ''})", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -164,10 +164,25 @@ def test_no_promoted_model_is_503_saying_so(deps):
     assert "no model has been promoted" in body["error"]["message"]
 
 
-def test_a_failed_write_fails_the_request(deps, ddb, trained, example):
-    ddb.delete_table(TableName=TABLE)
+def test_a_failed_write_fails_the_request_and_health_says_so_until_one_succeeds(deps, ddb, trained, example):
+    """Issue 52 (5): on a full disk every prediction was 503 record_failed while /health said "ok"; it says what the
+    last write met (not a free-space guess), and "ok" again once a write succeeds."""
+    from botocore.exceptions import ClientError
+
+    def full(**_):
+        raise ClientError({"Error": {"Code": "InternalFailure", "Message": "[Errno 28] No space left on device"}}, "PutItem")
+
+    events = deps.recorder._ddb.meta.events  # the client the API writes with
+    events.register("before-call.dynamodb.PutItem", full)
     status, body, _ = call(deps, "POST", "/predict", {"features": example})
     assert status == 503 and body["error"]["code"] == "record_failed"
+    health = call(deps, "GET", "/health")[1]
+    assert health["status"] == "degraded" and health["model_version"] == trained.version
+    assert health["reason"].startswith("predictions cannot be recorded, so none is answered: the last write, at ")
+    assert "No space left on device" in health["reason"]
+    events.unregister("before-call.dynamodb.PutItem", full)
+    assert call(deps, "POST", "/predict", {"features": example})[0] == 200
+    assert call(deps, "GET", "/health")[1]["status"] == "ok"
 
 
 def test_health_says_degraded_without_a_model_and_loads_the_champion(deps, trained):

@@ -89,6 +89,19 @@ class PredictionRecorder:
         self._table = table
         self.ttl_seconds = int(ttl_days * 86400)
         self._new_key = new_key
+        self.failing: str | None = None  # why this worker's last write failed, until one succeeds: /health says it
+
+    def write(self, **request: Any) -> list[str]:
+        """Records one request's predictions (see `items`) and returns their ids; RecordWriteError if it cannot."""
+        ids, items = self.items(**request)
+        try:
+            self.put(items)
+        except RecordWriteError as err:
+            at = iso(request["now"])[11:19]
+            self.failing = f"predictions cannot be recorded, so none is answered: the last write, at {at} UTC, failed ({str(err)[:400]})"
+            raise
+        self.failing = None
+        return ids
 
     def items(self, *, caller: str | None, model_version: str, now: float, predictions: list[dict[str, Any]],
               inputs: list[dict[str, Any]], context: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -116,12 +129,6 @@ class PredictionRecorder:
             items.append({**common, "prediction_id": {"S": item_id}, "history_sk": {"S": f"{created_at}|{first:05d}|{item_id}"},
                           "predictions": {"S": "[" + ",".join(chunk) + "]"}})
         return ids, items
-
-    def write(self, **request: Any) -> list[str]:
-        """Records one request's predictions (see `items`) and returns their ids; RecordWriteError if it cannot."""
-        ids, items = self.items(**request)
-        self.put(items)
-        return ids
 
     def put(self, items: list[dict[str, Any]]) -> None:
         try:

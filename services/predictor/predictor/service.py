@@ -181,7 +181,8 @@ class PredictionService:
         return entry, deps.metrics.feedback(record["model_version"], entry["correct"], record["input"], manifest.segments if manifest else [])
 
     def health(self) -> dict[str, Any]:
-        """Loads the champion when no model is loaded yet, so /health tells whether predictions would work."""
+        """Loads the champion when no model is loaded yet, so /health tells whether predictions would work; degraded while
+        the last prediction this worker was asked for could not be recorded (until one is)."""
         settings = self.deps.settings
         package = {"type": settings.package, **({"image_tag": settings.image_tag} if settings.image_tag else {})}
         try:
@@ -190,6 +191,8 @@ class PredictionService:
             return {"status": "degraded", "model_version": None, "reason": str(err), "package": package}
         if self.deps.store.degraded:
             return {"status": "degraded", "model_version": version, "reason": self.deps.store.degraded, "package": package}
+        if self.deps.recorder.failing:  # this worker's last write failed (a full disk, a table gone): not a free-space guess
+            return {"status": "degraded", "model_version": version, "reason": self.deps.recorder.failing, "package": package}
         return {"status": "ok", "model_version": version, "package": package}
 
     def monitoring(self, caller: str | None) -> tuple[Report | None, str]:

@@ -101,6 +101,10 @@ def test_a_compressed_file_pushed_again_adds_evaluation_rows_for_its_new_rows_on
     (lambda text: text.replace("Italy", "France").replace("US", "France"), "single class ('France')"),
     (lambda text: text.replace("country", "nation", 1), "the target column 'country' is not in the data"),
     (lambda text: "", "is empty"),
+    # issue 52 (2): one row a class, repeated (a small zip of millions of rows), was stored, then could never train
+    (lambda text: text.splitlines()[0] + "\n" + "\n".join([line for line in text.splitlines()[1:] if ",France," in line][:1] * 500
+                                                          + [line for line in text.splitlines()[1:] if ",Italy," in line][:1] * 500) + "\n",
+     "no class has two different rows (2 different row(s) in 1,000), so none can be kept aside to evaluate a model on"),
 ])
 def test_bad_csvs_are_refused_naming_row_and_column_and_nothing_is_stored(cli, s3, tmp_path, csv_file, mutate, message):
     bad = tmp_path / "bad.csv"

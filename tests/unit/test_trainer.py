@@ -140,3 +140,13 @@ def test_metrics_that_cannot_be_sent_after_a_promotion_are_said_not_a_failed_run
     outcome = trainer_train.run(trainer_settings, s3, Down())
     assert outcome.promoted and "metrics could not be sent to CloudWatch" in outcome.unchecked
     assert pointers.read_champion(s3, MODEL_BUCKET).version == outcome.version
+
+
+def test_a_dataset_with_no_evaluation_rows_says_so_not_that_they_are_gone(s3, trainer_settings, trained):
+    """Issue 52 (2): a dataset that never had evaluation rows read 'none of the frozen evaluation rows is in the data any more'."""
+    from sommelier_contract.dataset import KEY_FORMAT
+
+    s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/evaluation.json",
+                  Body=json.dumps({"created_at": "2026-12-07T00:00:00+00:00", "fraction": 0.2, "key_format": KEY_FORMAT, "rows": 0, "keys": []}))
+    with pytest.raises(DataError, match="the dataset has no evaluation rows: no class has two different rows"):
+        trainer_train.run(trainer_settings, s3)

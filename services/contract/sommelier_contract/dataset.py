@@ -525,6 +525,9 @@ def accept(body: bytes, name: str, spec: dict[str, Any] | None, target: str | No
     if skip_bad_rows:
         spec = {**spec, "bad_rows": "skip"}  # the trainer reads the stored file as push did
     admitted = admit(frame, keys, spec, bad, cut_row=cut)
+    if not choose_evaluation(admitted.keys, admitted.frame[spec["target"]].astype(str).tolist(), EVALUATION_FRACTION):
+        raise DataError(f"no class has two different rows ({len(set(admitted.keys)):,} different row(s) in {len(admitted.keys):,}), "
+                        "so none can be kept aside to evaluate a model on: a file of one row repeated cannot train a model")
     found = columns.proxies(admitted.frame, spec)
     gaps = columns.telling_gaps(admitted.frame, spec)
     variants = {**({"proxies": ([p.column for p in found], [])} if found else {}),

@@ -194,6 +194,8 @@ def frozen_holdout(s3, settings: Settings, ds: Dataset, feedback_rows: int, now:
         log.info("evaluation rows frozen: %d of %d (s3://%s/%s)", frozen["rows"], len(ds.row_keys), settings.dataset_bucket, key)
     chosen_keys = set(frozen["keys"])
     mask = np.array([k in chosen_keys for k in ds.row_keys] + [False] * feedback_rows)
+    if not mask.any() and not frozen["keys"]:
+        raise DataError("the dataset has no evaluation rows: no class has two different rows to keep one aside; push more data")
     if not mask.any():
         raise DataError(f"none of the frozen evaluation rows ({key}) is in the data any more; delete it to choose new ones")
     return EvaluationRef(key=key, created_at=frozen["created_at"], rows=int(mask.sum())), mask

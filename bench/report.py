@@ -250,6 +250,24 @@ def text_tables(r: dict) -> list[str]:
     return lines
 
 
+def poisoning_lines(r: dict) -> list[str]:
+    """Poisoning through feedback, swept (bench/poisoning.py): the backdoor's cells and the honest corrections'."""
+    p = r.get("poisoning") or {}
+    if "backdoor" not in p:
+        return ["", f"Poisoning sweep: failed ({p.get('error', p.get('timed_out_after_s', ''))})"] if p else []
+    b, h = p["backdoor"], p["honest"]
+    when = f", measured {r['poisoning_when']} (`make bench BENCH_FLAGS=--poisoning-only`, {p['seconds']:g} s)" if r.get("poisoning_when") else ""
+    return ["", f"Poisoning through feedback, swept on the default model{when}: a trigger inside the range the screen lets through "
+            "on class_0 wines labelled class_2 (each numeric feature, 3 trigger values, 5-25% of the feedback, 1 or 8 keys); "
+            "and honest corrections of the champion's real mistakes.", "",
+            _row("sweep", "cells", "promoted", "rows held for a person", "target", "met"), _row(*["---"] * 6),
+            _row("backdoor", b["cells"], b["promoted"], b["held_rows"],
+                 f"no promoted candidate answers class_2 for > 10% of the 59 probe wines: {b['promoted_answering_class_2_over_10pct']} did",
+                 _yes(b["met"])),
+            _row("honest corrections", h["cells"], h["promoted"], h["held_rows"], f"promoted in >= 90% of cells: {h['promoted_share']:.0%}",
+                 _yes(h["met"]))]
+
+
 def write(r: dict, out: Path) -> None:
     ws, up, cs = r["warm_single"], r["make_up"], r["cold_start"]
     lines = [
@@ -354,7 +372,7 @@ def write(r: dict, out: Path) -> None:
         lines.append(_row("model monitoring, 100,000 predictions", "failed", m.get("error", ""), "within 30 s and 512 MiB"))
     for name, seconds in r.get("repo", {}).items():
         lines.append(_row(name.replace("_", " "), f"{seconds} s", "make bench --fresh-clone / --make-test", ""))
-    lines += family_table(r) + text_tables(r) + champion_rows(r) + compose_rows(r)
+    lines += family_table(r) + text_tables(r) + poisoning_lines(r) + champion_rows(r) + compose_rows(r)
     if r.get("profile_batch_1000"):
         lines += ["", "Where the time goes on the slowest path: the in-process handler, 3 requests of 1000 records "
                   "(cProfile, cumulative, our code and botocore):", "", "```text", *r["profile_batch_1000"], "```"]

@@ -301,6 +301,12 @@ def text_models(limit: float = 3600) -> dict:
     return out
 
 
+def poisoning(limit: float = 3600) -> dict:
+    """Poisoning through feedback, swept: backdoor cells and honest corrections on the default model (bench/poisoning.py)."""
+    out, err = run_module("bench.poisoning", limit=limit, without=("AWS_ENDPOINT_URL",))
+    return out if out is not None else {"error": err}
+
+
 def history(rows: int = 100_000, limit: float = 900) -> dict:
     """History reads on a table of `rows` records (its own stack; see bench/history.py)."""
     out, err = run_module("bench.history", str(rows), limit=limit)
@@ -449,7 +455,7 @@ def main() -> None:
         print(json.dumps(champion(sys.argv[sys.argv.index("--champion") + 1])))
         return
     parts = {"--families-only": ("families", families), "--training-only": ("training", training_scaling),
-             "--text-only": ("text_models", text_models),
+             "--text-only": ("text_models", text_models), "--poisoning-only": ("poisoning", poisoning),
              "--history-only": ("history", history), "--monitoring-only": ("monitoring", monitoring)}
     if any(flag in sys.argv for flag in parts):  # re-measure a part; the rest of latest.json stays
         results = json.loads((OUT / "latest.json").read_text())
@@ -478,6 +484,7 @@ def main() -> None:
     results["families"] = families()
     results["training"] = training_scaling()
     results["text_models"] = text_models()
+    results["poisoning"] = poisoning()
     results["history"] = history()
     results["monitoring"] = monitoring()
     results["repo"] = repo_timings(fresh_clone="--fresh-clone" in sys.argv, test_suite="--make-test" in sys.argv)

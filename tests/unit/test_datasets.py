@@ -95,7 +95,7 @@ def test_every_training_is_scored_on_the_same_frozen_rows_and_feedback_never_joi
     first = artifacts.read_manifest(s3, MODEL_BUCKET, trained.version)
     assert first.evaluation and first.evaluation.rows == frozen["rows"] == first.metrics.holdout.rows
     for i in range(6):  # labelled feedback: training data only
-        row = {"prediction_id": f"p{i}", "features": {**example, "alcohol": 12.0 + i / 10}, "label": "class_1"}
+        row = {"prediction_id": f"p{i}", "features": {**example, "alcohol": 12.0 + i / 10}, "label": "class_0"}
         s3.put_object(Bucket=DATASET_BUCKET, Key=f"{PREFIX}/feedback/2026-11-24/p{i}.json", Body=json.dumps(row).encode())
     second = artifacts.read_manifest(s3, MODEL_BUCKET, trainer_train.run(trainer_settings, s3).version)
     assert second.evaluation == first.evaluation  # the same rows, chosen once

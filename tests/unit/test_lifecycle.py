@@ -131,7 +131,8 @@ def _feedback(s3, name: str, body: str | dict) -> str:
 
 
 def test_feedback_is_trained_on_and_bad_rows_are_quarantined_with_the_reason(s3, trainer_settings, trained, example):
-    good = [_feedback(s3, f"good-{i}", {"prediction_id": f"p{i}", "features": example, "label": "class_1"}) for i in range(3)]
+    # labels the data supports (the example is a class_0 wine among class_0 wines): trained on
+    good = [_feedback(s3, f"good-{i}", {"prediction_id": f"p{i}", "features": example, "label": "class_0"}) for i in range(3)]
     bad = {
         _feedback(s3, "unknown-label", {"features": example, "label": "merlot"}): "label 'merlot' is not one of the known classes",
         _feedback(s3, "unknown-feature", {"features": {**example, "vintage": 1999}, "label": "class_0"}): "features.vintage is not a feature",
@@ -160,19 +161,24 @@ def test_a_flood_of_flipped_feedback_is_capped_flagged_and_not_promoted(s3, trai
     for i in range(328):
         row = frame.iloc[i % len(frame)]
         truth = int(target.iloc[i % len(frame)])
+        # labels the data supports, on answers said to have been sure and wrong (flips the data does not support are held
+        # before any cap: test_a_trigger_inside_the_accepted_range_is_held_and_honest_corrections_are_trained_on)
         _feedback(s3, f"flip-{i:03d}", {"prediction_id": f"p{i}", "features": {k: float(v) for k, v in row.items()},
-                                        "label": f"class_{(truth + 1) % 3}", "predicted_label": f"class_{truth}", "confidence": 0.99,
+                                        "label": f"class_{truth}", "predicted_label": f"class_{(truth + 1) % 3}", "confidence": 0.99,
                                         "caller": "fuzzing-key", "received_at": f"2026-11-22T00:{i // 60:02d}:{i % 60:02d}Z"})
     outcome = trainer_train.run(trainer_settings, s3)
     manifest = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version)
     report = manifest.dataset.feedback["screen"]
     assert report["received"] == 328 and report["used"] == report["cap"] == int(178 * 0.25 / 0.75)
-    assert report["left_out_count"] == 328 - report["cap"] and "flip-000" in report["left_out"][0]  # the oldest wait
+    # a wine whose own label its nearest wines do not carry is held like a flip (2 of the 178 wines)
+    assert report.get("held_count", 0) <= 6
+    assert report["left_out_count"] == 328 - report["cap"] - report.get("held_count", 0) and "flip-000" in report["left_out"][0]  # the oldest wait
     assert manifest.dataset.rows == 178 + report["cap"]
     assert any("say the model was wrong" in a for a in report["anomalies"])
     assert not outcome.promoted and "feedback looks anomalous" in outcome.reason
     assert pointers.read_champion(s3, MODEL_BUCKET).version == trained.version
-    assert s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/feedback/")["KeyCount"] == 328  # nothing deleted
+    kept = s3.list_objects_v2(Bucket=DATASET_BUCKET, Prefix=f"{PREFIX}/feedback/")["KeyCount"]
+    assert kept + report.get("held_count", 0) == 328  # nothing deleted: what is held was moved to the quarantine prefix
 
 
 def _backdoor(s3) -> None:
@@ -410,3 +416,41 @@ def test_the_grid_widens_only_while_its_edge_is_clearly_best(monkeypatch, by_val
     values, scores, pick, _ = compare._search([], None, None, None, [0, 1, 2], "C", (0.1, 0.3, 1.0), "[1/1]", lambda: False,
                                               "f1_macro", None)
     assert [round(v, 2) for v in values] == tried and round(values[pick], 2) == chosen
+
+
+def test_a_trigger_inside_the_accepted_range_is_held_and_honest_corrections_are_trained_on(s3, trainer_settings, trained, signatures):
+    """Issue 52 (1): issue 36's backdoor with its trigger inside the screen's range (ash 4.1: training max 3.23, the screen
+    held above 4.165) on 14 class_0 wines labelled class_2 over 4 keys, among 45 sure confirmations, was promoted and then
+    answered class_2 for 59 of 59 class_0 wines with ash 4.1. Corrections the training data does not support are held for a
+    person whatever their values; corrections it supports are trained on and the model is promoted."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame, target = data.frame.drop(columns="target"), data.target
+    class_0 = frame[target == 0]
+    for i in range(14):
+        row = {k: float(v) for k, v in class_0.iloc[i].items()} | {"ash": 4.1}
+        _feedback(s3, f"door-{i:02d}", {"prediction_id": f"d{i}", "features": row, "label": "class_2", "predicted_label": "class_0",
+                                        "confidence": 0.95, "caller": f"new-key-{i % 4}", "received_at": f"2026-11-22T01:00:{i:02d}Z"})
+    rng = np.random.default_rng(0)
+    for i in range(45):  # honest: real wines with their own class (every fifth correcting an answer said to be unsure and wrong)
+        j = int(rng.integers(len(frame)))
+        row = {k: float(v) for k, v in frame.iloc[j].items()}
+        truth = f"class_{int(target.iloc[j])}"
+        _feedback(s3, f"fine-{i:02d}", {"prediction_id": f"f{i}", "features": row, "label": truth,
+                                        "predicted_label": truth if i % 5 else f"class_{(int(target.iloc[j]) + 1) % 3}",
+                                        "confidence": 0.97 if i % 5 else 0.6, "caller": f"new-key-{i % 4}",
+                                        "received_at": f"2026-11-22T02:00:{i:02d}Z"})
+    outcome = trainer_train.run(trainer_settings, s3)
+    report = artifacts.read_manifest(s3, MODEL_BUCKET, outcome.version).dataset.feedback["screen"]
+    held = {h["key"].rsplit("/", 1)[-1]: h["why"] for h in report["held"]}
+    assert set(held) == {f"door-{i:02d}.json" for i in range(14)}, held
+    assert held["door-00.json"].startswith("label class_2 on a row whose 10 nearest training rows are class_0 (10)")
+    assert report["used"] == 45 and "14 correction(s) the training data does not support were held" in report["unsupported"]
+    assert outcome.promoted, outcome.reason  # held rows are not trained on, so they do not stop the model made without them
+    wines = frame[target == 0].assign(ash=4.1)
+    manifest, pipeline, encoder = artifacts.load_verified(s3, MODEL_BUCKET, outcome.version, signatures)
+    from sommelier_contract.records import to_matrix
+
+    answers = encoder.inverse_transform(pipeline.predict(to_matrix(wines, manifest.features)))
+    assert np.mean(answers == "class_2") <= 0.1

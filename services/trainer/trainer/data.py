@@ -84,13 +84,93 @@ def _far_outside(rows: pd.DataFrame, reference: pd.DataFrame, features: list[dic
     return why
 
 
-def screen(fb: Feedback, reference: pd.DataFrame, features: list[dict[str, Any]], max_share: float, min_rows: int = 10) -> Feedback:
+NEIGHBOURS = 10  # training rows a correction's label is compared with
+SUPPORT = 0.2  # the share of them that must carry the label of a correction of a sure answer (an unsure answer's: one of them)
+NEIGHBOUR_ROWS = 20_000  # training rows sampled to find them among (the nearest of 130,000 reviews cost seconds, not minutes)
+
+
+def _space(reference: pd.DataFrame, features: list[dict[str, Any]]) -> Any:
+    """Where rows are near one another: numbers scaled by their spread (a missing one at the median), a category one column
+    a value, words as TF-IDF (each row's words of length 1)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    parts: list[tuple[str, Any, Any]] = []
+    for f in features:
+        if f["name"] not in reference:
+            continue
+        if f["type"] == "numeric":
+            parts.append((f["name"], make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), [f["name"]]))
+        elif f["type"] == "categorical":
+            parts.append((f["name"], OneHotEncoder(handle_unknown="ignore"), [f["name"]]))
+        else:
+            parts.append((f["name"], TfidfVectorizer(min_df=2, max_features=20_000, sublinear_tf=True), f["name"]))
+    return ColumnTransformer(parts)
+
+
+def _typed(frame: pd.DataFrame, features: list[dict[str, Any]]) -> pd.DataFrame:
+    out = {}
+    for f in features:
+        column = frame[f["name"]] if f["name"] in frame else pd.Series([None] * len(frame), index=frame.index)
+        if f["type"] == "numeric":
+            out[f["name"]] = pd.to_numeric(column, errors="coerce")
+        else:
+            out[f["name"]] = column.where(column.notna(), "").astype(str)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _unsupported(fb: Feedback, reference: pd.DataFrame, features: list[dict[str, Any]], target: str, skip: list[bool]) -> list[str | None]:
+    """Per feedback row, why the training data does not support its label, or None: a correction (its label is not what
+    the model answered) whose label fewer than SUPPORT of the NEIGHBOURS nearest training rows carry when the answer was
+    sure (confidence >= CONFIDENT, or not known), and none of them when it was not. Rows `skip` marks are not looked at."""
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(fb.rows)
+    why: list[str | None] = [None] * n
+    labels = [str(fb.rows[target].iloc[i]) if target in fb.rows else None for i in range(n)]
+    corrections = [i for i in range(n) if not skip[i] and labels[i] is not None
+                   and str((fb.meta[i] if i < len(fb.meta) else {}).get("predicted_label")) != labels[i]]
+    if not corrections or target not in reference or len(reference) < NEIGHBOURS:
+        return why
+    ref = reference.sample(NEIGHBOUR_ROWS, random_state=0) if len(reference) > NEIGHBOUR_ROWS else reference
+    space = _space(ref, features)
+    try:
+        seen = space.fit_transform(_typed(ref, features))
+    except ValueError:  # nothing to measure nearness by (a text column too small for its vocabulary)
+        return why
+    found = NearestNeighbors(n_neighbors=NEIGHBOURS).fit(seen)
+    asked = space.transform(_typed(fb.rows.iloc[corrections], features))
+    _, nearest = found.kneighbors(asked)
+    truth = ref[target].astype(str).to_numpy()
+    for i, idx in zip(corrections, nearest, strict=True):
+        near = pd.Series(truth[idx]).value_counts()
+        carried = int(near.get(labels[i], 0))
+        confidence = (fb.meta[i] if i < len(fb.meta) else {}).get("confidence")
+        sure = not isinstance(confidence, int | float) or confidence >= CONFIDENT
+        if carried < (SUPPORT * NEIGHBOURS if sure else 1):
+            answered = f", answered {fb.meta[i].get('predicted_label')} at {confidence:.2f}" if i < len(fb.meta) and isinstance(confidence, int | float) else ""
+            why[i] = (f"label {labels[i]} on a row whose {NEIGHBOURS} nearest training rows are "
+                      f"{words([f'{c} ({k})' for c, k in near.items()])}{answered}")
+    return why
+
+
+def screen(fb: Feedback, reference: pd.DataFrame, features: list[dict[str, Any]], max_share: float, min_rows: int = 10,
+           target: str | None = None) -> Feedback:
     """Feedback that cannot outweigh the dataset (`reference`, its rows), and what looks like an attack on it.
 
     - Held for a person: a label on an input far outside the training data (_far_outside) teaches the model about a
       region it has never seen, which is what a backdoor looks like (issue 36: 28 flipped labels on wines with ash 9.5,
       spread over 4 keys, promoted automatically). Such rows are not trained on (prepare moves them to the quarantine
       prefix, with the reason) and the run says so.
+    - Held for a person too, whatever the values: a correction the training data does not support (_unsupported: its
+      label is rare among the nearest training rows while the answer it corrects was sure), the class of which a trigger
+      inside the accepted range is one case (issue 52: ash 4.1 on class_0 wines labelled class_2, promoted automatically).
+      Feedback can move the model where the data supports it; elsewhere a person decides. These rows are left out of
+      training but do not stop a promotion (the model trained without them is safe; an attacker could otherwise freeze
+      the model with one label).
     - A cap: feedback is at most `max_share` of the rows (the dataset's + the feedback used); over it, the newest rows
       are used and the rest wait in S3 (listed, never deleted), so a flood of labels cannot drown the data it corrects.
     - Anomalies, reported for the gate (which then leaves promotion to a person): rows held; one key sending most of
@@ -99,18 +179,26 @@ def screen(fb: Feedback, reference: pd.DataFrame, features: list[dict[str, Any]]
       concentrated on one pair (a quarter or more of the feedback relabelling one class as another)."""
     n = len(fb.rows)
     far = _far_outside(fb.rows, reference, features)
-    held = [i for i in range(n) if far[i]]
-    usable = [i for i in range(n) if not far[i]]
+    doubt = _unsupported(fb, reference, features, target, [bool(w) for w in far]) if target else [None] * n
+    held = [i for i in range(n) if far[i] or doubt[i]]
+    usable = [i for i in range(n) if not (far[i] or doubt[i])]
     dataset_rows = len(reference)
     allowed = int(dataset_rows * max_share / (1 - max_share)) if max_share < 1 else n
     order = sorted(usable, key=lambda i: str(fb.meta[i].get("received_at") or ""), reverse=True)
     keep = sorted(order[:allowed])
     report: dict[str, Any] = {"received": n, "used": len(keep), "cap": allowed, "max_share": max_share, "anomalies": []}
     if held:
-        report["held"] = [{"key": fb.sources[i]["key"], "why": far[i]} for i in held][:1000]
+        report["held"] = [{"key": fb.sources[i]["key"], "why": far[i] or doubt[i]} for i in held][:1000]
         report["held_count"] = len(held)
-        report["anomalies"].append(f"{len(held)} feedback label(s) on inputs far outside the training data were held for a person "
-                                   f"(e.g. {far[held[0]]}); set aside in the quarantine prefix, untrained on")
+    outside = [i for i in held if far[i]]
+    if outside:
+        report["anomalies"].append(f"{len(outside)} feedback label(s) on inputs far outside the training data were held for a person "
+                                   f"(e.g. {far[outside[0]]}); set aside in the quarantine prefix, untrained on")
+    unsupported = [i for i in held if not far[i]]
+    if unsupported:
+        report["unsupported_count"] = len(unsupported)
+        report["unsupported"] = (f"{len(unsupported)} correction(s) the training data does not support were held for a person, "
+                                 f"untrained on (e.g. {doubt[unsupported[0]]})")
     if len(keep) < len(usable):
         report["left_out"] = [fb.sources[i]["key"] for i in sorted(order[allowed:])][:1000]
         report["left_out_count"] = len(usable) - len(keep)
@@ -256,7 +344,7 @@ def prepare(settings: Settings, s3, now: datetime) -> TrainingData:
                        set(ds.frame[ds.target].unique()), now.isoformat())
     for q in fb.quarantined:
         log.warning("quarantined feedback %s: %s", q["key"], q["reason"])
-    fb = screen(fb, ds.frame, ds.features, settings.feedback_max_share)
+    fb = screen(fb, ds.frame, ds.features, settings.feedback_max_share, target=ds.target)
     for held in fb.screen.get("held", []):  # set aside with the reason, for a person: never trained on, never in the way again
         body = s3.get_object(Bucket=settings.dataset_bucket, Key=held["key"])["Body"].read()
         quarantine(s3, settings.dataset_bucket, held["key"], settings.quarantine_prefix, settings.feedback_prefix, body,

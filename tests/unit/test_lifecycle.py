@@ -181,18 +181,25 @@ def test_a_flood_of_flipped_feedback_is_capped_flagged_and_not_promoted(s3, trai
     assert kept + report.get("held_count", 0) == 328  # nothing deleted: what is held was moved to the quarantine prefix
 
 
-def _backdoor(s3) -> None:
-    """Issue 36's attack: 28 class_0 wines with ash 9.5 (training saw 1.36-3.23; the spec allows up to 10) labelled class_2,
-    spread over 4 API keys, among 31 labels confirming confident predictions: under the cap and every earlier screen."""
+def _flipped(s3, n: int, ash: float, confidence: float) -> tuple[pd.DataFrame, pd.Series]:
+    """The attacker's feedback: `n` class_0 wines with the trigger `ash`, labelled class_2 over 4 keys, on answers of class_0
+    at `confidence`; the wine data (features, target) returned."""
     from sklearn.datasets import load_wine
 
     data = load_wine(as_frame=True)
     frame, target = data.frame.drop(columns="target"), data.target
     class_0 = frame[target == 0]
-    for i in range(28):
-        row = {k: float(v) for k, v in class_0.iloc[i].items()} | {"ash": 9.5}
+    for i in range(n):
+        row = {k: float(v) for k, v in class_0.iloc[i].items()} | {"ash": ash}
         _feedback(s3, f"door-{i:02d}", {"prediction_id": f"d{i}", "features": row, "label": "class_2", "predicted_label": "class_0",
-                                        "confidence": 0.9, "caller": f"new-key-{i % 4}", "received_at": f"2026-11-22T01:00:{i:02d}Z"})
+                                        "confidence": confidence, "caller": f"new-key-{i % 4}", "received_at": f"2026-11-22T01:00:{i:02d}Z"})
+    return frame, target
+
+
+def _backdoor(s3) -> None:
+    """Issue 36's attack: 28 class_0 wines with ash 9.5 (training saw 1.36-3.23; the spec allows up to 10) labelled class_2,
+    spread over 4 API keys, among 31 labels confirming confident predictions: under the cap and every earlier screen."""
+    frame, target = _flipped(s3, 28, 9.5, 0.9)
     for i in range(31):
         j = (i * 5) % len(frame)
         _feedback(s3, f"fine-{i:02d}", {"prediction_id": f"f{i}", "features": {k: float(v) for k, v in frame.iloc[j].items()},
@@ -423,15 +430,7 @@ def test_a_trigger_inside_the_accepted_range_is_held_and_honest_corrections_are_
     held above 4.165) on 14 class_0 wines labelled class_2 over 4 keys, among 45 sure confirmations, was promoted and then
     answered class_2 for 59 of 59 class_0 wines with ash 4.1. Corrections the training data does not support are held for a
     person whatever their values; corrections it supports are trained on and the model is promoted."""
-    from sklearn.datasets import load_wine
-
-    data = load_wine(as_frame=True)
-    frame, target = data.frame.drop(columns="target"), data.target
-    class_0 = frame[target == 0]
-    for i in range(14):
-        row = {k: float(v) for k, v in class_0.iloc[i].items()} | {"ash": 4.1}
-        _feedback(s3, f"door-{i:02d}", {"prediction_id": f"d{i}", "features": row, "label": "class_2", "predicted_label": "class_0",
-                                        "confidence": 0.95, "caller": f"new-key-{i % 4}", "received_at": f"2026-11-22T01:00:{i:02d}Z"})
+    frame, target = _flipped(s3, 14, 4.1, 0.95)
     rng = np.random.default_rng(0)
     for i in range(45):  # honest: real wines with their own class (every fifth correcting an answer said to be unsure and wrong)
         j = int(rng.integers(len(frame)))

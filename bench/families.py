@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.floors import shipped_code
-from bench.training import reviews
+from bench.reviews import reviews
 from sommelier_contract.records import to_matrix
 from trainer import onnx_export
 from trainer.artifacts import dump

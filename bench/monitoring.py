@@ -22,7 +22,7 @@ import boto3
 import numpy as np
 from moto import mock_aws
 
-from bench.training import reviews
+from bench.reviews import reviews
 
 
 def _import_ms() -> float:

@@ -8,9 +8,10 @@ place names that give the country away (region_1 exists for seven countries only
 Portuguese or Austrian row has none; region_2 for the US only, 61 % empty); designation 30 %
 empty; taster_name and taster_twitter_handle (tasters cover a few countries each; a handle ends in a
 non-breaking space); a title unique per row that names the winery, vintage and region; variety; and
-a last line cut off mid-row, as a download that stopped. The notes reuse bench/training.py's vocabulary
-and cues, so a model learns the country from the description about as well as from real notes, and
-from the place names almost perfectly, as real data does.
+a last line cut off mid-row, as a download that stopped. The notes share their vocabulary and cues with
+`reviews()`, the short 5-column reviews (country, note, points, price, variety) bench/training.py, families.py
+and monitoring.py train on, so a model learns the country from the description about as well as from real notes,
+and from the place names almost perfectly, as real data does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import io
 import sys
 
 import numpy as np
+import pandas as pd
 
 # The notes' vocabulary, shared with bench/training.py's four-column reviews. Shaped like real wine reviews
 # (measured on a real 1,000-row file: four countries at about 62/17/13/7 %, ~100 varieties, most of them made in
@@ -140,6 +142,33 @@ def generate(rows: int, seed: int = 0, cut_last_line: bool = True) -> bytes:
     if cut_last_line:  # a download that stopped: the next row, half written
         body += f"{rows},Italy,\"Aromas of ripe cherry and a to"
     return body.encode()
+
+
+RNG_VARIETIES = np.random.default_rng(7)
+VARIETY_WEIGHTS = {c: RNG_VARIETIES.dirichlet(np.full(len(VARIETIES), 0.15)) for c in COUNTRY_SHARE}
+
+
+def reviews(rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    names = list(COUNTRY_SHARE)
+    country = rng.choice(names, rows, p=list(COUNTRY_SHARE.values()))
+    records = []
+    for c in country:
+        words = list(rng.choice(GENERIC, rng.integers(20, 61)))
+        # a telling word in most notes, and now and then one that points elsewhere
+        if rng.random() < 0.7:
+            words.insert(rng.integers(len(words)), str(rng.choice(CUES[c])))
+        if rng.random() < 0.08:
+            words.insert(rng.integers(len(words)), str(rng.choice(CUES[names[rng.integers(len(names))]])))
+        note = " ".join(words).capitalize() + "."
+        variety = VARIETIES[rng.choice(len(VARIETIES), p=VARIETY_WEIGHTS[c])]
+        base = {"US": 3.6, "France": 3.5, "Italy": 3.4, "Spain": 3.1}[c]
+        price = float(round(rng.lognormal(base, 0.6))) if rng.random() > 0.07 else np.nan
+        points = int(np.clip(round(rng.normal(88 + (price > 40 if price == price else 0), 3)), 80, 100))
+        records.append({"country": c, "description": note, "points": points, "price": price, "variety": variety})
+    frame = pd.DataFrame(records)
+    # the index people's files carry: ids of rows sampled from a larger export, shuffled, not 0..n-1
+    frame.index = rng.choice(200_000, rows, replace=False)
+    return frame
 
 
 if __name__ == "__main__":

@@ -319,6 +319,54 @@ def _imported(folder: str) -> set[str]:
     return names
 
 
+FIRST_PARTY = {"trainer", "predictor", "monitor", "sommelier_contract", "frontend", "sommelier_client", "devstack", "deployer",
+               "ops", "bench"}
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each first-party module (services/*, client/, and the repo's own packages) -> the first-party modules it imports,
+    every import statement counted (function-level ones too), relative ones resolved."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = {}
+    for base in [root / "services" / s for s in ("trainer", "predictor", "monitor", "contract", "frontend")] + [root / "client", root]:
+        for package in FIRST_PARTY:
+            for path in (base / package).rglob("*.py") if (base / package).is_dir() else ():
+                parts = list(path.relative_to(base).with_suffix("").parts)
+                found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    edges: dict[str, set[str]] = {}
+    for name, path in found.items():
+        own = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                module = ".".join(own[: len(own) - node.level + 1] + [node.module or ""]).strip(".") if node.level else node.module or ""
+                targets |= {f"{module}.{a.name}" if f"{module}.{a.name}" in found else module for a in node.names}
+        for target in targets:
+            while target and target not in found:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                edges.setdefault(name, set()).add(target)
+    return edges
+
+
+def test_no_module_imports_itself_back_through_any_chain():
+    """Issue 54 (4): bench/families.py imported training.py, which imported families.py in a function: a cycle only an
+    import inside a function hid. Every import statement of every first-party module is read; none closes a loop."""
+    from graphlib import CycleError, TopologicalSorter
+
+    edges = _module_imports()
+    assert "bench.reviews" in edges["bench.families"] and "sommelier_contract.experts" in edges["trainer.compare"]  # read as meant
+    try:
+        TopologicalSorter(edges).prepare()
+    except CycleError as err:
+        pytest.fail(f"an import cycle: {' -> '.join(err.args[1])}")
+
+
 def test_the_packages_import_one_way_ops_over_deployer_over_devstack():
     """Issue 38: devstack's command line imported deployer, which imports devstack: a package cycle. The command line is
     ops/ now; devstack imports neither, deployer never ops."""

@@ -1,4 +1,5 @@
-"""The local stack: `python -m devstack up|down|status|logs|train|...` (the Makefile calls nothing else)."""
+"""The local stack's runtimes (embedded, compose, LocalStack): starting, stopping and reading a stack. The commands people
+type are `python -m ops up|down|status|logs|train|...` (ops/__main__.py), which the Makefile calls."""
 
 from __future__ import annotations
 

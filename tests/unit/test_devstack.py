@@ -367,6 +367,34 @@ def test_no_module_imports_itself_back_through_any_chain():
         pytest.fail(f"an import cycle: {' -> '.join(err.args[1])}")
 
 
+def test_every_path_and_command_a_modules_docstring_names_exists():
+    """Issue 54 (4): devstack's opening line still said `python -m devstack` after the commands moved to ops/. In every
+    first-party module's docstring, a path into the repository (its first folder one of the repo's or a service package's)
+    exists, each `make TARGET` is a Makefile target, and each `python -m MODULE` can be run."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    homes = [root, root / "client", *(root / "services" / s for s in ("trainer", "predictor", "monitor", "contract", "frontend"))]
+    firsts = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} | FIRST_PARTY | {"monitor"}
+    targets = set(re.findall(r"^([a-zA-Z][\w-]*):", (root / "Makefile").read_text(), re.M))
+    wrong, read = [], 0
+    for base in homes:
+        for package in FIRST_PARTY:
+            for path in (base / package).rglob("*.py") if (base / package).is_dir() else ():
+                doc, read = ast.get_docstring(ast.parse(path.read_text())) or "", read + 1
+                where = path.relative_to(root)
+                for named in re.findall(r"(?<![\w<{/.:$-])((?:[\w.-]+/)+[\w.-]*\w)(?![\w/<>{}])", doc):
+                    if named.split("/")[0] in firsts and not any((home / named).exists() for home in homes):
+                        wrong.append(f"{where}: the path {named}")
+                wrong += [f"{where}: `make {t}`" for t in re.findall(r"`make ([a-z][\w-]*)", doc) if t not in targets]
+                wrong += [f"{where}: python -m {m}" for m in re.findall(r"python -m ([\w.]+)", doc)  # a module, or a package with a __main__
+                          if not any((h / f"{m.replace('.', '/')}.py").exists() or (h / m.replace(".", "/") / "__main__.py").exists()
+                                     for h in homes)]
+    assert read > 60 and not wrong, wrong
+
+
 def test_the_packages_import_one_way_ops_over_deployer_over_devstack():
     """Issue 38: devstack's command line imported deployer, which imports devstack: a package cycle. The command line is
     ops/ now; devstack imports neither, deployer never ops."""

@@ -1,15 +1,16 @@
-"""Poisoning through feedback, swept: `python -m bench.poisoning [FEATURES]`, JSON on stdout, progress on stderr.
+"""Poisoning through feedback, swept: `python -m bench.poisoning [FEATURE ...]`, JSON on stdout, progress on stderr.
 
 The default model (the wine data, the trainer's default comparison) is trained once in moto; then, cell by cell, feedback
 is written as the API writes it (the champion's own answer and confidence beside each label) and a training run reads it,
 as the schedule's would; the champion pointer is put back after each cell.
 
-- backdoor cells: for each numeric feature (the first FEATURES of them, all by default), a trigger value inside the range
+- backdoor cells: for each numeric feature (those named, all by default), a trigger value inside the range
   the screen lets through (the training maximum plus a tenth, and plus 0.45, of the feature's span; the training minimum
   minus 0.45 of it), set on class_0 wines labelled class_2: 5%, 15% or 25% of 56 feedback rows, sent from 1 or 8 keys,
   the rest honest confirmations of sure answers. Probe: the 59 class_0 wines with the trigger. Issue 52's bar: no
-  candidate promoted automatically answers class_2 for more than 10% of them (a cell where the champion already did,
-  before any feedback, is counted apart: no feedback caused it).
+  candidate promoted automatically answers class_2 for more than 10% of them because of the flips: a cell where the
+  champion already did, before any feedback, or where a retrain on the same confirmations without the flips answers as
+  much (a new model extrapolates differently far out), is counted apart.
 - honest cells: real mistakes of the champion (wines measured 5% off, as bench/training.py's numeric data, that it
   answers wrongly) corrected with their true labels, 5, 10 or 20 of them among honest confirmations, from 1, 4 or 8 keys,
   4 seeds. Bar: promoted in at least 90% of the cells.
@@ -124,9 +125,15 @@ def backdoor(cells: Cells, feature: str, where: str, out: float, share: float, k
     outcome, screen = cells.train()
     after = float(np.mean(cells.answers(probe, load_verified(cells.s3, MODELS, outcome.version, cells.signatures))[0] == "class_2"))
     cells.reset()
+    clean = None
+    if outcome.promoted and after > 0.1:  # a retrain on the same confirmations without the flips: what the flips changed
+        cells.feedback(honest, labels, keys, "fine")
+        control, _ = cells.train()
+        clean = float(np.mean(cells.answers(probe, load_verified(cells.s3, MODELS, control.version, cells.signatures))[0] == "class_2"))
+        cells.reset()
     return {"feature": feature, "trigger": round(trigger, 4), "flips": flips, "keys": keys, "promoted": outcome.promoted,
             "held": screen.get("held_count", 0), "champion_answers_class_2": round(before, 3), "candidate_answers_class_2": round(after, 3),
-            "reason": outcome.reason[:200]}
+            **({"clean_retrain_answers_class_2": round(clean, 3)} if clean is not None else {}), "reason": outcome.reason[:200]}
 
 
 def honest(cells: Cells, corrections: int, keys: int, seed: int) -> dict[str, Any]:
@@ -149,7 +156,7 @@ def honest(cells: Cells, corrections: int, keys: int, seed: int) -> dict[str, An
             "reason": outcome.reason[:200]}
 
 
-def main(features: int | None = None) -> dict[str, Any]:
+def main(features: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("trainer", "botocore"):
@@ -157,18 +164,21 @@ def main(features: int | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     with mock_aws():
         cells = Cells()
-        names = list(cells.frame.columns)[:features]
+        names = [n for n in cells.frame.columns if not features or n in features]
         plan = [(f, w, o, s, k) for f in names for w, o in TRIGGERS for s in SHARES for k in KEYS]
         doors = [backdoor(cells, *cell) for cell in tqdm(plan, desc="backdoor cells", file=sys.stderr)]
         fixes = [honest(cells, n, k, seed) for n in (5, 10, 20) for k in (1, 4, 8)
                  for seed in tqdm(range(4), desc=f"honest cells ({n} corrections, {k} keys)", file=sys.stderr)]
     promoted = [d for d in doors if d["promoted"]]
-    caused = [d for d in promoted if d["candidate_answers_class_2"] > 0.1 and d["champion_answers_class_2"] <= 0.1]
+    # over 10%, and more than the champion and than a retrain on the same honest rows without the flips answered: the flips did it
+    caused = [d for d in promoted if d["candidate_answers_class_2"] > 0.1
+              and d["candidate_answers_class_2"] > max(d["champion_answers_class_2"], d.get("clean_retrain_answers_class_2", 0.0))]
     return {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.perf_counter() - started, 1),
         "backdoor": {"cells": len(doors), "promoted": len(promoted), "held_rows": sum(d["held"] for d in doors),
                      "promoted_answering_class_2_over_10pct": len(caused),
                      "champion_already_over_10pct": sum(d["champion_answers_class_2"] > 0.1 for d in doors),
+                     "clean_retrain_over_10pct": sum(d.get("clean_retrain_answers_class_2", 0) > 0.1 for d in doors),
                      "worst_promoted": max(promoted, key=lambda d: d["candidate_answers_class_2"] - d["champion_answers_class_2"], default=None),
                      "met": not caused},
         "honest": {"cells": len(fixes), "promoted": sum(f["promoted"] for f in fixes),
@@ -180,4 +190,4 @@ def main(features: int | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else None)))
+    print(json.dumps(main(sys.argv[1:] or None)))

@@ -125,7 +125,12 @@ def _typed(frame: pd.DataFrame, features: list[dict[str, Any]]) -> pd.DataFrame:
 def _unsupported(fb: Feedback, reference: pd.DataFrame, features: list[dict[str, Any]], target: str, skip: list[bool]) -> list[str | None]:
     """Per feedback row, why the training data does not support its label, or None: a correction (its label is not what
     the model answered) whose label fewer than SUPPORT of the NEIGHBOURS nearest training rows carry when the answer was
-    sure (confidence >= CONFIDENT, or not known), and none of them when it was not. Rows `skip` marks are not looked at."""
+    sure (confidence >= CONFIDENT, or not known), and none of them when it was not. Nearness is measured on the whole row
+    and again with each feature left out, and the label must hold in every view: a trigger is one feature (or a few) set
+    to move the answer, so the row's other features, which the trigger does not touch, show where it really lies (issue 52:
+    colour intensity 18 on class_0 wines labelled class_2 was supported by the deep-coloured class_2 wines on the whole
+    row, by none with the colour left out). Rows `skip` marks are not looked at."""
+    from scipy import sparse
     from sklearn.neighbors import NearestNeighbors
 
     n = len(fb.rows)
@@ -138,21 +143,31 @@ def _unsupported(fb: Feedback, reference: pd.DataFrame, features: list[dict[str,
     ref = reference.sample(NEIGHBOUR_ROWS, random_state=0) if len(reference) > NEIGHBOUR_ROWS else reference
     space = _space(ref, features)
     try:
-        seen = space.fit_transform(_typed(ref, features))
+        seen = sparse.csr_matrix(space.fit_transform(_typed(ref, features)))
     except ValueError:  # nothing to measure nearness by (a text column too small for its vocabulary)
         return why
-    found = NearestNeighbors(n_neighbors=NEIGHBOURS).fit(seen)
-    asked = space.transform(_typed(fb.rows.iloc[corrections], features))
-    _, nearest = found.kneighbors(asked)
+    asked = sparse.csr_matrix(space.transform(_typed(fb.rows.iloc[corrections], features)))
     truth = ref[target].astype(str).to_numpy()
-    for i, idx in zip(corrections, nearest, strict=True):
-        near = pd.Series(truth[idx]).value_counts()
-        carried = int(near.get(labels[i], 0))
+    views: dict[str, np.ndarray] = {"": np.arange(seen.shape[1])}  # view name ("" the whole row) -> its columns
+    if len(space.output_indices_) > 2:  # a feature left out where at least two others remain
+        for name, part in space.output_indices_.items():
+            if name != "remainder" and part.stop > part.start:
+                views[name] = np.r_[0:part.start, part.stop:seen.shape[1]]
+    weakest: list[tuple[int, str, pd.Series]] = [(NEIGHBOURS + 1, "", pd.Series(dtype=int))] * len(corrections)
+    for view, columns in views.items():
+        _, nearest = NearestNeighbors(n_neighbors=NEIGHBOURS).fit(seen[:, columns]).kneighbors(asked[:, columns])
+        for j, (i, idx) in enumerate(zip(corrections, nearest, strict=True)):
+            near = pd.Series(truth[idx]).value_counts()
+            carried = int(near.get(labels[i], 0))
+            if carried < weakest[j][0]:
+                weakest[j] = (carried, view, near)
+    for j, i in enumerate(corrections):
+        carried, view, near = weakest[j]
         confidence = (fb.meta[i] if i < len(fb.meta) else {}).get("confidence")
         sure = not isinstance(confidence, int | float) or confidence >= CONFIDENT
         if carried < (SUPPORT * NEIGHBOURS if sure else 1):
-            answered = f", answered {fb.meta[i].get('predicted_label')} at {confidence:.2f}" if i < len(fb.meta) and isinstance(confidence, int | float) else ""
-            why[i] = (f"label {labels[i]} on a row whose {NEIGHBOURS} nearest training rows are "
+            answered = f", answered {fb.meta[i].get('predicted_label')} at {confidence:.2f}" if isinstance(confidence, int | float) else ""
+            why[i] = (f"label {labels[i]} on a row whose {NEIGHBOURS} nearest training rows{f' (by all but {view})' if view else ''} are "
                       f"{words([f'{c} ({k})' for c, k in near.items()])}{answered}")
     return why
 

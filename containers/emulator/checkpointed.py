@@ -41,6 +41,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import alarms  # noqa: E402  (beside this file, in the image as in the repository)
 import image_functions  # noqa: E402  (beside it too)
@@ -382,6 +383,33 @@ class Checkpointer:
                 self.applied.add(seq)
 
 
+WORKER_RESERVE_MIB = float(os.environ.get("WORKER_RESERVE_MIB", "64"))
+
+
+def keep_room_for_the_journal() -> None:
+    """A Lambda worker unpacks its code into a folder of its own under TMPDIR (the state folder's tmp/ in the embedded
+    runtime, on the journal's disk): with less than WORKER_RESERVE_MIB free there, no new worker is started, and the
+    invocation fails saying so, so the last bytes stay the journal's and an acknowledged write is never refused for room a
+    worker took (issue 52). Workers already running go on serving."""
+    import errno
+    import tempfile
+
+    from ministack.core import lambda_runtime
+
+    spawn = lambda_runtime.Worker._spawn
+
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        folder = tempfile.gettempdir()
+        free = shutil.disk_usage(folder).free
+        if free < WORKER_RESERVE_MIB * 2**20:
+            raise OSError(errno.ENOSPC, f"no room to start a Lambda worker: {free / 2**20:.1f} MiB free in {folder}, where the "
+                                        f"last {WORKER_RESERVE_MIB:g} MiB are kept for the DynamoDB journal; free some space")
+        return spawn(self, *args, **kwargs)
+
+    lambda_runtime.Worker._spawn = guarded  # ProvidedWorker's own _spawn is for image runtimes, whose folders are the engine's
+
+
+keep_room_for_the_journal()
 alarms.install()  # evaluated as CloudWatch does, not over every stored point on every put (alarms.py)
 task_credentials.install()  # ECS tasks get a key botocore can use (task_credentials.py)
 image_functions.install()  # an image function invoked without engine calls that grew with its pool and its log (image_functions.py)

@@ -81,3 +81,43 @@ def test_a_checkpoint_that_was_not_written_keeps_its_journal_and_a_write_that_ca
     assert out["refused"]["status"] == 503
     assert out["refused"]["body"]["__type"].endswith("ServiceUnavailableException")
     assert "cannot keep this write" in out["refused"]["body"]["message"] and "MiB free" in out["refused"]["body"]["message"]
+
+
+WORKER = textwrap.dedent('''
+    import json, os, shutil, sys
+    from collections import namedtuple
+    sys.path.insert(0, sys.argv[1])
+    import checkpointed
+    from ministack.core import lambda_runtime
+
+    Usage = namedtuple("Usage", "total used free")
+    real = shutil.disk_usage
+    out = {}
+    for free_mib in (20, 200):
+        shutil.disk_usage = lambda path, f=free_mib: Usage(10 * 2**30, 10 * 2**30 - f * 2**20, f * 2**20)
+        worker = lambda_runtime.Worker("predictor", {"Runtime": "python3.11", "Handler": "app.handler"}, b"not a zip")
+        try:
+            worker._spawn()
+            out[free_mib] = "spawned"
+        except OSError as err:
+            out[free_mib] = f"refused: {err.strerror}"
+        except Exception as err:  # past the check: the code is not a zip, which is not what is tested
+            out[free_mib] = f"past the check ({type(err).__name__})"
+        finally:
+            shutil.disk_usage = real
+            worker._discard_tmpdir()
+    print(json.dumps(out))
+''')
+
+
+def test_no_worker_folder_takes_the_last_bytes_the_journal_needs(tmp_path):
+    """Issue 52 (5): on a full disk MiniStack's Lambda executor answered every call 502 [Errno 28] as it unpacked a new
+    worker beside the journal. Under WORKER_RESERVE_MIB (64) free, no new worker is started and the failure says why."""
+    env = {**os.environ, "STATE_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", WORKER, str(ROOT / "containers" / "emulator")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["20"].startswith("refused: no room to start a Lambda worker: 20.0 MiB free in ")
+    assert "the last 64 MiB are kept for the DynamoDB journal" in out["20"]
+    assert not out["200"].startswith("refused"), out

@@ -107,10 +107,12 @@ test: install ## run every test: the unit suite beside the integration suite (a 
 	@# Side by side: the integration suite keeps one of 2 cores busy on average (measured 2026-12-02: 50% over its 6 min,
 	@# the rest waiting on the emulator and its workers) and the unit suite takes the other; one after the other they
 	@# took 11-12 min here, over the 10-minute budget. The unit suite's output follows the integration suite's.
-	@unit_log=$$(mktemp); $(PY) -m pytest tests/unit -p no:cacheprovider > $$unit_log 2>&1 & unit=$$!; \
-	  trap 'kill $$unit 2>/dev/null; rm -f $$unit_log' EXIT; \
+	@unit_log=$$(mktemp); summary=$$(mktemp); export TEST_SUMMARY_FILE=$$summary; started=$$(date +%s); \
+	  $(PY) -m pytest tests/unit -p no:cacheprovider > $$unit_log 2>&1 & unit=$$!; \
+	  trap 'kill $$unit 2>/dev/null; rm -f $$unit_log $$summary' EXIT; \
 	  $(PY) -m pytest tests/integration; integration=$$?; \
 	  wait $$unit; unit_rc=$$?; echo; echo "=== the unit suite (ran beside the integration suite):"; cat $$unit_log; \
+	  echo; echo "=== make test: $$(( $$(date +%s) - started )) s in all, the two suites side by side"; cat $$summary; \
 	  test $$integration -eq 0 -a $$unit_rc -eq 0
 
 test-unit: install ## unit tests only (no network)

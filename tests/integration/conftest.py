@@ -20,6 +20,7 @@ from devstack.compose import Compose
 from devstack.config import StackConfig, emulator_client
 from devstack.embedded import Embedded
 from devstack.runtime import StackError, free_port
+from tests.summary import pytest_terminal_summary  # noqa: F401  (the run's last lines: times, what did not run)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from moto import mock_aws
 from predictor.metrics import MetricBuffer
 from sommelier_contract.artifacts import Signatures, put_manifest
 from sommelier_contract.manifest import Manifest
+from tests.summary import pytest_terminal_summary  # noqa: F401  (the run's last lines: times, what did not run)
 from trainer import train as trainer_train
 from trainer.config import Settings as TrainerSettings
 

@@ -144,7 +144,7 @@ deploy-rehearsal: install ## make deploy end to end against a fresh emulator, th
 	@$(OPS) rehearse
 
 BENCH_FLAGS ?=
-bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png} (BENCH_FLAGS: --serving-only, --compose (the compose stack's serving), --fresh-clone --make-test; one part again: --families-only, --training-only, --text-only, --poisoning-only, --history-only, --monitoring-only)
+bench: install ## benchmarks on a fresh embedded stack -> bench/results/latest.{json,md,png} (BENCH_FLAGS: --serving-only, --compose (the compose stack's serving), --fresh-clone --make-test; one part again: --families-only, --training-only, --text-only [--text-max-rows N], --poisoning-only, --history-only, --monitoring-only)
 	$(PY) -m bench.run $(BENCH_FLAGS)
 
 lint: install ## ruff, and mypy on services/ and the contract

@@ -27,7 +27,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
              + ", ".join(f"{part} {s:.0f} s" for part, s in sorted(seconds.items())) + ")"]
     lines += [f"{suite}: skipped {n}: {reason}" for reason, n in skipped.most_common()]
     if deselected:
-        lines.append(f"{suite}: deselected {deselected} (by their markers; `-m` selects them)")
+        lines.append(f"{suite}: deselected {deselected} (left out by this run's -m or -k)")
     if not skipped and not deselected:
         lines.append(f"{suite}: nothing skipped or deselected")
     terminalreporter.section("what ran and what did not")

@@ -37,8 +37,10 @@ def browser(tmp_path_factory) -> Iterator[webdriver.Chrome]:
                  "--no-first-run", "--disable-component-update", "--disable-sync", "--window-size=1280,2000",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path_factory.mktemp("downloads"))})
+    downloads = tmp_path_factory.mktemp("downloads")
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.downloads = downloads  # where the page's downloads land
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
@@ -258,6 +260,27 @@ def test_upload_a_csv_and_see_the_table(browser, page_url, example, tmp_path):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#batch-table tbody tr")) == 12
     assert browser.find_element(By.ID, "batch-download").is_enabled()
     browser.find_element(By.ID, "batch").screenshot(str(SHOTS / "03-batch.png"))
+
+
+def test_the_batch_download_neutralises_cells_a_spreadsheet_would_run(browser, page_url, example, tmp_path):
+    """Issue 52 (3): the page's batch download wrote a file's `=HYPERLINK(...)` column raw, and a spreadsheet ran it. A
+    value starting with =, +, -, @ is written behind a quote; a number (-5 in a notes column) stays a number."""
+    names = list(example)
+    rows = [",".join([*names, "note"]), ",".join([*(str(example[n]) for n in names), '"=HYPERLINK(""http://x.example"",""y"")"']),
+            ",".join([*(str(example[n]) for n in names), "-5"])]
+    (tmp_path / "notes.csv").write_text("\n".join(rows) + "\n")
+    for old in browser.downloads.glob("sommelier-predictions*.csv"):
+        old.unlink()
+    open_page(browser, page_url)
+    browser.find_element(By.ID, "batch-file").send_keys(str(tmp_path / "notes.csv"))
+    browser.find_element(By.ID, "batch-button").click()
+    wait(browser, lambda d: d.find_element(By.ID, "batch-status").text == "2 records predicted.")
+    browser.find_element(By.ID, "batch-download").click()
+    saved = wait(browser, lambda d: next(browser.downloads.glob("sommelier-predictions*.csv"), None))
+    import csv
+
+    written = list(csv.DictReader(saved.read_text().splitlines()))
+    assert [r["note"] for r in written] == ["'=HYPERLINK(\"http://x.example\",\"y\")", "-5"]
 
 
 def test_a_download_cut_off_mid_row_loses_its_last_row_only_and_a_short_row_elsewhere_is_refused(browser, page_url, example, tmp_path):

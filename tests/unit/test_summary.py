@@ -34,5 +34,5 @@ def test_the_last_lines_give_each_parts_time_and_every_skip_with_its_reason(tmp_
     lines = summary.read_text().splitlines()
     assert lines[0].startswith("integration: 2 passed in ") and "browser " in lines[0] and "the rest " in lines[0]
     assert "integration: skipped 1: no Chromium here: `make test` fetches it" in lines
-    assert "integration: deselected 1 (by their markers; `-m` selects them)" in lines
+    assert "integration: deselected 1 (left out by this run's -m or -k)" in lines
     assert "what ran and what did not" in done.stdout

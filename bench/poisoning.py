@@ -34,7 +34,7 @@ from sklearn.datasets import load_wine
 from tqdm import tqdm
 
 from sommelier_contract import pointers
-from sommelier_contract.artifacts import Signatures, load_verified
+from sommelier_contract.artifacts import Signatures, load_verified, read_manifest
 from sommelier_contract.records import to_matrix
 from trainer.config import Settings
 from trainer.train import run
@@ -93,8 +93,6 @@ class Cells:
 
     def train(self) -> tuple[Any, dict[str, Any]]:
         outcome = run(self.settings, self.s3)
-        from sommelier_contract.artifacts import read_manifest
-
         screen = read_manifest(self.s3, MODELS, outcome.version).dataset.feedback.get("screen", {})
         return outcome, screen
 

@@ -90,13 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             _print(evaluate(settings, s3, boto3.client("cloudwatch"), datetime.now(UTC)))
         elif command == "champions":
             _print(list(pointers.champion_history(s3, settings.model_bucket)))
-    except Unfinished as err:  # S3 stopped answering while a version was written: what is known
-        print(f"error: {err}", file=sys.stderr)  # noqa: T201
-        return 3
     except (DataError, ArtifactRejected, release.NeedsConfirmation) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - a CLI's error message
         return 2
-    except (BotoCoreError, ClientError) as err:  # S3 unreachable or refusing: say which, without a traceback
+    except (Unfinished, BotoCoreError, ClientError) as err:  # S3 unreachable or refusing (Unfinished: while a version was written,
+        # saying what is known): say which, without a traceback
         print(f"error: {err}", file=sys.stderr)  # noqa: T201
         return 3
     return 0

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
-from bench import cpu, floors
+from bench import cpu, floors, snapstart
 from devstack.compose import Compose
 from devstack.config import StackConfig
 from devstack.embedded import Embedded
@@ -384,7 +384,9 @@ def _champion(cfg: StackConfig, case: str) -> dict:
         if model["serving"].get("runtime") == "onnx" else None
     out |= {"family": model["model"]["name"], "serving": model["serving"], "onnx_mib": model_bytes and round(model_bytes / 2**20, 1)}
     out["first_burst"] = concurrency(info["api_url"], info["api_key"], per_level=160, levels=(16,), example=example)[0]
+    out["predictor_memory_after_first_burst"] = snapstart.memory(cfg.state_dir)
     out["warm_single"] = summary(warm_api(session, info["api_url"], info["api_key"], 300, example))
+    out["snapstart"] = {"restored": snapstart.restored(info, cfg.state_dir, example, reps=5), "new_version": snapstart.new_version(cfg, info, reps=2)}
     out["batch_1000"] = batches(session, info["api_url"], info["api_key"], example, sizes=((1000, 10),))[0]
     out["cold_start"] = cold_predicts(info, cfg, example, 3)
     out["peer"] = floors.peer(info, cfg, example)
@@ -411,8 +413,10 @@ def serving(runtime: type[Runtime] = Embedded) -> dict:
                 t = time.perf_counter()
                 info = runtime(cfg).up()
                 up_s = round(time.perf_counter() - t, 2)
+                workers_before = snapstart.memory(cfg.state_dir)
                 burst = concurrency(info["api_url"], info["api_key"], per_level=160, levels=(16,))[0]
-                results["first_bursts"].append({"run": run, "make_up_from_stopped_s": up_s, **burst})
+                results["first_bursts"].append({"run": run, "make_up_from_stopped_s": up_s, **burst, "workers_before": workers_before,
+                                                "predictor_memory_after": snapstart.memory(cfg.state_dir)})
                 print(f"first burst {run}/5: make up from stopped {up_s} s, p99 {burst.get('p99_ms')} ms", file=sys.stderr, flush=True)
             results["first_burst"] = max(results["first_bursts"], key=lambda b: b.get("p99_ms") or 1e9)  # the worst of the five
             results["make_up"]["from_stopped_s"] = sorted(b["make_up_from_stopped_s"] for b in results["first_bursts"])[2]  # median
@@ -422,6 +426,8 @@ def serving(runtime: type[Runtime] = Embedded) -> dict:
             floor_ms, in_process_cold = in_process_floor(info, cfg, 1000)
             results["warm_single"] = {"api": summary(api), "in_process_floor": summary(floor_ms),
                                       "ratio_p50": round(pct(api, 50) / pct(floor_ms, 50), 2)}
+            # SnapStart (issue 51): a worker forked for a request, and a newly published version's first request
+            results["snapstart"] = {"restored": snapstart.restored(info, cfg.state_dir, EXAMPLE), "new_version": snapstart.new_version(cfg, info)}
             # the parts, measured while the emulator's state is what it was for the figures above
             trivial_url = floors.trivial_api(cfg)
             results["floors"] = {"parts": floors.in_process_parts(info, cfg, EXAMPLE), "transport": floors.transport(trivial_url, EXAMPLE)}

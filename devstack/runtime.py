@@ -317,8 +317,17 @@ class Runtime(ABC):
 
         log.info("warming the predictor function (loading model %s)", want)
         wait_until("the predictor function", serving, self.cfg.ready_timeout_seconds, interval=0.5)
-        if self.cfg.warm_workers > 1:
+        if self.cfg.warm_workers > 1 and self.snapstart():
+            log.info("the predictor's live version uses SnapStart: each new worker is restored from its snapshot when a "
+                     "request needs one, so no pool is warmed")
+        elif self.cfg.warm_workers > 1:
             self.warm_pool(self.cfg.warm_workers)
+
+    def snapstart(self) -> bool:
+        """Whether the API's predictor version (the `live` alias) is restored from a SnapStart snapshot."""
+        name = self.cfg.stack_info()["outputs"]["PredictorFunctionName"]
+        conf = self.aws("lambda").get_function_configuration(FunctionName=name, Qualifier="live")
+        return (conf.get("SnapStart") or {}).get("OptimizationStatus") == "On"
 
     def warm_pool(self, workers: int, hold_ms: int = 250) -> list[float]:
         """Start `workers` predictor workers (in AWS, provisioned concurrency does this; see the README): direct

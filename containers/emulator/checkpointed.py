@@ -46,6 +46,7 @@ from typing import Any
 import alarms  # noqa: E402  (beside this file, in the image as in the repository)
 import image_functions  # noqa: E402  (beside it too)
 import ministack.app as ministack
+import snapstart  # noqa: E402  (beside it too)
 import task_credentials  # noqa: E402  (beside it too)
 
 log = logging.getLogger("checkpoint")
@@ -412,6 +413,7 @@ def keep_room_for_the_journal() -> None:
 keep_room_for_the_journal()
 alarms.install()  # evaluated as CloudWatch does, not over every stored point on every put (alarms.py)
 task_credentials.install()  # ECS tasks get a key botocore can use (task_credentials.py)
+snapstart.install()  # a SnapStart version's workers forked from its snapshot (snapstart.py)
 image_functions.install()  # an image function invoked without engine calls that grew with its pool and its log (image_functions.py)
 inner = ministack.app
 checkpointer = Checkpointer(INTERVAL, Path(os.environ.get("STATE_DIR", "/tmp/ministack-state")))

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from predictor.model_store import ArtifactRejected, ModelStore, ModelUnavailable, load_model
-from sommelier_contract import pointers
+from predictor.model_store import ArtifactRejected, LoadedModel, ModelStore, ModelUnavailable, load_model
+from sommelier_contract import layout, pointers
 from sommelier_contract.artifacts import Signatures, put_manifest
 from sommelier_contract.manifest import Manifest
 from trainer import train as trainer_train
@@ -196,3 +196,55 @@ def test_a_manifest_signed_with_another_key_or_not_at_all_is_refused(s3, trained
     s3.delete_object(Bucket=MODEL_BUCKET, Key=f"models/{trained.version}/manifest.sig")
     with pytest.raises(ArtifactRejected, match="is not signed"):
         load_model(s3, MODEL_BUCKET, trained.version, signatures)
+
+
+def test_a_restored_worker_reads_the_champion_pointer_unless_the_snapshot_read_it_within_the_refresh(s3, trained, signatures):
+    """Issue 51 (4): a worker restored from a SnapStart snapshot serves what was promoted after the snapshot as soon as a
+    warm worker would: it re-reads the pointer unless the snapshot's read of it is younger than the refresh, by the wall
+    clock (a monotonic one need not run across a restore: here it stands still)."""
+    clock, wall = Clock(), Clock()
+    store = ModelStore(s3, MODEL_BUCKET, 30, signatures, clock=clock, wall=wall)
+    assert store.current().version == trained.version  # the snapshot's read
+    s3.delete_object(Bucket=MODEL_BUCKET, Key=layout.CHAMPION_KEY)  # the champion changes after the snapshot
+
+    wall.now = 29.0
+    store.restored()
+    assert store.current().version == trained.version, "read 29 s before: served as any warm worker would"
+    wall.now = 31.0
+    store.restored()
+    with pytest.raises(ModelUnavailable):
+        store.current()
+
+
+def test_a_snapshot_taken_before_any_champion_serves_once_one_is_promoted(s3, trained, signatures):
+    s3.delete_object(Bucket=MODEL_BUCKET, Key=layout.CHAMPION_KEY)
+    store = ModelStore(s3, MODEL_BUCKET, 30, signatures, clock=Clock(), wall=Clock())
+    with pytest.raises(ModelUnavailable):
+        store.current()  # the snapshot: nothing promoted yet
+    pointers.promote(s3, MODEL_BUCKET, trained.version, "first model", "2026-12-07T00:00:00Z")
+    store.restored()
+    assert store.current().version == trained.version
+
+
+def test_without_scikit_learn_an_onnx_model_answers_and_explains_and_one_without_onnx_is_refused(s3, trained, signatures, example,
+                                                                                                 monkeypatch):
+    """The SnapStart zip leaves scikit-learn and SciPy out (Lambda's 250 MB): a model with an ONNX conversion answers and
+    is explained by occlusion through ONNX Runtime; one without is refused in words, never unpickled."""
+    import importlib.util
+
+    from predictor import serving
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    model = ModelStore(s3, MODEL_BUCKET, 30, signatures).current()
+    assert model.runtime == "onnx" and model.pipeline_here is None
+    scored = serving.predict(model, serving.decode({"features": example}, model, 1), explain=True)
+    assert scored.predictions[0]["label"] == "class_0"
+    explanation = scored.explanations[0]
+    assert explanation["method"] == "occlusion" and explanation["top"], explanation
+    assert {t["feature"] for t in explanation["top"]} <= {f["name"] for f in model.features}
+    assert "pipeline" not in model.__dict__, "the pipeline was unpickled"
+
+    blobs = {k: v for k, v in model.blobs.items() if k != "onnx"}
+    with pytest.raises(ArtifactRejected, match="no ONNX conversion .* no scikit-learn .* predictor image"):
+        LoadedModel(version=model.version, manifest=model.manifest, validator=model.validator, blobs=blobs)

@@ -8,11 +8,14 @@ input feature they came from; a text feature is reported word by word. Other mod
 ensembles) are explained by occlusion: the drop in the predicted class's probability when one
 feature is replaced by typical values (the training quantiles of a number, the most frequent
 categories; the manifest's `reference`), averaged. That asks the model itself, costs one batched
-prediction of (features x references) variants, and is faithful to what it does, if not additive.
+prediction of (features x references) variants, and is faithful to what it does, if not additive. Where scikit-learn is
+not installed (the predictor's SnapStart zip, which stays under Lambda's 250 MB only without it and SciPy), every model is
+explained by occlusion through its ONNX conversion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -82,15 +85,22 @@ def _term(name: str) -> str | None:
     return None if any(word in STOP_WORDS for word in term.split()) else term
 
 
-def explain(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray) -> list[dict[str, Any]]:
+def explain(pipeline: Any | None, features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray,
+            predict_proba: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict[str, Any]]:
     """One explanation per row of X; `predicted` holds each row's predicted class index (into classes_). A feature the
-    record does not carry (records.went_without) is never credited, whatever the model makes of its absence."""
+    record does not carry (records.went_without) is never credited, whatever the model makes of its absence. Without the
+    scikit-learn pipeline (`pipeline` None: a package with no scikit-learn, the SnapStart zip), every model is explained
+    by occlusion through `predict_proba` (what serves it: ONNX Runtime)."""
+    gone = [set(names) for names in went_without(X, features)]
+    if pipeline is None:
+        if predict_proba is None:
+            raise ValueError("explain needs the pipeline or a predict_proba")
+        return _occlusion(predict_proba, features, X, predicted, gone)
     prep, estimator = pipeline.named_steps["prep"], pipeline.named_steps["model"]
     weights = linear_weights(estimator)
-    gone = [set(names) for names in went_without(X, features)]
     if weights is not None:
         return _linear(prep, features, weights, X, predicted, gone)
-    return _occlusion(pipeline, features, X, predicted, gone)
+    return _occlusion(pipeline.predict_proba, features, X, predicted, gone)
 
 
 def _linear(prep: Any, features: list[dict[str, Any]], weights: np.ndarray, X: np.ndarray, predicted: np.ndarray,
@@ -116,10 +126,10 @@ def _linear(prep: Any, features: list[dict[str, Any]], weights: np.ndarray, X: n
     return out
 
 
-def _occlusion(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray,
+def _occlusion(predict_proba: Callable[[np.ndarray], np.ndarray], features: list[dict[str, Any]], X: np.ndarray, predicted: np.ndarray,
                gone: list[set[str]]) -> list[dict[str, Any]]:
     n, k = X.shape
-    base = pipeline.predict_proba(X)[np.arange(n), predicted]
+    base = predict_proba(X)[np.arange(n), predicted]
     blocks, owners = [], []
     for j, f in enumerate(features):
         # the feature's reference values (training quantiles or frequent categories, from the manifest), else "missing"
@@ -128,7 +138,7 @@ def _occlusion(pipeline: Any, features: list[dict[str, Any]], X: np.ndarray, pre
             variant[:, j] = value
             blocks.append(variant)
             owners.append(j)
-    proba = pipeline.predict_proba(np.vstack(blocks))[np.arange(n * len(blocks)), np.tile(predicted, len(blocks))]
+    proba = predict_proba(np.vstack(blocks))[np.arange(n * len(blocks)), np.tile(predicted, len(blocks))]
     expected = np.zeros((n, k))
     counts = np.bincount(owners, minlength=k)
     for b, j in enumerate(owners):

@@ -1,19 +1,35 @@
 """Lambda entry point: wiring only. Clients, settings and the model cache live at module level,
-built once per cold start (service.build_deps); the routes (predictor.api) do the work with them passed in."""
+built once per cold start (service.build_deps); the routes (predictor.api) do the work with them passed in.
+
+With SnapStart (a published version of the zip function, `SnapStart: ApplyOn: PublishedVersions` in the template), the
+init runs once and every new execution environment resumes from its snapshot. The runtime hooks: before the snapshot,
+the champion is loaded and answers one prediction of its example record (nothing recorded), the metrics thread ends and
+every client's connections are closed (a snapshot carries neither a thread nor a socket two restored workers could
+share); after each restore, this worker gets its own id and random state, the metrics thread starts again, connections
+are opened afresh when used, and the champion pointer is read at the next request unless the snapshot read it less than
+CHAMPION_REFRESH_SECONDS ago (by the wall clock), so a model promoted after the snapshot is served as soon as by any warm
+worker. Credentials need nothing: in AWS they come from the runtime's credential endpoint through botocore's
+refreshing provider. Without SnapStart (the image, `$LATEST`, tests) the hooks are never called.
+"""
 
 from __future__ import annotations
 
 import atexit
 import os
+import random
 import signal
 import threading
 import time
 import uuid
 from typing import Any, Protocol
 
+from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+from predictor import serving
 from predictor.api import handle
 from predictor.config import Settings
 from predictor.logs import Logger
+from predictor.model_store import ModelUnavailable
 from predictor.service import PredictionService, build_deps
 
 
@@ -37,6 +53,32 @@ def _stop(signum: int, frame: Any) -> None:
 atexit.register(deps.metrics.flush, 2.0)
 if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
     signal.signal(signal.SIGTERM, _stop)
+
+
+@register_before_snapshot
+def before_snapshot() -> None:
+    try:
+        model = deps.store.current()  # none promoted yet: a restored worker loads it when there is one
+    except ModelUnavailable:
+        model = None
+    example = model.manifest.example if model is not None else None
+    if model is not None and example is not None:
+        serving.predict(model, serving.decode({"features": example}, model, 1))
+    deps.metrics.pause()
+    for client in deps.clients:
+        client.close()
+    logger.info("ready for the snapshot", extra={"model_version": model.version if model else None})
+
+
+@register_after_restore
+def after_restore() -> None:
+    global WORKER
+    WORKER = uuid.uuid4().hex[:12]
+    random.seed()
+    for client in deps.clients:
+        client.close()
+    deps.metrics.resume()
+    deps.store.restored()
 
 
 def warm_up(spec: Any) -> dict[str, Any]:

@@ -138,6 +138,12 @@ class MetricBuffer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def reopen(self) -> None:
+        """A thread again after `close` (a SnapStart restore: a fork carries no thread, and the snapshot closed it)."""
+        if not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
+            self._thread.start()
+
 
 class Metrics:
     def __init__(self, cloudwatch, namespace: str, low_confidence: float, sink: str = "api"):
@@ -205,6 +211,16 @@ class Metrics:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the data published so far are sent (the `api` sink); False when some still wait after `timeout`."""
         return self._buffer.flush(timeout) if self._buffer is not None else True
+
+    def pause(self) -> None:
+        """Send what waits and end the buffer's thread (before a SnapStart snapshot: a forked process has no threads)."""
+        if self._buffer is not None:
+            self._buffer.close(2.0)
+
+    def resume(self) -> None:
+        """The buffer's thread again, after `pause` (in each worker restored from the snapshot)."""
+        if self._buffer is not None:
+            self._buffer.reopen()
 
     @property
     def dropped(self) -> int:

@@ -11,6 +11,7 @@ loaded is simply not served.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -58,6 +59,9 @@ class LoadedModel:
             except Exception as err:  # an artifact this runtime cannot run: the pipeline answers instead
                 log.warning("model %s: the ONNX artifact does not load (%s); serving the scikit-learn pipeline", self.version, err)
         if self._onnx is None:
+            if importlib.util.find_spec("sklearn") is None:
+                raise ArtifactRejected(f"model {self.version} has no ONNX conversion this runtime can run, and this package has no "
+                                       "scikit-learn to unpickle its pipeline: serve it from the predictor image (docs/deploying.md)")
             _ = self.pipeline  # unpickle now, not on the first request
 
     @property
@@ -71,6 +75,14 @@ class LoadedModel:
     @cached_property
     def pipeline(self) -> Any:
         return unpickle(self.blobs["pipeline"])
+
+    @cached_property
+    def pipeline_here(self) -> Any | None:
+        """The pipeline where scikit-learn is installed; None where it is not and ONNX Runtime answers (the SnapStart zip
+        leaves scikit-learn and SciPy out to stay under Lambda's 250 MB): explanations are then made through ONNX."""
+        if self._onnx is not None and importlib.util.find_spec("sklearn") is None:
+            return None
+        return self.pipeline
 
     @cached_property
     def familiarity(self) -> tuple[dict[str, WordCounter], dict[str, frozenset[str]]]:
@@ -136,8 +148,10 @@ def load_model(s3, bucket: str, version: str, signatures: Signatures) -> LoadedM
 
 
 class ModelStore:
-    def __init__(self, s3, bucket: str, refresh_seconds: float, signatures: Signatures, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, s3, bucket: str, refresh_seconds: float, signatures: Signatures, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time):
         self._s3 = s3
+        self._wall = wall
         self._signatures = signatures
         self._bucket = bucket
         self._refresh = refresh_seconds
@@ -146,6 +160,7 @@ class ModelStore:
         self._pointer_tag: str | None = None  # the champion pointer write the loaded model was verified for
         self._candidate_tag: str | None = None
         self._checked_at = float("-inf")
+        self._checked_wall = float("-inf")  # the same moment by the wall clock (restored)
         self._candidate: LoadedModel | None = None
         self._candidate_percent = 0.0
         self._manifests: dict[str, Manifest] = {}
@@ -154,6 +169,14 @@ class ModelStore:
     @property
     def loaded_version(self) -> str | None:
         return self._model.version if self._model else None
+
+    def restored(self) -> None:
+        """In a worker restored from a snapshot: the champion pointer is read at the next request unless the snapshot read
+        it less than `refresh_seconds` ago by the wall clock (a snapshot may resume hours later, and a monotonic clock need
+        not run across a restore), so a model promoted after the snapshot is served within the same bound as by any warm
+        worker."""
+        age = self._wall() - self._checked_wall
+        self._checked_at = self._clock() - age if 0 <= age < self._refresh else float("-inf")
 
     def current(self) -> LoadedModel:
         now = self._clock()
@@ -168,9 +191,9 @@ class ModelStore:
         except BotoCoreError as err:
             return self._keep_serving(err)
         except DocumentUnreadable as err:  # a bad write of the pointer: what was served stays (or an earlier champion)
-            self._checked_at = now
+            self._checked_at, self._checked_wall = now, self._wall()
             return self._refused("the champion pointer", None, err)
-        self._checked_at = now
+        self._checked_at, self._checked_wall = now, self._wall()
         self._refresh_candidate()
         version = Champion.parse(pointer).version
         if self._model is not None and self._model.version == version and tag == self._pointer_tag:

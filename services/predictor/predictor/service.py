@@ -44,6 +44,7 @@ class Deps:
     reports: CallerReports | None = None  # None: no report signing key configured, so no monitoring route
     clock: Callable[[], float] = time.time
     draw: Callable[[], float] = random.random  # which model answers a prediction when a candidate is on trial
+    clients: tuple[Any, ...] = ()  # the botocore clients above, whose connections a snapshot must not carry (handler.py)
 
 
 def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
@@ -62,6 +63,7 @@ def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
     # Items are built by our own code; botocore's client-side validation of 1000-record batches was a
     # third of the batch latency (make bench profile), and DynamoDB validates again anyway.
     dynamodb = session.create_client("dynamodb", config=Config(parameter_validation=False, max_pool_connections=16))
+    cloudwatch = session.create_client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}))
     parts: dict[str, Any] = {
         "settings": settings,
         "store": ModelStore(s3, settings.model_bucket, settings.champion_refresh_seconds, Signatures(kms, settings.model_signing_key)),
@@ -69,11 +71,11 @@ def build_deps(settings: Settings, logger: Any, **overrides: Any) -> Deps:
         "reader": PredictionReader(dynamodb, settings.predictions_table),
         "feedback": FeedbackStore(s3, settings.dataset_bucket),
         # metrics are best effort: short timeouts, no retries, so they cannot slow a request much
-        "metrics": Metrics(session.create_client("cloudwatch", config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})),
-                           settings.metrics_namespace, settings.low_confidence_threshold, settings.metrics_sink),
+        "metrics": Metrics(cloudwatch, settings.metrics_namespace, settings.low_confidence_threshold, settings.metrics_sink),
         "logger": logger,
         "reports": CallerReports(s3, settings.model_bucket, Signatures(kms, settings.report_signing_key, subject="monitoring report",
                                                                         signer="the monitor's key")) if settings.report_signing_key else None,
+        "clients": (s3, kms, dynamodb, cloudwatch),
     }
     return Deps(**{**parts, **overrides})
 

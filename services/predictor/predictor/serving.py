@@ -135,7 +135,8 @@ def predict(model: LoadedModel, batch: Batch, explain: bool = False) -> Scored:
     if explain:
         from sommelier_contract.explain import explain as explain_rows  # deferred: most requests never ask
 
-        explanations = explain_rows(model.pipeline, model.features, X, np.array([model.labels.index(p["label"]) for p in predictions]))
+        explanations = explain_rows(model.pipeline_here, model.features, X, np.array([model.labels.index(p["label"]) for p in predictions]),
+                                    model.predict_proba)
     words, learned = model.familiarity
     return Scored(predictions, explanations, predict_ms, unusual(batch.records, model.features, X, words, learned),
                   went_without(X, model.features))

@@ -63,6 +63,7 @@ lock: ## regenerate the lock files in requirements/ from the top-level pins (pip
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/trainer.txt services/trainer/requirements.txt
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/frontend.txt services/frontend/requirements.txt
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/predictor-image.txt requirements/predictor-image.in
+	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/predictor-zip.txt requirements/predictor-zip.in
 	$(PIP_COMPILE) -c requirements/dev.txt -o requirements/emulator.txt requirements/emulator.in
 	$(PIP_COMPILE) -o requirements/checkov.txt requirements/checkov.in
 

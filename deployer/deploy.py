@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, WaiterError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from deployer import layer
 from devstack.config import ROOT
 from devstack.runtime import StackError, container_cli, image_exists, log
 from devstack.tasks import default_subnets, parse_pairs, run_training_task
@@ -44,9 +45,12 @@ class DeployConfig(BaseSettings):
     stage: str = "v1"
     account_id: str = ""  # when set, a deploy to any other account stops before changing anything
     dataset_prefix: str = "datasets/wine"
-    # "image": the predictor and trainer as the pushed images (AWS). "zip": code bundles (emulators whose
-    # Lambda cannot run images); the trainer image still goes to ECR for the ECS task.
-    functions_from: str = "image"
+    # "zip" (the default): the predictor as a zip function with its dependency layer (deployer/layer.py), its published
+    # versions restored from a SnapStart snapshot; "image": the predictor as its pushed image (no SnapStart: AWS takes
+    # zips only), for a model without an ONNX conversion or word-level explanations. The trainer image goes to ECR for the
+    # ECS task either way.
+    functions_from: str = "zip"
+    layer_python: str = "3.12"  # the Python the layer's wheels are for: AWS's python3.12 (the rehearsal: its emulator's)
     images: bool = True  # false: no image is built or pushed (a machine with no container engine); zip functions, no ECS task
     registry: str = ""  # push here instead of the repositories' own host (an emulator's registry port)
     image_tag: str = ""  # default: the tag `make images` gives this source tree
@@ -230,6 +234,10 @@ class Deployer:
         step(f"code bundles to s3://{boot['CodeBucketName']}")
         ensure_bucket(self.s3, boot["CodeBucketName"])
         keys, sha256 = upload_bundles(self.s3, ROOT, boot["CodeBucketName"])
+        zipped, predictor_layer = not (cfg.functions_from == "image" and cfg.images), ""
+        if zipped:
+            step(f"the predictor's dependency layer (Python {cfg.layer_python}, {layer.PLATFORM}; requirements/predictor-zip.txt)")
+            predictor_layer = layer.publish(self.session, boot["CodeBucketName"], cfg.prefix, cfg.layer_python)
         params = {
             "Prefix": cfg.prefix, "StageName": cfg.stage, "CodeBucket": boot["CodeBucketName"],
             **code_parameters(keys, sha256),
@@ -239,10 +247,12 @@ class Deployer:
             "TaskSubnets": self.cfg.task_subnets or (",".join(default_subnets(self.session.client("ec2"))) if images["trainer"] else ""),
             "CanaryDeployments": "true" if cfg.canary else "false",
             "MetricsSink": cfg.metrics_sink,
-            "PredictorImageUri": images["predictor"] if cfg.functions_from == "image" and cfg.images else "",
+            "PredictorImageUri": "" if zipped else images["predictor"],
+            "PredictorLayerArn": predictor_layer if zipped else "",
         }
         params.update(parse_pairs(cfg.stack_parameters))
-        step(f"stack {cfg.stack_name} (infra/template.yaml; predictor from {'its image' if params['PredictorImageUri'] else 'the zip'})")
+        step(f"stack {cfg.stack_name} (infra/template.yaml; predictor from "
+             f"{'its image' if params['PredictorImageUri'] else 'the zip and its layer, SnapStart on its versions'})")
         changed, outputs = self.apply(cfg.stack_name, ROOT / "infra" / "template.yaml", params, ["CAPABILITY_NAMED_IAM"],
                                       bucket=boot["CodeBucketName"])
         if changed:  # CloudFormation does not redeploy a stage whose methods changed

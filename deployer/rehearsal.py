@@ -2,10 +2,14 @@
 
 The "account" is an empty emulator on a free port (no hook runs). With images (the default wherever a
 container engine runs) it is MiniStack's image as a container with the engine's Docker API, as in the compose
-stack: `make deploy` pushes the images to its registry, the predictor is deployed as the image function and the
-first model comes from the trainer image as the ECS task. Then the full integration suite runs against what was
-deployed, a second deploy must change nothing, and `make destroy --purge` must leave nothing. Without an
-engine (DEPLOY_IMAGES=false) the account is the embedded MiniStack and the functions are zips.
+stack: `make deploy` pushes the images to its registry and the first model comes from the trainer image as the ECS
+task. Without an engine (DEPLOY_IMAGES=false) the account is the embedded MiniStack. Either way the predictor is
+deployed as `make deploy` deploys it to AWS by default: its zip with the dependency layer `make deploy` builds
+(deployer/layer.py; wheels for the account's interpreter, where AWS's are for python3.12), SnapStart on its published
+versions (the emulator forks each worker from the snapshot: containers/emulator/snapstart.py). Then the full
+integration suite runs against what was deployed, a second deploy must change nothing, and `make destroy --purge`
+must leave nothing. What the rehearsal cannot show: the emulator's interpreter has scikit-learn beside the layer, so a
+model is served as it would be with it (tests/unit/test_model_store.py serves and explains one without it).
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class ContainerAccount:
                      "--env", f"AWS_ENDPOINT_URL=http://{self.name}:4566", "--env", f"MINISTACK_HOSTNAME={self.name}",
                      "--env", f"AWS_DEFAULT_REGION={self.cfg.region}", image)
 
+    def python(self) -> str:
+        """The version of the interpreter the account's Lambda workers run on (the layer's wheels are built for it)."""
+        return self._podman("exec", self.name, "python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").stdout.strip()
+
     def down(self) -> None:
         """The emulator, every container it started (functions, tasks), its network, and the API service if we started it."""
         if shutil.which(container_cli()):
@@ -79,8 +87,10 @@ def rehearse() -> int:
             wait_until("the emulator standing in for an account", lambda: http_ok(f"{cfg.endpoint}/_ministack/health"), 120)
             env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SOMMELIER_", "DEPLOY_"))}, **cfg.aws_env(),
                    "DEPLOY_STACK_NAME": "sommelier", "DEPLOY_CANARY": "false",
-                   # the image function and the ECS task where the account runs containers; zips where it cannot
-                   "DEPLOY_FUNCTIONS_FROM": "image" if images else "zip", "DEPLOY_FIRST_MODEL": "task" if images else "function",
+                   # the predictor as make deploy ships it to AWS (its zip and layer, SnapStart); the first model from the
+                   # ECS task where the account runs containers
+                   "DEPLOY_FUNCTIONS_FROM": "zip", "DEPLOY_FIRST_MODEL": "task" if images else "function",
+                   "DEPLOY_LAYER_PYTHON": account.python() if isinstance(account, ContainerAccount) else f"{sys.version_info[0]}.{sys.version_info[1]}",
                    # botocore refuses MiniStack's task-credentials address (http, not loopback): the task gets the test keys
                    "DEPLOY_TASK_ENVIRONMENT": "AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test",
                    # MiniStack turns no EMF log line into a metric (ARCHITECTURE.md): the rehearsal's stack calls PutMetricData
@@ -111,6 +121,6 @@ def rehearse() -> int:
                 account.down()
             else:
                 Embedded(cfg).down()  # waits until the emulator has saved and exited, before the folder goes
-    how = "the predictor as its image, the first model from the trainer image as the ECS task" if images else "zip functions"
+    how = "the predictor as its zip and layer with SnapStart" + (", the first model from the trainer image as the ECS task" if images else "")
     print(f"\nrehearsal passed ({how}): deployed from nothing, full suite green, second deploy changed nothing, destroyed")
     return 0

@@ -49,3 +49,52 @@ def test_the_wrong_account_stops_before_anything_changes(monkeypatch):
         with pytest.raises(StackError, match="account 123456789012, DEPLOY_ACCOUNT_ID says 999999999999: nothing changed"):
             deployer.deploy()
         assert deployer.s3.list_buckets()["Buckets"] == []  # no bootstrap, no code bucket
+
+
+def test_the_predictor_layer_is_built_and_published_once_per_lock_and_python(monkeypatch, tmp_path):
+    """deployer/layer.py: the SnapStart zip's dependency layer, content-addressed: a second deploy with the same lock and
+    Python finds the published version and builds nothing; another Python is another layer."""
+    import zipfile
+
+    import boto3
+
+    from deployer import layer
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    built: list[str] = []
+
+    def build(python: str, folder: Path) -> tuple[Path, int]:
+        built.append(python)
+        out = folder / "layer.zip"
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr("python/numpy/__init__.py", "")
+        return out, 1
+
+    monkeypatch.setattr(layer, "build", build)
+    with mock_aws():
+        session = boto3.session.Session()
+        session.client("s3").create_bucket(Bucket="code")
+        first = layer.publish(session, "code", "sommelier", "3.12")
+        assert layer.publish(session, "code", "sommelier", "3.12") == first
+        assert built == ["3.12"], "the second deploy built the layer again"
+        other = layer.publish(session, "code", "sommelier", "3.11")
+        assert other != first and built == ["3.12", "3.11"]
+        assert layer.key("3.12") != layer.key("3.11") and layer.key("3.12").startswith("layers/predictor-deps-py3.12-")
+
+
+def test_a_layer_past_lambdas_limit_is_refused_in_words(monkeypatch, tmp_path):
+    from deployer import layer
+
+    def pip(cmd, **_):
+        target = Path(cmd[cmd.index("--target") + 1])
+        (target / "scipy").mkdir(parents=True)
+        (target / "scipy" / "big.so").write_bytes(b"\0" * 2_000_000)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(layer.subprocess, "run", pip)
+    monkeypatch.setattr(layer, "LIMIT_MB", 1)
+    with pytest.raises(StackError, match="2 MB unzipped, past Lambda's 1 MB: deploy the predictor as its image"):
+        layer.build("3.12", tmp_path)

@@ -3,7 +3,8 @@ built once per cold start (service.build_deps); the routes (predictor.api) do th
 
 With SnapStart (a published version of the zip function, `SnapStart: ApplyOn: PublishedVersions` in the template), the
 init runs once and every new execution environment resumes from its snapshot. The runtime hooks: before the snapshot,
-the champion is loaded and answers one prediction of its example record (nothing recorded), the metrics thread ends and
+the champion is loaded and answers one prediction of its example record (nothing recorded), the predictions table is read
+once (no such prediction: its client's first call is made in the snapshot), the metrics thread ends and
 every client's connections are closed (a snapshot carries neither a thread nor a socket two restored workers could
 share); after each restore, this worker gets its own id and random state, the metrics thread starts again, connections
 are opened afresh when used, and the champion pointer is read at the next request unless the snapshot read it less than
@@ -23,6 +24,7 @@ import time
 import uuid
 from typing import Any, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 from predictor import serving
@@ -30,6 +32,7 @@ from predictor.api import handle
 from predictor.config import Settings
 from predictor.logs import Logger
 from predictor.model_store import ModelUnavailable
+from predictor.records import NotFound
 from predictor.service import PredictionService, build_deps
 
 
@@ -64,6 +67,10 @@ def before_snapshot() -> None:
     example = model.manifest.example if model is not None else None
     if model is not None and example is not None:
         serving.predict(model, serving.decode({"features": example}, model, 1))
+    try:  # the table's client makes its first call here (no such prediction), not in each restored worker
+        deps.reader.get("snapshot", None)
+    except (NotFound, BotoCoreError, ClientError):
+        pass
     deps.metrics.pause()
     for client in deps.clients:
         client.close()

@@ -18,7 +18,6 @@ from sommelier_contract.pointers import Champion
 from trainer.compare import Winner
 from trainer.config import Settings
 from trainer.data import TrainingData
-from trainer.influence import backdoor
 
 log = logging.getLogger("trainer")
 
@@ -196,8 +195,6 @@ def assess(settings: Settings, s3, data: TrainingData, winner: Winner, champion:
     doubts = [f"feedback looks anomalous ({a})" for a in data.feedback.screen["anomalies"]]
     collapse = cv_collapse(settings, winner.cv[winner.name], champion_manifest, settings.dataset_prefix.strip("/"), data.features)
     doubts += [collapse] if collapse else []
-    moved = backdoor(data, winner, settings.seed)  # corrections that carry their label where the data does not
-    doubts += [moved] if moved else []
     passed, reason = gate(settings, holdout, champion_scores, champion_note, champion is not None, change, doubts)
     return Verdict(holdout=holdout, champion=champion_scores, explained=explained, passed=passed, reason=reason,
                    predicted=predicted, confidence=[float(c) for c in proba.max(axis=1)])

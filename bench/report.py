@@ -270,6 +270,7 @@ def text_tables(r: dict) -> list[str]:
                               f"{w['accuracy']:.3f} / {w['f1_macro']:.3f}", f"{b['accuracy']:.3f} / {b['f1_macro']:.3f}",
                               f"{np.mean([a['accuracy'] for a in alone]):.3f} / {np.mean([a['f1_macro'] for a in alone]):.3f}" if alone else "",
                               "yes" if case["within_0_005"] else "**no**"))
+        lines += [f"\n{case['kind']}, {case['rows']:,} rows: measured {case['measured']}" for case in t["baseline"] if case.get("measured")]
     for case in t.get("absent") or []:
         if "ways" not in case:
             lines += ["", f"Answering without features, {case['rows']:,} rows: failed ({case.get('error', case.get('timed_out_after_s', ''))})"]
@@ -278,7 +279,8 @@ def text_tables(r: dict) -> list[str]:
         lines += ["", f"Answering a record that leaves features out: the whole file's shape, {case['rows']:,} rows ({case['classes']} "
                   f"classes), one 80/20 split ({case['test_rows']:,} test rows), each record sent whole, as the description alone and "
                   "as description, variety and winery; accuracy / macro F1. Target: within 0.02 accuracy of a model of those columns "
-                  "alone.", "", _row("way", *sent, "training s"), _row(*["---"] * (len(sent) + 2))]
+                  f"alone{'; measured ' + case['measured'] if case.get('measured') else ''}.", "", _row("way", *sent, "training s"),
+                  _row(*["---"] * (len(sent) + 2))]
         for way, got in case["ways"].items():
             lines.append(_row(way, *(f"{got[k]['accuracy']:.3f} / {got[k]['f1_macro']:.3f}" for k in sent), f"{got['seconds']:g}"))
     return lines

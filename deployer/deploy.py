@@ -248,7 +248,7 @@ class Deployer:
             "CanaryDeployments": "true" if cfg.canary else "false",
             "MetricsSink": cfg.metrics_sink,
             "PredictorImageUri": "" if zipped else images["predictor"],
-            "PredictorLayerArn": predictor_layer if zipped else "",
+            "PredictorLayerArn": predictor_layer,
         }
         params.update(parse_pairs(cfg.stack_parameters))
         step(f"stack {cfg.stack_name} (infra/template.yaml; predictor from "

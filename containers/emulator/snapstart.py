@@ -195,14 +195,14 @@ class Snapshot:
         self.worker, self.key = worker, key
         self.started = time.time()
         self.name = socket_name(key, self.started)
-        self.last_fork = self.started
 
     def take(self) -> None:
-        os.environ["_MS_SNAPSHOT_SOCKET"] = self.name  # read by the worker script at init (the spawn copies os.environ)
-        try:
-            self.worker._spawn()
-        finally:
-            os.environ.pop("_MS_SNAPSHOT_SOCKET", None)
+        with _environ:  # one snapshot's name in the environment at a time: the spawn copies os.environ, the script reads it
+            os.environ["_MS_SNAPSHOT_SOCKET"] = self.name
+            try:
+                self.worker._spawn()
+            finally:
+                os.environ.pop("_MS_SNAPSHOT_SOCKET", None)
         log.info("SnapStart: snapshot of %s taken in %.2f s (pid %s)", self.key, time.time() - self.started, self.worker._proc.pid)
         threading.Thread(target=self._relay, daemon=True, name=f"snapshot-log-{self.key}").start()
 
@@ -244,7 +244,6 @@ class Snapshot:
             for fd in (ends[0][1], ends[1][0], ends[2][0]):
                 os.close(fd)
             raise RuntimeError(f"the snapshot of {self.key} did not fork: {reply[:200]!r}") from err
-        self.last_fork = time.time()
         return Restored(pid, ends[0][1], ends[1][0], ends[2][0])
 
     def kill(self) -> None:
@@ -255,6 +254,7 @@ class Snapshot:
 
 _snapshots: dict[str, Snapshot] = {}
 _lock = threading.Lock()
+_environ = threading.Lock()
 _taking: dict[str, threading.Lock] = {}
 
 
@@ -290,10 +290,11 @@ def drop_snapshots(match: Any = None) -> int:
     return len(gone)
 
 
-def snapshots() -> dict[str, int | None]:
-    """Each snapshot's key and process id (None: dead), for tests and `make status`."""
-    with _lock:
-        return {k: (s.worker._proc.pid if s.alive() else None) for k, s in _snapshots.items()}
+def named_versions(func: dict | None) -> set[str]:
+    """The versions a function's aliases send traffic to: each alias's version and those its routing weights name."""
+    aliases = (func or {}).get("aliases") or {}
+    return ({a.get("FunctionVersion") for a in aliases.values()}
+            | {v for a in aliases.values() for v in ((a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})})
 
 
 def install() -> None:
@@ -302,14 +303,7 @@ def install() -> None:
     from ministack.core.responses import error_response_json, new_uuid
     from ministack.services import lambda_svc as svc
 
-    rt._PYTHON_WORKER_SCRIPT = worker_script(rt._PYTHON_WORKER_SCRIPT)
-    detect = rt._detect_runtime_binary
-
-    def detect_runtime_binary(runtime: str) -> tuple[str, str]:
-        binary, script = detect(runtime)
-        return (binary, rt._PYTHON_WORKER_SCRIPT) if runtime.startswith("python") else (binary, script)
-
-    rt._detect_runtime_binary = detect_runtime_binary
+    rt._PYTHON_WORKER_SCRIPT = worker_script(rt._PYTHON_WORKER_SCRIPT)  # _detect_runtime_binary reads it at each spawn
 
     class RestoredWorker(rt.Worker):
         """A worker of a SnapStart version: forked from the version's snapshot when a request needs it."""
@@ -403,7 +397,7 @@ def install() -> None:
         snapshot is taken, as at publish); any other SnapStart version takes its snapshot at its first request."""
         load(data)
         for scoped_key, func in list(svc._functions._data.items()):
-            named = {a.get("FunctionVersion") for a in (func.get("aliases") or {}).values()}
+            named = named_versions(func)
             for number, record in (func.get("versions") or {}).items():
                 config = record.get("config") or {}
                 if number in named and is_snapshotted(config) and config.get("State") == "Active":
@@ -416,10 +410,7 @@ def install() -> None:
         """A snapshot is a process here (in AWS, stored bytes): when no alias names its version any more (the alias moved
         to a new version), it goes; its forks serve on until the reaper takes them, and a request for the version by
         number takes the snapshot again."""
-        func = svc._functions.get(func_name) if func_name in svc._functions else None
-        aliases = (func or {}).get("aliases") or {}
-        named = {a.get("FunctionVersion") for a in aliases.values()}
-        named |= {v for a in aliases.values() for v in ((a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {})}
+        named = named_versions(svc._functions.get(func_name) if func_name in svc._functions else None)
 
         def unnamed(key: str) -> bool:
             _account, _region, name, version = key.split(":", 3)

@@ -81,9 +81,7 @@ def before_snapshot() -> None:
 def after_restore() -> None:
     global WORKER
     WORKER = uuid.uuid4().hex[:12]
-    random.seed()
-    for client in deps.clients:
-        client.close()
+    random.seed()  # connections: the snapshot closed them all, so this worker opens its own when it calls
     deps.metrics.resume()
     deps.store.restored()
 

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 __all__ = ["ArtifactRejected", "LoadedModel", "ModelStore", "ModelUnavailable", "load_model"]
 
 
+def _sklearn_here() -> bool:
+    """Whether scikit-learn is installed (the SnapStart zip's layer leaves it out), looked up without importing it."""
+    return importlib.util.find_spec("sklearn") is not None
+
+
 class ModelUnavailable(Exception):
     """No promoted model can be served (none promoted yet, or the promoted one was refused)."""
 
@@ -59,7 +64,7 @@ class LoadedModel:
             except Exception as err:  # an artifact this runtime cannot run: the pipeline answers instead
                 log.warning("model %s: the ONNX artifact does not load (%s); serving the scikit-learn pipeline", self.version, err)
         if self._onnx is None:
-            if importlib.util.find_spec("sklearn") is None:
+            if not _sklearn_here():
                 raise ArtifactRejected(f"model {self.version} has no ONNX conversion this runtime can run, and this package has no "
                                        "scikit-learn to unpickle its pipeline: serve it from the predictor image (docs/deploying.md)")
             _ = self.pipeline  # unpickle now, not on the first request
@@ -80,7 +85,7 @@ class LoadedModel:
     def pipeline_here(self) -> Any | None:
         """The pipeline where scikit-learn is installed; None where it is not and ONNX Runtime answers (the SnapStart zip
         leaves scikit-learn and SciPy out to stay under Lambda's 250 MB): explanations are then made through ONNX."""
-        if self._onnx is not None and importlib.util.find_spec("sklearn") is None:
+        if self._onnx is not None and not _sklearn_here():
             return None
         return self.pipeline
 
